@@ -1,0 +1,129 @@
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import token_issue, token_revoke, user_register
+from config.api import AuthIPThrottle, AuthUsernameThrottle, error_responses
+from config.errors import DomainError
+
+
+class RegisterInput(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150, min_length=3)
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True)
+    date_of_birth = serializers.DateField()
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class RegisterOutput(serializers.Serializer):
+    user = UserOutput()
+    token = serializers.CharField()
+
+
+class TokenInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128)
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class MeOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_creator = serializers.BooleanField()
+    creator_handle = serializers.CharField(allow_null=True)
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    status = 400
+    default_message = "Unable to log in with these credentials."
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [AuthIPThrottle]
+
+    @extend_schema(
+        request=RegisterInput,
+        responses={201: RegisterOutput, **error_responses(400, 429)},
+        auth=[],
+        summary="Sign up",
+    )
+    def post(self, request):
+        data = RegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_register(**data.validated_data)
+        token = token_issue(user=user)
+        return Response(
+            {"user": {"id": user.pk, "username": user.username}, "token": token.key},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+
+    def get_authenticators(self):
+        # Logging in takes no credentials but the body; revoking needs the token itself.
+        if self.request.method == "DELETE":
+            return super().get_authenticators()
+        return []
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [AuthIPThrottle(), AuthUsernameThrottle()]
+        return []
+
+    @extend_schema(
+        request=TokenInput,
+        responses={200: TokenOutput, **error_responses(400, 429)},
+        auth=[],
+        summary="Get an API token",
+    )
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None or not user.is_active:
+            raise InvalidCredentials()
+        return Response({"token": token_issue(user=user).key})
+
+    @extend_schema(request=None, responses={204: None, **error_responses(401)}, summary="Revoke")
+    def delete(self, request):
+        if not request.user.is_authenticated:
+            self.permission_denied(request)
+        token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: MeOutput, **error_responses(401)}, summary="Who am I")
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "is_creator": user.is_creator,
+                "creator_handle": user.creator_handle,
+            }
+        )
+
+

@@ -1,0 +1,262 @@
+"""The API's shared plumbing: the error format, pagination, idempotency, throttles."""
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError, transaction
+from django.http import Http404, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.errors import DomainError, IdempotencyConflict, InvalidInput
+
+log = logging.getLogger(__name__)
+
+_DRF_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            text = _first_message(value)
+            return text if key == "non_field_errors" else f"{key}: {text}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Turn every error into ``{"error": {"code", "message", "fields"}}`` with its status."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        response.data = error_body(code, _first_message(detail) or "Invalid input.", fields)
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        response.data = error_body(code, _first_message(detail))
+    return response
+
+
+def api_not_found(request, exception=None):
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def api_server_error(request):
+    return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_paginated_response(self, data):
+        return Response({"results": data, "next": self.get_next_link()})
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["results", "next"],
+            "properties": {
+                "results": schema,
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+            },
+        }
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    """Stable pagination for append-only, ever-growing lists (ledger entries)."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = "-id"
+
+    def get_paginated_response(self, data):
+        return Response({"results": data, "next": self.get_next_link()})
+
+    def get_paginated_response_schema(self, schema):
+        return Pagination().get_paginated_response_schema(schema)
+
+
+# --- Idempotency ----------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    name="Idempotency-Key",
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        "A unique key per money-moving request (a UUID). A retry with the same key and body "
+        "returns the first response; the same key with another body is 409."
+    ),
+)
+
+
+def _request_hash(request) -> str:
+    try:
+        body = json.dumps(request.data, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        body = repr(request.data)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotent(request, handler: Callable[[], Response]) -> Response:
+    """Run ``handler`` at most once per (user, Idempotency-Key).
+
+    The key row is inserted in the same database transaction as the handler's writes, so a
+    crash leaves neither; a concurrent duplicate blocks on the unique index until the first
+    commits, then replays its answer. Client errors (4xx) are stored and replayed too, like
+    Stripe does; unexpected errors roll everything back so the client may retry.
+    """
+    from accounts.models import IdempotencyRecord
+
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if not key:
+        raise InvalidInput(
+            "The Idempotency-Key header is required for this request.",
+            fields={"Idempotency-Key": ["This header is required."]},
+        )
+    if len(key) > 255:
+        raise InvalidInput(
+            "The Idempotency-Key header is too long (255 characters at most).",
+            fields={"Idempotency-Key": ["Ensure this value has at most 255 characters."]},
+        )
+    request_hash = _request_hash(request)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord(
+                user=request.user,
+                key=key,
+                request_hash=request_hash,
+                path=request.path[:255],
+                response_status=0,
+                response_body={},
+            )
+            with transaction.atomic():
+                record.save(force_insert=True)
+            try:
+                with transaction.atomic():
+                    response = handler()
+            except (DomainError, exceptions.APIException) as exc:
+                response = exception_handler(exc, {"request": request})
+                assert response is not None
+            record.response_status = response.status_code
+            record.response_body = response.data
+            record.save(update_fields=["response_status", "response_body"])
+            return response
+    except IntegrityError:
+        existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+        if existing is None:
+            raise
+    if existing.request_hash != request_hash:
+        raise IdempotencyConflict()
+    replay = Response(existing.response_body, status=existing.response_status)
+    replay["Idempotent-Replayed"] = "true"
+    return replay
+
+
+# --- Throttles ------------------------------------------------------------------------------
+
+
+class AuthIPThrottle(SimpleRateThrottle):
+    """Sign-up and login attempts per client address."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": "auth-ip", "ident": self.get_ident(request)}
+
+
+class AuthUsernameThrottle(SimpleRateThrottle):
+    """Login attempts per username, whatever address they come from."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request, view):
+        username = str(request.data.get("username", "")).strip().lower()[:150]
+        if not username:
+            return None
+        digest = hashlib.sha256(username.encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": "auth-user", "ident": digest}
+
+
+class MoneyThrottle(SimpleRateThrottle):
+    """Money-moving POSTs per user."""
+
+    scope = "money"
+
+    def get_cache_key(self, request, view):
+        if request.method != "POST" or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": "money", "ident": request.user.pk}
+
+
+# --- Schema helpers -------------------------------------------------------------------------
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorDetail",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(),
+            },
+        )
+    },
+)
+
+
+def error_responses(*statuses: int) -> dict:
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=status_text(code)) for code in statuses
+    }
+
+
+def status_text(code: int) -> str:
+    return {
+        400: "Validation error",
+        401: "Not authenticated",
+        402: "insufficient_funds",
+        403: "Not allowed",
+        404: "Not found",
+        409: "idempotency_conflict",
+        423: "wallet_frozen",
+        429: "Too many requests",
+    }.get(code, "Error")

@@ -1,0 +1,148 @@
+"""The ledger's invariants as set-based SQL (``verify_ledger``). Each returns (name, problems)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.utils.module_loading import import_string
+
+from wallets.models import NON_NEGATIVE_KINDS, NON_POSITIVE_KINDS
+
+LIMIT = 20
+
+
+def _rows(sql: str, params: list | tuple = ()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _in(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def check_transactions_balanced() -> list[str]:
+    problems = [
+        f"transaction {tx} does not sum to zero in {unit}: {total:+d}"
+        for tx, unit, total in _rows(
+            "SELECT e.transaction_id, a.unit, SUM(e.amount) FROM wallets_entry e "
+            "JOIN wallets_account a ON a.id = e.account_id "
+            "GROUP BY e.transaction_id, a.unit HAVING SUM(e.amount) <> 0 "
+            f"ORDER BY 1 LIMIT {LIMIT}"
+        )
+    ]
+    problems += [
+        f"transaction {tx} has no entries"
+        for (tx,) in _rows(
+            "SELECT t.id FROM wallets_ledgertransaction t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM wallets_entry e WHERE e.transaction_id = t.id) LIMIT {LIMIT}"
+        )
+    ]
+    return problems
+
+
+def check_balances_match_entries() -> list[str]:
+    cold = _rows(
+        "SELECT a.id, a.balance, COALESCE(s.total, 0) FROM wallets_account a LEFT JOIN "
+        "(SELECT account_id, SUM(amount) AS total FROM wallets_entry GROUP BY account_id) s "
+        "ON s.account_id = a.id WHERE NOT a.is_hot AND a.balance <> COALESCE(s.total, 0) "
+        f"LIMIT {LIMIT}"
+    )
+    problems = [f"account {a}: balance {b} but entries sum to {s}" for a, b, s in cold]
+    last = _rows(
+        "SELECT a.id, a.balance, e.balance_after FROM wallets_account a JOIN wallets_entry e "
+        "ON e.id = (SELECT MAX(x.id) FROM wallets_entry x WHERE x.account_id = a.id) "
+        "WHERE NOT a.is_hot AND (e.balance_after IS NULL OR e.balance_after <> a.balance) "
+        f"LIMIT {LIMIT}"
+    )
+    problems += [f"account {a}: balance {b} but last balance_after {e}" for a, b, e in last]
+    hot = _rows(
+        "SELECT a.id, a.balance, COALESCE(s.total, 0) FROM wallets_account a LEFT JOIN "
+        "(SELECT e.account_id, SUM(e.amount) AS total FROM wallets_entry e "
+        " JOIN wallets_account h ON h.id = e.account_id "
+        " WHERE h.is_hot AND h.checkpoint_at IS NOT NULL AND e.created_at < h.checkpoint_at "
+        " GROUP BY e.account_id) s ON s.account_id = a.id "
+        "WHERE a.is_hot AND a.balance <> COALESCE(s.total, 0) "
+        f"LIMIT {LIMIT}"
+    )
+    problems += [
+        f"hot account {a}: checkpoint {b} but entries before it sum to {s}" for a, b, s in hot
+    ]
+    return problems
+
+
+def check_signs() -> list[str]:
+    rows = _rows(
+        "SELECT a.id, a.kind, SUM(e.amount) FROM wallets_account a "
+        "JOIN wallets_entry e ON e.account_id = a.id "
+        f"WHERE a.kind IN ({_in(NON_NEGATIVE_KINDS)}) "
+        f"GROUP BY a.id, a.kind HAVING SUM(e.amount) < 0 LIMIT {LIMIT}"
+    )
+    rows += _rows(
+        "SELECT a.id, a.kind, SUM(e.amount) FROM wallets_account a "
+        "JOIN wallets_entry e ON e.account_id = a.id "
+        f"WHERE a.kind IN ({_in(NON_POSITIVE_KINDS)}) "
+        f"GROUP BY a.id, a.kind HAVING SUM(e.amount) > 0 LIMIT {LIMIT}"
+    )
+    return [f"account {a} ({kind}) has the wrong sign: {total}" for a, kind, total in rows]
+
+
+def check_units_sum_to_zero() -> list[str]:
+    return [
+        f"all {unit} entries sum to {total:+d}, not zero"
+        for unit, total in _rows(
+            "SELECT a.unit, SUM(e.amount) FROM wallets_entry e "
+            "JOIN wallets_account a ON a.id = e.account_id "
+            "GROUP BY a.unit HAVING SUM(e.amount) <> 0"
+        )
+    ]
+
+
+def check_idempotency_keys() -> list[str]:
+    return [
+        f"idempotency key {key!r} has {n} transactions"
+        for key, n in _rows(
+            "SELECT idempotency_key, COUNT(*) FROM wallets_ledgertransaction "
+            f"GROUP BY idempotency_key HAVING COUNT(*) > 1 LIMIT {LIMIT}"
+        )
+    ]
+
+
+def check_coins_outstanding() -> list[str]:
+    """Coins held by users = coins issued (recharges, grants) − spent − clawed back."""
+    (row,) = _rows(
+        "SELECT "
+        " COALESCE(SUM(CASE WHEN a.kind IN ('wallet', 'coin_debt') THEN e.amount END), 0), "
+        " COALESCE(SUM(CASE WHEN a.kind IN ('coin_issuance', 'adjustments', 'coins_spent', "
+        "   'coin_write_offs') THEN e.amount END), 0) "
+        "FROM wallets_entry e JOIN wallets_account a ON a.id = e.account_id WHERE a.unit = 'COIN'"
+    )
+    held, platform = row
+    if held != -platform:
+        return [f"users hold {held} coins but the platform accounts say {-platform}"]
+    return []
+
+
+CORE_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
+    ("transactions sum to zero per unit", check_transactions_balanced),
+    ("balances equal their entries", check_balances_match_entries),
+    ("no wallet or earnings account negative", check_signs),
+    ("coins outstanding = issued - spent - clawed back", check_coins_outstanding),
+    ("one transaction per idempotency key", check_idempotency_keys),
+    ("every unit sums to zero", check_units_sum_to_zero),
+]
+
+
+def all_checks() -> list[tuple[str, Callable[[], list[str]]]]:
+    """Core checks plus those other apps register in ``settings.LEDGER_EXTRA_CHECKS``."""
+    extra = []
+    for path in getattr(settings, "LEDGER_EXTRA_CHECKS", []):
+        func = import_string(path)
+        extra.append(((func.__doc__ or path).strip().splitlines()[0], func))
+    return CORE_CHECKS + extra
+
+
+def run_checks() -> list[tuple[str, list[str]]]:
+    return [(name, func()) for name, func in all_checks()]

@@ -1,0 +1,296 @@
+"""Everything that writes the ledger. Other apps move money only through these functions."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from config.errors import DomainError, InsufficientFunds, InvalidInput, WalletFrozen
+from wallets.models import (
+    HOT_KINDS,
+    NON_NEGATIVE_KINDS,
+    NON_POSITIVE_KINDS,
+    UNIT_OF_KIND,
+    USER_KINDS,
+    Account,
+    AccountKind,
+    Entry,
+    LedgerTransaction,
+    TransactionKind,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LedgerImbalance(DomainError):
+    code = "ledger_imbalance"
+    status = 500
+    default_message = "A transaction's entries must sum to zero per unit."
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: Account
+    amount: int
+
+
+@dataclass(frozen=True)
+class PostResult:
+    transaction: LedgerTransaction
+    created: bool
+    balances: dict[int, int]  # account id -> balance_after, for cold accounts
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+def account_get(*, kind: str, user=None) -> Account:
+    """The account of ``kind`` for ``user`` (or the platform's), created on first use."""
+    if (kind in USER_KINDS) != (user is not None):
+        raise ValueError(f"{kind} accounts {'need' if kind in USER_KINDS else 'take no'} owner")
+    lookup = {"kind": kind, "user": user}
+    account = Account.objects.filter(**lookup).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(
+                unit=UNIT_OF_KIND[AccountKind(kind)], is_hot=kind in HOT_KINDS, **lookup
+            )
+    except IntegrityError:
+        return Account.objects.get(**lookup)
+
+
+def wallet_get(*, user) -> Account:
+    return account_get(kind=AccountKind.WALLET, user=user)
+
+
+def platform_account(kind: str) -> Account:
+    return account_get(kind=kind)
+
+
+# --- Posting --------------------------------------------------------------------------------
+
+
+def _apply_cold(account: Account, delta: int) -> int | None:
+    """Move a row-locked balance with one conditional statement; None when the rule refuses."""
+    condition = ""
+    if account.kind in NON_NEGATIVE_KINDS:
+        condition = " AND balance + %s >= 0"
+    elif account.kind in NON_POSITIVE_KINDS:
+        condition = " AND balance + %s <= 0"
+    params: list[int] = [delta, account.pk] + ([delta] if condition else [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE wallets_account SET balance = balance + %s WHERE id = %s{condition} "
+            "RETURNING balance",
+            params,
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _hot_debit_check(account: Account, delta: int) -> None:
+    """A debit from a hot account locks its row, so debits (and rollups) queue one by one.
+
+    Credits never take this lock, so concurrent gifts can only raise the balance we check.
+    """
+    locked = Account.objects.select_for_update().get(pk=account.pk)
+    if locked.kind in NON_NEGATIVE_KINDS and account_balance(locked) + delta < 0:
+        raise InsufficientFunds(f"Not enough {locked.unit.lower()}s in {locked.kind}.")
+
+
+def ledger_post(
+    *,
+    kind: str,
+    idempotency_key: str,
+    postings: Iterable[Posting],
+    actor=None,
+    memo: str = "",
+    reference: str = "",
+    reverses: LedgerTransaction | None = None,
+) -> PostResult:
+    """Post one balanced transaction exactly once per ``idempotency_key``.
+
+    Must run inside ``transaction.atomic``. If the key was already applied the existing
+    transaction is returned with ``created=False`` and nothing is written. Cold accounts are
+    updated in account-id order (no deadlocks) with conditional updates; hot accounts only get
+    entries appended.
+    """
+    postings = [p for p in postings if p.amount != 0]
+    totals: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        totals[posting.account.unit] += posting.amount
+    if any(totals.values()) or not postings:
+        raise LedgerImbalance(f"Unbalanced {kind} transaction: {dict(totals)}")
+
+    journal = LedgerTransaction(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        memo=memo[:500],
+        reference=reference[:100],
+        reverses=reverses,
+    )
+    try:
+        with transaction.atomic():
+            journal.save()
+    except IntegrityError:
+        existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
+        return PostResult(existing, False, {})
+
+    merged: dict[int, int] = defaultdict(int)
+    accounts: dict[int, Account] = {}
+    for posting in postings:
+        merged[posting.account.pk] += posting.amount
+        accounts[posting.account.pk] = posting.account
+
+    balances: dict[int, int] = {}
+    for account_id in sorted(merged):
+        account, delta = accounts[account_id], merged[account_id]
+        if delta == 0:
+            continue
+        if account.is_hot:
+            if delta < 0 and account.kind in NON_NEGATIVE_KINDS:
+                _hot_debit_check(account, delta)
+            continue
+        new_balance = _apply_cold(account, delta)
+        if new_balance is None:
+            if not Account.objects.filter(pk=account_id).exists():
+                raise InvalidInput("Unknown account.")
+            if account.kind == AccountKind.WALLET:
+                raise InsufficientFunds()
+            raise InsufficientFunds(f"Not enough {account.unit.lower()}s in {account.kind}.")
+        balances[account_id] = new_balance
+
+    now = journal.created_at
+    Entry.objects.bulk_create(
+        [
+            Entry(
+                transaction=journal,
+                account_id=account_id,
+                amount=delta,
+                balance_after=balances.get(account_id),
+                created_at=now,
+            )
+            for account_id, delta in sorted(merged.items())
+            if delta != 0
+        ]
+    )
+    return PostResult(journal, True, balances)
+
+
+# --- Balances of hot accounts ---------------------------------------------------------------
+
+
+def account_balance(account: Account) -> int:
+    """The live balance. Cold: the row. Hot: the checkpoint plus the entries after it."""
+    if not account.is_hot:
+        return account.balance
+    entries = Entry.objects.filter(account_id=account.pk)
+    if account.checkpoint_at is not None:
+        entries = entries.filter(created_at__gte=account.checkpoint_at)
+    return account.balance + (entries.aggregate(total=Sum("amount"))["total"] or 0)
+
+
+@transaction.atomic
+def account_rollup(*, account_id: int) -> Account:
+    """Fold a hot account's settled entries into its checkpoint.
+
+    Only entries older than ``LEDGER_ROLLUP_LAG_SECONDS`` are folded: an open transaction may
+    still commit an entry stamped a moment ago, never one stamped minutes ago.
+    """
+    account = Account.objects.select_for_update().get(pk=account_id)
+    if not account.is_hot:
+        return account
+    new_checkpoint = timezone.now() - timedelta(seconds=settings.LEDGER_ROLLUP_LAG_SECONDS)
+    if account.checkpoint_at is not None and new_checkpoint <= account.checkpoint_at:
+        return account
+    entries = Entry.objects.filter(account_id=account_id, created_at__lt=new_checkpoint)
+    if account.checkpoint_at is not None:
+        entries = entries.filter(created_at__gte=account.checkpoint_at)
+    delta = entries.aggregate(total=Sum("amount"))["total"] or 0
+    Account.objects.filter(pk=account_id).update(
+        balance=F("balance") + delta, checkpoint_at=new_checkpoint
+    )
+    account.refresh_from_db()
+    return account
+
+
+def hot_accounts_rollup() -> int:
+    """Roll up every hot account that has entries since its checkpoint. Safe to run twice."""
+    count = 0
+    for account_id in Account.objects.filter(is_hot=True).values_list("pk", flat=True).iterator():
+        account_rollup(account_id=account_id)
+        count += 1
+    return count
+
+
+# --- Wallet operations ----------------------------------------------------------------------
+
+
+def _ensure_not_frozen(wallet: Account) -> None:
+    if wallet.is_frozen:
+        raise WalletFrozen(
+            "This wallet is frozen"
+            + (f": {wallet.frozen_reason}." if wallet.frozen_reason else ".")
+        )
+
+
+@transaction.atomic
+def wallet_adjust(
+    *, user, coins: int, reason: str, actor, idempotency_key: str | None = None
+) -> LedgerTransaction:
+    """A staff credit (coins > 0) or debit (coins < 0) against the adjustments account.
+
+    A debit never takes the wallet below zero. The reason is mandatory and stored as the memo.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
+    if not isinstance(coins, int) or isinstance(coins, bool) or coins == 0:
+        raise InvalidInput(
+            "Coins must be a non-zero whole number.", fields={"coins": ["Must be non-zero."]}
+        )
+    if abs(coins) > 10**12:
+        raise InvalidInput("That amount is too large.", fields={"coins": ["Too large."]})
+    wallet = wallet_get(user=user)
+    adjustments = platform_account(AccountKind.ADJUSTMENTS)
+    key = idempotency_key or f"adjustment:{user.pk}:{timezone.now().isoformat()}:{coins}"
+    result = ledger_post(
+        kind=TransactionKind.GRANT if coins > 0 else TransactionKind.ADJUSTMENT,
+        idempotency_key=key,
+        postings=[Posting(wallet, coins), Posting(adjustments, -coins)],
+        actor=actor,
+        memo=reason,
+        reference=f"user:{user.pk}",
+    )
+    return result.transaction
+
+
+@transaction.atomic
+def wallet_freeze(*, user, reason: str, actor=None) -> Account:
+    wallet = wallet_get(user=user)
+    Account.objects.filter(pk=wallet.pk).update(is_frozen=True, frozen_reason=reason[:255])
+    wallet.refresh_from_db()
+    return wallet
+
+
+@transaction.atomic
+def wallet_unfreeze(*, user, actor=None) -> Account:
+    wallet = wallet_get(user=user)
+    Account.objects.filter(pk=wallet.pk).update(is_frozen=False, frozen_reason="")
+    wallet.refresh_from_db()
+    return wallet
+
+
+def wallet_check_can_spend(*, wallet: Account) -> None:
+    _ensure_not_frozen(wallet)
