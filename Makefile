@@ -1,0 +1,76 @@
+# Applause — developer and operator entry points. Everything runs from .venv,
+# which is created and (re)installed only when the requirements files change.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CORES  := $(shell nproc 2>/dev/null || echo 1)
+WEB_WORKERS := $(shell echo $$((2 * $(CORES) + 1)))
+
+.PHONY: help venv venv-dev test run serve worker beat bench chaos lint fmt
+
+help:
+	@echo "make run      - local dev: migrate, seed, web + celery + localstripe (Ctrl-C stops all)"
+	@echo "make test     - lint, types, migrations/schema checks and pytest on throwaway services"
+	@echo "make serve    - production web server (gunicorn + uvicorn workers, DEBUG off)"
+	@echo "make worker   - celery worker;  make beat - celery beat (database scheduler)"
+	@echo "make bench    - benchmarks;     make chaos - failure-injection run"
+	@echo "make lint     - ruff check + format check;  make fmt - ruff format + fix"
+
+# ------------------------------------------------------------------ virtualenv
+$(PY):
+	@python3 -c 'import ensurepip' 2>/dev/null || \
+		(DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)
+	python3 -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+venv: $(VENV)/.installed
+
+venv-dev: $(VENV)/.installed-dev
+
+# ------------------------------------------------------------------ tests & quality
+test: venv-dev
+	scripts/with_services.sh scripts/test.sh
+
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# ------------------------------------------------------------------ running
+run: venv
+	$(PY) scripts/run.py
+
+# Production web server on the configured services. Never migrates.
+serve: venv
+	DEBUG=0 $(VENV)/bin/gunicorn config.asgi:application \
+		-k uvicorn_worker.UvicornWorker \
+		--workers $(WEB_WORKERS) \
+		--bind 0.0.0.0:$${PORT:-8000}
+
+worker: venv
+	DEBUG=0 $(VENV)/bin/celery -A config worker -l info --concurrency $(CORES)
+
+beat: venv
+	DEBUG=0 $(VENV)/bin/celery -A config beat -l info \
+		--scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+# ------------------------------------------------------------------ benchmarks
+bench: venv-dev
+	scripts/with_services.sh $(PY) bench/run.py
+
+chaos: venv-dev
+	scripts/with_services.sh $(PY) bench/chaos.py
