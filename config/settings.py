@@ -270,7 +270,6 @@ LOGGING = {
 }
 
 # --- Extension points -----------------------------------------------------------------------
-# Extra verify_ledger checks (dotted paths to functions returning a list of problems).
-LEDGER_EXTRA_CHECKS: list[str] = []
-# seed_demo runs these in order; each is idempotent.
-DEMO_SEEDERS = ["accounts.demo.seed", "wallets.demo.seed"]
+# Our own apps, in dependency order. For each, seed_demo runs ``<app>.demo.seed`` and
+# verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
+LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts"]

@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-api_v1 = [
-    path("", include("accounts.urls")),
-    path("", include("wallets.urls")),
+# Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
+api_v1 = [path("", include(f"{app}.urls")) for app in ("accounts", "wallets", "gifts", "creators", "payouts")]
+portal = [
+    path("", include(f"{app}.portal_urls"))
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts")
 ]
 
 urlpatterns = [
@@ -12,7 +14,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("accounts.portal_urls")),
+    *portal,
 ]
 
 handler404 = "config.views.not_found"

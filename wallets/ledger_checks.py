@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
-from django.utils.module_loading import import_string
+from importlib import import_module
 
 from wallets.models import NON_NEGATIVE_KINDS, NON_POSITIVE_KINDS
 
@@ -135,13 +135,22 @@ CORE_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
 ]
 
 
+# Checks of other modules (an app's ``ledger_checks.EXTRA_CHECKS``): (name, function) pairs.
+EXTRA_CHECKS: list[tuple[str, Callable[[], list[str]]]] = []
+
+
 def all_checks() -> list[tuple[str, Callable[[], list[str]]]]:
-    """Core checks plus those other apps register in ``settings.LEDGER_EXTRA_CHECKS``."""
-    extra = []
-    for path in getattr(settings, "LEDGER_EXTRA_CHECKS", []):
-        func = import_string(path)
-        extra.append(((func.__doc__ or path).strip().splitlines()[0], func))
-    return CORE_CHECKS + extra
+    """Core checks plus every local app's ``ledger_checks.EXTRA_CHECKS``."""
+    checks = list(CORE_CHECKS)
+    for app in settings.LOCAL_APPS:
+        try:
+            module = import_module(f"{app}.ledger_checks")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{app}.ledger_checks":
+                raise
+            continue
+        checks += getattr(module, "EXTRA_CHECKS", [])
+    return checks
 
 
 def run_checks() -> list[tuple[str, list[str]]]:
