@@ -125,5 +125,3 @@ class MeView(APIView):
                 "creator_handle": user.creator_handle,
             }
         )
-
-

@@ -50,3 +50,6 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.response_status})"

@@ -3,7 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
-api_v1 = [path("", include(f"{app}.urls")) for app in ("accounts", "wallets", "gifts", "creators", "payouts")]
+api_v1 = [
+    path("", include(f"{app}.urls"))
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts")
+]
 portal = [
     path("", include(f"{app}.portal_urls"))
     for app in ("accounts", "wallets", "gifts", "creators", "payouts")

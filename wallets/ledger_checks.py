@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
 
 from django.conf import settings
 from django.db import connection
-from importlib import import_module
 
 from wallets.models import NON_NEGATIVE_KINDS, NON_POSITIVE_KINDS
 

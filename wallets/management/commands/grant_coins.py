@@ -23,6 +23,5 @@ class Command(BaseCommand):
             raise CommandError(f"grant_coins: {exc.message}") from exc
         balance = wallet_get(user=user).balance
         self.stdout.write(
-            f"grant_coins: {coins:+d} coins to {username} (transaction {txn.pk}); "
-            f"balance {balance}"
+            f"grant_coins: {coins:+d} coins to {username} (transaction {txn.pk}); balance {balance}"
         )
