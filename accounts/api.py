@@ -76,12 +76,12 @@ class TokenView(APIView):
 
     def get_authenticators(self):
         # Logging in takes no credentials but the body; revoking needs the token itself.
-        if self.request.method == "DELETE":
+        if self.request is None or self.request.method == "DELETE":
             return super().get_authenticators()
         return []
 
     def get_throttles(self):
-        if self.request.method == "POST":
+        if self.request is not None and self.request.method == "POST":
             return [AuthIPThrottle(), AuthUsernameThrottle()]
         return []
 

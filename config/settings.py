@@ -5,6 +5,7 @@ broker, localstripe on 127.0.0.1:8420). Production (``DEBUG`` off) refuses to st
 a real ``SECRET_KEY``.
 """
 
+import os
 import sys
 from datetime import timedelta
 from decimal import Decimal
@@ -133,6 +134,11 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Cache (throttling, leaderboards) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and TESTING and os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker gets its own Redis database, so one can flush it freely.
+    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/" + str(
+        2 + int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    )
 if REDIS_URL:
     CACHES = {
         "default": {
