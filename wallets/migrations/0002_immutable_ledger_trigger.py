@@ -16,7 +16,7 @@ TABLES = ["wallets_entry", "wallets_ledgertransaction"]
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return  # SQLite relies on the model-layer guard.
-    schema_editor.execute(FUNCTION)
+    schema_editor.execute(FUNCTION, params=None)
     for table in TABLES:
         schema_editor.execute(
             f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
