@@ -1,0 +1,136 @@
+from datetime import date
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+from accounts.tests.factories import PASSWORD, UserFactory
+from conftest import client_for
+
+REGISTER = "/api/v1/auth/register/"
+TOKEN = "/api/v1/auth/token/"
+ME = "/api/v1/me/"
+
+
+def _valid(**overrides):
+    body = {
+        "username": "newviewer",
+        "email": "new@example.com",
+        "password": "a-long-unusual-passphrase",
+        "date_of_birth": "1999-04-02",
+    }
+    body.update(overrides)
+    return body
+
+
+def _assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert isinstance(body["error"]["fields"], dict)
+    return body["error"]
+
+
+@pytest.mark.django_db
+def test_register_returns_user_and_working_token(api):
+    response = api.post(REGISTER, _valid(), format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["user"]["username"] == "newviewer"
+    user = get_user_model().objects.get(pk=body["user"]["id"])
+    assert user.date_of_birth == date(1999, 4, 2)
+    assert user.check_password("a-long-unusual-passphrase")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {body['token']}")
+    me = api.get(ME).json()
+    assert me == {
+        "id": user.pk,
+        "username": "newviewer",
+        "is_creator": False,
+        "creator_handle": None,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"username": ""}, "username"),
+        ({"username": "has space"}, "username"),
+        ({"email": "not-an-email"}, "email"),
+        ({"password": "123"}, "password"),
+        ({"password": "password"}, "password"),
+        ({"date_of_birth": "yesterday"}, "date_of_birth"),
+        ({"date_of_birth": "2999-01-01"}, "date_of_birth"),
+        ({"date_of_birth": 12}, "date_of_birth"),
+        ({"username": ["a"]}, "username"),
+    ],
+)
+def test_register_bad_input_is_400_and_writes_nothing(api, overrides, field):
+    before = get_user_model().objects.count()
+    error = _assert_error(
+        api.post(REGISTER, _valid(**overrides), format="json"), 400, "validation_error"
+    )
+    assert field in error["fields"]
+    assert get_user_model().objects.count() == before
+
+
+@pytest.mark.django_db
+def test_register_duplicate_username_case_insensitive(api):
+    UserFactory(username="Taken")
+    error = _assert_error(
+        api.post(REGISTER, _valid(username="taken"), format="json"), 400, "validation_error"
+    )
+    assert "username" in error["fields"]
+
+
+@pytest.mark.django_db
+def test_malformed_json_is_400_in_error_format(api):
+    response = api.post(REGISTER, data="{not json", content_type="application/json")
+    _assert_error(response, 400, "malformed_request")
+
+
+@pytest.mark.django_db
+def test_token_login_and_revoke(api):
+    user = UserFactory()
+    response = api.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
+    assert response.status_code == 200
+    key = response.json()["token"]
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get(ME).status_code == 200
+    assert api.delete(TOKEN).status_code == 204
+    assert not Token.objects.filter(key=key).exists()
+    _assert_error(api.get(ME), 401, "authentication_failed")
+
+
+@pytest.mark.django_db
+def test_wrong_password_is_refused(api):
+    user = UserFactory()
+    response = api.post(TOKEN, {"username": user.username, "password": "nope"}, format="json")
+    _assert_error(response, 400, "invalid_credentials")
+
+
+@pytest.mark.django_db
+def test_repeated_failed_logins_are_throttled(api):
+    user = UserFactory()
+    statuses = [
+        api.post(TOKEN, {"username": user.username, "password": "bad"}, format="json").status_code
+        for _ in range(25)
+    ]
+    assert 429 in statuses
+    response = api.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
+    _assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+def test_anonymous_me_is_401(api):
+    _assert_error(api.get(ME), 401, "not_authenticated")
+
+
+@pytest.mark.django_db
+def test_unknown_api_path_and_wrong_method_use_error_format(user):
+    client = client_for(user)
+    _assert_error(client.get("/api/v1/no-such-thing/"), 404, "not_found")
+    _assert_error(client.post(ME, {}, format="json"), 405, "method_not_allowed")
