@@ -59,7 +59,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,8 +139,10 @@ WHITENOISE_AUTOREFRESH = DEBUG
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL and TESTING and os.environ.get("PYTEST_XDIST_WORKER"):
     # Each pytest-xdist worker gets its own Redis database, so one can flush it freely.
-    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/" + str(
-        2 + int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    REDIS_URL = (
+        REDIS_URL.rsplit("/", 1)[0]
+        + "/"
+        + str(2 + int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")))
     )
 if REDIS_URL:
     CACHES = {
@@ -280,3 +284,11 @@ LOGGING = {
 # Our own apps, in dependency order. For each, seed_demo runs ``<app>.demo.seed`` and
 # verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
 LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts"]
+
+# --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
+# Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
+GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
+# Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
+LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
+LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
+# --- end gifts and creators -----------------------------------------------------------------

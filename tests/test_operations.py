@@ -1,0 +1,74 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "PYTEST_XDIST_WORKER"}}
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="prod-" + "k3y" * 20,
+        ALLOWED_HOSTS="applause.example.com",
+        APPLAUSE_TESTING="0",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_secret_key():
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    env.update(DEBUG="0", APPLAUSE_TESTING="0")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.django_db
+def test_healthz_and_readyz_on_real_services(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["ready"] is True
+    assert set(body["checks"]) == {"database", "broker", "cache", "stripe"}
+
+
+@pytest.mark.django_db
+def test_readyz_names_what_is_down(client, settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens on the discard port
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["stripe"]["ok"] is False
+    assert response.json()["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_security_headers_and_request_id(client):
+    response = client.get("/", HTTP_X_REQUEST_ID="req-12345678")
+    assert response["X-Request-ID"] == "req-12345678"
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-eval" not in csp
+    assert response["X-Frame-Options"] == "DENY"
+    generated = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
+    assert generated != "bad id with spaces" and len(generated) == 32
