@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "gifts",
     "creators",
     "payouts",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -203,6 +204,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.MoneyThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("THROTTLE_AUTH", default="20/min"),
         "money": env.str("THROTTLE_MONEY", default="600/min"),
@@ -283,7 +285,7 @@ LOGGING = {
 # --- Extension points -----------------------------------------------------------------------
 # Our own apps, in dependency order. For each, seed_demo runs ``<app>.demo.seed`` and
 # verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
-LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts"]
+LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts", "staff"]
 
 # --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.

@@ -7,11 +7,11 @@ from config.health import healthz, readyz
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
 api_v1 = [
     path("", include(f"{app}.urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts")
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "staff")
 ]
 portal = [
     path("", include(f"{app}.portal_urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts")
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "staff")
 ]
 
 urlpatterns = [
