@@ -294,3 +294,14 @@ GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "na
 LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
 LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
 # --- end gifts and creators -----------------------------------------------------------------
+
+# --- Payouts (owned by the payouts app) -----------------------------------------------------
+# Stripe Connect endpoints (accounts, account links, transfers). localstripe has no Connect, so
+# tests point this at payouts/tests/connect_fake.py; production leaves it at Stripe's API.
+STRIPE_CONNECT_API_BASE = env.str("STRIPE_CONNECT_API_BASE", default=STRIPE_API_BASE)
+PAYOUT_CONNECT_COUNTRY = env.str("PAYOUT_CONNECT_COUNTRY", default="US")
+# Payouts that would take a creator's year past this (in PAYOUT_CURRENCY) need a tax form.
+PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default="600"))
+PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
+PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
+# --- end of payouts settings ----------------------------------------------------------------

@@ -1,2 +1,237 @@
+"""Payout methods, batches, payouts and their transition log (see docs/payouts.md).
 
-# Create your models here.
+The diamonds themselves live in the ledger (``wallets``): a payout's diamonds sit in the
+creator's ``diamonds_in_payout`` account from the moment the payout row exists until it is
+paid (→ platform ``diamonds_paid_out``) or failed / cancelled (→ back to available).
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from djmoney.models.fields import MoneyField
+
+from creators.models import Creator
+
+
+class Rail(models.TextChoices):
+    MANUAL = "manual", "Bank transfer (manual)"
+    STRIPE = "stripe", "Stripe Connect"
+
+
+class TaxFormStatus(models.TextChoices):
+    MISSING = "missing", "Not received"
+    W9 = "w9", "W-9 received"
+    W8BEN = "w8ben", "W-8BEN received"
+
+
+class PayoutMethod(models.Model):
+    """Where a creator's money goes. Any change of destination clears ``verified``."""
+
+    creator = models.OneToOneField(Creator, on_delete=models.PROTECT, related_name="payout_method")
+    rail = models.CharField(max_length=16, choices=Rail.choices)
+    account_holder = models.CharField(max_length=140, blank=True)
+    # Stored normalised (no spaces, upper case); only the last four characters leave the server.
+    iban = models.CharField(max_length=34, blank=True)
+    stripe_account_id = models.CharField(max_length=255, blank=True)
+    is_verified = models.BooleanField(default=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tax_form_status = models.CharField(
+        max_length=16, choices=TaxFormStatus.choices, default=TaxFormStatus.MISSING
+    )
+    tax_form_received_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_account_id"],
+                condition=~Q(stripe_account_id=""),
+                name="payoutmethod_unique_stripe_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.creator} via {self.rail}"
+
+    @property
+    def iban_last4(self) -> str:
+        return self.iban[-4:] if self.iban else ""
+
+
+class PayoutBatch(models.Model):
+    """One run of the payout selection (weekly by beat, or ``run_payouts``)."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    payouts_created = models.PositiveIntegerField(default=0)
+    diamonds = models.BigIntegerField(default=0)
+    payouts_resent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "payout batches"
+
+    def __str__(self) -> str:
+        return f"Batch #{self.pk} ({self.started_at:%Y-%m-%d %H:%M})"
+
+
+class PayoutStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    PROCESSING = "processing", "Processing"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A payout is open while its diamonds sit in the creator's in-payout account.
+OPEN_STATUSES = [
+    PayoutStatus.REQUESTED,
+    PayoutStatus.AWAITING_APPROVAL,
+    PayoutStatus.PROCESSING,
+]
+
+
+class Payout(models.Model):
+    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="payouts")
+    batch = models.ForeignKey(
+        PayoutBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts"
+    )
+    diamonds = models.BigIntegerField()
+    amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    status = models.CharField(
+        max_length=20, choices=PayoutStatus.choices, default=PayoutStatus.REQUESTED
+    )
+    rail = models.CharField(max_length=16, choices=Rail.choices)
+    # The destination as it was when the payout was created (a later method change must not
+    # redirect money already on its way).
+    destination = models.CharField(max_length=255, blank=True)
+    hold_reason = models.CharField(max_length=200, blank=True)
+    rail_reference = models.CharField(max_length=255, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(diamonds__gt=0), name="payout_diamonds_positive"),
+            # Never two payouts on their way for one creator: a second batch run (or a
+            # concurrent one) cannot move the same diamonds twice.
+            models.UniqueConstraint(
+                fields=["creator"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="payout_one_open_per_creator",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="payout_status_created"),
+            models.Index(fields=["creator", "-created_at"], name="payout_creator_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payout #{self.pk} {self.creator} {self.diamonds} diamonds ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent to the rail: the same payout is the same transfer, however often we retry."""
+        return f"payout-{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class PayoutEvent(models.Model):
+    """Every transition of a payout, with who did it (null: the system) and why."""
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, choices=PayoutStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class DiscrepancyStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    IGNORED = "ignored", "Ignored"
+
+
+class PayoutDiscrepancy(models.Model):
+    """A disagreement between our payouts and the rail, for staff: never an automatic guess.
+
+    Payout-side until ``wallets`` ships its generic ``Discrepancy``; one row per (kind, object)
+    so reruns of reconciliation do not repeat themselves.
+    """
+
+    kind = models.CharField(max_length=48)
+    object_ref = models.CharField(max_length=255)
+    payout = models.ForeignKey(
+        Payout, null=True, blank=True, on_delete=models.PROTECT, related_name="discrepancies"
+    )
+    expected = models.CharField(max_length=500, blank=True)
+    found = models.CharField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=16, choices=DiscrepancyStatus.choices, default=DiscrepancyStatus.OPEN
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "payout discrepancies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_ref"], name="payoutdiscrepancy_unique_kind_object"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_ref} ({self.status})"
+
+
+class PayoutReconciliationRun(models.Model):
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField()
+    transfers_seen = models.PositiveIntegerField(default=0)
+    payouts_recovered = models.PositiveIntegerField(default=0)
+    discrepancies_found = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"Payout reconciliation {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

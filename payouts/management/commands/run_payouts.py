@@ -1,0 +1,10 @@
+from django.core.management.base import BaseCommand
+
+from payouts.services import payout_batch_run
+
+
+class Command(BaseCommand):
+    help = "Run one payout batch now (what the weekly beat task does)."
+
+    def handle(self, *args, **options):
+        self.stdout.write(payout_batch_run().summary)

@@ -1,0 +1,55 @@
+"""One reconciliation run: payments (``wallets``, when it offers it) and then payouts."""
+
+import logging
+from importlib import import_module
+
+from payouts.services import payouts_reconcile
+
+log = logging.getLogger(__name__)
+
+# Tried in order; the payments side lives in ``wallets`` and may not be deployed yet.
+PAYMENT_RECONCILERS = (
+    ("wallets.reconciliation", "payments_reconcile"),
+    ("wallets.services", "payments_reconcile"),
+    ("wallets.services", "reconciliation_run"),
+)
+
+
+def _payments_reconcile():
+    for module_name, function_name in PAYMENT_RECONCILERS:
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        function = getattr(module, function_name, None)
+        if callable(function):
+            return function
+    return None
+
+
+def _describe(result) -> str:
+    if result is None:
+        return "done"
+    for attr in ("summary", "summary_line"):
+        value = getattr(result, attr, None)
+        if isinstance(value, str):
+            return value
+    return str(result)
+
+
+def reconcile_all() -> str:
+    """Run both reconciliations; one failing does not stop the other. One-line summary."""
+    parts = []
+    payments = _payments_reconcile()
+    if payments is None:
+        parts.append("payments: not available yet")
+    else:
+        try:
+            parts.append("payments: " + _describe(payments()))
+        except Exception as exc:  # the payout side must still run
+            log.exception("payment reconciliation failed")
+            parts.append(f"payments: FAILED ({exc})")
+    parts.append(payouts_reconcile().summary)
+    return "reconcile: " + "; ".join(parts)

@@ -1,0 +1,31 @@
+from celery import shared_task
+from django.conf import settings
+
+from payouts.rails import RailUnavailable
+from payouts.services import payout_batch_run, payout_send
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(RailUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=settings.PAYOUT_SEND_MAX_RETRIES,
+)
+def payout_send_task(self, payout_id: int) -> str:
+    """Send one payout. Retried with backoff on network errors only; the rail's idempotency
+    key (the payout id) makes every retry the same transfer."""
+    return payout_send(payout_id=payout_id).status
+
+
+@shared_task
+def payout_batch_task() -> str:
+    return payout_batch_run().summary
+
+
+@shared_task
+def reconcile_task() -> str:
+    from payouts.reconcile import reconcile_all
+
+    return reconcile_all()
