@@ -3,9 +3,19 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+# Handles that would shadow a URL (``creators/me/``) or confuse people.
+RESERVED_HANDLES = frozenset(
+    {"me", "new", "admin", "api", "applause", "staff", "support", "settings", "creator"}
+)
+
 
 class Creator(models.Model):
-    """A user who receives gifts. Earnings live in the ledger (diamond accounts of ``user``)."""
+    """A user who receives gifts. Earnings live in the ledger (diamond accounts of ``user``).
+
+    The row is never written per gift: gifts append entries to ``pending_account`` (a hot
+    account). ``released_until`` is the hold watermark: pending credits stamped before it have
+    been moved to available; only ``earnings_release`` (hourly) touches it.
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="creator"
@@ -15,6 +25,16 @@ class Creator(models.Model):
     bio = models.CharField(max_length=300, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Created with the creator so a gift finds it in the same query as the creator.
+    pending_account = models.OneToOneField(
+        "wallets.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    released_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -23,3 +43,7 @@ class Creator(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.handle}"
+
+    @property
+    def can_receive_gifts(self) -> bool:
+        return self.is_active and self.user.is_active and self.user.is_adult

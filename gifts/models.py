@@ -1,2 +1,180 @@
+"""The gift catalog, gift events (one per gift sent) and the counters gifts keep up."""
 
-# Create your models here.
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.templatetags.static import static
+from django.utils import timezone
+
+
+class GiftCategory(models.TextChoices):
+    CLASSIC = "classic", "Classic"
+    LOVE = "love", "Love"
+    FUN = "fun", "Fun"
+    LUXURY = "luxury", "Luxury"
+    SEASONAL = "seasonal", "Limited time"
+
+
+class GiftQuerySet(models.QuerySet):
+    def available(self, now=None):
+        now = now or timezone.now()
+        return self.filter(
+            Q(available_from__isnull=True) | Q(available_from__lte=now),
+            Q(available_until__isnull=True) | Q(available_until__gt=now),
+            is_active=True,
+        )
+
+
+class Gift(models.Model):
+    name = models.CharField(max_length=60)
+    slug = models.SlugField(max_length=40, unique=True)
+    coins = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    # Uploaded art (admin); without one the seeded art ``static/gifts/<slug>.svg`` is used.
+    image = models.FileField(upload_to="gifts/", blank=True)
+    category = models.CharField(
+        max_length=20, choices=GiftCategory.choices, default=GiftCategory.CLASSIC
+    )
+    sort_order = models.IntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    available_from = models.DateTimeField(null=True, blank=True)
+    available_until = models.DateTimeField(null=True, blank=True)
+    # ISO 3166 alpha-2 codes; empty means everywhere.
+    countries = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GiftQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sort_order", "coins", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(coins__gte=1), name="gift_coins_positive"),
+            models.CheckConstraint(
+                condition=Q(available_from__isnull=True)
+                | Q(available_until__isnull=True)
+                | Q(available_until__gt=models.F("available_from")),
+                name="gift_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.coins} coins)"
+
+    @property
+    def image_url(self) -> str:
+        if self.image:
+            return self.image.url
+        if finders.find(f"gifts/{self.slug}.svg"):
+            return static(f"gifts/{self.slug}.svg")
+        return static("gifts/rose.svg")
+
+    def is_available(self, now=None, country: str | None = None) -> bool:
+        now = now or timezone.now()
+        if not self.is_active:
+            return False
+        if self.available_from and self.available_from > now:
+            return False
+        if self.available_until and self.available_until <= now:
+            return False
+        if country and self.countries and country.upper() not in self.countries:
+            return False
+        return True
+
+
+class GiftEvent(models.Model):
+    """One gift sent (any quantity): the business row of a gift ledger transaction.
+
+    ``creator`` and ``gift`` carry no database foreign key: on PostgreSQL a foreign key
+    check share-locks the parent row, and every concurrent gift to one creator (or of the
+    Rose) would then queue on that one row's lock bookkeeping. Django still protects them
+    (``on_delete=PROTECT``) and the rows are never deleted.
+    """
+
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gifts_sent"
+    )
+    creator = models.ForeignKey(
+        "creators.Creator",
+        on_delete=models.PROTECT,
+        related_name="gift_events",
+        db_constraint=False,
+    )
+    gift = models.ForeignKey(
+        Gift, on_delete=models.PROTECT, related_name="events", db_constraint=False
+    )
+    quantity = models.PositiveIntegerField()
+    coins = models.BigIntegerField()
+    diamonds = models.BigIntegerField()
+    live_id = models.CharField(max_length=64, blank=True)
+    video_id = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=150, blank=True)
+    transaction = models.OneToOneField(
+        "wallets.LedgerTransaction", on_delete=models.PROTECT, related_name="gift_event"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["creator", "-created_at"], name="giftevent_creator_recent"),
+            models.Index(fields=["sender", "-created_at"], name="giftevent_sender_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="giftevent_quantity_pos"),
+            models.CheckConstraint(condition=Q(coins__gte=1), name="giftevent_coins_pos"),
+            models.CheckConstraint(condition=Q(diamonds__gte=0), name="giftevent_diamonds_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity}x gift {self.gift_id} → creator {self.creator_id}"
+
+
+class GiftTally(models.Model):
+    """Coins one sender gave one creator on one (UTC) day: what leaderboards read.
+
+    Upserted by every gift. Only one sender's gifts touch a row, and that sender's gifts
+    already queue on their own wallet row, so this adds no contention on a hot creator.
+    """
+
+    creator = models.ForeignKey(
+        "creators.Creator", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    coins = models.BigIntegerField(default=0)
+    diamonds = models.BigIntegerField(default=0)
+    gifts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["creator", "day", "sender"], name="gifttally_creator_day_sender"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["creator", "day", "-coins"],
+                include=["sender"],
+                name="gifttally_day_top",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: user {self.sender_id} → creator {self.creator_id}: {self.coins}"
+
+
+class DailyGiftSpend(models.Model):
+    """Coins a user spent on gifts on one (UTC) day, for the daily spending limit."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    coins = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="dailygiftspend_user_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: user {self.user_id} spent {self.coins}"

@@ -1,1 +1,13 @@
-urlpatterns: list = []
+from django.urls import path
+
+from gifts import api
+
+urlpatterns = [
+    path("gifts/", api.GiftListView.as_view(), name="api-gifts"),
+    path("gifts/send/", api.GiftSendView.as_view(), name="api-gift-send"),
+    path(
+        "creators/<str:handle>/leaderboard/",
+        api.LeaderboardView.as_view(),
+        name="api-creator-leaderboard",
+    ),
+]

@@ -1,0 +1,3 @@
+from gifts.tests.factories import make_creator
+
+__all__ = ["make_creator"]

@@ -1,0 +1,219 @@
+import hashlib
+import json
+
+from django.utils import timezone
+from django.utils.http import http_date, parse_http_date_safe
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import IDEMPOTENCY_HEADER, MoneyThrottle, error_responses, idempotent
+from creators.selectors import creator_find
+from gifts.models import Gift
+from gifts.selectors import PERIODS, leaderboard
+from gifts.services import MESSAGE_MAX, QUANTITY_MAX, CreatorNotFound, gift_send
+
+# --- Catalog --------------------------------------------------------------------------------
+
+
+class GiftOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    coins = serializers.IntegerField()
+    image_url = serializers.URLField()
+    category = serializers.CharField()
+    available_until = serializers.DateTimeField(allow_null=True)
+
+
+class GiftListOutput(serializers.Serializer):
+    results = GiftOutput(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+COUNTRY_PARAM = OpenApiParameter(
+    "country",
+    OpenApiTypes.STR,
+    description="ISO 3166 alpha-2 code: hide gifts not offered there.",
+)
+
+
+class GiftListView(APIView):
+    """The gifts on sale now. Cache-friendly: ETag and Last-Modified, 304 when unchanged."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[COUNTRY_PARAM],
+        responses={200: GiftListOutput, 304: OpenApiResponse(description="Not modified")},
+        summary="List the gifts available now",
+    )
+    def get(self, request):
+        now = timezone.now()
+        country = (request.query_params.get("country") or "").strip().upper()[:2] or None
+        every = list(Gift.objects.all())
+        # The list changes when a row changes or when an availability window opens or closes.
+        moments = [g.updated_at for g in every]
+        moments += [
+            m for g in every for m in (g.available_from, g.available_until) if m and m <= now
+        ]
+        last_modified = max(moments) if moments else None
+        gifts = sorted(
+            (g for g in every if g.is_available(now, country=country)),
+            key=lambda g: (g.sort_order, g.coins, g.pk),
+        )
+        data = {
+            "results": [
+                {
+                    "id": g.pk,
+                    "slug": g.slug,
+                    "name": g.name,
+                    "coins": g.coins,
+                    "image_url": request.build_absolute_uri(g.image_url),
+                    "category": g.category,
+                    "available_until": g.available_until.isoformat() if g.available_until else None,
+                }
+                for g in gifts
+            ],
+            "next": None,
+        }
+        etag = (
+            '"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32] + '"'
+        )
+        if_none_match = request.headers.get("If-None-Match")
+        since = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
+        not_modified = (
+            etag in [t.strip() for t in if_none_match.split(",")]
+            if if_none_match
+            else (
+                since is not None
+                and last_modified is not None
+                and int(last_modified.timestamp()) <= since
+            )
+        )
+        response = Response(None if not_modified else data, status=304 if not_modified else 200)
+        response["ETag"] = etag
+        if last_modified is not None:
+            response["Last-Modified"] = http_date(last_modified.timestamp())
+        response["Cache-Control"] = "public, max-age=60"
+        response["Vary"] = "Accept"
+        return response
+
+
+# --- Sending --------------------------------------------------------------------------------
+
+
+class GiftSendInput(serializers.Serializer):
+    creator = serializers.CharField(max_length=30)
+    gift = serializers.CharField(max_length=40)
+    quantity = serializers.IntegerField(min_value=1, max_value=QUANTITY_MAX, default=1)
+    live_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    video_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    message = serializers.CharField(
+        max_length=MESSAGE_MAX, required=False, allow_blank=True, trim_whitespace=False
+    )
+
+    def validate(self, attrs):
+        if attrs.get("live_id") and attrs.get("video_id"):
+            raise serializers.ValidationError({"video_id": ["Give live_id or video_id, not both."]})
+        return attrs
+
+
+class WalletCoins(serializers.Serializer):
+    coins = serializers.IntegerField()
+
+
+class GiftSendOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    coins_spent = serializers.IntegerField()
+    diamonds = serializers.IntegerField()
+    wallet = WalletCoins()
+
+
+class GiftSendView(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [MoneyThrottle]
+
+    @extend_schema(
+        request=GiftSendInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: GiftSendOutput, **error_responses(400, 401, 402, 403, 404, 409, 423, 429)},
+        summary="Send a gift to a creator",
+        description=(
+            "Debits the sender's coins and credits the creator's pending diamonds in one "
+            "transaction. Error codes: `age_restricted`, `wallet_frozen`, "
+            "`daily_limit_exceeded`, `gift_not_found`, `gift_unavailable`, `self_gift`, "
+            "`creator_not_found`, `creator_cannot_receive`, `insufficient_funds`, "
+            "`message_blocked`, `validation_error`."
+        ),
+    )
+    def post(self, request):
+        def handler():
+            data = GiftSendInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            event = gift_send(
+                sender=request.user,
+                creator_handle=values["creator"],
+                gift_slug=values["gift"],
+                quantity=values["quantity"],
+                live_id=values.get("live_id"),
+                video_id=values.get("video_id"),
+                message=values.get("message", ""),
+                client_key=request.headers["Idempotency-Key"].strip(),
+            )
+            return Response(
+                {
+                    "id": event.pk,
+                    "coins_spent": event.coins,
+                    "diamonds": event.diamonds,
+                    "wallet": {"coins": event.wallet_coins},
+                },
+                status=status.HTTP_201_CREATED,
+            )
+
+        return idempotent(request, handler)
+
+
+# --- Leaderboards ---------------------------------------------------------------------------
+
+
+class LeaderRow(serializers.Serializer):
+    username = serializers.CharField()
+    coins = serializers.IntegerField()
+
+
+class LeaderboardOutput(serializers.Serializer):
+    period = serializers.ChoiceField(choices=PERIODS)
+    results = LeaderRow(many=True)
+
+
+class LeaderboardView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "period",
+                OpenApiTypes.STR,
+                enum=list(PERIODS),
+                default="day",
+                description="day: today (UTC); week: since Monday (UTC); all: all time.",
+            )
+        ],
+        responses={200: LeaderboardOutput, **error_responses(400, 404)},
+        summary="Top gifters of a creator",
+    )
+    def get(self, request, handle: str):
+        period = request.query_params.get("period", "day")
+        if period not in PERIODS:
+            raise serializers.ValidationError({"period": [f"One of: {', '.join(PERIODS)}."]})
+        creator = creator_find(handle=handle)
+        if creator is None:
+            raise CreatorNotFound()
+        return Response(
+            {"period": period, "results": leaderboard(creator_id=creator.pk, period=period)}
+        )

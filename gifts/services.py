@@ -1,0 +1,306 @@
+"""Sending gifts: one transaction that debits the sender, credits the creator and records it.
+
+Per gift this runs three reads (creator with its pending account, gift, the sender's wallet
+plus the two platform accounts) and six writes (ledger_post: journal insert in a savepoint,
+the wallet's conditional debit, the entries; the daily spend upsert; the gift event; the
+leaderboard tally upsert). The creator's row and its pending account row are never written
+or locked: the credit is an appended entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils.html import strip_tags
+
+from config.errors import AgeRestricted, DomainError, InsufficientFunds, InvalidInput, NotFound
+from creators.models import Creator
+from gifts.models import Gift, GiftEvent
+from wallets.models import Account, AccountKind, TransactionKind
+from wallets.services import Posting, ledger_post, platform_account, wallet_check_can_spend
+
+QUANTITY_MAX = 9999
+MESSAGE_MAX = 150
+CONTEXT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class CreatorNotFound(NotFound):
+    code = "creator_not_found"
+    default_message = "There is no creator with that handle."
+
+
+class CreatorCannotReceive(DomainError):
+    code = "creator_cannot_receive"
+    status = 403
+    default_message = "This creator cannot receive gifts right now."
+
+
+class SelfGift(DomainError):
+    code = "self_gift"
+    status = 400
+    default_message = "You cannot send a gift to yourself."
+
+
+class GiftNotFound(NotFound):
+    code = "gift_not_found"
+    default_message = "There is no gift with that name."
+
+
+class GiftUnavailable(DomainError):
+    code = "gift_unavailable"
+    status = 400
+    default_message = "This gift is not available right now."
+
+
+class DailyLimitExceeded(DomainError):
+    code = "daily_limit_exceeded"
+    status = 403
+    default_message = "This gift would exceed your daily gifting limit."
+
+
+class MessageBlocked(DomainError):
+    code = "message_blocked"
+    status = 400
+    default_message = "The message contains words that are not allowed."
+
+
+def diamonds_for(coins: int) -> int:
+    return coins * settings.DIAMONDS_PER_COIN_NUM // settings.DIAMONDS_PER_COIN_DEN
+
+
+def message_clean(message: str) -> str:
+    """Plain text only: markup stripped, control characters dropped, whitespace collapsed."""
+    if not isinstance(message, str):
+        raise InvalidInput("The message must be text.", fields={"message": ["Must be text."]})
+    if len(message) > MESSAGE_MAX:
+        raise InvalidInput(
+            f"The message is {MESSAGE_MAX} characters at most.",
+            fields={"message": [f"Ensure this field has no more than {MESSAGE_MAX} characters."]},
+        )
+    text = strip_tags(message)
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in " \t\n")
+    text = " ".join(text.split())
+    lowered = text.casefold()
+    for word in settings.GIFT_MESSAGE_BLOCKLIST:
+        if re.search(rf"(?<!\w){re.escape(word.casefold())}(?!\w)", lowered):
+            raise MessageBlocked(fields={"message": ["This message is not allowed."]})
+    return text
+
+
+def _clean_context(live_id, video_id) -> tuple[str, str]:
+    live_id, video_id = (live_id or "").strip(), (video_id or "").strip()
+    if live_id and video_id:
+        raise InvalidInput(
+            "A gift goes to a live stream or a video, not both.",
+            fields={"video_id": ["Give live_id or video_id, not both."]},
+        )
+    for name, value in (("live_id", live_id), ("video_id", video_id)):
+        if value and not CONTEXT_ID_RE.match(value):
+            raise InvalidInput(
+                f"{name} is 1-64 letters, digits, '_', '.', ':' or '-'.",
+                fields={name: ["1-64 letters, digits, '_', '.', ':' or '-'."]},
+            )
+    return live_id, video_id
+
+
+def _ledger_key(sender_id: int, client_key: str) -> str:
+    client_key = (client_key or "").strip()
+    if not client_key:
+        raise InvalidInput("A client key is required.", fields={"client_key": ["Required."]})
+    if len(client_key) > 200:
+        client_key = "sha256-" + hashlib.sha256(client_key.encode()).hexdigest()
+    return f"gift:{sender_id}:{client_key}"
+
+
+def _existing_event(key: str) -> GiftEvent | None:
+    event = (
+        GiftEvent.objects.select_related("gift", "creator")
+        .filter(transaction__idempotency_key=key)
+        .first()
+    )
+    if event is not None:
+        event.created = False
+        event.wallet_coins = _wallet_coins(event.sender_id)
+    return event
+
+
+def _wallet_coins(user_id: int) -> int:
+    wallet = Account.objects.filter(kind=AccountKind.WALLET, user_id=user_id).first()
+    return wallet.balance if wallet else 0
+
+
+def _accounts(sender) -> tuple[Account | None, Account, Account]:
+    """The sender's wallet and the two platform accounts of a gift, in one query."""
+    rows = Account.objects.filter(
+        Q(kind=AccountKind.WALLET, user=sender)
+        | Q(kind__in=[AccountKind.COINS_SPENT, AccountKind.DIAMOND_ISSUANCE], user__isnull=True)
+    )
+    by_kind = {row.kind: row for row in rows}
+    wallet = by_kind.get(AccountKind.WALLET)
+    spent = by_kind.get(AccountKind.COINS_SPENT) or platform_account(AccountKind.COINS_SPENT)
+    issuance = by_kind.get(AccountKind.DIAMOND_ISSUANCE) or platform_account(
+        AccountKind.DIAMOND_ISSUANCE
+    )
+    return wallet, spent, issuance
+
+
+def _daily_spend_add(*, user_id: int, day, coins: int) -> None:
+    """Count ``coins`` against today's limit in one conditional upsert (PostgreSQL, SQLite)."""
+    limit = settings.DAILY_GIFT_LIMIT
+    if coins > limit:
+        raise DailyLimitExceeded()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO gifts_dailygiftspend (user_id, day, coins) VALUES (%s, %s, %s) "
+            "ON CONFLICT (user_id, day) DO UPDATE "
+            "SET coins = gifts_dailygiftspend.coins + excluded.coins "
+            "WHERE gifts_dailygiftspend.coins + excluded.coins <= %s RETURNING coins",
+            [user_id, day, coins, limit],
+        )
+        if cursor.fetchone() is None:
+            raise DailyLimitExceeded()
+
+
+def _tally_add(*, creator_id: int, sender_id: int, day, coins: int, diamonds: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO gifts_gifttally (creator_id, sender_id, day, coins, diamonds, gifts) "
+            "VALUES (%s, %s, %s, %s, %s, 1) "
+            "ON CONFLICT (creator_id, day, sender_id) DO UPDATE SET "
+            "coins = gifts_gifttally.coins + excluded.coins, "
+            "diamonds = gifts_gifttally.diamonds + excluded.diamonds, "
+            "gifts = gifts_gifttally.gifts + 1",
+            [creator_id, sender_id, day, coins, diamonds],
+        )
+
+
+def _check_quantity(quantity) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidInput("Quantity must be a whole number.", fields={"quantity": ["Invalid."]})
+    if not 1 <= quantity <= QUANTITY_MAX:
+        raise InvalidInput(
+            f"Quantity must be between 1 and {QUANTITY_MAX}.",
+            fields={"quantity": [f"Must be between 1 and {QUANTITY_MAX}."]},
+        )
+    return quantity
+
+
+def _validate(*, sender, creator_handle, gift_slug, quantity, live_id, video_id, message, country):
+    quantity = _check_quantity(quantity)
+    live_id, video_id = _clean_context(live_id, video_id)
+    message = message_clean(message or "")
+    if not sender.is_adult:
+        raise AgeRestricted("You must be 18 or older to send gifts.")
+    handle = (creator_handle or "").strip().lower()
+    creator = (
+        Creator.objects.select_related("user", "pending_account").filter(handle=handle).first()
+        if 0 < len(handle) <= 30
+        else None
+    )
+    if creator is None:
+        raise CreatorNotFound()
+    if creator.user_id == sender.pk:
+        raise SelfGift()
+    if not creator.can_receive_gifts or creator.pending_account is None:
+        raise CreatorCannotReceive()
+    slug = (gift_slug or "").strip().lower()
+    gift = Gift.objects.filter(slug=slug).first() if 0 < len(slug) <= 40 else None
+    if gift is None:
+        raise GiftNotFound()
+    if not gift.is_available(country=country):
+        raise GiftUnavailable()
+    if gift.coins * quantity > settings.DAILY_GIFT_LIMIT:
+        raise DailyLimitExceeded()
+    wallet, spent, issuance = _accounts(sender)
+    if wallet is None:
+        raise InsufficientFunds()
+    wallet_check_can_spend(wallet=wallet)
+    return quantity, live_id, video_id, message, creator, gift, wallet, spent, issuance
+
+
+@transaction.atomic
+def gift_send(
+    *,
+    sender,
+    creator_handle: str,
+    gift_slug: str,
+    quantity: int = 1,
+    live_id: str | None = None,
+    video_id: str | None = None,
+    message: str = "",
+    client_key: str,
+    country: str | None = None,
+) -> GiftEvent:
+    """Send ``quantity`` of a gift to a creator, exactly once per (sender, ``client_key``).
+
+    Returns the GiftEvent with two extra attributes: ``created`` (False for a repeated key,
+    which returns the original gift and writes nothing) and ``wallet_coins`` (the sender's
+    balance after it).
+    """
+    key = _ledger_key(sender.pk, client_key)
+    try:
+        (quantity, live_id, video_id, message, creator, gift, wallet, spent, issuance) = _validate(
+            sender=sender,
+            creator_handle=creator_handle,
+            gift_slug=gift_slug,
+            quantity=quantity,
+            live_id=live_id,
+            video_id=video_id,
+            message=message,
+            country=country,
+        )
+    except DomainError:
+        # A retry of a gift that went through answers with that gift, even if a rule
+        # (an expired gift, a frozen wallet) would refuse it now.
+        existing = _existing_event(key)
+        if existing is not None:
+            return existing
+        raise
+
+    coins = gift.coins * quantity
+    diamonds = diamonds_for(coins)
+    result = ledger_post(
+        kind=TransactionKind.GIFT,
+        idempotency_key=key,
+        postings=[
+            Posting(wallet, -coins),
+            Posting(spent, coins),
+            Posting(issuance, -diamonds),
+            Posting(creator.pending_account, diamonds),
+        ],
+        actor=sender,
+        memo=f"{quantity} x {gift.name} to @{creator.handle}",
+        reference=f"creator:{creator.pk}",
+    )
+    if not result.created:
+        existing = _existing_event(key)
+        if existing is None:  # the key belongs to something else: never double-spend it
+            raise InvalidInput("This client key was already used.")
+        return existing
+
+    now = result.transaction.created_at
+    day = now.astimezone(UTC).date()
+    _daily_spend_add(user_id=sender.pk, day=day, coins=coins)
+    event = GiftEvent.objects.create(
+        sender=sender,
+        creator=creator,
+        gift=gift,
+        quantity=quantity,
+        coins=coins,
+        diamonds=diamonds,
+        live_id=live_id,
+        video_id=video_id,
+        message=message,
+        transaction=result.transaction,
+        created_at=now,
+    )
+    _tally_add(creator_id=creator.pk, sender_id=sender.pk, day=day, coins=coins, diamonds=diamonds)
+    event.created = True
+    event.wallet_coins = result.balances.get(wallet.pk, 0)
+    return event
