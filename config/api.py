@@ -84,6 +84,13 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def paginate_queryset(self, queryset, request, view=None):
+        # A bad page number is the client's input error (400), not a missing resource.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({self.page_query_param: [str(exc.detail)]}) from exc
+
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
 
@@ -105,6 +112,12 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = "-id"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({self.cursor_query_param: [str(exc.detail)]}) from exc
 
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
@@ -208,7 +221,8 @@ class AuthUsernameThrottle(SimpleRateThrottle):
     scope = "auth"
 
     def get_cache_key(self, request, view):
-        username = str(request.data.get("username", "")).strip().lower()[:150]
+        data = request.data if hasattr(request.data, "get") else {}
+        username = str(data.get("username", "")).strip().lower()[:150]
         if not username:
             return None
         digest = hashlib.sha256(username.encode()).hexdigest()[:32]
@@ -260,3 +274,49 @@ def status_text(code: int) -> str:
         423: "wallet_frozen",
         429: "Too many requests",
     }.get(code, "Error")
+
+
+def add_common_error_responses(result, generator, request, public):
+    """Document, on every operation, the errors any operation can answer with.
+
+    401 (no or bad token), 403, 404 on paths with an id, 405, 429 (throttled) — all in the
+    error format — so clients and the fuzz tests know every status they may see.
+    """
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Error",
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "fields"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "fields": {"type": "object", "additionalProperties": {}},
+                    },
+                }
+            },
+        },
+    )
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            codes = ["400", "401", "403", "405", "429"]
+            if "{" in path:
+                codes.append("404")
+            if method in ("post", "put", "patch", "delete"):
+                codes.append("415")
+            for code in codes:
+                operation["responses"].setdefault(
+                    code,
+                    {
+                        "description": status_text(int(code)),
+                        "content": {"application/json": {"schema": error_ref}},
+                    },
+                )
+    return result
