@@ -94,7 +94,13 @@ def from_minor(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor) / (10 ** _exponent(currency))
 
 
+def _plain(obj) -> dict:
+    """stripe-python 16 objects are not dicts any more."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
 def _transfer(obj) -> Transfer:
+    obj = _plain(obj)
     metadata = obj.get("metadata") or {}
     payout_id = metadata.get("payout_id")
     return Transfer(
@@ -122,11 +128,13 @@ def connect_account_create(*, email: str, creator_id: int) -> ConnectAccount:
         },
         {"idempotency_key": f"connect-account-{creator_id}"},
     )
+    account = _plain(account)
     return ConnectAccount(id=account["id"], payouts_enabled=bool(account.get("payouts_enabled")))
 
 
 def connect_account_retrieve(account_id: str) -> ConnectAccount:
     account = _call(_client().v1.accounts.retrieve, account_id)
+    account = _plain(account)
     return ConnectAccount(id=account["id"], payouts_enabled=bool(account.get("payouts_enabled")))
 
 

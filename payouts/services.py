@@ -86,7 +86,7 @@ class MethodResult:
     onboarding_url: str = ""
 
 
-def _creator_of(user) -> Creator:
+def creator_of(user) -> Creator:
     creator = Creator.objects.filter(user=user).first()
     if creator is None:
         raise NotACreator()
@@ -108,7 +108,7 @@ def payout_method_set(
     creator id) and the answer carries a fresh onboarding link. The Stripe calls happen outside
     the database transaction; the row update is short.
     """
-    creator = _creator_of(user)
+    creator = creator_of(user)
     if rail not in Rail.values:
         raise InvalidInput("Unknown payout rail.", fields={"rail": ["Choose manual or stripe."]})
     current = PayoutMethod.objects.filter(creator=creator).first()
