@@ -309,3 +309,10 @@ PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default
 PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
 PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
 # --- end of payouts settings ----------------------------------------------------------------
+
+# --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"] = (
+    "wallets.models.RechargeStatus"
+)
+# --- end wallets ----------------------------------------------------------------------------

@@ -1,7 +1,26 @@
-from django.contrib import admin
+import uuid
 
-from wallets.models import Account, Entry, LedgerTransaction
-from wallets.services import account_balance
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.shortcuts import render
+
+from config.errors import DomainError
+from wallets.models import (
+    Account,
+    CoinPackage,
+    CoinPackagePrice,
+    Discrepancy,
+    Entry,
+    LedgerTransaction,
+    Recharge,
+    RechargeRefund,
+    ReconciliationRun,
+    StripeCustomer,
+    StripeDispute,
+    StripeEvent,
+)
+from wallets.services import account_balance, discrepancy_resolve, recharge_refund
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,3 +77,227 @@ class EntryAdmin(ReadOnlyAdmin):
     list_display = ("id", "transaction", "account", "amount", "balance_after", "created_at")
     search_fields = ("account__user__username",)
     list_select_related = ("transaction", "account")
+
+
+# --- Coin packages, recharges, refunds, reconciliation --------------------------------------
+
+
+class CoinPackagePriceInline(admin.TabularInline):
+    model = CoinPackagePrice
+    extra = 0
+    min_num = 1
+
+
+@admin.register(CoinPackage)
+class CoinPackageAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "coins",
+        "bonus_coins",
+        "prices_list",
+        "is_active",
+        "available_from",
+        "available_until",
+        "sort_order",
+    )
+    list_editable = ("is_active", "sort_order")
+    list_filter = ("is_active",)
+    inlines = [CoinPackagePriceInline]
+
+    @admin.display(description="prices")
+    def prices_list(self, obj):
+        return ", ".join(str(p.price) for p in obj.prices.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("prices")
+
+
+class RefundForm(forms.Form):
+    reason = forms.CharField(max_length=400, widget=forms.Textarea(attrs={"rows": 3}))
+    coins = forms.IntegerField(
+        required=False, min_value=1, help_text="Leave empty to refund everything not yet refunded."
+    )
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+
+class RechargeRefundInline(admin.TabularInline):
+    model = RechargeRefund
+    fields = (
+        "stripe_id",
+        "source",
+        "amount",
+        "coins",
+        "coins_from_wallet",
+        "coins_to_debt",
+        "reason",
+        "actor",
+        "created_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Recharge)
+class RechargeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "user",
+        "coins",
+        "price",
+        "status",
+        "coins_refunded",
+        "payment_intent",
+        "created_at",
+    )
+    list_filter = ("status", "price_currency")
+    search_fields = ("user__username", "payment_intent", "=id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    inlines = [RechargeRefundInline]
+    actions = ["refund_action"]
+
+    def has_change_permission(self, request, obj=None):
+        # Viewing is allowed; the form itself is read-only (every field below).
+        return request.user.has_perm("wallets.view_recharge")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
+    def refund_action(self, request, queryset):
+        if not request.user.has_perm("wallets.change_recharge"):
+            self.message_user(request, "You may not refund recharges.", messages.ERROR)
+            return None
+        form = RefundForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done = 0
+            for recharge in queryset:
+                try:
+                    recharge_refund(
+                        recharge=recharge,
+                        reason=form.cleaned_data["reason"],
+                        coins=form.cleaned_data["coins"],
+                        actor=request.user,
+                        idempotency_key=f"{form.cleaned_data['idempotency_key']}-{recharge.pk}",
+                    )
+                    done += 1
+                except DomainError as exc:
+                    self.message_user(
+                        request, f"Recharge #{recharge.pk}: {exc.message}", messages.ERROR
+                    )
+            if done:
+                self.message_user(request, f"Refunded {done} recharge(s).", messages.SUCCESS)
+            return None
+        if form.is_bound is False:
+            form = RefundForm(initial={"idempotency_key": uuid.uuid4().hex})
+        return render(
+            request,
+            "wallets/admin_refund.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Refund recharges",
+                "form": form,
+                "recharges": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
+
+
+@admin.register(RechargeRefund)
+class RechargeRefundAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "recharge",
+        "source",
+        "stripe_id",
+        "amount",
+        "coins",
+        "coins_to_debt",
+        "actor",
+        "created_at",
+    )
+    list_filter = ("source",)
+    search_fields = ("stripe_id", "recharge__user__username")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "type", "object_id", "result", "received_at", "processed_at")
+    list_filter = ("type",)
+    search_fields = ("event_id", "object_id")
+
+
+@admin.register(StripeDispute)
+class StripeDisputeAdmin(ReadOnlyAdmin):
+    list_display = ("dispute_id", "recharge", "status", "amount", "coins", "clawed_back", "closed")
+    list_filter = ("status", "closed")
+
+
+@admin.register(StripeCustomer)
+class StripeCustomerAdmin(ReadOnlyAdmin):
+    list_display = ("user", "customer_id", "created_at")
+    search_fields = ("user__username", "customer_id")
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "status", "started_at", "finished_at", "counts")
+    list_filter = ("kind", "status")
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "object_type",
+        "object_id",
+        "expected",
+        "found",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "object_type")
+    search_fields = ("object_id",)
+    actions = ["resolve_action"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("wallets.view_discrepancy")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Mark the selected discrepancies resolved (with a note)")
+    def resolve_action(self, request, queryset):
+        if not request.user.has_perm("wallets.change_discrepancy"):
+            self.message_user(request, "You may not resolve discrepancies.", messages.ERROR)
+            return None
+        form = ResolveForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for discrepancy in queryset:
+                discrepancy_resolve(
+                    discrepancy=discrepancy, actor=request.user, note=form.cleaned_data["note"]
+                )
+            self.message_user(request, "Resolved.", messages.SUCCESS)
+            return None
+        return render(
+            request,
+            "wallets/admin_resolve.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Resolve discrepancies",
+                "form": form,
+                "items": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )

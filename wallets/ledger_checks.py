@@ -135,10 +135,6 @@ CORE_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
 ]
 
 
-# Checks of other modules (an app's ``ledger_checks.EXTRA_CHECKS``): (name, function) pairs.
-EXTRA_CHECKS: list[tuple[str, Callable[[], list[str]]]] = []
-
-
 def all_checks() -> list[tuple[str, Callable[[], list[str]]]]:
     """Core checks plus every local app's ``ledger_checks.EXTRA_CHECKS``."""
     checks = list(CORE_CHECKS)
@@ -155,3 +151,51 @@ def all_checks() -> list[tuple[str, Callable[[], list[str]]]]:
 
 def run_checks() -> list[tuple[str, list[str]]]:
     return [(name, func()) for name, func in all_checks()]
+
+
+# --- Recharges (wallets' own EXTRA_CHECKS) --------------------------------------------------
+
+
+def check_issuance_matches_recharges() -> list[str]:
+    """−coin issuance = coins of credited recharges − coins clawed back by refunds/disputes.
+
+    Grants go to the adjustments account, so the coin issuance account is recharges only.
+    """
+    (issued,) = _rows(
+        "SELECT COALESCE(SUM(e.amount), 0) FROM wallets_entry e "
+        "JOIN wallets_account a ON a.id = e.account_id WHERE a.kind = 'coin_issuance'"
+    )[0]
+    (credited,) = _rows(
+        "SELECT COALESCE(SUM(coins - coins_refunded), 0) FROM wallets_recharge "
+        "WHERE status IN ('succeeded', 'refunded', 'disputed')"
+    )[0]
+    if -issued != credited:
+        return [f"coin issuance says {-issued} coins sold, recharges say {credited}"]
+    return []
+
+
+def check_one_credit_per_recharge() -> list[str]:
+    missing = _rows(
+        "SELECT r.id, r.payment_intent FROM wallets_recharge r "
+        "WHERE r.status IN ('succeeded', 'refunded', 'disputed') AND NOT EXISTS ("
+        " SELECT 1 FROM wallets_ledgertransaction t "
+        " WHERE t.idempotency_key = 'recharge:' || r.payment_intent AND t.kind = 'recharge') "
+        f"LIMIT {LIMIT}"
+    )
+    problems = [f"recharge {rid} ({pi}) succeeded without a credit" for rid, pi in missing]
+    stray = _rows(
+        "SELECT t.id, t.idempotency_key FROM wallets_ledgertransaction t "
+        "WHERE t.kind = 'recharge' AND NOT EXISTS (SELECT 1 FROM wallets_recharge r "
+        " WHERE 'recharge:' || r.payment_intent = t.idempotency_key "
+        " AND r.status IN ('succeeded', 'refunded', 'disputed')) "
+        f"LIMIT {LIMIT}"
+    )
+    problems += [f"recharge credit {tx} ({key}) has no succeeded recharge" for tx, key in stray]
+    return problems
+
+
+# This app's own checks (every app's ``ledger_checks.EXTRA_CHECKS`` runs after the core).
+EXTRA_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
+    ("coin issuance = credited recharges - coins clawed back", check_issuance_matches_recharges),
+    ("one credit per succeeded recharge", check_one_credit_per_recharge),
+]

@@ -1,9 +1,14 @@
+# mypy: disable-error-code="django-manager-missing"
+# (djmoney swaps in dynamically built managers on models with a MoneyField; the stubs plugin
+# cannot see them, and the default manager type is what we use anyway.)
 """The ledger: accounts, journal transactions and immutable entries (see LEDGER.md)."""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from djmoney.models.fields import MoneyField
+from djmoney.money import Money
 
 
 class Unit(models.TextChoices):
@@ -212,3 +217,257 @@ class Entry(ImmutableModel):
 
     def __str__(self) -> str:
         return f"{self.amount:+d} → account {self.account_id}"
+
+
+# --- Coin packages and recharges ------------------------------------------------------------
+
+
+class CoinPackage(models.Model):
+    """A coin bundle on sale: coins (+ bonus) for a price per currency (``CoinPackagePrice``)."""
+
+    coins = models.BigIntegerField()
+    bonus_coins = models.BigIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    available_from = models.DateTimeField(null=True, blank=True)
+    available_until = models.DateTimeField(null=True, blank=True)
+    sort_order = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sort_order", "coins", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(coins__gt=0), name="coinpackage_coins_positive"),
+            models.CheckConstraint(
+                condition=Q(bonus_coins__gte=0), name="coinpackage_bonus_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        bonus = f" + {self.bonus_coins} bonus" if self.bonus_coins else ""
+        return f"{self.coins} coins{bonus}"
+
+    @property
+    def total_coins(self) -> int:
+        return self.coins + self.bonus_coins
+
+
+class CoinPackagePrice(models.Model):
+    package = models.ForeignKey(CoinPackage, on_delete=models.CASCADE, related_name="prices")
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price_currency: str
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["package", "price_currency"], name="coinpackageprice_one_per_currency"
+            ),
+            models.CheckConstraint(condition=Q(price__gt=0), name="coinpackageprice_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.package}: {self.price}"
+
+
+class StripeCustomer(models.Model):
+    """The Stripe Customer of a user, created once and reused for every payment."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_customer"
+    )
+    customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.customer_id
+
+
+class RechargeStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    REFUNDED = "refunded", "Refunded"
+    DISPUTED = "disputed", "Disputed"
+
+
+# Statuses of a recharge whose coins were credited (exactly once) by the ledger.
+CREDITED_STATUSES = [RechargeStatus.SUCCEEDED, RechargeStatus.REFUNDED, RechargeStatus.DISPUTED]
+
+
+class Recharge(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recharges"
+    )
+    package = models.ForeignKey(
+        CoinPackage, null=True, blank=True, on_delete=models.PROTECT, related_name="recharges"
+    )
+    coins = models.BigIntegerField()
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price_currency: str
+    payment_intent = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=RechargeStatus.choices, default=RechargeStatus.PENDING
+    )
+    failure_message = models.CharField(max_length=500, blank=True)
+    # Net coins taken back by refunds and disputes (a won dispute gives them back).
+    coins_refunded = models.BigIntegerField(default=0)
+    amount_refunded: Money = MoneyField(  # type: ignore[assignment]
+        max_digits=12, decimal_places=2, default_currency="USD", default=0
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(coins__gt=0), name="recharge_coins_positive"),
+            models.CheckConstraint(
+                condition=Q(coins_refunded__gte=0) & Q(coins_refunded__lte=models.F("coins")),
+                name="recharge_coins_refunded_in_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="recharge_user_newest"),
+            models.Index(fields=["status", "created_at"], name="recharge_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recharge #{self.pk} ({self.coins} coins, {self.status})"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"recharge:{self.payment_intent}"
+
+
+class RefundSource(models.TextChoices):
+    STAFF = "staff", "Staff refund"
+    STRIPE = "stripe", "Found in Stripe"
+    DISPUTE = "dispute", "Dispute"
+    DISPUTE_WON = "dispute_won", "Dispute won (coins returned)"
+
+
+class RechargeRefund(models.Model):
+    """One clawback (or, for a won dispute, a give-back) applied to a recharge."""
+
+    recharge = models.ForeignKey(Recharge, on_delete=models.PROTECT, related_name="refunds")
+    # The Stripe refund (re_...) or dispute (dp_...) id; one application per Stripe object.
+    stripe_id = models.CharField(max_length=255)
+    source = models.CharField(max_length=16, choices=RefundSource.choices)
+    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    coins = models.BigIntegerField()
+    coins_from_wallet = models.BigIntegerField(default=0)
+    coins_to_debt = models.BigIntegerField(default=0)
+    reason = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The staff form's idempotency key: a double submit refunds once.
+    request_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_id", "source"], name="rechargerefund_once_per_stripe_object"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.stripe_id}: {self.coins} coins"
+
+
+class StripeEvent(models.Model):
+    """Every webhook event, stored once (the unique id makes redeliveries harmless)."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"
+
+
+class StripeDispute(models.Model):
+    dispute_id = models.CharField(max_length=255, unique=True)
+    recharge = models.ForeignKey(Recharge, on_delete=models.PROTECT, related_name="disputes")
+    status = models.CharField(max_length=40)
+    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    coins = models.BigIntegerField(default=0)
+    clawed_back = models.BooleanField(default=False)
+    closed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.dispute_id} ({self.status})"
+
+
+# --- Reconciliation (payments here; payouts reuse these models) -----------------------------
+
+
+class ReconciliationRun(models.Model):
+    kind = models.CharField(max_length=32)  # "payments", "payouts"
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, default="running")  # running/done/skipped/failed
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} reconciliation #{self.pk} ({self.status})"
+
+    @property
+    def duration(self):
+        return self.finished_at - self.started_at if self.finished_at else None
+
+
+class DiscrepancyStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Discrepancy(models.Model):
+    """Something our books and the payment provider disagree on, for staff to decide."""
+
+    run = models.ForeignKey(
+        ReconciliationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=255)
+    expected = models.CharField(max_length=500, blank=True)
+    found = models.CharField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=16, choices=DiscrepancyStatus.choices, default=DiscrepancyStatus.OPEN
+    )
+    note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "discrepancies"
+        ordering = ["-id"]
+        constraints = [
+            # One open item per problem: hourly runs do not pile up copies.
+            models.UniqueConstraint(
+                fields=["kind", "object_type", "object_id"],
+                condition=Q(status="open"),
+                name="discrepancy_one_open_per_object",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_type}:{self.object_id} ({self.status})"

@@ -1,6 +1,8 @@
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from djmoney.money import Money
 
-from wallets.models import Account, AccountKind, Entry
+from wallets.models import Account, AccountKind, CoinPackage, CoinPackagePrice, Entry, Recharge
 
 
 def wallet_find(*, user) -> Account | None:
@@ -14,3 +16,33 @@ def wallet_entries(*, user) -> QuerySet[Entry]:
         .select_related("transaction")
         .order_by("-id")
     )
+
+
+def coin_packages_on_sale(*, currency: str, now=None) -> list[tuple[CoinPackage, Money, bool]]:
+    """Packages on sale with their price in ``currency``, and whether each is the best value
+    (most coins per unit of money)."""
+    now = now or timezone.now()
+    rows = (
+        CoinPackagePrice.objects.select_related("package")
+        .filter(
+            price_currency=currency,
+            package__is_active=True,
+        )
+        .filter(Q(package__available_from__isnull=True) | Q(package__available_from__lte=now))
+        .filter(Q(package__available_until__isnull=True) | Q(package__available_until__gt=now))
+        .order_by("package__sort_order", "package__coins", "package__id")
+    )
+    priced = [(row.package, row.price) for row in rows]
+    if not priced:
+        return []
+    best = max(priced, key=lambda item: item[0].total_coins / item[1].amount)[0]
+    return [(package, price, package.pk == best.pk) for package, price in priced]
+
+
+def recharge_for_user(*, user, recharge_id) -> Recharge | None:
+    """The user's own recharge (another user's reads as missing: no IDOR)."""
+    return Recharge.objects.filter(pk=recharge_id, user=user).select_related("package").first()
+
+
+def recharges_of(*, user) -> QuerySet[Recharge]:
+    return Recharge.objects.filter(user=user).order_by("-id")

@@ -1,8 +1,15 @@
 from celery import shared_task
 
-from wallets.services import hot_accounts_rollup
+from wallets.services import hot_accounts_rollup, payments_reconcile
 
 
 @shared_task
 def rollup_hot_accounts_task() -> int:
     return hot_accounts_rollup()
+
+
+@shared_task
+def payments_reconcile_task() -> dict:
+    """Safe to run twice and beside itself: the service takes an advisory lock."""
+    run = payments_reconcile()
+    return {"run": run.pk, "status": run.status, **run.counts}

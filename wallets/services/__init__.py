@@ -1,7 +1,7 @@
-"""Everything in ``wallets`` that writes (see the modules of this package)."""
+"""Everything in ``wallets`` that writes: the ledger, recharges, refunds and disputes, Stripe
+webhooks and payment reconciliation. Other apps import from here (``wallets.services``)."""
 
-from wallets.services.ledger import *  # noqa: F403
-from wallets.services.ledger import (  # noqa: F401
+from wallets.services.ledger import (
     LedgerImbalance,
     Posting,
     PostResult,
@@ -17,3 +17,62 @@ from wallets.services.ledger import (  # noqa: F401
     wallet_get,
     wallet_unfreeze,
 )
+from wallets.services.recharges import (
+    PaymentProviderError,
+    coin_debt_write_off,
+    recharge_apply_success,
+    recharge_create,
+    recharge_mark_failed,
+    recharge_quote,
+    stripe_customer_get,
+)
+from wallets.services.reconciliation import (
+    advisory_lock,
+    discrepancy_record,
+    discrepancy_resolve,
+    payments_reconcile,
+)
+from wallets.services.refunds import (
+    recharge_dispute_close,
+    recharge_dispute_open,
+    recharge_refund,
+    recharge_refund_apply,
+    recharge_refund_from_stripe,
+    recharge_refunds_sync,
+)
+from wallets.services.webhooks import stripe_webhook_receive
+
+__all__ = [
+    "LedgerImbalance",
+    "PaymentProviderError",
+    "PostResult",
+    "Posting",
+    "account_balance",
+    "account_get",
+    "account_rollup",
+    "advisory_lock",
+    "coin_debt_write_off",
+    "discrepancy_record",
+    "discrepancy_resolve",
+    "hot_accounts_rollup",
+    "ledger_post",
+    "payments_reconcile",
+    "platform_account",
+    "recharge_apply_success",
+    "recharge_create",
+    "recharge_dispute_close",
+    "recharge_dispute_open",
+    "recharge_mark_failed",
+    "recharge_quote",
+    "recharge_refund",
+    "recharge_refund_apply",
+    "recharge_refund_from_stripe",
+    "recharge_refunds_sync",
+    "stripe_customer_get",
+    "stripe_webhook_receive",
+    "wallet_adjust",
+    "wallet_check_can_spend",
+    "wallet_freeze",
+    "wallet_get",
+    "wallet_unfreeze",
+]

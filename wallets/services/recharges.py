@@ -1,0 +1,362 @@
+"""Buying coins: quotes, recharges through Stripe PaymentIntents, crediting exactly once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from djmoney.money import Money
+
+from config.errors import AgeRestricted, DomainError, InvalidInput, LimitExceeded
+from wallets import stripe_gateway as gateway
+from wallets.models import (
+    Account,
+    AccountKind,
+    CoinPackage,
+    CoinPackagePrice,
+    Recharge,
+    RechargeStatus,
+    StripeCustomer,
+    TransactionKind,
+)
+from wallets.services.ledger import (
+    Posting,
+    _ensure_not_frozen,
+    account_get,
+    ledger_post,
+    platform_account,
+    wallet_get,
+)
+
+log = logging.getLogger(__name__)
+
+# A wallet frozen for coin debt carries this reason; settling the debt lifts that freeze only.
+DEBT_FREEZE_REASON = "coin debt after a refund or chargeback"
+
+
+class PaymentProviderError(DomainError):
+    code = "payment_provider_error"
+    status = 502
+    default_message = "The payment provider could not be reached. Please try again."
+
+
+@dataclass(frozen=True)
+class Quote:
+    package: CoinPackage | None
+    coins: int
+    price: Money
+
+
+def _currency(currency: Any) -> str:
+    code = str(currency or "").strip().upper()
+    if code not in settings.CURRENCIES:
+        raise InvalidInput(
+            f"Unsupported currency; choose one of {', '.join(settings.CURRENCIES)}.",
+            fields={"currency": [f"Must be one of {', '.join(settings.CURRENCIES)}."]},
+        )
+    return code
+
+
+def _is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def package_is_on_sale(package: CoinPackage, now=None) -> bool:
+    now = now or timezone.now()
+    return (
+        package.is_active
+        and (package.available_from is None or package.available_from <= now)
+        and (package.available_until is None or now < package.available_until)
+    )
+
+
+def custom_price(*, coins: int, currency: str) -> Money:
+    unit_price = Decimal(settings.COIN_UNIT_PRICE[currency])
+    exponent = gateway.currency_exponent(currency)
+    amount = (unit_price * coins).quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP)
+    return Money(amount, currency)
+
+
+def recharge_quote(*, currency: Any, package_id: Any = None, coins: Any = None) -> Quote:
+    """What a purchase costs: a package on sale in that currency, or a custom amount."""
+    currency = _currency(currency)
+    if (package_id is None) == (coins is None):
+        raise InvalidInput(
+            "Choose a coin package or a custom number of coins (not both).",
+            fields={"package": ["Give either package or coins."]},
+        )
+    if package_id is not None:
+        if not _is_whole_number(package_id):
+            raise InvalidInput("Unknown coin package.", fields={"package": ["Unknown package."]})
+        price_row = (
+            CoinPackagePrice.objects.select_related("package")
+            .filter(package_id=package_id, price_currency=currency)
+            .first()
+        )
+        if price_row is None or not package_is_on_sale(price_row.package):
+            raise InvalidInput(
+                "That coin package is not on sale in this currency.",
+                fields={"package": ["Unknown package or not available in this currency."]},
+            )
+        package = price_row.package
+        return Quote(package, package.total_coins, price_row.price)
+    low, high = settings.CUSTOM_COINS_MIN, settings.CUSTOM_COINS_MAX
+    if not _is_whole_number(coins) or not low <= coins <= high:
+        raise InvalidInput(
+            f"A custom amount must be a whole number of coins from {low:,} to {high:,}.",
+            fields={"coins": [f"Must be a whole number from {low} to {high}."]},
+        )
+    return Quote(None, coins, custom_price(coins=coins, currency=currency))
+
+
+def stripe_customer_get(*, user) -> StripeCustomer:
+    """The user's Stripe Customer, created once (the unique user column settles races)."""
+    existing = StripeCustomer.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    try:
+        customer_id = gateway.customer_create(
+            user_id=user.pk, email=user.email, username=user.username
+        )
+    except gateway.StripeError as exc:
+        log.warning("stripe customer create failed for user %s: %s", user.pk, exc)
+        raise PaymentProviderError() from exc
+    try:
+        with transaction.atomic():
+            return StripeCustomer.objects.create(user=user, customer_id=customer_id)
+    except IntegrityError:
+        return StripeCustomer.objects.get(user=user)
+
+
+def _purchased_today(user) -> int:
+    since = timezone.now() - timedelta(days=1)
+    total = (
+        Recharge.objects.filter(user=user, created_at__gte=since)
+        .exclude(status=RechargeStatus.FAILED)
+        .aggregate(total=Sum("coins"))["total"]
+    )
+    return int(total or 0)
+
+
+def _check_can_buy(user) -> Account:
+    if not user.is_adult:
+        raise AgeRestricted(f"You must be {settings.MINIMUM_AGE} or older to buy coins.")
+    wallet = wallet_get(user=user)
+    _ensure_not_frozen(wallet)
+    return wallet
+
+
+@transaction.atomic
+def recharge_create(
+    *,
+    user,
+    currency: Any,
+    package_id: Any = None,
+    coins: Any = None,
+    payment_method: str | None = None,
+) -> Recharge:
+    """A pending Recharge with its Stripe PaymentIntent.
+
+    Without ``payment_method`` the browser confirms the card with Stripe.js (client_secret).
+    With one (an app's PaymentMethod, or the portal's), the server confirms at once: the
+    answer is then succeeded (coins credited now; the webhook finds nothing left to do),
+    failed (``failure_message``), or pending with a 3-D Secure step for Stripe.js.
+    The returned object carries ``client_secret`` (not stored).
+    """
+    _check_can_buy(user)
+    quote = recharge_quote(currency=currency, package_id=package_id, coins=coins)
+    if payment_method is not None:
+        payment_method = str(payment_method).strip()
+        if not payment_method or len(payment_method) > 255:
+            raise InvalidInput(
+                "Invalid payment method.", fields={"payment_method": ["Invalid payment method."]}
+            )
+    customer = stripe_customer_get(user=user)
+    # One user's purchases queue here, so two at once cannot both slip under the daily limit.
+    # (The customer row, not the wallet: gifts must not wait for a Stripe round trip.)
+    StripeCustomer.objects.select_for_update().filter(pk=customer.pk).first()
+    limit = settings.DAILY_PURCHASE_LIMIT
+    if _purchased_today(user) + quote.coins > limit:
+        raise LimitExceeded(
+            f"This purchase would exceed your daily limit of {limit:,} coins. "
+            "Please try again tomorrow."
+        )
+    recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+        user=user, package=quote.package, coins=quote.coins, price=quote.price
+    )
+    try:
+        intent = gateway.payment_intent_create(
+            amount=quote.price,
+            customer_id=customer.customer_id,
+            recharge_id=recharge.pk,
+            user_id=user.pk,
+            payment_method=payment_method,
+        )
+    except gateway.StripeError as exc:
+        if payment_method and getattr(exc, "http_status", None) in (400, 404):
+            raise InvalidInput(
+                "That payment method cannot be used.",
+                fields={"payment_method": ["Unknown or unusable payment method."]},
+            ) from exc
+        log.warning("payment intent create failed for recharge %s: %s", recharge.pk, exc)
+        raise PaymentProviderError() from exc
+    recharge.payment_intent = intent.id
+    recharge.save(update_fields=["payment_intent", "updated_at"])
+    client_secret = intent.client_secret
+    requires_action = False
+    if payment_method:
+        try:
+            intent = gateway.payment_intent_confirm(
+                payment_intent_id=intent.id, recharge_id=recharge.pk
+            )
+        except gateway.CardError as exc:
+            message = getattr(exc, "user_message", None) or "Your card was declined."
+            recharge_mark_failed(payment_intent_id=recharge.payment_intent, message=message)
+        except gateway.StripeError as exc:
+            # The PaymentIntent exists; its webhook or reconciliation will settle the outcome.
+            log.warning("confirm failed for recharge %s: %s", recharge.pk, exc)
+        else:
+            status = gateway.get(intent, "status")
+            requires_action = status == "requires_action"
+            if status == "succeeded":
+                recharge_apply_success(payment_intent_id=intent.id, intent=intent)
+            elif status in ("requires_payment_method", "canceled"):
+                error = gateway.get(intent, "last_payment_error") or {}
+                recharge_mark_failed(
+                    payment_intent_id=intent.id,
+                    message=gateway.get(error, "message") or "The payment failed.",
+                )
+        recharge.refresh_from_db()
+    recharge.client_secret = client_secret  # type: ignore[attr-defined]
+    recharge.requires_action = requires_action  # type: ignore[attr-defined]
+    return recharge
+
+
+def _amount_matches(recharge: Recharge, intent: Any) -> bool:
+    amount = gateway.get(intent, "amount")
+    currency = gateway.get(intent, "currency")
+    if amount is None or currency is None:
+        return True
+    return int(amount) == gateway.to_minor(recharge.price) and str(currency).upper() == str(
+        recharge.price.currency
+    )
+
+
+def _lock_wallet_and_debt(user) -> tuple[Account, Account]:
+    """Lock the user's wallet and debt rows in id order (the ledger's lock order)."""
+    wallet = wallet_get(user=user)
+    debt = account_get(kind=AccountKind.COIN_DEBT, user=user)
+    locked = {
+        account.pk: account
+        for account in Account.objects.select_for_update()
+        .filter(pk__in=[wallet.pk, debt.pk])
+        .order_by("pk")
+    }
+    return locked[wallet.pk], locked[debt.pk]
+
+
+def coins_credit(
+    *, user, coins: int, kind: str, idempotency_key: str, memo: str, reference: str, actor=None
+) -> bool:
+    """Issue ``coins`` to a user: coin debt is settled first, the rest lands in the wallet.
+
+    Returns whether the transaction was new. Lifts a debt freeze once the debt is cleared.
+    """
+    wallet, debt = _lock_wallet_and_debt(user)
+    settle = min(coins, -debt.balance)
+    result = ledger_post(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        postings=[
+            Posting(platform_account(AccountKind.COIN_ISSUANCE), -coins),
+            Posting(debt, settle),
+            Posting(wallet, coins - settle),
+        ],
+        actor=actor,
+        memo=memo,
+        reference=reference,
+    )
+    if result.created and settle and debt.balance + settle == 0:
+        Account.objects.filter(pk=wallet.pk, frozen_reason=DEBT_FREEZE_REASON).update(
+            is_frozen=False, frozen_reason=""
+        )
+    return result.created
+
+
+@transaction.atomic
+def recharge_apply_success(*, payment_intent_id: str, intent: Any = None) -> Recharge | None:
+    """Credit a succeeded payment's coins, exactly once. The webhook and reconciliation
+    both come here; the conditional status flip and the ledger's unique key
+    ``recharge:<payment_intent>`` each make duplicates harmless.
+    """
+    recharge = Recharge.objects.filter(payment_intent=payment_intent_id).first()
+    if recharge is None:
+        return None
+    if intent is not None and not _amount_matches(recharge, intent):
+        from wallets.services.reconciliation import discrepancy_record
+
+        discrepancy_record(
+            kind="amount_mismatch",
+            object_type="payment_intent",
+            object_id=payment_intent_id,
+            expected=f"{recharge.price} (recharge {recharge.pk})",
+            found=f"{gateway.get(intent, 'amount')} {gateway.get(intent, 'currency')}",
+        )
+        return recharge
+    flipped = Recharge.objects.filter(
+        pk=recharge.pk, status__in=[RechargeStatus.PENDING, RechargeStatus.FAILED]
+    ).update(status=RechargeStatus.SUCCEEDED, succeeded_at=timezone.now(), failure_message="")
+    if flipped:
+        coins_credit(
+            user=recharge.user,
+            coins=recharge.coins,
+            kind=TransactionKind.RECHARGE,
+            idempotency_key=recharge.ledger_key,
+            memo=f"Recharge #{recharge.pk}: {recharge.coins:,} coins for {recharge.price}",
+            reference=f"recharge:{recharge.pk}",
+        )
+    recharge.refresh_from_db()
+    return recharge
+
+
+@transaction.atomic
+def recharge_mark_failed(*, payment_intent_id: str, message: str = "") -> Recharge | None:
+    """A pending recharge whose payment failed. Never touches a credited one."""
+    Recharge.objects.filter(payment_intent=payment_intent_id, status=RechargeStatus.PENDING).update(
+        status=RechargeStatus.FAILED, failure_message=(message or "The payment failed.")[:500]
+    )
+    return Recharge.objects.filter(payment_intent=payment_intent_id).first()
+
+
+@transaction.atomic
+def coin_debt_write_off(*, user, reason: str, actor) -> int:
+    """Staff absorb a user's coin debt (write-off account) and lift the debt freeze."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
+    wallet, debt = _lock_wallet_and_debt(user)
+    owed = -debt.balance
+    if owed <= 0:
+        return 0
+    ledger_post(
+        kind=TransactionKind.WRITE_OFF,
+        idempotency_key=f"write-off:{debt.pk}:{timezone.now().isoformat()}",
+        postings=[
+            Posting(debt, owed),
+            Posting(platform_account(AccountKind.COIN_WRITE_OFFS), -owed),
+        ],
+        actor=actor,
+        memo=reason,
+        reference=f"user:{user.pk}",
+    )
+    Account.objects.filter(pk=wallet.pk, frozen_reason=DEBT_FREEZE_REASON).update(
+        is_frozen=False, frozen_reason=""
+    )
+    return owed

@@ -1,0 +1,244 @@
+"""Payment reconciliation: our Recharges against Stripe's PaymentIntents and Refunds.
+
+A payment that succeeded without a credit (a lost webhook) is credited through the webhook's
+own service; a refund we did not apply is applied; anything else that disagrees becomes a
+``Discrepancy`` for staff, never an automatic guess. Payouts reuse ``advisory_lock``,
+``ReconciliationRun`` and ``discrepancy_record``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from wallets import stripe_gateway as gateway
+from wallets.models import (
+    CREDITED_STATUSES,
+    Discrepancy,
+    DiscrepancyStatus,
+    LedgerTransaction,
+    Recharge,
+    RechargeRefund,
+    RechargeStatus,
+    ReconciliationRun,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = timedelta(days=3)
+
+
+@contextmanager
+def advisory_lock(name: str) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock, tried without waiting: yields whether we hold it.
+
+    SQLite (``make run``'s default) has one writer at a time anyway: always yields True.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def discrepancy_record(
+    *,
+    kind: str,
+    object_type: str,
+    object_id: str,
+    expected: str = "",
+    found: str = "",
+    run: ReconciliationRun | None = None,
+    note: str = "",
+) -> tuple[Discrepancy, bool]:
+    """Open a discrepancy unless the same one is already open. Returns (row, created)."""
+    open_rows = Discrepancy.objects.filter(
+        kind=kind, object_type=object_type, object_id=object_id, status=DiscrepancyStatus.OPEN
+    )
+    existing = open_rows.first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            row = Discrepancy.objects.create(
+                run=run,
+                kind=kind,
+                object_type=object_type,
+                object_id=str(object_id)[:255],
+                expected=str(expected)[:500],
+                found=str(found)[:500],
+                note=note,
+            )
+            return row, True
+    except IntegrityError:
+        return open_rows.get(), False
+
+
+@transaction.atomic
+def discrepancy_resolve(*, discrepancy: Discrepancy, actor, note: str) -> Discrepancy:
+    Discrepancy.objects.filter(pk=discrepancy.pk, status=DiscrepancyStatus.OPEN).update(
+        status=DiscrepancyStatus.RESOLVED,
+        resolved_by=actor,
+        resolved_at=timezone.now(),
+        note=(discrepancy.note + "\n" + note).strip() if note else discrepancy.note,
+    )
+    discrepancy.refresh_from_db()
+    return discrepancy
+
+
+def _is_ours(intent: Any) -> bool:
+    metadata = gateway.get(intent, "metadata") or {}
+    return gateway.get(metadata, "app") == "applause"
+
+
+def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
+    from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+
+    pi_id = gateway.get(intent, "id")
+    status = gateway.get(intent, "status")
+    counts["payment_intents"] += 1
+    recharge = Recharge.objects.filter(payment_intent=pi_id).first()
+    if recharge is None:
+        # Only our own PaymentIntents (metadata) can be missing a Recharge; an id that never
+        # got saved means our transaction rolled back after Stripe created it.
+        if _is_ours(intent) and status == "succeeded":
+            _, created = discrepancy_record(
+                kind="payment_without_recharge",
+                object_type="payment_intent",
+                object_id=pi_id,
+                expected="a recharge for this payment",
+                found=f"succeeded {gateway.get(intent, 'amount')} {gateway.get(intent, 'currency')}",
+                run=run,
+            )
+            counts["discrepancies"] += created
+        return
+    if status == "succeeded":
+        if recharge.status in (RechargeStatus.PENDING, RechargeStatus.FAILED):
+            applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
+            if applied is not None and applied.status == RechargeStatus.SUCCEEDED:
+                counts["credited"] += 1
+        elif not LedgerTransaction.objects.filter(idempotency_key=recharge.ledger_key).exists():
+            _, created = discrepancy_record(
+                kind="credited_status_without_ledger_credit",
+                object_type="recharge",
+                object_id=str(recharge.pk),
+                expected=f"ledger transaction {recharge.ledger_key}",
+                found="none",
+                run=run,
+            )
+            counts["discrepancies"] += created
+        return
+    if recharge.status in CREDITED_STATUSES:
+        _, created = discrepancy_record(
+            kind="credited_but_payment_not_succeeded",
+            object_type="recharge",
+            object_id=str(recharge.pk),
+            expected="payment succeeded",
+            found=f"payment intent {pi_id} is {status}",
+            run=run,
+        )
+        counts["discrepancies"] += created
+    elif recharge.status == RechargeStatus.PENDING and status == "canceled":
+        recharge_mark_failed(payment_intent_id=pi_id, message="The payment was canceled.")
+        counts["marked_failed"] += 1
+
+
+def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counter) -> None:
+    from wallets.services.refunds import recharge_for_charge, recharge_refund_from_stripe
+
+    refund_id = gateway.get(stripe_refund, "id")
+    counts["refunds"] += 1
+    if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
+        return
+    known = RechargeRefund.objects.filter(stripe_id=refund_id).first()
+    if known is not None:
+        amount = gateway.from_minor(
+            gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
+        )
+        if amount != known.amount:
+            _, created = discrepancy_record(
+                kind="refund_amount_mismatch",
+                object_type="refund",
+                object_id=refund_id,
+                expected=str(known.amount),
+                found=str(amount),
+                run=run,
+            )
+            counts["discrepancies"] += created
+        return
+    recharge = recharge_for_charge(
+        payment_intent_id=gateway.get(stripe_refund, "payment_intent"),
+        charge_id=gateway.get(stripe_refund, "charge"),
+    )
+    if recharge is None:
+        return  # not a payment of ours
+    applied = recharge_refund_from_stripe(recharge=recharge, stripe_refund=stripe_refund)
+    if applied is not None:
+        counts["refunds_applied"] += 1
+        return
+    _, created = discrepancy_record(
+        kind="refund_not_applicable",
+        object_type="refund",
+        object_id=refund_id,
+        expected="a refund of a credited recharge",
+        found=f"recharge {recharge.pk} is {recharge.status}",
+        run=run,
+    )
+    counts["discrepancies"] += created
+
+
+def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationRun:
+    """One reconciliation of recent payments. Idempotent; safe beside webhooks (every fix goes
+    through the same exactly-once services) and beside itself (an advisory lock: a second run
+    at the same time is recorded as skipped)."""
+    now = timezone.now()
+    run = ReconciliationRun.objects.create(
+        kind="payments", started_at=now, window_start=now - window, window_end=now
+    )
+    counts: Counter = Counter()
+    with advisory_lock("applause:reconcile:payments") as acquired:
+        if not acquired:
+            run.status = "skipped"
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+        errors: list[str] = []
+        try:
+            for intent in gateway.payment_intents_since(now - window):
+                try:
+                    _reconcile_intent(intent, run, counts)
+                except Exception as exc:  # one bad object must not stop the run
+                    log.exception("reconcile payment intent %s", gateway.get(intent, "id"))
+                    errors.append(f"{gateway.get(intent, 'id')}: {exc}")
+            for stripe_refund in gateway.refunds_since(now - window):
+                try:
+                    _reconcile_refund(stripe_refund, run, counts)
+                except Exception as exc:
+                    log.exception("reconcile refund %s", gateway.get(stripe_refund, "id"))
+                    errors.append(f"{gateway.get(stripe_refund, 'id')}: {exc}")
+        except gateway.StripeError as exc:
+            errors.append(f"stripe: {exc}")
+            run.status = "failed"
+        else:
+            run.status = "done"
+        run.error = "\n".join(errors)[:10000]
+        run.counts = dict(counts)
+        run.finished_at = timezone.now()
+        run.save()
+    return run

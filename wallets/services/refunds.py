@@ -1,0 +1,392 @@
+"""Refunds and disputes: coins are clawed back; what was already spent becomes coin debt."""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from djmoney.money import Money
+
+from config.errors import DomainError, InvalidInput
+from wallets import stripe_gateway as gateway
+from wallets.models import (
+    CREDITED_STATUSES,
+    Account,
+    AccountKind,
+    Recharge,
+    RechargeRefund,
+    RechargeStatus,
+    RefundSource,
+    StripeDispute,
+    TransactionKind,
+)
+from wallets.services.ledger import Posting, ledger_post, platform_account
+from wallets.services.recharges import (
+    DEBT_FREEZE_REASON,
+    PaymentProviderError,
+    _lock_wallet_and_debt,
+    coins_credit,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RefundNotAllowed(DomainError):
+    code = "refund_not_allowed"
+    status = 409
+    default_message = "This recharge cannot be refunded."
+
+
+def _coins_for_amount(recharge: Recharge, amount: Money) -> int:
+    """Coins matching a money amount, pro rata; the last refund takes what is left."""
+    remaining_coins = recharge.coins - recharge.coins_refunded
+    remaining_amount = recharge.price - recharge.amount_refunded
+    if amount >= remaining_amount:
+        return remaining_coins
+    coins = (Decimal(recharge.coins) * amount.amount / recharge.price.amount).quantize(
+        Decimal(1), rounding=ROUND_HALF_UP
+    )
+    return max(0, min(int(coins), remaining_coins))
+
+
+def _amount_for_coins(recharge: Recharge, coins: int) -> Money:
+    remaining_coins = recharge.coins - recharge.coins_refunded
+    remaining_amount = recharge.price - recharge.amount_refunded
+    if coins >= remaining_coins:
+        return remaining_amount
+    exponent = gateway.currency_exponent(str(recharge.price.currency))
+    value = (recharge.price.amount * coins / recharge.coins).quantize(
+        Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP
+    )
+    return min(Money(value, recharge.price.currency), remaining_amount)
+
+
+def _clawback(
+    *, recharge: Recharge, coins: int, kind: str, key: str, actor, memo: str
+) -> tuple[int, int]:
+    """wallet −min(balance, N), coin debt −rest, coin issuance +N; debt freezes the wallet."""
+    wallet, debt = _lock_wallet_and_debt(recharge.user)
+    from_wallet = min(wallet.balance, coins)
+    to_debt = coins - from_wallet
+    result = ledger_post(
+        kind=kind,
+        idempotency_key=key,
+        postings=[
+            Posting(wallet, -from_wallet),
+            Posting(debt, -to_debt),
+            Posting(platform_account(AccountKind.COIN_ISSUANCE), coins),
+        ],
+        actor=actor,
+        memo=memo,
+        reference=f"recharge:{recharge.pk}",
+    )
+    if not result.created:
+        return 0, 0
+    if to_debt:
+        Account.objects.filter(pk=wallet.pk).update(
+            is_frozen=True, frozen_reason=DEBT_FREEZE_REASON
+        )
+    return from_wallet, to_debt
+
+
+def recharge_refund_apply(
+    *,
+    recharge: Recharge,
+    stripe_id: str,
+    source: str,
+    amount: Money,
+    coins: int,
+    reason: str = "",
+    actor=None,
+    request_key: str | None = None,
+) -> RechargeRefund:
+    """Record a refund (or dispute) of a locked recharge and claw its coins back, once per
+    Stripe object. Must run inside ``transaction.atomic`` with the recharge row locked."""
+    existing = RechargeRefund.objects.filter(stripe_id=stripe_id, source=source).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            refund = RechargeRefund.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+                recharge=recharge,
+                stripe_id=stripe_id,
+                source=source,
+                amount=amount,
+                coins=coins,
+                reason=reason[:500],
+                actor=actor,
+                request_key=request_key,
+            )
+    except IntegrityError:
+        return RechargeRefund.objects.get(stripe_id=stripe_id, source=source)
+    if coins > 0:
+        kind = TransactionKind.DISPUTE if source == RefundSource.DISPUTE else TransactionKind.REFUND
+        from_wallet, to_debt = _clawback(
+            recharge=recharge,
+            coins=coins,
+            kind=kind,
+            key=f"{kind}:{stripe_id}",
+            actor=actor,
+            memo=f"{refund.get_source_display()} of recharge #{recharge.pk}"
+            + (f": {reason}" if reason else ""),
+        )
+        RechargeRefund.objects.filter(pk=refund.pk).update(
+            coins_from_wallet=from_wallet, coins_to_debt=to_debt
+        )
+        refund.coins_from_wallet, refund.coins_to_debt = from_wallet, to_debt
+    recharge.coins_refunded += coins
+    recharge.amount_refunded += amount
+    if source == RefundSource.DISPUTE:
+        recharge.status = RechargeStatus.DISPUTED
+    elif recharge.coins_refunded >= recharge.coins and recharge.status == RechargeStatus.SUCCEEDED:
+        recharge.status = RechargeStatus.REFUNDED
+    recharge.save(update_fields=["coins_refunded", "amount_refunded", "status", "updated_at"])
+    return refund
+
+
+@transaction.atomic
+def recharge_refund(
+    *,
+    recharge: Recharge,
+    reason: str,
+    actor,
+    coins: int | None = None,
+    amount: Money | None = None,
+    idempotency_key: str | None = None,
+) -> RechargeRefund:
+    """Staff refund, full or partial (by coins or by amount), through Stripe, with clawback.
+
+    Idempotent per ``idempotency_key`` (the admin form sends one).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
+    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
+    if idempotency_key:
+        done = RechargeRefund.objects.filter(request_key=idempotency_key).first()
+        if done is not None:
+            return done
+    if recharge.status != RechargeStatus.SUCCEEDED or not recharge.payment_intent:
+        raise RefundNotAllowed(
+            f"Only a succeeded recharge can be refunded (this one is {recharge.status})."
+        )
+    remaining_coins = recharge.coins - recharge.coins_refunded
+    remaining_amount = recharge.price - recharge.amount_refunded
+    if coins is not None and amount is not None:
+        raise InvalidInput("Give coins or an amount, not both.")
+    if coins is None and amount is None:
+        coins, amount = remaining_coins, remaining_amount
+    elif coins is not None:
+        if (
+            isinstance(coins, bool)
+            or not isinstance(coins, int)
+            or not 0 < coins <= remaining_coins
+        ):
+            raise InvalidInput(
+                f"Coins must be between 1 and {remaining_coins}.",
+                fields={"coins": [f"Must be between 1 and {remaining_coins}."]},
+            )
+        amount = _amount_for_coins(recharge, coins)
+    else:
+        assert amount is not None
+        if str(amount.currency) != str(recharge.price.currency) or not (
+            0 < amount.amount <= remaining_amount.amount
+        ):
+            raise InvalidInput(
+                f"The amount must be more than zero and at most {remaining_amount}.",
+                fields={"amount": [f"At most {remaining_amount}."]},
+            )
+        coins = _coins_for_amount(recharge, amount)
+    if amount.amount <= 0:
+        raise InvalidInput("That refund is too small.", fields={"coins": ["Too small."]})
+    key = idempotency_key or f"{recharge.pk}-{recharge.refunds.count() + 1}"
+    try:
+        stripe_refund = gateway.refund_create(
+            payment_intent_id=recharge.payment_intent,
+            amount=amount,
+            idempotency_key=f"applause-refund-{key}",
+            metadata={"recharge_id": str(recharge.pk), "coins": str(coins), "reason": reason[:400]},
+        )
+    except gateway.StripeError as exc:
+        log.warning("refund of recharge %s failed: %s", recharge.pk, exc)
+        raise PaymentProviderError(f"Stripe refused the refund: {exc.user_message or exc}") from exc
+    return recharge_refund_apply(
+        recharge=recharge,
+        stripe_id=stripe_refund.id,
+        source=RefundSource.STAFF,
+        amount=amount,
+        coins=coins,
+        reason=reason,
+        actor=actor,
+        request_key=idempotency_key,
+    )
+
+
+def _refund_coins_hint(recharge: Recharge, stripe_refund: Any, amount: Money) -> int:
+    metadata = gateway.get(stripe_refund, "metadata") or {}
+    hinted = gateway.get(metadata, "coins")
+    if gateway.get(metadata, "recharge_id") == str(recharge.pk) and str(hinted or "").isdigit():
+        return min(int(hinted), recharge.coins - recharge.coins_refunded)
+    return _coins_for_amount(recharge, amount)
+
+
+@transaction.atomic
+def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> RechargeRefund | None:
+    """Apply a refund Stripe made that we have not recorded (dashboard, lost answer)."""
+    if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
+        return None
+    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
+    refund_id = gateway.get(stripe_refund, "id")
+    known = RechargeRefund.objects.filter(stripe_id=refund_id).first()
+    if known is not None:
+        return known
+    if recharge.status not in CREDITED_STATUSES:
+        return None
+    amount = gateway.from_minor(
+        gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
+    )
+    coins = _refund_coins_hint(recharge, stripe_refund, amount)
+    return recharge_refund_apply(
+        recharge=recharge,
+        stripe_id=refund_id,
+        source=RefundSource.STRIPE,
+        amount=amount,
+        coins=coins,
+        reason="refund found in Stripe",
+    )
+
+
+def recharge_refunds_sync(*, recharge: Recharge) -> int:
+    """Apply every refund Stripe has for this recharge's payment and we do not. Returns count."""
+    if not recharge.payment_intent:
+        return 0
+    applied = 0
+    for stripe_refund in gateway.refunds_for_payment_intent(recharge.payment_intent):
+        if RechargeRefund.objects.filter(stripe_id=gateway.get(stripe_refund, "id")).exists():
+            continue
+        if recharge_refund_from_stripe(recharge=recharge, stripe_refund=stripe_refund):
+            applied += 1
+    return applied
+
+
+# --- Disputes -------------------------------------------------------------------------------
+
+
+def recharge_for_charge(*, payment_intent_id: str | None, charge_id: str | None) -> Recharge | None:
+    if payment_intent_id:
+        return Recharge.objects.filter(payment_intent=payment_intent_id).first()
+    if charge_id:
+        try:
+            charge = gateway.charge_retrieve(charge_id)
+        except gateway.StripeError:
+            return None
+        pi = gateway.get(charge, "payment_intent")
+        if pi:
+            return Recharge.objects.filter(payment_intent=pi).first()
+    return None
+
+
+def _dispute_row(recharge: Recharge, dispute: Any) -> StripeDispute:
+    dispute_id = gateway.get(dispute, "id")
+    amount = gateway.from_minor(
+        gateway.get(dispute, "amount") or 0,
+        gateway.get(dispute, "currency") or str(recharge.price.currency),
+    )
+    row, _ = StripeDispute.objects.get_or_create(  # type: ignore[misc]  # MoneyField takes Money
+        dispute_id=dispute_id,
+        defaults={
+            "recharge": recharge,
+            "status": gateway.get(dispute, "status") or "needs_response",
+            "amount": amount,
+        },
+    )
+    return StripeDispute.objects.select_for_update().get(pk=row.pk)
+
+
+def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
+    remaining = recharge.price - recharge.amount_refunded
+    amount = min(row.amount, remaining) if row.amount.amount > 0 else remaining
+    coins = _coins_for_amount(recharge, amount)
+    applied = recharge_refund_apply(
+        recharge=recharge,
+        stripe_id=row.dispute_id,
+        source=RefundSource.DISPUTE,
+        amount=amount,
+        coins=coins,
+        reason=f"chargeback {row.dispute_id}",
+    )
+    row.coins = applied.coins
+    row.clawed_back = True
+
+
+@transaction.atomic
+def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
+    """``charge.dispute.created``: the disputed coins are clawed back at once."""
+    recharge = recharge_for_charge(
+        payment_intent_id=gateway.get(dispute, "payment_intent"),
+        charge_id=gateway.get(dispute, "charge"),
+    )
+    if recharge is None:
+        return None
+    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
+    row = _dispute_row(recharge, dispute)
+    if row.closed or row.clawed_back or recharge.status not in CREDITED_STATUSES:
+        return row
+    _dispute_clawback(recharge, row)
+    row.status = gateway.get(dispute, "status") or row.status
+    row.save()
+    return row
+
+
+@transaction.atomic
+def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
+    """``charge.dispute.closed``: won gives the coins back (debt first), lost keeps them."""
+    recharge = recharge_for_charge(
+        payment_intent_id=gateway.get(dispute, "payment_intent"),
+        charge_id=gateway.get(dispute, "charge"),
+    )
+    if recharge is None:
+        return None
+    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
+    row = _dispute_row(recharge, dispute)
+    if row.closed:
+        return row
+    status = gateway.get(dispute, "status") or "lost"
+    if status == "won":
+        if row.clawed_back and row.coins:
+            coins_credit(
+                user=recharge.user,
+                coins=row.coins,
+                kind=TransactionKind.DISPUTE_WON,
+                idempotency_key=f"dispute_won:{row.dispute_id}",
+                memo=f"Dispute {row.dispute_id} won: coins of recharge #{recharge.pk} returned",
+                reference=f"recharge:{recharge.pk}",
+            )
+            clawed = RechargeRefund.objects.get(
+                stripe_id=row.dispute_id, source=RefundSource.DISPUTE
+            )
+            RechargeRefund.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+                recharge=recharge,
+                stripe_id=row.dispute_id,
+                source=RefundSource.DISPUTE_WON,
+                amount=clawed.amount,
+                coins=row.coins,
+                reason="dispute won",
+            )
+            recharge.coins_refunded -= row.coins
+            recharge.amount_refunded -= clawed.amount
+        if recharge.status == RechargeStatus.DISPUTED:
+            recharge.status = (
+                RechargeStatus.REFUNDED
+                if recharge.coins_refunded >= recharge.coins
+                else RechargeStatus.SUCCEEDED
+            )
+        recharge.save(update_fields=["coins_refunded", "amount_refunded", "status", "updated_at"])
+    elif not row.clawed_back and recharge.status in CREDITED_STATUSES:
+        _dispute_clawback(recharge, row)
+    row.status = status
+    row.closed = True
+    row.save()
+    return row

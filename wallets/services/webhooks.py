@@ -1,0 +1,108 @@
+"""Stripe webhooks: verified, stored once, applied idempotently."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from wallets import stripe_gateway as gateway
+from wallets.models import Recharge, StripeEvent
+from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+from wallets.services.refunds import (
+    recharge_dispute_close,
+    recharge_dispute_open,
+    recharge_for_charge,
+    recharge_refunds_sync,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _payment_succeeded(obj: Any) -> str:
+    applied = recharge_apply_success(payment_intent_id=obj["id"], intent=obj)
+    return "credited" if applied is not None else "unknown payment"
+
+
+def _payment_failed(obj: Any) -> str:
+    pi_id = obj["id"]
+    if not Recharge.objects.filter(payment_intent=pi_id).exists():
+        return "unknown payment"
+    # Events can arrive out of order (a failed attempt reported after a retry succeeded):
+    # the PaymentIntent's current state at Stripe decides.
+    intent = gateway.payment_intent_retrieve(pi_id)
+    status = gateway.get(intent, "status")
+    if status == "succeeded":
+        recharge_apply_success(payment_intent_id=pi_id, intent=intent)
+        return "credited (re-read)"
+    if status in ("requires_payment_method", "canceled"):
+        error = gateway.get(intent, "last_payment_error") or {}
+        message = gateway.get(error, "message") or (
+            "The payment was canceled." if status == "canceled" else "The payment failed."
+        )
+        recharge_mark_failed(payment_intent_id=pi_id, message=message)
+        return "failed"
+    return f"ignored ({status})"
+
+
+def _refunded(obj: Any) -> str:
+    pi_id = gateway.get(obj, "payment_intent")
+    charge_id = obj["id"] if gateway.get(obj, "object") == "charge" else gateway.get(obj, "charge")
+    recharge = recharge_for_charge(payment_intent_id=pi_id, charge_id=charge_id)
+    if recharge is None:
+        return "unknown payment"
+    return f"{recharge_refunds_sync(recharge=recharge)} refunds applied"
+
+
+def _dispute_opened(obj: Any) -> str:
+    return "clawed back" if recharge_dispute_open(dispute=obj) else "unknown payment"
+
+
+def _dispute_closed(obj: Any) -> str:
+    row = recharge_dispute_close(dispute=obj)
+    return f"closed ({row.status})" if row else "unknown payment"
+
+
+HANDLERS = {
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_failed,
+    "payment_intent.canceled": _payment_failed,
+    "charge.refunded": _refunded,
+    "charge.refund.updated": _refunded,
+    "refund.created": _refunded,
+    "refund.updated": _refunded,
+    "charge.dispute.created": _dispute_opened,
+    "charge.dispute.closed": _dispute_closed,
+}
+
+
+@transaction.atomic
+def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> StripeEvent:
+    """Verify, store once and apply one webhook event.
+
+    Raises ``ValueError`` / ``gateway.SignatureVerificationError`` for a bad body or signature
+    (nothing is written). The event row and its effects commit together: a concurrent copy
+    of the same event waits on the unique event id, then finds it processed.
+    """
+    event = gateway.webhook_event(payload, signature)
+    obj = event["data"]["object"]
+    try:
+        with transaction.atomic():
+            stored = StripeEvent.objects.create(
+                event_id=event["id"],
+                type=event["type"],
+                object_id=str(gateway.get(obj, "id") or "")[:255],
+                payload=json.loads(payload),
+            )
+    except IntegrityError:
+        stored = StripeEvent.objects.select_for_update().get(event_id=event["id"])
+        if stored.processed_at is not None:
+            return stored
+    handler = HANDLERS.get(event["type"])
+    stored.result = (handler(obj) if handler else "ignored")[:255]
+    stored.processed_at = timezone.now()
+    stored.save(update_fields=["result", "processed_at"])
+    return stored

@@ -1,0 +1,227 @@
+"""The one module that talks to Stripe (or localstripe in ``make run`` and tests).
+
+Everything goes through a ``stripe.StripeClient`` built from settings, with timeouts, network
+retries and idempotency keys made from our own row ids. Amounts cross the boundary in the
+currency's minor units.
+
+localstripe quirks handled here (see ENVIRONMENT.md): ``latest_charge`` comes back expanded
+(real Stripe gives an id), list endpoints refuse the ``created`` filter (we page through and
+filter ourselves), and ``Charge.list(payment_intent=...)`` errors (we never call it).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import stripe
+from django.conf import settings
+from djmoney.money import Money
+
+log = logging.getLogger(__name__)
+
+# Stripe's zero-decimal and three-decimal currencies; every other one has two decimals.
+ZERO_DECIMAL = {
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
+    "XAF", "XOF", "XPF",
+}  # fmt: skip
+THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
+
+StripeError = stripe.StripeError
+CardError = stripe.CardError
+
+
+def as_money(value: Any) -> Money:
+    """A MoneyField's value, typed (the stubs see MoneyField as a DecimalField)."""
+    assert isinstance(value, Money), value
+    return value
+
+
+def currency_exponent(currency: str) -> int:
+    code = currency.upper()
+    if code in ZERO_DECIMAL:
+        return 0
+    if code in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def to_minor(money: Money) -> int:
+    """Money → Stripe's integer amount in minor units (USD 4.99 → 499, JPY 500 → 500)."""
+    exponent = currency_exponent(str(money.currency))
+    scaled = (money.amount * (Decimal(10) ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return int(scaled)
+
+
+def from_minor(amount: int, currency: str) -> Money:
+    exponent = currency_exponent(currency)
+    value = Decimal(int(amount)).scaleb(-exponent)
+    return Money(value, currency.upper())
+
+
+@functools.lru_cache(maxsize=4)
+def _client(api_key: str, api_base: str, timeout: float, retries: int) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base, "files": api_base, "connect": api_base},
+        max_network_retries=retries,
+        http_client=stripe.new_default_http_client(timeout=timeout),
+    )
+
+
+def client() -> stripe.StripeClient:
+    return _client(
+        settings.STRIPE_SECRET_KEY,
+        settings.STRIPE_API_BASE.rstrip("/"),
+        float(settings.STRIPE_TIMEOUT),
+        int(getattr(settings, "STRIPE_MAX_NETWORK_RETRIES", 2)),
+    )
+
+
+def _options(idempotency_key: str | None) -> dict[str, Any]:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+# --- Objects --------------------------------------------------------------------------------
+
+
+def customer_create(*, user_id: int, email: str, username: str) -> str:
+    params: dict[str, Any] = {"metadata": {"user_id": str(user_id), "username": username}}
+    if email:
+        params["email"] = email
+    customer = client().v1.customers.create(
+        params=params,  # type: ignore[arg-type]
+        options=_options(f"applause-customer-{user_id}"),  # type: ignore[arg-type]
+    )
+    return customer.id
+
+
+def payment_intent_create(
+    *,
+    amount: Money,
+    customer_id: str,
+    recharge_id: int,
+    user_id: int,
+    payment_method: str | None = None,
+) -> Any:
+    params: dict[str, Any] = {
+        "amount": to_minor(amount),
+        "currency": str(amount.currency).lower(),
+        "customer": customer_id,
+        # No automatic_payment_methods: localstripe rejects it; cards are what we offer.
+        "payment_method_types": ["card"],
+        "metadata": {"recharge_id": str(recharge_id), "user_id": str(user_id), "app": "applause"},
+    }
+    if payment_method:
+        params["payment_method"] = payment_method
+    return client().v1.payment_intents.create(
+        params=params,  # type: ignore[arg-type]
+        options=_options(f"applause-recharge-{recharge_id}-pi"),  # type: ignore[arg-type]
+    )
+
+
+def payment_intent_confirm(*, payment_intent_id: str, recharge_id: int) -> Any:
+    return client().v1.payment_intents.confirm(
+        payment_intent_id,
+        options=_options(f"applause-recharge-{recharge_id}-confirm"),  # type: ignore[arg-type]
+    )
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> Any:
+    return client().v1.payment_intents.retrieve(payment_intent_id)
+
+
+def charge_retrieve(charge_id: str) -> Any:
+    return client().v1.charges.retrieve(charge_id)
+
+
+def latest_charge_id(payment_intent: Any) -> str | None:
+    """Real Stripe gives an id; localstripe gives the expanded charge."""
+    charge = _get(payment_intent, "latest_charge")
+    if charge is None:
+        return None
+    if isinstance(charge, str):
+        return charge
+    return _get(charge, "id")
+
+
+def refund_create(
+    *, payment_intent_id: str, amount: Money, idempotency_key: str, metadata: dict[str, str]
+) -> Any:
+    return client().v1.refunds.create(
+        params={
+            "payment_intent": payment_intent_id,
+            "amount": to_minor(amount),
+            "metadata": metadata,
+        },
+        options=_options(idempotency_key),  # type: ignore[arg-type]
+    )
+
+
+def refunds_for_payment_intent(payment_intent_id: str) -> list[Any]:
+    page = client().v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+    return list(page.auto_paging_iter())
+
+
+def _list_since(resource: Any, since: datetime) -> Iterator[Any]:
+    """Objects created at or after ``since``, whichever way the server filters.
+
+    Real Stripe filters with ``created[gte]`` and answers newest first. localstripe refuses
+    the filter, so we page through everything and filter here.
+    """
+    threshold = int(since.timestamp())
+    try:
+        page = resource.list(params={"limit": 100, "created": {"gte": threshold}})
+    except stripe.InvalidRequestError as exc:
+        if "Unexpected" not in str(exc):
+            raise
+        page = resource.list(params={"limit": 100})
+    for obj in page.auto_paging_iter():
+        if int(_get(obj, "created") or 0) >= threshold:
+            yield obj
+
+
+def payment_intents_since(since: datetime) -> Iterator[Any]:
+    return _list_since(client().v1.payment_intents, since)
+
+
+def refunds_since(since: datetime) -> Iterator[Any]:
+    return _list_since(client().v1.refunds, since)
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """Read a field from a StripeObject or a plain dict (webhook payloads)."""
+    if obj is None:
+        return default
+    try:
+        value = obj[key]
+    except (KeyError, TypeError, AttributeError):
+        return default
+    return default if value is None else value
+
+
+get = _get
+
+
+# --- Webhooks -------------------------------------------------------------------------------
+
+
+def webhook_event(payload: bytes, signature: str | None) -> Any:
+    """Verify the signature (with the timestamp tolerance) and parse the event.
+
+    Raises ``ValueError`` for a malformed body and ``stripe.SignatureVerificationError`` for
+    a missing, forged or stale signature.
+    """
+    return stripe.Webhook.construct_event(
+        payload,
+        signature or "",
+        settings.STRIPE_WEBHOOK_SECRET,
+        tolerance=settings.STRIPE_WEBHOOK_TOLERANCE,
+    )
+
+
+SignatureVerificationError = stripe.SignatureVerificationError
