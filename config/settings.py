@@ -291,6 +291,12 @@ LOGGING = {
 # verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
 LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts", "staff"]
 
+# --- Staff console (owned by the staff app) -------------------------------------------------
+# Manual credits above this many coins wait for a second finance user (maker-checker).
+ADJUSTMENT_APPROVAL_ABOVE = env.int("ADJUSTMENT_APPROVAL_ABOVE", default=10_000)
+# The largest refund (in coins) the support role may make; finance has no limit.
+SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000)
+
 # --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
 GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])

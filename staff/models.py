@@ -1,0 +1,145 @@
+"""The staff console's own rows: the append-only audit log, maker-checker adjustment requests,
+and a ``Wallet`` proxy (coin wallets only) that the admin's wallet console hangs on."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from wallets.models import Account, AccountKind, LedgerTransaction
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+
+    def delete(self):
+        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class AuditLog(models.Model):
+    """One row per staff action (and admin login / 2FA enrolment). Never updated or deleted:
+    the model refuses it and, on PostgreSQL, a trigger (migration 0002) refuses it too."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="auditlog_object"),
+            models.Index(fields=["actor", "-created_at"], name="auditlog_actor_recent"),
+            models.Index(fields=["action", "-created_at"], name="auditlog_action_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("AuditLog rows are append-only.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("AuditLog rows are append-only.")
+
+
+class WalletManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(kind=AccountKind.WALLET)
+
+
+class Wallet(Account):
+    """A user's coin wallet, as the staff console shows it (read-only; actions via services).
+
+    The role permissions hang on this model: see ``staff.permissions.ROLE_PERMISSIONS``.
+    """
+
+    objects = WalletManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "wallet"
+        permissions = [
+            ("freeze_wallet", "Can freeze and unfreeze wallets"),
+            ("adjust_wallet", "Can credit and debit wallets"),
+            ("approve_adjustment", "Can approve another staff member's adjustment"),
+            ("refund_recharge", "Can refund recharges"),
+            ("approve_payout", "Can approve, cancel, retry and settle payouts"),
+            ("resolve_discrepancy", "Can resolve reconciliation discrepancies"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Wallet of {self.user.username}" if self.user_id and self.user else "Wallet"
+
+
+class AdjustmentStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting a second approver"
+    APPROVED = "approved", "Approved and posted"
+    REJECTED = "rejected", "Rejected"
+
+
+class AdjustmentRequest(models.Model):
+    """A manual credit above ``ADJUSTMENT_APPROVAL_ABOVE`` coins: one finance user asks, a
+    different one approves (maker-checker); only then does it reach the ledger."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustment_requests"
+    )
+    coins = models.BigIntegerField()
+    reason = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(coins=0), name="adjustmentrequest_coins_nonzero"),
+            # The checker is never the maker, whatever the code above does.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("requested_by")),
+                name="adjustmentrequest_four_eyes",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-requested_at"], name="adjreq_status_recent")]
+
+    def __str__(self) -> str:
+        return f"Adjustment request #{self.pk}: {self.coins:+d} coins ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"adjustment-request:{self.pk}"
