@@ -1,1 +1,45 @@
-# Register your models here.
+from django.contrib import admin, messages
+
+from creators.models import Creator
+from creators.selectors import creator_earnings
+from creators.services import earnings_release
+
+
+@admin.register(Creator)
+class CreatorAdmin(admin.ModelAdmin):
+    list_display = ("handle", "display_name", "user", "is_active", "released_until", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("handle", "display_name", "user__username", "user__email")
+    list_select_related = ("user",)
+    readonly_fields = (
+        "user",
+        "handle",
+        "pending_account",
+        "released_until",
+        "created_at",
+        "earnings",
+    )
+    fields = ("user", "handle", "display_name", "bio", "is_active", *readonly_fields[2:])
+    actions = ["release_now"]
+
+    def has_add_permission(self, request):
+        # People become creators themselves (portal or API), which also opens their accounts.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="earnings (diamonds)")
+    def earnings(self, obj):
+        e = creator_earnings(creator=obj)
+        return (
+            f"pending {e.diamonds_pending:,} · available {e.diamonds_available:,} "
+            f"({e.available_value}) · in payout {e.diamonds_in_payout:,} · paid {e.diamonds_paid:,}"
+        )
+
+    @admin.action(description="Release matured earnings now")
+    def release_now(self, request, queryset):
+        total = 0
+        for creator in queryset:
+            total += sum(r.diamonds for r in earnings_release(creator=creator))
+        self.message_user(request, f"Released {total:,} diamonds.", messages.SUCCESS)

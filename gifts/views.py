@@ -1,1 +1,124 @@
-# Create your views here.
+"""Portal pages that combine creators and gifts: a creator's page and the creator dashboard."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.template import TemplateDoesNotExist
+from django.template.loader import select_template
+
+from creators.selectors import creator_earnings, creator_find, creator_of
+from gifts.selectors import (
+    PERIODS,
+    creator_daily_diamonds,
+    creator_recent_gifts,
+    gifts_available,
+    leaderboard,
+)
+from wallets.selectors import wallet_find
+
+PERIOD_LABELS = {"day": "Today", "week": "This week", "all": "All time"}
+
+
+def _initials(name: str) -> str:
+    parts = [p for p in name.replace("_", " ").replace(".", " ").split() if p]
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def _hue(name: str) -> int:
+    return sum(ord(c) for c in name) * 37 % 360
+
+
+def creator_page(request, handle: str):
+    creator = creator_find(handle=handle)
+    if creator is None or not creator.is_active:
+        raise Http404("No such creator.")
+    period = request.GET.get("period", "day")
+    if period not in PERIODS:
+        period = "day"
+    viewer = request.user if request.user.is_authenticated else None
+    wallet = wallet_find(user=viewer) if viewer else None
+    leaders = [
+        {**row, "initials": _initials(row["username"]), "hue": _hue(row["username"])}
+        for row in leaderboard(creator_id=creator.pk, period=period)
+    ]
+    return render(
+        request,
+        "creators/page.html",
+        {
+            "creator": creator,
+            "initials": _initials(creator.display_name),
+            "gifts": gifts_available(),
+            "viewer_coins": wallet.balance if wallet else 0,
+            "is_self": viewer is not None and viewer.pk == creator.user_id,
+            "viewer_is_adult": viewer is not None and viewer.is_adult,
+            "period": period,
+            "periods": [(p, PERIOD_LABELS[p]) for p in PERIODS],
+            "leaders": leaders,
+        },
+    )
+
+
+def _chart(days: list) -> dict:
+    """Bar geometry for the inline SVG: percentages across, pixels down (200 px tall)."""
+    top, bottom, left = 16, 176, 7.0
+    peak = max((value for _, value in days), default=0)
+    steps = (m * 10**e for e in range(19) for m in (1, 2, 5))
+    scale_max = 4 * next(step for step in steps if step * 4 >= peak)
+    height = bottom - top
+    slot = (100 - left) / len(days)
+    bars = []
+    for index, (day, value) in enumerate(days):
+        bar_height = round(height * value / scale_max) if value else 0
+        x = left + slot * index + slot * 0.15
+        bars.append(
+            {
+                "x": f"{x:.2f}",
+                "width": f"{slot * 0.7:.2f}",
+                "y": bottom - bar_height,
+                "height": bar_height,
+                "label_x": f"{x + slot * 0.35:.2f}",
+                "label": day.strftime("%d"),
+                "title": f"{day:%a %d %b}: {value:,} diamonds",
+                "is_today": index == len(days) - 1,
+            }
+        )
+    grid = [
+        {"y": round(bottom - height * i / 4), "label": f"{scale_max * i // 4:,}"} for i in range(5)
+    ]
+    summary = ", ".join(f"{day:%b %d} {value:,}" for day, value in days)
+    return {
+        "bars": bars,
+        "grid": grid,
+        "left": left,
+        "summary": summary,
+        "total": sum(v for _, v in days),
+    }
+
+
+def _payouts_template() -> str | None:
+    try:
+        return select_template(["creators/_payouts.html", "payouts/_dashboard.html"]).template.name
+    except TemplateDoesNotExist:
+        return None
+
+
+@login_required
+def creator_dashboard(request):
+    creator = creator_of(user=request.user)
+    if creator is None:
+        return render(request, "creators/become.html", {})
+    earnings = creator_earnings(creator=creator)
+    return render(
+        request,
+        "creators/dashboard.html",
+        {
+            "creator": creator,
+            "initials": _initials(creator.display_name),
+            "earnings": earnings,
+            "recent_gifts": creator_recent_gifts(creator_id=creator.pk),
+            "chart": _chart(creator_daily_diamonds(creator_id=creator.pk, days=14)),
+            "payouts_template": _payouts_template(),
+            "hold_days": settings.EARNINGS_HOLD_DAYS,
+        },
+    )

@@ -1,0 +1,92 @@
+"""A viewer sends a gift from a creator's page in real Chromium and sees it land."""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from accounts.tests.factories import UserFactory
+from gifts.models import GiftEvent
+from gifts.tests.factories import GiftFactory, fund, make_creator
+from wallets.services import wallet_get
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    # Playwright's sync API runs an event loop in this thread; our ORM calls here are plain
+    # synchronous test code, so tell Django that is fine.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_viewer_sends_a_gift_from_the_creator_page(live_server, browser):
+    GiftFactory(slug="rose", name="Rose", coins=1, sort_order=1)
+    GiftFactory(slug="heart", name="Heart", coins=5, sort_order=2)
+    make_creator("star")
+    rival = fund(UserFactory(username="rival"), 100)
+    from gifts.services import gift_send
+
+    gift_send(sender=rival, creator_handle="star", gift_slug="rose", quantity=3, client_key="r")
+    viewer = fund(UserFactory(username="viewer1"), 100)
+    client = Client()
+    client.force_login(viewer)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    context = browser.new_context()
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+    )
+    page = context.new_page()
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_server.url}/creators/star/")
+    assert page.locator("[data-balance]").inner_text() == "100"
+    assert page.locator("#leaderboard li").count() == 1
+
+    page.locator("label[for=gift-heart]").click()
+    page.fill("#gift-quantity", "2")
+    page.fill("#gift-message", "hello <b>there</b>")
+    assert page.locator("#gift-send").inner_text() == "Send 2 × Heart · 10 coins"
+    page.click("#gift-send")
+    expect(page.locator("#gift-status")).to_contain_text("Sent 2 × Heart to @star")
+
+    assert page.locator("[data-balance]").inner_text() == "90"
+    assert "90" in page.locator(".coin-pill").inner_text()
+    rows = page.locator("#leaderboard li")
+    assert rows.count() == 2
+    assert rows.nth(0).get_attribute("data-username") == "viewer1"
+    assert rows.nth(0).get_attribute("data-coins") == "10"
+    event = GiftEvent.objects.get(sender=viewer)
+    assert (event.quantity, event.coins, event.message) == (2, 10, "hello there")
+    assert wallet_get(user=viewer).balance == 90
+
+    # Too expensive: a clear message, nothing spent.
+    page.fill("#gift-quantity", "50")
+    page.click("#gift-send")
+    page.wait_for_function(
+        "document.querySelector('#gift-status').textContent.includes('Not enough')"
+    )
+    assert wallet_get(user=viewer).balance == 90
+
+    # A reload shows the server's view: the balance and the leaderboard agree.
+    page.goto(f"{live_server.url}/creators/star/?period=all")
+    assert page.locator("[data-balance]").inner_text() == "90"
+    assert page.locator("#leaderboard li").nth(0).get_attribute("data-username") == "viewer1"
+    context.close()
