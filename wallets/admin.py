@@ -3,6 +3,8 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import render
 
 from config.errors import DomainError
@@ -169,6 +171,8 @@ class RechargeAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
     def refund_action(self, request, queryset):
+        from staff.services import audit_record, require_refund_allowed  # staff sits on top
+
         if not request.user.has_perm("wallets.change_recharge"):
             self.message_user(request, "You may not refund recharges.", messages.ERROR)
             return None
@@ -177,14 +181,35 @@ class RechargeAdmin(ReadOnlyAdmin):
             done = 0
             for recharge in queryset:
                 try:
-                    recharge_refund(
-                        recharge=recharge,
-                        reason=form.cleaned_data["reason"],
-                        coins=form.cleaned_data["coins"],
-                        actor=request.user,
-                        idempotency_key=f"{form.cleaned_data['idempotency_key']}-{recharge.pk}",
-                    )
+                    coins = form.cleaned_data["coins"] or recharge.coins - recharge.coins_refunded
+                    require_refund_allowed(actor=request.user, coins=coins)
+                    before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
+                    with transaction.atomic():
+                        refund = recharge_refund(
+                            recharge=recharge,
+                            reason=form.cleaned_data["reason"],
+                            coins=form.cleaned_data["coins"],
+                            actor=request.user,
+                            idempotency_key=f"{form.cleaned_data['idempotency_key']}-{recharge.pk}",
+                        )
+                        recharge.refresh_from_db()
+                        audit_record(
+                            actor=request.user,
+                            action="recharge_refund",
+                            obj=recharge,
+                            before=before,
+                            after={
+                                "status": recharge.status,
+                                "coins_refunded": recharge.coins_refunded,
+                                "refund": refund.pk,
+                                "amount": str(refund.amount),
+                            },
+                            reason=form.cleaned_data["reason"],
+                            request=request,
+                        )
                     done += 1
+                except PermissionDenied as exc:
+                    self.message_user(request, f"Recharge #{recharge.pk}: {exc}", messages.ERROR)
                 except DomainError as exc:
                     self.message_user(
                         request, f"Recharge #{recharge.pk}: {exc.message}", messages.ERROR
@@ -278,15 +303,31 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark the selected discrepancies resolved (with a note)")
     def resolve_action(self, request, queryset):
-        if not request.user.has_perm("wallets.change_discrepancy"):
+        from staff.permissions import FINANCE, has_role  # staff sits on top
+        from staff.services import audit_record
+
+        if not request.user.has_perm("wallets.change_discrepancy") or not has_role(
+            request.user, FINANCE
+        ):
             self.message_user(request, "You may not resolve discrepancies.", messages.ERROR)
             return None
         form = ResolveForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             for discrepancy in queryset:
-                discrepancy_resolve(
-                    discrepancy=discrepancy, actor=request.user, note=form.cleaned_data["note"]
-                )
+                with transaction.atomic():
+                    before = {"status": discrepancy.status}
+                    discrepancy = discrepancy_resolve(
+                        discrepancy=discrepancy, actor=request.user, note=form.cleaned_data["note"]
+                    )
+                    audit_record(
+                        actor=request.user,
+                        action="discrepancy_resolve",
+                        obj=discrepancy,
+                        before=before,
+                        after={"status": discrepancy.status},
+                        reason=form.cleaned_data["note"],
+                        request=request,
+                    )
             self.message_user(request, "Resolved.", messages.SUCCESS)
             return None
         return render(

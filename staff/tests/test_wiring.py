@@ -1,0 +1,95 @@
+"""Other apps' admin actions, run by staff roles: role checks and one audit row each."""
+
+import pytest
+
+from accounts.tests.factories import UserFactory
+from staff.models import AuditLog
+from staff.permissions import FINANCE, SUPPORT
+from staff.tests.factories import staff_user, verified_client
+from wallets.models import Discrepancy, Recharge, RechargeStatus
+from wallets.services import recharge_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _paid(user, coins=1000) -> Recharge:
+    recharge = recharge_create(
+        user=user, currency="USD", coins=coins, payment_method="pm_card_visa"
+    )
+    assert recharge.status == RechargeStatus.SUCCEEDED
+    return recharge
+
+
+def _refund(client, recharge, coins=None):
+    data = {
+        "action": "refund_action",
+        "_selected_action": [recharge.pk],
+        "apply": "1",
+        "reason": "customer asked",
+        "idempotency_key": f"k{recharge.pk}-{coins}",
+    }
+    if coins:
+        data["coins"] = coins
+    return client.post("/admin/wallets/recharge/", data, follow=True)
+
+
+def test_support_refunds_within_the_limit_and_it_is_audited(settings):
+    settings.SUPPORT_REFUND_LIMIT_COINS = 500
+    support = staff_user(SUPPORT)
+    recharge = _paid(UserFactory(), coins=1000)
+    _refund(verified_client(support), recharge, coins=300)
+    recharge.refresh_from_db()
+    assert recharge.coins_refunded == 300
+    row = AuditLog.objects.get(action="recharge_refund")
+    assert row.actor == support and row.object_id == str(recharge.pk)
+    assert row.before["coins_refunded"] == 0 and row.after["coins_refunded"] == 300
+    assert row.reason == "customer asked"
+
+
+def test_support_cannot_refund_above_the_limit_but_finance_can(settings):
+    settings.SUPPORT_REFUND_LIMIT_COINS = 500
+    recharge = _paid(UserFactory(), coins=1000)
+    response = _refund(verified_client(staff_user(SUPPORT)), recharge)
+    assert b"Support can refund up to 500 coins" in response.content
+    recharge.refresh_from_db()
+    assert recharge.coins_refunded == 0 and not AuditLog.objects.exists()
+
+    finance = staff_user(FINANCE)
+    _refund(verified_client(finance), recharge)
+    recharge.refresh_from_db()
+    assert recharge.status == RechargeStatus.REFUNDED
+    assert AuditLog.objects.filter(action="recharge_refund", actor=finance).count() == 1
+
+
+def _resolve(client, discrepancy):
+    return client.post(
+        "/admin/wallets/discrepancy/",
+        {
+            "action": "resolve_action",
+            "_selected_action": [discrepancy.pk],
+            "apply": "1",
+            "note": "checked with Stripe: fine",
+        },
+        follow=True,
+    )
+
+
+def test_finance_resolves_a_discrepancy_with_a_note_and_support_cannot():
+    discrepancy = Discrepancy.objects.create(
+        kind="amount_mismatch",
+        object_type="payment_intent",
+        object_id="pi_1",
+        expected="1",
+        found="2",
+    )
+    _resolve(verified_client(staff_user(SUPPORT)), discrepancy)
+    discrepancy.refresh_from_db()
+    assert discrepancy.status == "open" and not AuditLog.objects.exists()
+
+    finance = staff_user(FINANCE)
+    _resolve(verified_client(finance), discrepancy)
+    discrepancy.refresh_from_db()
+    assert discrepancy.status == "resolved" and discrepancy.resolved_by == finance
+    row = AuditLog.objects.get(action="discrepancy_resolve")
+    assert row.actor == finance and row.reason == "checked with Stripe: fine"
+    assert row.before == {"status": "open"} and row.after == {"status": "resolved"}
