@@ -80,9 +80,7 @@ def test_viewer_sends_a_gift_from_the_creator_page(live_server, browser):
     # Too expensive: a clear message, nothing spent.
     page.fill("#gift-quantity", "50")
     page.click("#gift-send")
-    page.wait_for_function(
-        "document.querySelector('#gift-status').textContent.includes('Not enough')"
-    )
+    expect(page.locator("#gift-status")).to_contain_text("Not enough coins")
     assert wallet_get(user=viewer).balance == 90
 
     # A reload shows the server's view: the balance and the leaderboard agree.
