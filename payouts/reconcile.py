@@ -8,11 +8,7 @@ from payouts.services import payouts_reconcile
 log = logging.getLogger(__name__)
 
 # Tried in order; the payments side lives in ``wallets`` and may not be deployed yet.
-PAYMENT_RECONCILERS = (
-    ("wallets.reconciliation", "payments_reconcile"),
-    ("wallets.services", "payments_reconcile"),
-    ("wallets.services", "reconciliation_run"),
-)
+PAYMENT_RECONCILERS = (("wallets.services", "payments_reconcile"),)
 
 
 def _payments_reconcile():
@@ -29,14 +25,12 @@ def _payments_reconcile():
     return None
 
 
-def _describe(result) -> str:
-    if result is None:
-        return "done"
-    for attr in ("summary", "summary_line"):
-        value = getattr(result, attr, None)
-        if isinstance(value, str):
-            return value
-    return str(result)
+def _describe(run) -> str:
+    """A ``wallets.ReconciliationRun``: its status and counts on one line."""
+    counts = getattr(run, "counts", None) or {}
+    status = getattr(run, "status", "done")
+    details = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
+    return f"{status}" + (f" ({details})" if details else "")
 
 
 def reconcile_all() -> str:

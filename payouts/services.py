@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -32,19 +31,23 @@ from creators.models import Creator
 from payouts import rails
 from payouts.models import (
     OPEN_STATUSES,
-    DiscrepancyStatus,
     Payout,
     PayoutBatch,
-    PayoutDiscrepancy,
     PayoutEvent,
     PayoutMethod,
-    PayoutReconciliationRun,
     PayoutStatus,
     Rail,
     TaxFormStatus,
 )
-from wallets.models import Account, AccountKind, TransactionKind
-from wallets.services import Posting, account_get, ledger_post, platform_account
+from wallets.models import Account, AccountKind, ReconciliationRun, TransactionKind
+from wallets.services import (
+    Posting,
+    account_get,
+    advisory_lock,
+    discrepancy_record,
+    ledger_post,
+    platform_account,
+)
 
 log = logging.getLogger(__name__)
 
@@ -331,23 +334,6 @@ def _enqueue_send(payout_ids: list[int]) -> None:
 # --- The batch ------------------------------------------------------------------------------
 
 
-@contextmanager
-def _advisory_lock(name: str):
-    """One holder at a time across processes (PostgreSQL); a no-op elsewhere."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
-
-
 def payout_candidates() -> list[tuple[int, int, int]]:
     """(creator id, user id, diamonds available) of every creator due a payout, in one query.
 
@@ -421,7 +407,7 @@ def payout_batch_run(*, actor=None) -> BatchResult:
     creator's second payout impossible). Payouts left in requested / processing by a crash are
     sent again with their original idempotency key.
     """
-    with _advisory_lock("payouts:batch") as acquired:
+    with advisory_lock("applause:payouts:batch") as acquired:
         if not acquired:
             return BatchResult(batch=None)
         return _batch_run(actor=actor)
@@ -654,19 +640,28 @@ def payout_retry(*, payout: Payout, actor) -> Payout:
 
 
 def _discrepancy(
-    *, kind: str, object_ref: str, payout: Payout | None, expected: str, found: str
+    *, kind: str, object_ref: str, payout: Payout | None, expected: str, found: str, run
 ) -> bool:
-    _obj, created = PayoutDiscrepancy.objects.get_or_create(
+    """One open discrepancy per problem (``wallets``' generic queue, shared with payments)."""
+    object_type, _, object_id = object_ref.partition(":")
+    if not object_id:
+        object_type, object_id = "transfer", object_ref
+    if payout is not None and object_type == "transfer":
+        found = f"{found} (payout #{payout.pk})"
+    _row, created = discrepancy_record(
         kind=kind,
-        object_ref=object_ref[:255],
-        defaults={"payout": payout, "expected": expected[:500], "found": found[:500]},
+        object_type=object_type,
+        object_id=object_id,
+        expected=expected,
+        found=found,
+        run=run,
     )
     return created
 
 
 @dataclass
 class PayoutReconciliation:
-    run: PayoutReconciliationRun | None
+    run: ReconciliationRun | None
     transfers: int = 0
     recovered: int = 0
     discrepancies: int = 0
@@ -687,7 +682,7 @@ def payouts_reconcile(*, days: int | None = None) -> PayoutReconciliation:
     A transfer for a payout still processing is its lost answer: recorded paid through the
     same service as the sender. Anything else that disagrees becomes a discrepancy for staff.
     """
-    with _advisory_lock("payouts:reconcile") as acquired:
+    with advisory_lock("applause:reconcile:payouts") as acquired:
         if not acquired:
             return PayoutReconciliation(run=None)
         return _reconcile(days=days or settings.PAYOUT_RECONCILE_DAYS)
@@ -695,7 +690,10 @@ def payouts_reconcile(*, days: int | None = None) -> PayoutReconciliation:
 
 def _reconcile(*, days: int) -> PayoutReconciliation:
     window_start = timezone.now() - timedelta(days=days)
-    run = PayoutReconciliationRun.objects.create(window_start=window_start)
+    now = timezone.now()
+    run = ReconciliationRun.objects.create(
+        kind="payouts", started_at=now, window_start=window_start, window_end=now
+    )
     outcome = PayoutReconciliation(run=run)
     seen: dict[int, list[rails.Transfer]] = {}
     try:
@@ -703,6 +701,7 @@ def _reconcile(*, days: int) -> PayoutReconciliation:
             outcome.transfers += 1
             if transfer.payout_id is None:
                 outcome.discrepancies += _discrepancy(
+                    run=outcome.run,
                     kind="transfer_without_payout",
                     object_ref=transfer.id,
                     payout=None,
@@ -721,6 +720,7 @@ def _reconcile(*, days: int) -> PayoutReconciliation:
             rail=Rail.STRIPE, status=PayoutStatus.PAID, created_at__gte=window_start
         ).exclude(rail_reference__in=listed):
             outcome.discrepancies += _discrepancy(
+                run=outcome.run,
                 kind="payout_missing_at_rail",
                 object_ref=f"payout:{payout.pk}",
                 payout=payout,
@@ -728,16 +728,18 @@ def _reconcile(*, days: int) -> PayoutReconciliation:
                 found="no such transfer at Stripe",
             )
     except rails.RailUnavailable as exc:
-        run.error = str(exc)[:500]
+        run.error = str(exc)[:10000]
+        run.status = "failed"
         log.warning("payout reconciliation stopped: %s", exc)
-    PayoutReconciliationRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now(),
-        transfers_seen=outcome.transfers,
-        payouts_recovered=outcome.recovered,
-        discrepancies_found=outcome.discrepancies,
-        error=run.error,
-    )
-    run.refresh_from_db()
+    else:
+        run.status = "done"
+    run.counts = {
+        "transfers": outcome.transfers,
+        "recovered": outcome.recovered,
+        "discrepancies": outcome.discrepancies,
+    }
+    run.finished_at = timezone.now()
+    run.save()
     return outcome
 
 
@@ -750,6 +752,7 @@ def _reconcile_one(
     first = transfers[0]
     if payout is None:
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="transfer_without_payout",
             object_ref=first.id,
             payout=None,
@@ -759,6 +762,7 @@ def _reconcile_one(
         return 0
     if len(transfers) > 1:
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="duplicate_transfer",
             object_ref=f"payout:{payout.pk}",
             payout=payout,
@@ -772,6 +776,7 @@ def _reconcile_one(
         or (payout.destination and first.destination != payout.destination)
     ):
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="transfer_mismatch",
             object_ref=first.id,
             payout=payout,
@@ -781,6 +786,7 @@ def _reconcile_one(
         return 0
     if first.reversed:
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="transfer_reversed",
             object_ref=first.id,
             payout=payout,
@@ -803,6 +809,7 @@ def _reconcile_one(
             return 0
     if payout.status in (PayoutStatus.FAILED, PayoutStatus.CANCELLED):
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="transfer_for_returned_payout",
             object_ref=first.id,
             payout=payout,
@@ -811,6 +818,7 @@ def _reconcile_one(
         )
     elif payout.status == PayoutStatus.PAID and payout.rail_reference != first.id:
         outcome.discrepancies += _discrepancy(
+            run=outcome.run,
             kind="transfer_reference_mismatch",
             object_ref=first.id,
             payout=payout,
@@ -818,16 +826,6 @@ def _reconcile_one(
             found=first.id,
         )
     return 0
-
-
-@transaction.atomic
-def discrepancy_resolve(*, discrepancy: PayoutDiscrepancy, actor, note: str = "") -> None:
-    PayoutDiscrepancy.objects.filter(pk=discrepancy.pk).update(
-        status=DiscrepancyStatus.RESOLVED,
-        resolved_by=actor,
-        resolved_at=timezone.now(),
-        note=note[:500],
-    )
 
 
 def payout_get_for_user(*, user, payout_id: int) -> Payout:

@@ -147,7 +147,10 @@ class ConnectFake:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed mid-request (crash tests)
 
             def _error(self, status: int, message: str, *, code: str = "", kind: str = "") -> None:
                 kind = kind or ("api_error" if status >= 500 else "invalid_request_error")
