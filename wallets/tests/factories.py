@@ -47,8 +47,9 @@ def post_event(client, payload: bytes, signature: str | None = None):
     )
 
 
-def confirm_at_stripe(payment_intent_id: str, payment_method: str = "pm_card_visa"):
+def confirm_at_stripe(payment_intent_id: str | None, payment_method: str = "pm_card_visa"):
     """What the browser's Stripe.js does: attach a card and confirm, behind our back."""
+    assert payment_intent_id
     client = gateway.client()
     client.v1.payment_intents.update(payment_intent_id, params={"payment_method": payment_method})
     try:
@@ -57,5 +58,6 @@ def confirm_at_stripe(payment_intent_id: str, payment_method: str = "pm_card_vis
         return client.v1.payment_intents.retrieve(payment_intent_id)
 
 
-def intent_dict(payment_intent_id: str) -> dict:
+def intent_dict(payment_intent_id: str | None) -> dict:
+    assert payment_intent_id
     return gateway.payment_intent_retrieve(payment_intent_id).to_dict()

@@ -33,7 +33,7 @@ def failures():
 
 def accounts(user) -> tuple[Account, Account]:
     wallet = Account.objects.get(kind=AccountKind.WALLET, user=user)
-    debt = Account.objects.filter(kind=AccountKind.COIN_DEBT, user=user).first()
+    debt = Account.objects.get(kind=AccountKind.COIN_DEBT, user=user)
     return wallet, debt
 
 
@@ -62,6 +62,7 @@ def test_refund_after_coins_were_spent_records_debt_and_freezes(user, staff):
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
     assert recharge.amount_refunded == recharge.price
+    assert recharge.payment_intent
     stripe_refunds = gateway.refunds_for_payment_intent(recharge.payment_intent)
     assert [r.amount for r in stripe_refunds] == [gateway.to_minor(recharge.price)]
     assert LedgerTransaction.objects.get(kind="refund").actor == staff
@@ -161,8 +162,8 @@ def test_reconcile_credits_a_lost_webhook_once_and_applies_an_outside_refund(use
     confirm_at_stripe(lost.payment_intent)  # paid; the webhook never reached us
     refunded = paid(user, coins=2000)
     outside = gateway.client().v1.refunds.create(
-        params={"payment_intent": refunded.payment_intent, "amount": 1430}  # half of 28.60
-    )
+        params={"payment_intent": refunded.payment_intent, "amount": 1430}  # type: ignore[arg-type]
+    )  # half of USD 28.60
     run = payments_reconcile()
     assert run.status == "done", run.error
     lost.refresh_from_db()
