@@ -145,4 +145,4 @@ def test_ten_concurrent_copies_make_one_effect():
     assert [r.status_code for r in responses] == [201] * 10
     assert {r.data["coins"] for r in responses} == {7}
     assert wallet_get(user=user).balance == 7
-    assert IdempotencyRecord.objects.filter(user=user, key="burst").count() == 1
+    assert IdempotencyRecord.objects.filter(user_id=user.pk, key="burst").count() == 1
