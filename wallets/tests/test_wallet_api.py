@@ -1,4 +1,5 @@
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -126,7 +127,7 @@ def test_client_errors_are_stored_and_replayed():
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_copies_make_one_effect():
-    user = UserFactory()
+    user: Any = UserFactory()
     barrier = threading.Barrier(10)
     responses = []
 
