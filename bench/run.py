@@ -1,0 +1,1124 @@
+#!/usr/bin/env python
+"""``make bench``: every benchmark of issue 9 in one run, so the ratios between them are fair.
+
+Run it through ``scripts/with_services.sh`` (``make bench``): it needs ``DATABASE_URL`` (a
+PostgreSQL server; the benchmark creates and drops its own ``bench_<pid>`` database there),
+and uses ``REDIS_URL`` (cache, throttles, a private Celery broker database) when set.
+
+1. ``db_ceiling_tx_per_s``: pgbench, 16 clients, a custom script with a gift's SQL shape.
+2. ``hot_gifts_per_s`` / ``spread_gifts_per_s``: ``gifts.services.gift_send`` from 16 processes.
+3. ``http_gifts_per_s`` / ``http_p99_ms``: ``POST /api/v1/gifts/send/`` through gunicorn +
+   uvicorn workers (as ``make serve``), 32 closed-loop clients from another process.
+4. ``payout_batch_{10k,100k}_s``: ``payouts.services.payout_batch_run`` over bulk-seeded creators.
+5. ``reconcile_10k_s``: ``wallets.services.payments_reconcile`` over a recorded listing.
+
+Prints a table and, last, ``RESULT key=value ...``; writes the same to BENCHMARKS.md (between
+the generated-section markers, keeping the hand-written analysis). ``BENCH_QUICK=1`` runs a
+seconds-long smoke version with tiny sizes and leaves BENCHMARKS.md alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+BEGIN_MARK = "<!-- bench:generated:begin -->"
+END_MARK = "<!-- bench:generated:end -->"
+
+if QUICK:
+    CFG = dict(
+        pgbench_s=2, gift_warmup_s=0.5, gift_s=1.5, http_warmup_s=1, http_s=2, http_clients=32,
+        workers=16, senders_per_worker=2, creators=20, http_senders=32,
+        payout_small=50, payout_big=500, reconcile=200, profile_calls=20, pyspy_s=0,
+    )
+else:
+    CFG = dict(
+        pgbench_s=15, gift_warmup_s=3, gift_s=15, http_warmup_s=5, http_s=30, http_clients=32,
+        workers=16, senders_per_worker=8, creators=1000, http_senders=32,
+        payout_small=10_000, payout_big=100_000, reconcile=10_000, profile_calls=300, pyspy_s=10,
+    )
+
+KEYS = [
+    "db_ceiling_tx_per_s",
+    "hot_gifts_per_s",
+    "spread_gifts_per_s",
+    "hot_spread_ratio",
+    "service_vs_ceiling",
+    "ledger_ok",
+    "http_gifts_per_s",
+    "http_p99_ms",
+    "http_errors",
+    "web_peak_rss_mb",
+    "payout_batch_10k_s",
+    "payout_batch_100k_s",
+    "payout_batch_1m_est_s",
+    "reconcile_10k_s",
+]
+TARGETS = {
+    "hot_spread_ratio": (">=", 0.9),
+    "service_vs_ceiling": (">=", 0.5),
+    "http_gifts_per_s": (">=", 400),
+    "http_p99_ms": ("<=", 100),
+    "http_errors": ("<=", 0),
+    "payout_batch_100k_s": ("<=", 30),
+    "ledger_ok": (">=", 1),
+}
+GIFT_SLUG = "bench-rose"
+
+results: dict[str, object] = {}
+notes: list[str] = []  # one line each, shown under the table
+sections: dict[str, str] = {}  # profile sections (markdown)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def na(*keys: str, why: str) -> None:
+    for key in keys:
+        results[key] = "n/a"
+    notes.append(f"{', '.join(keys)}: n/a ({why})")
+
+
+# ---------------------------------------------------------------------------------- database
+
+
+def pg_params(url: str) -> dict:
+    parts = urllib.parse.urlsplit(url)
+    return dict(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=urllib.parse.unquote(parts.username or "postgres"),
+        password=urllib.parse.unquote(parts.password or ""),
+        dbname=parts.path.lstrip("/") or "postgres",
+    )
+
+
+def url_with_db(url: str, dbname: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
+
+
+def admin_sql(base_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(**pg_params(base_url), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------- 1. pgbench
+
+PGBENCH_SETUP = """
+DROP TABLE IF EXISTS bench_wallet, bench_entry, bench_event;
+CREATE TABLE bench_wallet (
+    id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
+INSERT INTO bench_wallet SELECT g, 1000000000 FROM generate_series(1, 10000) g;
+CREATE TABLE bench_entry (
+    id bigserial PRIMARY KEY, transaction_id bigint NOT NULL, account_id bigint NOT NULL,
+    amount bigint NOT NULL, balance_after bigint, created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON bench_entry (transaction_id);
+CREATE INDEX ON bench_entry (account_id);
+CREATE INDEX ON bench_entry (account_id, id DESC);
+CREATE INDEX ON bench_entry (account_id, created_at) INCLUDE (amount);
+CREATE TABLE bench_event (
+    id bigserial PRIMARY KEY, sender_id bigint NOT NULL, creator_id bigint NOT NULL,
+    coins bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON bench_event (sender_id);
+CREATE INDEX ON bench_event (creator_id, created_at DESC);
+CREATE INDEX ON bench_event (sender_id, created_at DESC);
+VACUUM ANALYZE bench_wallet;
+"""
+
+# The gift's shape: the sender's conditional debit (a cold row), the four ledger entries of the
+# two-unit transaction (the creator's and platform credits are appended, never updated), and
+# the gift event row. Each statement is its own round trip, as from Django.
+PGBENCH_SCRIPT = r"""
+\set sender random(1, 10000)
+\set creator random(1, 1000)
+\set tx random(1, 1000000000)
+BEGIN;
+UPDATE bench_wallet SET balance = balance - 1 WHERE id = :sender AND balance - 1 >= 0 RETURNING balance;
+INSERT INTO bench_entry (transaction_id, account_id, amount, balance_after) VALUES (:tx, :sender, -1, 0), (:tx, 20001, 1, NULL), (:tx, 20002, -1, NULL), (:tx, 10000 + :creator, 1, NULL);
+INSERT INTO bench_event (sender_id, creator_id, coins) VALUES (:sender, :creator, 1);
+COMMIT;
+"""
+
+
+def bench_pgbench(db_url: str, workdir: Path) -> None:
+    import psycopg
+
+    params = pg_params(db_url)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        for statement in PGBENCH_SETUP.strip().split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+    script = workdir / "gift.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    cmd = [
+        str(PG_BIN / "pgbench"), "-n", "-c", "16", "-j", "2", "-T", str(CFG["pgbench_s"]),
+        "-f", str(script), "-h", params["host"], "-p", str(params["port"]),
+        "-U", params["user"], params["dbname"],
+    ]  # fmt: skip
+    env = dict(os.environ, PGPASSWORD=params["password"])
+    log(f"pgbench: 16 clients, {CFG['pgbench_s']} s")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
+    if out.returncode != 0 or not match:
+        raise RuntimeError(f"pgbench failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    latency = re.search(r"latency average = ([0-9.]+) ms", out.stdout)
+    results["db_ceiling_tx_per_s"] = round(float(match.group(1)))
+    if latency:
+        notes.append(f"pgbench latency average {latency.group(1)} ms at 16 clients")
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_wallet, bench_entry, bench_event")
+
+
+# ---------------------------------------------------------------------------------- seeding
+
+
+def seed_gift_world(n_senders: int, n_creators: int):
+    """Senders with plenty of coins (through the grant service), creators (through the
+    creator service), and one 1-coin gift."""
+    from accounts.models import User
+    from creators.services import creator_create
+    from gifts.models import Gift
+    from wallets.services import wallet_adjust
+
+    Gift.objects.get_or_create(slug=GIFT_SLUG, defaults=dict(name="Bench Rose", coins=1))
+    born = dt.date(1990, 1, 1)
+    senders = User.objects.bulk_create(
+        [User(username=f"bench-s{i}", date_of_birth=born, password="!") for i in range(n_senders)]
+    )
+    staff = User.objects.create(username="bench-staff", is_staff=True, password="!")
+    for user in senders:
+        wallet_adjust(user=user, coins=1_000_000, reason="bench", actor=staff)
+    owners = User.objects.bulk_create(
+        [User(username=f"bench-c{i}", date_of_birth=born, password="!") for i in range(n_creators)]
+    )
+    handles = []
+    for i, user in enumerate(owners):
+        creator = creator_create(user=user, handle=f"bench-c{i}", display_name=f"Creator {i}")
+        handles.append(creator.handle)
+    return senders, handles
+
+
+# ---------------------------------------------------------------------------------- 2. gift_send
+
+
+def gift_worker(idx, sender_ids, handles, hot, t_start, t_measure, t_end, queue) -> None:
+    from django.db import connection
+
+    from accounts.models import User
+    from gifts.services import gift_send
+
+    try:
+        senders = list(User.objects.filter(pk__in=sender_ids).order_by("pk"))
+        rng = random.Random(idx)
+        tag = "h" if hot else "s"
+        ok = errors = calls = 0
+        latencies: list[float] = []
+        samples: list[str] = []
+        for n in range(3):  # imports, connection, first compiled queries: not measured
+            gift_send(
+                sender=senders[n % len(senders)],
+                creator_handle=handles[0],
+                gift_slug=GIFT_SLUG,
+                client_key=f"w{tag}{idx}-{n}",
+            )
+        while time.time() < t_start:
+            time.sleep(0.002)
+        while True:
+            started = time.time()
+            if started >= t_end:
+                break
+            sender = senders[calls % len(senders)]
+            handle = handles[0] if hot else rng.choice(handles)
+            try:
+                gift_send(
+                    sender=sender,
+                    creator_handle=handle,
+                    gift_slug=GIFT_SLUG,
+                    client_key=f"{tag}{idx}-{calls}",
+                )
+                finished = time.time()
+                if started >= t_measure and finished <= t_end:
+                    ok += 1
+                    latencies.append(finished - started)
+            except Exception as exc:  # counted and reported, never hidden
+                errors += 1
+                if len(samples) < 3:
+                    samples.append(repr(exc)[:200])
+            calls += 1
+        connection.close()
+        queue.put(dict(idx=idx, ok=ok, errors=errors, calls=calls, lat=latencies, samples=samples))
+    except Exception:
+        queue.put(dict(idx=idx, ok=0, errors=1, calls=0, lat=[], samples=[traceback.format_exc()]))
+
+
+def run_gift_phase(senders, handles, *, hot: bool) -> dict:
+    from django.db import connections
+
+    connections.close_all()  # children must not share the parent's socket
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    n = CFG["workers"]
+    per = CFG["senders_per_worker"]
+    t_start = time.time() + (0.5 if QUICK else 2.0)
+    t_measure = t_start + CFG["gift_warmup_s"]
+    t_end = t_measure + CFG["gift_s"]
+    procs = []
+    for i in range(n):
+        ids = [u.pk for u in senders[i * per : (i + 1) * per]]
+        procs.append(
+            ctx.Process(
+                target=gift_worker, args=(i, ids, handles, hot, t_start, t_measure, t_end, queue)
+            )
+        )
+    for proc in procs:
+        proc.start()
+    outs = [queue.get(timeout=CFG["gift_warmup_s"] + CFG["gift_s"] + 120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    ok = sum(o["ok"] for o in outs)
+    lat = sorted(x for o in outs for x in o["lat"])
+    errors = sum(o["errors"] for o in outs)
+    samples = [s for o in outs for s in o["samples"]][:3]
+
+    def pct(p):
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
+
+    return dict(
+        per_s=ok / CFG["gift_s"], errors=errors, samples=samples, p50_ms=pct(0.5), p99_ms=pct(0.99)
+    )
+
+
+def bench_gifts(senders, handles) -> None:
+    gift_pool = senders[: CFG["workers"] * CFG["senders_per_worker"]]
+    log(f"gift_send: hot (1 creator), {CFG['workers']} processes, {CFG['gift_s']} s")
+    hot = run_gift_phase(gift_pool, handles, hot=True)
+    log(f"gift_send: spread ({len(handles)} creators)")
+    spread = run_gift_phase(gift_pool, handles, hot=False)
+    results["hot_gifts_per_s"] = round(hot["per_s"])
+    results["spread_gifts_per_s"] = round(spread["per_s"])
+    results["hot_spread_ratio"] = round(hot["per_s"] / spread["per_s"], 3) if spread["per_s"] else 0
+    ceiling = results.get("db_ceiling_tx_per_s")
+    if isinstance(ceiling, (int, float)) and ceiling:
+        results["service_vs_ceiling"] = round(spread["per_s"] / ceiling, 3)
+    else:
+        na("service_vs_ceiling", why="no pgbench ceiling")
+    for name, phase in (("hot", hot), ("spread", spread)):
+        notes.append(
+            f"gift_send {name}: p50 {phase['p50_ms']} ms, p99 {phase['p99_ms']} ms per call, "
+            f"{phase['errors']} errors" + (f" e.g. {phase['samples']}" if phase["errors"] else "")
+        )
+    if hot["errors"] or spread["errors"]:
+        notes.append("gift_send raised errors: the rates above exclude them")
+
+
+def verify_ledger() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    started = time.perf_counter()
+    try:
+        call_command("verify_ledger", stdout=out)
+        results["ledger_ok"] = 1
+    except CommandError as exc:
+        results["ledger_ok"] = 0
+        notes.append(f"verify_ledger FAILED: {exc}: {out.getvalue()[-1500:]}")
+    notes.append(f"verify_ledger took {time.perf_counter() - started:.1f} s")
+
+
+# ---------------------------------------------------------------------------------- profiles
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _timed_queries():
+    """An execute wrapper that counts statements and the time spent waiting on them."""
+    stats = {"n": 0, "s": 0.0}
+
+    def wrapper(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            stats["s"] += time.perf_counter() - started
+            stats["n"] += 1
+
+    return stats, wrapper
+
+
+def _pyinstrument_text(fn, calls: int) -> str:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return "(pyinstrument not installed: pip install -r requirements-dev.txt)"
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for i in range(calls):
+        fn(i)
+    profiler.stop()
+    text = profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)
+    lines = [line for line in text.splitlines() if line.strip()]
+    # Keep the call tree's upper part: enough to see where time goes.
+    body = [line for line in lines if not line.startswith(("  _     ._", " /_//_/", "/   _/"))]
+    return "\n".join(body[:70])
+
+
+def _explain(statements: list[str]) -> str:
+    from django.db import connection, transaction
+
+    rows = []
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                for sql in statements:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) " + sql)
+                    plan = [r[0] for r in cursor.fetchall()]
+                    top = plan[0].strip() if plan else ""
+                    nodes = [p.strip().lstrip("-> ").strip() for p in plan if "->" in p]
+                    exec_ms = next(
+                        (p.split(":", 1)[1].strip() for p in plan if p.startswith("Execution Time")),
+                        "?",
+                    )
+                    short = " ".join(sql.split())
+                    short = short[:110] + ("..." if len(short) > 110 else "")
+                    first_node = nodes[0][:90] if nodes else top[:90]
+                    rows.append(f"| `{short}` | {first_node} | {exec_ms} |")
+            raise _Rollback
+    except _Rollback:
+        pass
+    head = "| statement | plan (top node) | execution |\n|---|---|---|\n"
+    return head + "\n".join(rows)
+
+
+def profile_gift(senders, handles) -> None:
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from gifts.services import gift_send
+
+    sender = senders[-1]
+    calls = CFG["profile_calls"]
+
+    def one(i, tag="p"):
+        gift_send(
+            sender=sender,
+            creator_handle=handles[i % len(handles)],
+            gift_slug=GIFT_SLUG,
+            client_key=f"{tag}-{i}",
+        )
+
+    for i in range(20):
+        one(i, "pw")
+    stats, wrapper = _timed_queries()
+    started = time.perf_counter()
+    with connection.execute_wrapper(wrapper):
+        for i in range(calls):
+            one(i, "pq")
+    total = time.perf_counter() - started
+    per_call_ms = total / calls * 1000
+    db_ms = stats["s"] / calls * 1000
+    queries = stats["n"] / calls
+    # One gift's statements, then each EXPLAIN ANALYZEd in a transaction that is rolled back.
+    try:
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as ctx:
+                one(0, "px")
+            raise _Rollback
+    except _Rollback:
+        pass
+    statements = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if not q["sql"].split(" ", 1)[0].upper() in ("SAVEPOINT", "RELEASE", "ROLLBACK")
+    ]
+    explain = _explain(statements)
+    tree = _pyinstrument_text(lambda i: one(i, "pp"), calls)
+    results_line = (
+        f"one `gift_send` (single process, no contention): **{per_call_ms:.2f} ms**, of which "
+        f"**{db_ms:.2f} ms** waiting on {queries:.0f} statements (+ BEGIN/COMMIT round trips "
+        f"not counted), **{per_call_ms - db_ms:.2f} ms** Python"
+    )
+    notes.append("profile: " + results_line.replace("**", ""))
+    sections["gift_send profile"] = (
+        results_line
+        + ".\n\nStatements of one gift (savepoints omitted), `EXPLAIN (ANALYZE, BUFFERS)` "
+        "each, in a rolled-back transaction:\n\n"
+        + explain
+        + f"\n\npyinstrument, {calls} calls of `gift_send` in one process:\n\n```\n"
+        + tree
+        + "\n```\n"
+    )
+
+
+def profile_request(token: str, handles) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_X_FORWARDED_PROTO="https")
+    calls = CFG["profile_calls"]
+
+    def one(i):
+        response = client.post(
+            "/api/v1/gifts/send/",
+            data=json.dumps({"creator": handles[i % len(handles)], "gift": GIFT_SLUG}),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"profile request: {response.status_code} {response.content[:200]}")
+
+    for i in range(10):
+        one(i)
+    stats, wrapper = _timed_queries()
+    started = time.perf_counter()
+    with connection.execute_wrapper(wrapper):
+        for i in range(calls):
+            one(i)
+    total = time.perf_counter() - started
+    per_ms = total / calls * 1000
+    db_ms = stats["s"] / calls * 1000
+    queries = stats["n"] / calls
+    tree = _pyinstrument_text(one, calls)
+    line = (
+        f"one `POST /api/v1/gifts/send/` through the full Django stack in-process (test client: "
+        f"middleware, token auth, throttle in Redis, idempotency record, DRF): "
+        f"**{per_ms:.2f} ms**, **{queries:.0f} statements**, **{db_ms:.2f} ms** waiting on them, "
+        f"**{per_ms - db_ms:.2f} ms** Python"
+    )
+    notes.append("profile: " + line.replace("**", ""))
+    sections["request profile"] = (
+        line + f".\n\npyinstrument, {calls} requests:\n\n```\n" + tree + "\n```\n"
+    )
+
+
+# ---------------------------------------------------------------------------------- 3. HTTP
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except ImportError:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True)
+        return [int(x) for x in out.stdout.split()]
+
+
+def _vm_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists() or seconds <= 0:
+        return None
+    return subprocess.Popen(
+        [str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+         "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _pyspy_summary(raw: Path) -> str:
+    """Inclusive share of samples per function (collapsed stacks), our code and the big parts."""
+    if not raw.exists():
+        return ""
+    total = 0
+    inclusive: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        seen = set()
+        for frame in stack.split(";"):
+            name = re.sub(r"\s*\(([^)]*)\)", lambda m: " (" + _short_path(m.group(1)) + ")", frame)
+            name = re.sub(r":\d+\)$", ")", name)
+            if name not in seen:
+                seen.add(name)
+                inclusive[name] = inclusive.get(name, 0) + n
+    if not total:
+        return ""
+    top = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    keep = [
+        (name, n)
+        for name, n in top
+        if n / total >= 0.02 and not name.startswith(("<module>", "run (", "_bootstrap"))
+    ][:45]
+    lines = [f"{n / total * 100:5.1f}%  {name}" for name, n in keep]
+    return f"{total} samples\n" + "\n".join(lines)
+
+
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def bench_http(senders, handles, workdir: Path) -> None:
+    from rest_framework.authtoken.models import Token
+
+    users = senders[-CFG["http_senders"] - 1 : -1]
+    tokens = [Token.objects.create(user=u).key for u in users]
+    (workdir / "tokens.json").write_text(json.dumps(tokens))
+    (workdir / "creators.json").write_text(json.dumps(handles))
+    cores = os.cpu_count() or 1
+    workers = 2 * cores + 1  # as make serve
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        DEBUG="0",
+        THROTTLE_MONEY="100000000/min",
+        LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "INFO"),
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server_log = open(workdir / "gunicorn.log", "w")
+    cmd = [
+        str(gunicorn), "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+        "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    log(f"http: gunicorn {workers} uvicorn workers on 127.0.0.1:{port}")
+    server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=server_log, stderr=server_log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while True:
+            try:
+                probe = urllib.request.Request(
+                    base + "/healthz", headers={"X-Forwarded-Proto": "https"}
+                )
+                with urllib.request.urlopen(probe, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except Exception:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError(
+                    "gunicorn did not come up: " + (workdir / "gunicorn.log").read_text()[-2000:]
+                )
+            time.sleep(0.3)
+        time.sleep(1.0)  # let every worker finish booting
+        worker_pids = _children(server.pid)
+        client_cmd = [
+            sys.executable, str(REPO / "bench" / "http_client.py"), "--url", base,
+            "--tokens", str(workdir / "tokens.json"), "--creators", str(workdir / "creators.json"),
+            "--gift", GIFT_SLUG, "--concurrency", str(CFG["http_clients"]),
+            "--warmup", str(CFG["http_warmup_s"]), "--duration", str(CFG["http_s"]),
+        ]  # fmt: skip
+        log(f"http: {CFG['http_clients']} clients, {CFG['http_warmup_s']} s warm-up, "
+            f"{CFG['http_s']} s measured")  # fmt: skip
+        client = subprocess.Popen(client_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        spy = None
+        spy_out = workdir / "pyspy.txt"
+        peak_rss = 0
+        started = time.time()
+        while client.poll() is None:
+            if spy is None and worker_pids and time.time() - started > CFG["http_warmup_s"]:
+                spy = _pyspy(worker_pids[0], CFG["pyspy_s"], spy_out) or False
+            rss = sum(_vm_kb(pid, "VmRSS") for pid in worker_pids)
+            peak_rss = max(peak_rss, rss)
+            time.sleep(0.25)
+        out, err = client.communicate()
+        if client.returncode != 0:
+            raise RuntimeError(f"http client failed: {err.decode()[-1500:]}")
+        data = json.loads(out.decode().strip().splitlines()[-1])
+        hwm = sum(_vm_kb(pid, "VmHWM") for pid in worker_pids)
+        results["http_gifts_per_s"] = round(data["per_s"])
+        results["http_p99_ms"] = round(data["p99_ms"], 1)
+        results["http_errors"] = data["errors"]
+        results["web_peak_rss_mb"] = round(max(hwm, peak_rss) / 1024)
+        notes.append(
+            f"http: {workers} workers, p50 {data['p50_ms']:.1f} ms, p90 {data['p90_ms']:.1f} ms, "
+            f"max {data['max_ms']:.1f} ms, {data['errors']} errors"
+            + (f" e.g. {data['error_samples']}" if data["errors"] else "")
+            + f"; peak RSS {max(hwm, peak_rss) / 1024:.0f} MB over {len(worker_pids)} workers "
+            f"({max(hwm, peak_rss) / 1024 / max(1, len(worker_pids)):.0f} MB each)"
+        )
+        if spy:
+            spy.wait(timeout=60)
+            summary = _pyspy_summary(spy_out)
+            if summary:
+                sections["py-spy of one web worker under the HTTP load"] = (
+                    f"`py-spy record` of one of the {workers} uvicorn workers for "
+                    f"{CFG['pyspy_s']} s of the load (inclusive share of samples, idle "
+                    f"included):\n\n```\n{summary}\n```\n"
+                )
+            else:
+                notes.append(f"py-spy gave no samples: {spy.stderr.read()[-300:]}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server_log.close()
+
+
+# ---------------------------------------------------------------------------------- 4. payouts
+
+PAYOUT_SEED_SQL = """
+WITH u AS (
+    INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, email,
+                               is_staff, is_active, date_joined, date_of_birth)
+    SELECT '!', false, 'bench-p{tag}-' || g, '', '', '', false, true, now(), '1990-01-01'
+    FROM generate_series(1, %(n)s) g
+    RETURNING id
+), pending AS (
+    INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at, is_frozen,
+                                 frozen_reason, created_at)
+    SELECT 'diamonds_pending', 'DIAMOND', u.id, 0, true, NULL, false, '', now() FROM u
+    RETURNING id, user_id
+), available AS (
+    INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at, is_frozen,
+                                 frozen_reason, created_at)
+    SELECT 'diamonds_available', 'DIAMOND', u.id, 4000 + u.id %% 1000, false, NULL, false, '',
+           now() FROM u
+    RETURNING id, user_id, balance
+), creator AS (
+    INSERT INTO creators_creator (user_id, handle, display_name, bio, is_active, created_at,
+                                  pending_account_id, released_until)
+    SELECT p.user_id, 'bench-p' || p.user_id, 'Bench creator', '', true, now(), p.id, NULL
+    FROM pending p
+    RETURNING id
+), method AS (
+    INSERT INTO payouts_payoutmethod (creator_id, rail, account_holder, iban, stripe_account_id,
+                                      is_verified, verified_at, verified_by_id, tax_form_status,
+                                      tax_form_received_at, created_at, updated_at)
+    SELECT c.id, 'manual', 'Bench Creator', 'DE89370400440532013000', '', true, now(), NULL,
+           'w9', now(), now(), now()
+    FROM creator c
+    RETURNING id
+), tx AS (
+    INSERT INTO wallets_ledgertransaction (kind, idempotency_key, actor_id, memo, reference,
+                                           reverses_id, created_at)
+    SELECT 'adjustment', 'bench-seed:' || a.id, NULL, 'bench: diamonds granted', 'bench', NULL,
+           now()
+    FROM available a
+    RETURNING id, idempotency_key
+)
+INSERT INTO wallets_entry (transaction_id, account_id, amount, balance_after, created_at)
+SELECT tx.id, a.id, a.balance, a.balance, now()
+FROM tx JOIN available a ON tx.idempotency_key = 'bench-seed:' || a.id
+UNION ALL
+SELECT tx.id, %(adjustments)s, -a.balance, NULL, now()
+FROM tx JOIN available a ON tx.idempotency_key = 'bench-seed:' || a.id
+"""
+
+
+def seed_payout_creators(n: int, tag: str) -> float:
+    """``n`` creators with a verified manual payout method and 4,000-4,999 diamonds available.
+
+    Each is an adjustment transaction (platform diamond adjustments -D, available +D) with
+    consistent balances: the adjustments account is hot (its checkpoint stays 0, the entries
+    carry it), the available account is cold (balance and the entry's balance_after = D).
+    """
+    from django.db import connection, transaction
+
+    from wallets.models import AccountKind
+    from wallets.services import platform_account
+
+    adjustments = platform_account(AccountKind.DIAMOND_ADJUSTMENTS).pk
+
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            PAYOUT_SEED_SQL.replace("{tag}", tag), {"n": n, "adjustments": adjustments}
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def bench_payouts() -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    from payouts import tasks
+    from payouts.services import payout_batch_run
+
+    enqueue = {"n": 0, "s": 0.0}
+    original_delay = tasks.payout_send_task.delay
+    real_broker = settings.CELERY_BROKER_URL.startswith("redis")
+
+    def timed_delay(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            if real_broker:
+                return original_delay(*args, **kwargs)
+            return None
+        finally:
+            enqueue["n"] += 1
+            enqueue["s"] += time.perf_counter() - started
+
+    tasks.payout_send_task.delay = timed_delay
+    try:
+        timings = {}
+        for size, tag in ((CFG["payout_small"], "a"), (CFG["payout_big"], "b")):
+            seed_s = seed_payout_creators(size, tag)
+            log(f"payouts: seeded {size} creators in {seed_s:.1f} s; running the batch")
+            enqueue.update(n=0, s=0.0)
+            started = time.perf_counter()
+            result = payout_batch_run()
+            elapsed = time.perf_counter() - started
+            if result.batch is None or len(result.created) != size:
+                raise RuntimeError(
+                    f"payout batch over {size}: created {len(result.created)}, "
+                    f"skipped {result.skipped}, {result.summary}"
+                )
+            timings[size] = elapsed
+            notes.append(
+                f"payout batch over {size:,} creators: {elapsed:.1f} s "
+                f"({elapsed / size * 1e3:.2f} ms per payout; of it {enqueue['s']:.1f} s enqueueing "
+                f"{enqueue['n']:,} send tasks to "
+                f"{'Redis' if real_broker else 'a stub (no Redis broker)'}); seeding {seed_s:.1f} s"
+            )
+            # A worker would now take them: manual payouts wait in processing for the bank
+            # run. Done in SQL so the next batch does not resend them.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE payouts_payout SET status = 'processing', sent_at = now() "
+                    "WHERE status = 'requested'"
+                )
+        small, big = CFG["payout_small"], CFG["payout_big"]
+        results["payout_batch_10k_s"] = round(timings[small], 2)
+        results["payout_batch_100k_s"] = round(timings[big], 2)
+        slope = (timings[big] - timings[small]) / (big - small)
+        target = 1_000_000 if not QUICK else big * 10
+        results["payout_batch_1m_est_s"] = round(timings[big] + slope * (target - big), 1)
+        notes.append(
+            f"payout batch growth: {big // small}x the creators took "
+            f"{timings[big] / timings[small]:.1f}x the time (linear = {big // small}x)"
+            + (f"; quick sizes {small}/{big}" if QUICK else "")
+        )
+    finally:
+        tasks.payout_send_task.delay = original_delay
+
+
+# ---------------------------------------------------------------------------------- 5. reconcile
+
+
+def bench_reconcile(senders) -> None:
+    """``payments_reconcile`` over a recorded listing of N succeeded PaymentIntents whose
+    webhooks were all lost (every one must be credited: the worst case), then again (all
+    consistent: the steady state)."""
+    import stripe
+    from django.db import connection
+
+    from wallets import stripe_gateway as gateway
+    from wallets.services import payments_reconcile
+
+    n = CFG["reconcile"]
+    user_ids = [u.pk for u in senders]
+    now = int(time.time())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO wallets_recharge (user_id, package_id, coins, price, price_currency, "
+            " payment_intent, status, failure_message, coins_refunded, amount_refunded, "
+            " amount_refunded_currency, created_at, succeeded_at, updated_at) "
+            "SELECT (%s::bigint[])[1 + g %% %s], NULL, 100, 1.43, 'USD', 'pi_bench_' || g, "
+            " 'pending', '', 0, 0, 'USD', now(), NULL, now() "
+            "FROM generate_series(1, %s) g RETURNING id, payment_intent, user_id",
+            [user_ids, len(user_ids), n],
+        )
+        rows = cursor.fetchall()
+    listing = [
+        stripe.StripeObject.construct_from(
+            {
+                "id": pi,
+                "object": "payment_intent",
+                "status": "succeeded",
+                "amount": 143,
+                "currency": "usd",
+                "created": now,
+                "metadata": {"app": "applause", "recharge_id": str(rid), "user_id": str(uid)},
+                "latest_charge": f"ch_bench_{rid}",
+            },
+            "sk_test_bench",
+        )
+        for rid, pi, uid in rows
+    ]
+    original = gateway.payment_intents_since, gateway.refunds_since
+    gateway.payment_intents_since = lambda since: iter(listing)
+    gateway.refunds_since = lambda since: iter(())
+    try:
+        log(f"reconcile: {n} PaymentIntents (recorded listing), all to credit")
+        started = time.perf_counter()
+        run = payments_reconcile()
+        elapsed = time.perf_counter() - started
+        credited = run.counts.get("credited", 0)
+        if credited != n:
+            raise RuntimeError(f"reconcile credited {credited} of {n}: {run.counts} {run.error}")
+        started = time.perf_counter()
+        again = payments_reconcile()
+        steady = time.perf_counter() - started
+    finally:
+        gateway.payment_intents_since, gateway.refunds_since = original
+    results["reconcile_10k_s"] = round(elapsed, 2)
+    notes.append(
+        f"reconcile over {n:,} PaymentIntents from a recorded listing (no Stripe calls): "
+        f"{elapsed:.1f} s when every one needs crediting, {steady:.1f} s for the rerun with "
+        f"nothing to do ({again.counts.get('payment_intents', 0)} checked)"
+    )
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    from django.db import connection
+
+    mem_kb = 0
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+        cursor.execute("SHOW fsync")
+        fsync = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        sync = cursor.fetchone()[0]
+    return dict(
+        nproc=os.cpu_count(),
+        memory=f"{mem_kb / 1024 / 1024:.1f} GiB",
+        cpu=cpu,
+        postgresql=f"{pg} (fsync={fsync}, synchronous_commit={sync})",
+        python=platform.python_version(),
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def target_status(key: str) -> str:
+    if key not in TARGETS:
+        return ""
+    op, bound = TARGETS[key]
+    value = results.get(key)
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    ok = value >= bound if op == ">=" else value <= bound
+    return ("met" if ok else "MISSED") + f" ({op} {bound})"
+
+
+def result_line() -> str:
+    return "RESULT " + " ".join(f"{k}={fmt(results.get(k, 'n/a'))}" for k in KEYS)
+
+
+def table() -> str:
+    rows = [f"| {k} | {fmt(results.get(k, 'n/a'))} | {target_status(k)} |" for k in KEYS]
+    return "| key | value | target |\n|---|---|---|\n" + "\n".join(rows)
+
+
+def write_benchmarks_md(info: dict, elapsed: float) -> None:
+    generated = [
+        BEGIN_MARK,
+        "## Latest run (generated by `make bench`)",
+        "",
+        ", ".join(f"**{k}** {v}" for k, v in info.items()) + f"; the run took {elapsed:.0f} s.",
+        "",
+        table(),
+        "",
+        "Notes from the run:",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+        "```",
+        result_line(),
+        "```",
+        "",
+    ]
+    for title, body in sections.items():
+        generated += [f"### Profile: {title}", "", body, ""]
+    generated.append(END_MARK)
+    block = "\n".join(generated)
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
+    if BEGIN_MARK in text and END_MARK in text:
+        head, rest = text.split(BEGIN_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1]
+        text = head + block + tail
+    else:
+        text = (text or "# Benchmarks\n\n") + "\n" + block + "\n"
+    BENCHMARKS_MD.write_text(text)
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+LOAD_BEFORE: dict[str, float] = {}
+
+
+def _step(name: str, keys: tuple[str, ...], fn, *args) -> None:
+    # Other work on the machine skews every number: record how busy it was.
+    LOAD_BEFORE[name] = os.getloadavg()[0]
+    started = time.perf_counter()
+    try:
+        fn(*args)
+    except Exception as exc:
+        traceback.print_exc()
+        na(*[k for k in keys if k not in results], why=f"{name} failed: {exc!r}"[:300])
+    log(f"{name}: {time.perf_counter() - started:.1f} s")
+
+
+def main() -> int:
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url.startswith(("postgres://", "postgresql://")):
+        print("bench/run.py needs DATABASE_URL pointing at PostgreSQL: run `make bench`.")
+        return 2
+    run_started = time.perf_counter()
+    dbname = f"bench_{os.getpid()}"
+    db_url = url_with_db(base_url, dbname)
+    admin_sql(base_url, f'CREATE DATABASE "{dbname}"')
+    log(f"database {dbname} created")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    redis_url = os.environ.get("REDIS_URL", "")
+    os.environ.update(
+        DATABASE_URL=db_url,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="0",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-" + uuid.uuid4().hex * 2,
+        APPLAUSE_TESTING="0",
+        THROTTLE_MONEY="100000000/min",
+        LOG_LEVEL="WARNING",
+        CACHE_KEY_PREFIX=f"bench{os.getpid()}",
+    )
+    os.environ.pop("PYTEST_XDIST_WORKER", None)
+    if redis_url.startswith("redis://"):
+        # A private broker database: the payout batch's send tasks queue there (no worker).
+        os.environ["CELERY_BROKER_URL"] = redis_url.rsplit("/", 1)[0] + "/15"
+    else:
+        os.environ["CELERY_BROKER_URL"] = "memory://"
+    workdir = Path(tempfile.mkdtemp(prefix="applause-bench."))
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        started = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        log(f"migrated in {time.perf_counter() - started:.1f} s")
+        info = machine()
+
+        _step("pgbench", ("db_ceiling_tx_per_s",), bench_pgbench, db_url, workdir)
+
+        started = time.perf_counter()
+        n_senders = CFG["workers"] * CFG["senders_per_worker"] + CFG["http_senders"] + 1
+        senders, handles = seed_gift_world(n_senders, CFG["creators"])
+        log(f"seeded {n_senders} senders, {len(handles)} creators in "
+            f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        gift_keys = ("hot_gifts_per_s", "spread_gifts_per_s", "hot_spread_ratio",
+                     "service_vs_ceiling")  # fmt: skip
+        _step("gift_send", gift_keys, bench_gifts, senders, handles)
+        _step("gift profile", (), profile_gift, senders, handles)
+        _step("verify_ledger", ("ledger_ok",), verify_ledger)
+        http_keys = ("http_gifts_per_s", "http_p99_ms", "http_errors", "web_peak_rss_mb")
+        _step("http", http_keys, bench_http, senders, handles, workdir)
+        from rest_framework.authtoken.models import Token
+
+        token = Token.objects.get_or_create(user=senders[-1])[0].key
+        _step("request profile", (), profile_request, token, handles)
+        payout_keys = ("payout_batch_10k_s", "payout_batch_100k_s", "payout_batch_1m_est_s")
+        _step("payouts", payout_keys, bench_payouts)
+        _step("reconcile", ("reconcile_10k_s",), bench_reconcile, senders)
+        _step("verify_ledger (end)", ("ledger_ok",), verify_ledger)
+
+        elapsed = time.perf_counter() - run_started
+        notes.append(
+            "1-minute load average before each step (2 cores; above ~1 means other work "
+            "shared the machine): "
+            + ", ".join(f"{name} {load:.1f}" for name, load in LOAD_BEFORE.items())
+        )
+        print()
+        print(table())
+        print()
+        for note in notes:
+            print(f"- {note}")
+        print()
+        if not QUICK or os.environ.get("BENCH_WRITE"):
+            write_benchmarks_md(info, elapsed)
+            print(f"(written to {BENCHMARKS_MD.name})")
+        print(result_line(), flush=True)
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        with contextlib.suppress(Exception):
+            admin_sql(base_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            log(f"database {dbname} dropped")
+        if redis_url.startswith("redis://"):
+            with contextlib.suppress(Exception):
+                import redis
+
+                redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
+        with contextlib.suppress(Exception):
+            import shutil
+
+            shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
