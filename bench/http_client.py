@@ -39,7 +39,7 @@ async def _client(session, url, token, creators, gift, t_measure, t_end, seed, o
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             status = f"{type(exc).__name__}"
         finished = time.monotonic()
         if status != 201:
@@ -67,8 +67,17 @@ async def main_async(args) -> dict:
         t_end = t_measure + args.duration
         await asyncio.gather(
             *[
-                _client(session, url, tokens[i % len(tokens)], creators, args.gift, t_measure,
-                        t_end, i, out)
+                _client(
+                    session,
+                    url,
+                    tokens[i % len(tokens)],
+                    creators,
+                    args.gift,
+                    t_measure,
+                    t_end,
+                    i,
+                    out,
+                )
                 for i in range(args.concurrency)
             ]
         )

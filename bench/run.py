@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import urllib.parse
@@ -51,15 +50,39 @@ END_MARK = "<!-- bench:generated:end -->"
 
 if QUICK:
     CFG = dict(
-        pgbench_s=2, gift_warmup_s=0.5, gift_s=1.5, http_warmup_s=1, http_s=2, http_clients=32,
-        workers=16, senders_per_worker=2, creators=20, http_senders=32,
-        payout_small=50, payout_big=500, reconcile=200, profile_calls=20, pyspy_s=0,
+        pgbench_s=2,
+        gift_warmup_s=0.5,
+        gift_s=1.5,
+        http_warmup_s=1,
+        http_s=2,
+        http_clients=32,
+        workers=16,
+        senders_per_worker=2,
+        creators=20,
+        http_senders=32,
+        payout_small=50,
+        payout_big=500,
+        reconcile=200,
+        profile_calls=20,
+        pyspy_s=0,
     )
 else:
     CFG = dict(
-        pgbench_s=15, gift_warmup_s=3, gift_s=15, http_warmup_s=5, http_s=30, http_clients=32,
-        workers=16, senders_per_worker=8, creators=1000, http_senders=32,
-        payout_small=10_000, payout_big=100_000, reconcile=10_000, profile_calls=300, pyspy_s=10,
+        pgbench_s=15,
+        gift_warmup_s=3,
+        gift_s=15,
+        http_warmup_s=5,
+        http_s=30,
+        http_clients=32,
+        workers=16,
+        senders_per_worker=8,
+        creators=1000,
+        http_senders=32,
+        payout_small=10_000,
+        payout_big=100_000,
+        reconcile=10_000,
+        profile_calls=300,
+        pyspy_s=10,
     )
 
 KEYS = [
@@ -414,7 +437,11 @@ def _explain(statements: list[str]) -> str:
                     top = plan[0].strip() if plan else ""
                     nodes = [p.strip().lstrip("-> ").strip() for p in plan if "->" in p]
                     exec_ms = next(
-                        (p.split(":", 1)[1].strip() for p in plan if p.startswith("Execution Time")),
+                        (
+                            p.split(":", 1)[1].strip()
+                            for p in plan
+                            if p.startswith("Execution Time")
+                        ),
                         "?",
                     )
                     short = " ".join(sql.split())
@@ -467,7 +494,7 @@ def profile_gift(senders, handles) -> None:
     statements = [
         q["sql"]
         for q in ctx.captured_queries
-        if not q["sql"].split(" ", 1)[0].upper() in ("SAVEPOINT", "RELEASE", "ROLLBACK")
+        if q["sql"].split(" ", 1)[0].upper() not in ("SAVEPOINT", "RELEASE", "ROLLBACK")
     ]
     explain = _explain(statements)
     tree = _pyinstrument_text(lambda i: one(i, "pp"), calls)
@@ -768,9 +795,7 @@ def seed_payout_creators(n: int, tag: str) -> float:
 
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            PAYOUT_SEED_SQL.replace("{tag}", tag), {"n": n, "adjustments": adjustments}
-        )
+        cursor.execute(PAYOUT_SEED_SQL.replace("{tag}", tag), {"n": n, "adjustments": adjustments})
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return time.perf_counter() - started
