@@ -1,1 +1,354 @@
-# Register your models here.
+"""Staff console for payouts: every action calls a service, records its actor, and is audited."""
+
+import csv
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from config.errors import DomainError
+from payouts.models import (
+    Payout,
+    PayoutBatch,
+    PayoutEvent,
+    PayoutMethod,
+    PayoutStatus,
+    Rail,
+    TaxFormStatus,
+)
+from payouts.services import (
+    payout_approve,
+    payout_cancel,
+    payout_mark_failed,
+    payout_mark_paid,
+    payout_method_record_tax_form,
+    payout_method_verify,
+    payout_retry,
+)
+
+
+def _audit(request, action: str, obj, before: dict, after: dict, reason: str = "") -> None:
+    """The staff app's audit log when it is installed (it sits above payouts)."""
+    try:
+        from staff.services import audit_record
+    except ImportError:
+        return
+    audit_record(
+        actor=request.user,
+        action=action,
+        obj=obj,
+        before=before,
+        after=after,
+        reason=reason,
+        request=request,
+    )
+
+
+def _cell(value) -> str:
+    """Spreadsheets run cells that start like a formula: neutralise them (CSV injection)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(PayoutMethod)
+class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "creator",
+        "rail",
+        "account_holder",
+        "iban_masked",
+        "stripe_account_id",
+        "is_verified",
+        "verified_by",
+        "tax_form_status",
+        "updated_at",
+    )
+    list_filter = ("rail", "is_verified", "tax_form_status")
+    search_fields = ("creator__handle", "account_holder", "stripe_account_id")
+    list_select_related = ("creator", "verified_by")
+    exclude = ("iban",)
+    actions = ["verify_action", "tax_w9_action", "tax_w8ben_action"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "iban"] + ["iban_masked"]
+
+    @admin.display(description="IBAN")
+    def iban_masked(self, obj):
+        return f"•••• {obj.iban_last4}" if obj.iban else ""
+
+    def _each(self, request, queryset, action: str, run: Callable[[PayoutMethod], PayoutMethod]):
+        done = 0
+        for method in queryset:
+            before = {"verified": method.is_verified, "tax_form": method.tax_form_status}
+            try:
+                with transaction.atomic():
+                    method = run(method)
+                    after = {"verified": method.is_verified, "tax_form": method.tax_form_status}
+                    _audit(request, action, method, before, after)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{method.creator}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{action}: {done} payout method(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Verify the selected methods (Stripe: ask Stripe)", permissions=["change"]
+    )
+    def verify_action(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "payout_method_verify",
+            lambda m: payout_method_verify(method=m, actor=request.user),
+        )
+
+    @admin.action(description="Record W-9 received", permissions=["change"])
+    def tax_w9_action(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "payout_method_tax_form",
+            lambda m: payout_method_record_tax_form(
+                method=m, status=TaxFormStatus.W9, actor=request.user
+            ),
+        )
+
+    @admin.action(description="Record W-8BEN received", permissions=["change"])
+    def tax_w8ben_action(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "payout_method_tax_form",
+            lambda m: payout_method_record_tax_form(
+                method=m, status=TaxFormStatus.W8BEN, actor=request.user
+            ),
+        )
+
+
+class PayoutEventInline(admin.TabularInline):
+    model = PayoutEvent
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PayoutInline(admin.TabularInline):
+    model = Payout
+    fields = ("id", "creator", "diamonds", "amount", "status", "rail")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PayoutBatch)
+class PayoutBatchAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "started_at",
+        "finished_at",
+        "actor",
+        "payouts_created",
+        "diamonds",
+        "payouts_resent",
+    )
+    inlines = [PayoutInline]
+    date_hierarchy = "started_at"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "creator",
+        "diamonds",
+        "amount",
+        "status",
+        "rail",
+        "hold_reason",
+        "failure_reason",
+        "created_at",
+        "paid_at",
+    )
+    list_filter = ("status", "rail", "batch")
+    search_fields = ("creator__handle", "rail_reference")
+    list_select_related = ("creator",)
+    date_hierarchy = "created_at"
+    inlines = [PayoutEventInline]
+    exclude = ("destination",)
+    actions = [
+        "approve_action",
+        "cancel_action",
+        "retry_action",
+        "mark_paid_action",
+        "mark_failed_action",
+        "export_csv_action",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "destination"]
+
+    def has_approve_permission(self, request):
+        # Approving money out is the finance role's (the staff app's permission).
+        return request.user.has_perm("staff.approve_payout")
+
+    def _each(self, request, queryset, action: str, run: Callable[[Payout], Payout], reason=""):
+        done = 0
+        for payout in queryset:
+            before = {"status": payout.status}
+            try:
+                with transaction.atomic():
+                    payout = run(payout)
+                    _audit(request, action, payout, before, {"status": payout.status}, reason)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"Payout #{payout.pk}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{action}: {done} payout(s).", messages.SUCCESS)
+
+    def _ask_reason(self, request, queryset, action_name: str, title: str):
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            return form.cleaned_data["reason"]
+        render_response = render(
+            request,
+            "payouts/admin_reason.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "payouts": queryset,
+                "action": action_name,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
+        return render_response
+
+    @admin.action(description="Approve the selected payouts", permissions=["approve"])
+    def approve_action(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "payout_approve",
+            lambda p: payout_approve(payout=p, actor=request.user),
+        )
+
+    @admin.action(
+        description="Cancel the selected payouts (diamonds go back)", permissions=["change"]
+    )
+    def cancel_action(self, request, queryset):
+        reason = self._ask_reason(request, queryset, "cancel_action", "Cancel payouts")
+        if not isinstance(reason, str):
+            return reason
+        self._each(
+            request,
+            queryset,
+            "payout_cancel",
+            lambda p: payout_cancel(payout=p, actor=request.user, reason=reason),
+            reason,
+        )
+        return None
+
+    @admin.action(
+        description="Send the selected stuck payouts again (same idempotency key)",
+        permissions=["change"],
+    )
+    def retry_action(self, request, queryset):
+        self._each(
+            request, queryset, "payout_retry", lambda p: payout_retry(payout=p, actor=request.user)
+        )
+
+    @admin.action(
+        description="Mark the selected manual payouts paid (bank run done)", permissions=["change"]
+    )
+    def mark_paid_action(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "payout_mark_paid",
+            lambda p: payout_mark_paid(payout=p, actor=request.user),
+        )
+
+    @admin.action(
+        description="Mark the selected payouts failed (diamonds go back)", permissions=["change"]
+    )
+    def mark_failed_action(self, request, queryset):
+        reason = self._ask_reason(request, queryset, "mark_failed_action", "Mark payouts failed")
+        if not isinstance(reason, str):
+            return reason
+        self._each(
+            request,
+            queryset,
+            "payout_mark_failed",
+            lambda p: payout_mark_failed(payout=p, actor=request.user, reason=reason),
+            reason,
+        )
+        return None
+
+    @admin.action(
+        description="Export approved manual payouts as CSV (for the bank run)",
+        permissions=["change"],
+    )
+    def export_csv_action(self, request, queryset):
+        payouts = (
+            queryset.filter(
+                rail=Rail.MANUAL, status__in=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING]
+            )
+            .select_related("creator__payout_method")
+            .order_by("id")
+        )
+        response = HttpResponse(content_type="text/csv")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="payouts-{stamp}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            ["payout_id", "creator", "account_holder", "iban", "amount", "currency", "reference"]
+        )
+        count = 0
+        for payout in payouts:
+            method = getattr(payout.creator, "payout_method", None)
+            writer.writerow(
+                [
+                    payout.pk,
+                    payout.creator.handle,
+                    _cell(method.account_holder if method else ""),
+                    payout.destination,
+                    payout.amount.amount,
+                    payout.amount.currency,
+                    f"Applause payout {payout.pk}",
+                ]
+            )
+            count += 1
+        _audit(request, "payout_export_csv", None, {}, {"payouts": count})
+        return response

@@ -1,0 +1,165 @@
+import pytest
+from django.test import Client
+
+from accounts.tests.factories import UserFactory
+from config.errors import InvalidInput
+from conftest import client_for
+from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail
+from payouts.services import iban_normalize, payout_batch_run
+from payouts.tests.factories import VALID_IBAN, make_payout_creator
+
+pytestmark = pytest.mark.django_db
+
+
+def test_payout_list_is_the_callers_own_filtered_by_status():
+    mine = make_payout_creator(4000)
+    theirs = make_payout_creator(5000)
+    payout_batch_run()
+    api = client_for(mine.user)
+
+    body = api.get("/api/v1/payouts/").json()
+    filtered = api.get("/api/v1/payouts/?status=paid").json()
+
+    (row,) = body["results"]
+    assert row["diamonds"] == 4000 and row["status"] == "requested"
+    assert row["amount"] == {"amount": "20.00", "currency": "USD"}
+    assert "next" in body and filtered["results"] == []
+    assert Payout.objects.get(creator=theirs).pk not in [r["id"] for r in body["results"]]
+    bad = api.get("/api/v1/payouts/?status=nope")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+
+
+def test_non_creators_get_a_clear_403():
+    response = client_for(UserFactory()).get("/api/v1/payouts/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "not_a_creator"
+
+
+def test_manual_method_put_validates_iban_and_never_echoes_it():
+    creator = make_payout_creator(with_method=False)
+    api = client_for(creator.user)
+    assert api.get("/api/v1/payouts/method/").status_code == 404
+
+    bad = api.put(
+        "/api/v1/payouts/method/",
+        {"rail": "manual", "account_holder": "Ada", "iban": "DE89370400440532013001"},
+        format="json",
+    )
+    ok = api.put(
+        "/api/v1/payouts/method/",
+        {"rail": "manual", "account_holder": "Ada", "iban": "de89 3704 0044 0532 0130 00"},
+        format="json",
+    )
+
+    assert bad.status_code == 400 and "iban" in bad.json()["error"]["fields"]
+    assert ok.status_code == 200
+    assert ok.json()["rail"] == "manual" and ok.json()["verified"] is False
+    assert ok.json()["iban_last4"] == "3000"
+    assert VALID_IBAN not in ok.content.decode()
+    assert PayoutMethod.objects.get(creator=creator).iban == VALID_IBAN
+
+
+def test_changing_the_method_clears_verification():
+    creator = make_payout_creator(4000)  # verified manual method
+    api = client_for(creator.user)
+    same = api.put(
+        "/api/v1/payouts/method/",
+        {"rail": "manual", "account_holder": "Ada Lovelace", "iban": VALID_IBAN},
+        format="json",
+    )
+    assert same.json()["verified"] is True  # nothing changed
+
+    changed = api.put(
+        "/api/v1/payouts/method/",
+        {"rail": "manual", "account_holder": "Ada Lovelace", "iban": "GB82WEST12345698765432"},
+        format="json",
+    )
+
+    assert changed.json()["verified"] is False
+    payout_batch_run()
+    assert not Payout.objects.filter(creator=creator).exists()  # waits for re-verification
+
+
+def test_stripe_method_answers_an_onboarding_url_and_verifies_from_stripe(connect_fake):
+    from django.core.management import CommandError, call_command
+
+    connect_fake.accounts_enabled = False
+    creator = make_payout_creator(with_method=False)
+    api = client_for(creator.user)
+
+    response = api.put("/api/v1/payouts/method/", {"rail": "stripe"}, format="json")
+
+    body = response.json()
+    assert response.status_code == 200 and body["rail"] == "stripe"
+    assert body["verified"] is False and body["onboarding_url"].startswith(connect_fake.url)
+    method = PayoutMethod.objects.get(creator=creator)
+    with pytest.raises(CommandError):
+        call_command("verify_payout_method", creator.handle)  # Stripe says not yet
+    connect_fake.set_payouts_enabled(method.stripe_account_id, True)
+    call_command("verify_payout_method", creator.handle)
+    method.refresh_from_db()
+    assert method.is_verified
+
+
+def test_iban_checksum():
+    assert iban_normalize("GB82 WEST 1234 5698 7654 32") == "GB82WEST12345698765432"
+    with pytest.raises(InvalidInput):
+        iban_normalize("GB82 WEST 1234 5698 7654 33")
+
+
+def test_dashboard_panel_shows_method_estimate_and_failure_words(admin_user):
+    from payouts.services import payout_mark_failed, payout_send
+
+    creator = make_payout_creator(4000)
+    payout_batch_run()
+    payout = payout_send(payout_id=Payout.objects.get(creator=creator).pk)
+    payout_mark_failed(payout=payout, actor=admin_user, reason="IBAN closed")
+    client = Client()
+    client.force_login(creator.user)
+
+    page = client.get("/creator/").content.decode()
+
+    assert "IBAN ending 3000" in page
+    assert "Failed" in page and "did not go through" in page
+    assert "20.00" in page  # next payout estimate: the returned diamonds
+
+
+def test_payout_method_page_saves_a_manual_method():
+    creator = make_payout_creator(with_method=False)
+    client = Client()
+    client.force_login(creator.user)
+    assert client.get("/creator/payout-method/").status_code == 200
+
+    response = client.post(
+        "/creator/payout-method/",
+        {"rail": "manual", "account_holder": "Ada", "iban": "GB82WEST12345698765432"},
+    )
+
+    assert response.status_code == 302
+    assert PayoutMethod.objects.get(creator=creator).rail == Rail.MANUAL
+
+
+def test_admin_csv_export_and_mark_paid_record_the_actor():
+    from staff.tests.factories import staff_user, verified_client
+
+    admin_user = staff_user(is_superuser=True)
+    creator = make_payout_creator(4000)
+    payout_batch_run()
+    payout = Payout.objects.get(creator=creator)
+    client = verified_client(admin_user)
+    url = "/admin/payouts/payout/"
+
+    csv_response = client.post(
+        url, {"action": "export_csv_action", "_selected_action": [payout.pk]}
+    )
+    paid_response = client.post(
+        url, {"action": "mark_paid_action", "_selected_action": [payout.pk]}
+    )
+
+    text = csv_response.content.decode()
+    assert text.splitlines()[0].startswith("payout_id,creator,account_holder,iban,amount")
+    assert VALID_IBAN in text and "20.00" in text
+    assert paid_response.status_code == 302
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PAID
+    assert payout.events.last().actor == admin_user
