@@ -4,6 +4,7 @@ import os
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
@@ -34,6 +35,9 @@ def browser():
         browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    # Under Playwright's sync API the test body runs in its own context (greenlet), so Django
+    # opened a separate connection for it: close it, or it outlives the test database.
+    connections.close_all()
 
 
 def test_viewer_sends_a_gift_from_the_creator_page(live_server, browser):
@@ -88,3 +92,4 @@ def test_viewer_sends_a_gift_from_the_creator_page(live_server, browser):
     assert page.locator("[data-balance]").inner_text() == "90"
     assert page.locator("#leaderboard li").nth(0).get_attribute("data-username") == "viewer1"
     context.close()
+    connections.close_all()
