@@ -118,6 +118,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Lockout after repeated failed logins (config/lockout.py): API, portal and admin alike.
+AUTHENTICATION_BACKENDS = [
+    "config.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)  # per username + address
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/wallet/"
 LOGOUT_REDIRECT_URL = "/"
@@ -146,13 +153,22 @@ if REDIS_URL and TESTING and os.environ.get("PYTEST_XDIST_WORKER"):
         + str(2 + int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")))
     )
 if REDIS_URL:
+    # django-redis, failing open: with Redis down, reads miss, writes are dropped and throttle
+    # counters start from zero (logged), so the API keeps answering what needs no Redis.
+    # Short socket timeouts keep a dead Redis from stalling every request.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="applause"),
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
+                "SOCKET_TIMEOUT": env.float("REDIS_TIMEOUT", default=0.5),
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -322,3 +338,19 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"]
     "wallets.models.RechargeStatus"
 )
 # --- end wallets ----------------------------------------------------------------------------
+
+# --- wallets: viewer protections (issue 8 items 3-5; owned by the wallets app) -------------
+# A viewer's own higher spending limit (or removing one) takes effect this many hours later.
+SPENDING_LIMIT_RAISE_DELAY_HOURS = env.int("SPENDING_LIMIT_RAISE_DELAY_HOURS", default=24)
+# The portal asks "are you sure?" for purchases above this many coins (a viewer's own
+# ``confirm_above`` replaces it, and then the API asks for ``confirm: true`` as well).
+COOLING_OFF_ABOVE = env.int("COOLING_OFF_ABOVE", default=5_000)
+# A viewer may refund a recharge whose coins are all unspent within this many hours.
+SELF_REFUND_WINDOW_HOURS = env.int("SELF_REFUND_WINDOW_HOURS", default=48)
+# Who bears a chargeback on coins already gifted: "absorb" (the platform: chargeback losses)
+# or "clawback_pending" (the gifted creators' pending diamonds, never below zero; the rest
+# is absorbed). Available and paid-out diamonds are never touched.
+CHARGEBACK_POLICY = env.str("CHARGEBACK_POLICY", default="clawback_pending")
+if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
+    raise ImproperlyConfigured("CHARGEBACK_POLICY must be 'absorb' or 'clawback_pending'.")
+# --- end wallets: viewer protections --------------------------------------------------------

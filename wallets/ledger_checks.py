@@ -194,8 +194,51 @@ def check_one_credit_per_recharge() -> list[str]:
     return problems
 
 
+def check_chargeback_allocations() -> list[str]:
+    """Each creator's chargeback transaction moves exactly what its allocations say: the
+    clawed diamonds out of pending, the absorbed ones into chargeback losses; and no gift's
+    coins are traced (by live allocations) more than once."""
+    problems = [
+        f"chargeback transaction {tx}: allocations say {clawed} clawed / {absorbed} absorbed, "
+        f"entries say {pending} / {losses}"
+        for tx, clawed, absorbed, pending, losses in _rows(
+            "SELECT a.transaction_id, SUM(a.diamonds_clawed), SUM(a.diamonds_absorbed), "
+            " (SELECT COALESCE(-SUM(e.amount), 0) FROM wallets_entry e JOIN wallets_account x "
+            "  ON x.id = e.account_id WHERE e.transaction_id = a.transaction_id "
+            "  AND x.kind = 'diamonds_pending'), "
+            " (SELECT COALESCE(-SUM(e.amount), 0) FROM wallets_entry e JOIN wallets_account x "
+            "  ON x.id = e.account_id WHERE e.transaction_id = a.transaction_id "
+            "  AND x.kind = 'chargeback_losses') "
+            "FROM wallets_chargebackallocation a GROUP BY a.transaction_id "
+            "HAVING SUM(a.diamonds_clawed) <> (SELECT COALESCE(-SUM(e.amount), 0) "
+            "  FROM wallets_entry e JOIN wallets_account x ON x.id = e.account_id "
+            "  WHERE e.transaction_id = a.transaction_id AND x.kind = 'diamonds_pending') "
+            "OR SUM(a.diamonds_absorbed) <> (SELECT COALESCE(-SUM(e.amount), 0) "
+            "  FROM wallets_entry e JOIN wallets_account x ON x.id = e.account_id "
+            "  WHERE e.transaction_id = a.transaction_id AND x.kind = 'chargeback_losses') "
+            f"LIMIT {LIMIT}"
+        )
+    ]
+    problems += [
+        f"gift transaction {tx}: {traced} coins traced by chargebacks but it spent {spent}"
+        for tx, traced, spent in _rows(
+            "SELECT a.gift_transaction_id, SUM(a.coins), "
+            " (SELECT COALESCE(-SUM(e.amount), 0) FROM wallets_entry e JOIN wallets_account x "
+            "  ON x.id = e.account_id WHERE e.transaction_id = a.gift_transaction_id "
+            "  AND x.kind = 'wallet') AS spent "
+            "FROM wallets_chargebackallocation a WHERE NOT a.reversed "
+            "GROUP BY a.gift_transaction_id HAVING SUM(a.coins) > (SELECT COALESCE(-SUM(e.amount), 0) "
+            "  FROM wallets_entry e JOIN wallets_account x ON x.id = e.account_id "
+            "  WHERE e.transaction_id = a.gift_transaction_id AND x.kind = 'wallet') "
+            f"LIMIT {LIMIT}"
+        )
+    ]
+    return problems
+
+
 # This app's own checks (every app's ``ledger_checks.EXTRA_CHECKS`` runs after the core).
 EXTRA_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
     ("coin issuance = credited recharges - coins clawed back", check_issuance_matches_recharges),
     ("one credit per succeeded recharge", check_one_credit_per_recharge),
+    ("chargeback allocations = clawback entries", check_chargeback_allocations),
 ]

@@ -29,6 +29,8 @@ class AccountKind(models.TextChoices):
     DIAMOND_ISSUANCE = "diamond_issuance", "Diamond issuance"
     DIAMONDS_PAID_OUT = "diamonds_paid_out", "Diamonds paid out"
     DIAMOND_ADJUSTMENTS = "diamond_adjustments", "Diamond adjustments"
+    # Diamonds creators keep although the coins that funded them were charged back.
+    CHARGEBACK_LOSSES = "chargeback_losses", "Chargeback losses (absorbed)"
 
 
 UNIT_OF_KIND = {
@@ -44,6 +46,7 @@ UNIT_OF_KIND = {
     AccountKind.DIAMOND_ISSUANCE: Unit.DIAMOND,
     AccountKind.DIAMONDS_PAID_OUT: Unit.DIAMOND,
     AccountKind.DIAMOND_ADJUSTMENTS: Unit.DIAMOND,
+    AccountKind.CHARGEBACK_LOSSES: Unit.DIAMOND,
 }
 
 # Accounts owned by a user; the others are the platform's (one each).
@@ -72,6 +75,7 @@ HOT_KINDS = {
     AccountKind.DIAMOND_ISSUANCE,
     AccountKind.DIAMONDS_PAID_OUT,
     AccountKind.DIAMOND_ADJUSTMENTS,
+    AccountKind.CHARGEBACK_LOSSES,
 }
 
 
@@ -344,6 +348,7 @@ class RefundSource(models.TextChoices):
     STRIPE = "stripe", "Found in Stripe"
     DISPUTE = "dispute", "Dispute"
     DISPUTE_WON = "dispute_won", "Dispute won (coins returned)"
+    SELF = "self", "Refunded by the viewer"
 
 
 class RechargeRefund(models.Model):
@@ -471,3 +476,85 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.object_type}:{self.object_id} ({self.status})"
+
+
+# --- Viewer protections: spending limits, chargeback allocations ---------------------------
+
+
+class SpendingLimits(models.Model):
+    """A viewer's own limits (coins per UTC day / calendar month) and cooling-off threshold.
+
+    ``None`` means no limit of one's own (the platform's limits still apply). A raise (or a
+    removal) is stored in the ``*_next`` columns and takes effect at ``*_next_at`` (24 h
+    later); a lowering replaces the current value at once and cancels a pending raise.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spending_limits"
+    )
+    daily_limit = models.BigIntegerField(null=True, blank=True)
+    daily_limit_next = models.BigIntegerField(null=True, blank=True)
+    daily_limit_next_at = models.DateTimeField(null=True, blank=True)
+    monthly_limit = models.BigIntegerField(null=True, blank=True)
+    monthly_limit_next = models.BigIntegerField(null=True, blank=True)
+    monthly_limit_next_at = models.DateTimeField(null=True, blank=True)
+    # Purchases above this many coins need an explicit confirmation (API: ``confirm: true``).
+    confirm_above = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "spending limits"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(daily_limit__isnull=True) | Q(daily_limit__gte=0))
+                & (Q(daily_limit_next__isnull=True) | Q(daily_limit_next__gte=0))
+                & (Q(monthly_limit__isnull=True) | Q(monthly_limit__gte=0))
+                & (Q(monthly_limit_next__isnull=True) | Q(monthly_limit_next__gte=0))
+                & (Q(confirm_above__isnull=True) | Q(confirm_above__gte=0)),
+                name="spendinglimits_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"limits of user {self.user_id}"
+
+
+class ChargebackAllocation(models.Model):
+    """Which gift a disputed recharge's spent coins funded, and who bore the diamonds.
+
+    One row per (dispute, gift transaction). ``diamonds`` = ``diamonds_clawed`` (taken from the
+    creator's pending diamonds) + ``diamonds_absorbed`` (kept by the creator, booked to the
+    platform's chargeback losses). ``transaction`` is the creator's clawback journal row.
+    """
+
+    dispute = models.ForeignKey(StripeDispute, on_delete=models.PROTECT, related_name="allocations")
+    gift_transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="chargeback_allocations"
+    )
+    pending_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    policy = models.CharField(max_length=32)
+    coins = models.BigIntegerField()
+    diamonds = models.BigIntegerField()
+    diamonds_clawed = models.BigIntegerField()
+    diamonds_absorbed = models.BigIntegerField()
+    reversed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dispute", "gift_transaction"], name="chargebackalloc_once_per_gift"
+            ),
+            models.CheckConstraint(
+                condition=Q(coins__gt=0)
+                & Q(diamonds_clawed__gte=0)
+                & Q(diamonds_absorbed__gte=0)
+                & Q(diamonds=models.F("diamonds_clawed") + models.F("diamonds_absorbed")),
+                name="chargebackalloc_parts_add_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dispute_id}: gift tx {self.gift_transaction_id}, {self.coins} coins"

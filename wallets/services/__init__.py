@@ -1,6 +1,7 @@
 """Everything in ``wallets`` that writes: the ledger, recharges, refunds and disputes, Stripe
 webhooks and payment reconciliation. Other apps import from here (``wallets.services``)."""
 
+from wallets.services.chargebacks import chargeback_allocate, chargeback_reverse
 from wallets.services.ledger import (
     LedgerImbalance,
     Posting,
@@ -16,6 +17,12 @@ from wallets.services.ledger import (
     wallet_freeze,
     wallet_get,
     wallet_unfreeze,
+)
+from wallets.services.limits import (
+    ConfirmationRequired,
+    SpendingLimitExceeded,
+    spending_limits_effective,
+    spending_limits_set,
 )
 from wallets.services.recharges import (
     PaymentProviderError,
@@ -40,9 +47,18 @@ from wallets.services.refunds import (
     recharge_refund_from_stripe,
     recharge_refunds_sync,
 )
+from wallets.services.self_refund import recharge_self_refund, self_refund_status
 from wallets.services.webhooks import stripe_webhook_receive
 
 __all__ = [
+    "ConfirmationRequired",
+    "SpendingLimitExceeded",
+    "chargeback_allocate",
+    "chargeback_reverse",
+    "recharge_self_refund",
+    "self_refund_status",
+    "spending_limits_effective",
+    "spending_limits_set",
     "LedgerImbalance",
     "PaymentProviderError",
     "PostResult",

@@ -34,6 +34,7 @@ from wallets.services.ledger import (
     platform_account,
     wallet_get,
 )
+from wallets.services.limits import purchase_confirmation_check, purchase_limits_check
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ def recharge_create(
     package_id: Any = None,
     coins: Any = None,
     payment_method: str | None = None,
+    confirmed: bool = False,
+    portal: bool = False,
 ) -> Recharge:
     """A pending Recharge with its Stripe PaymentIntent.
 
@@ -169,9 +172,16 @@ def recharge_create(
     answer is then succeeded (coins credited now; the webhook finds nothing left to do),
     failed (``failure_message``), or pending with a 3-D Secure step for Stripe.js.
     The returned object carries ``client_secret`` (not stored).
+
+    Viewer protections (docs/viewer-protections.md): above the cooling-off threshold the
+    purchase needs ``confirmed`` (409 ``confirmation_required``), and the viewer's own daily
+    and monthly limits apply (403 ``spending_limit_exceeded``).
     """
     _check_can_buy(user)
     quote = recharge_quote(currency=currency, package_id=package_id, coins=coins)
+    purchase_confirmation_check(
+        user=user, coins=quote.coins, confirmed=bool(confirmed), portal=portal
+    )
     if payment_method is not None:
         payment_method = str(payment_method).strip()
         if not payment_method or len(payment_method) > 255:
@@ -188,6 +198,7 @@ def recharge_create(
             f"This purchase would exceed your daily limit of {limit:,} coins. "
             "Please try again tomorrow."
         )
+    purchase_limits_check(user=user, coins=quote.coins)
     recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
         user=user, package=quote.package, coins=quote.coins, price=quote.price
     )

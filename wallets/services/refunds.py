@@ -319,6 +319,11 @@ def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
     )
     row.coins = applied.coins
     row.clawed_back = True
+    # Coins already spent (the part the wallet could not cover) funded gifts: the creators'
+    # side of that is decided by CHARGEBACK_POLICY (see chargebacks.py).
+    from wallets.services.chargebacks import chargeback_allocate
+
+    chargeback_allocate(recharge=recharge, dispute=row, spent_coins=applied.coins_to_debt)
 
 
 @transaction.atomic
@@ -377,6 +382,9 @@ def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
             )
             recharge.coins_refunded -= row.coins
             recharge.amount_refunded -= clawed.amount
+            from wallets.services.chargebacks import chargeback_reverse
+
+            chargeback_reverse(dispute=row)
         if recharge.status == RechargeStatus.DISPUTED:
             recharge.status = (
                 RechargeStatus.REFUNDED
