@@ -23,7 +23,14 @@ from config.errors import AgeRestricted, DomainError, InsufficientFunds, Invalid
 from creators.models import Creator
 from gifts.models import Gift, GiftEvent
 from wallets.models import Account, AccountKind, TransactionKind
-from wallets.services import Posting, ledger_post, platform_account, wallet_check_can_spend
+from wallets.services import (
+    Posting,
+    SpendingLimitExceeded,
+    ledger_post,
+    platform_account,
+    spending_limits_effective,
+    wallet_check_can_spend,
+)
 
 QUANTITY_MAX = 9999
 MESSAGE_MAX = 150
@@ -151,10 +158,22 @@ def _accounts(sender) -> tuple[Account | None, Account, Account]:
 
 
 def _daily_spend_add(*, user_id: int, day, coins: int) -> None:
-    """Count ``coins`` against today's limit in one conditional upsert (PostgreSQL, SQLite)."""
+    """Count ``coins`` against today's limit in one conditional upsert (PostgreSQL, SQLite).
+
+    The limit is the platform's or the sender's own lower one; the sender's own monthly limit
+    is checked on the month's total right after (this day's row is locked by the upsert, and
+    the sender's wallet row by the debit, so one sender's gifts are counted one by one).
+    """
+    own = spending_limits_effective(user_id=user_id)
     limit = settings.DAILY_GIFT_LIMIT
+    refusal: DomainError = DailyLimitExceeded()
+    if own.daily is not None and own.daily < limit:
+        limit = own.daily
+        refusal = SpendingLimitExceeded(
+            f"This gift would go over your own daily limit of {limit:,} coins."
+        )
     if coins > limit:
-        raise DailyLimitExceeded()
+        raise refusal
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO gifts_dailygiftspend (user_id, day, coins) VALUES (%s, %s, %s) "
@@ -164,7 +183,17 @@ def _daily_spend_add(*, user_id: int, day, coins: int) -> None:
             [user_id, day, coins, limit],
         )
         if cursor.fetchone() is None:
-            raise DailyLimitExceeded()
+            raise refusal
+        if own.monthly is not None:
+            cursor.execute(
+                "SELECT COALESCE(SUM(coins), 0) FROM gifts_dailygiftspend "
+                "WHERE user_id = %s AND day >= %s AND day <= %s",
+                [user_id, day.replace(day=1), day],
+            )
+            if cursor.fetchone()[0] > own.monthly:
+                raise SpendingLimitExceeded(
+                    f"This gift would go over your own monthly limit of {own.monthly:,} coins."
+                )
 
 
 def _tally_add(*, creator_id: int, sender_id: int, day, coins: int, diamonds: int) -> None:
