@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -47,6 +48,20 @@ def _audit(request, action: str, obj, before: dict, after: dict, reason: str = "
         reason=reason,
         request=request,
     )
+
+
+def _finance_only(model_admin, request) -> bool:
+    """Money out is the finance role's, checked in the action itself (not only the menu)."""
+    try:
+        from staff.permissions import FINANCE, require_role
+    except ImportError:
+        return True
+    try:
+        require_role(request.user, FINANCE)
+    except PermissionDenied as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+        return False
+    return True
 
 
 def _cell(value) -> str:
@@ -93,6 +108,8 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return f"•••• {obj.iban_last4}" if obj.iban else ""
 
     def _each(self, request, queryset, action: str, run: Callable[[PayoutMethod], PayoutMethod]):
+        if not _finance_only(self, request):
+            return
         done = 0
         for method in queryset:
             before = {"verified": method.is_verified, "tax_form": method.tax_form_status}
@@ -223,6 +240,8 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm("staff.approve_payout")
 
     def _each(self, request, queryset, action: str, run: Callable[[Payout], Payout], reason=""):
+        if not _finance_only(self, request):
+            return
         done = 0
         for payout in queryset:
             before = {"status": payout.status}
@@ -321,6 +340,8 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         permissions=["change"],
     )
     def export_csv_action(self, request, queryset):
+        if not _finance_only(self, request):
+            return None
         payouts = (
             queryset.filter(
                 rail=Rail.MANUAL, status__in=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING]

@@ -31,7 +31,7 @@ def current_code(device: TOTPDevice) -> str:
 def verified_client(user) -> Client:
     """A client signed in with password *and* OTP (the session the 2FA views produce)."""
     client = Client()
-    client.force_login(user)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device_of(user).persistent_id
     session.save()

@@ -41,7 +41,9 @@ def test_password_alone_opens_no_admin_page(with_device):
 def test_portal_password_session_still_needs_the_code():
     user = staff_user("finance", is_superuser=True)
     client = Client()
-    client.force_login(user)  # e.g. signed in on the portal with a password
+    client.force_login(
+        user, backend="django.contrib.auth.backends.ModelBackend"
+    )  # e.g. signed in on the portal with a password
     for url in ADMIN_PAGES:
         assert client.get(url).status_code == 302, url
     response = client.get("/admin/login/?next=/admin/")
