@@ -115,7 +115,7 @@ def test_dashboard_panel_shows_method_estimate_and_failure_words(admin_user):
     payout = payout_send(payout_id=Payout.objects.get(creator=creator).pk)
     payout_mark_failed(payout=payout, actor=admin_user, reason="IBAN closed")
     client = Client()
-    client.force_login(creator.user)
+    client.force_login(creator.user, backend="django.contrib.auth.backends.ModelBackend")
 
     page = client.get("/creator/").content.decode()
 
@@ -127,7 +127,7 @@ def test_dashboard_panel_shows_method_estimate_and_failure_words(admin_user):
 def test_payout_method_page_saves_a_manual_method():
     creator = make_payout_creator(with_method=False)
     client = Client()
-    client.force_login(creator.user)
+    client.force_login(creator.user, backend="django.contrib.auth.backends.ModelBackend")
     assert client.get("/creator/payout-method/").status_code == 200
 
     response = client.post(
