@@ -70,9 +70,26 @@ def dana(db):
     return user
 
 
-def test_finance_signs_in_with_totp_adjusts_and_resolves(browser, live_server, dana):
+def _awaiting_payout(settings):
+    from decimal import Decimal
+
+    from payouts.models import Payout
+    from payouts.services import payout_batch_run
+    from payouts.tests.factories import make_payout_creator
+
+    settings.PAYOUT_APPROVAL_ABOVE = Decimal("10")
+    creator = make_payout_creator(4000)  # USD 20: waits for approval
+    payout_batch_run()
+    return Payout.objects.get(creator=creator)
+
+
+def test_finance_signs_in_with_totp_adjusts_approves_and_resolves(
+    browser, live_server, dana, settings
+):
     base = live_server.url
     finance = staff_user(FINANCE)
+    payout = _awaiting_payout(settings)
+    assert payout.status == "awaiting_approval"
     discrepancy = Discrepancy.objects.create(
         kind="amount_mismatch",
         object_type="payment_intent",
@@ -95,6 +112,15 @@ def test_finance_signs_in_with_totp_adjusts_and_resolves(browser, live_server, d
     assert page.locator("#ledger-entries").inner_text().count("goodwill for a failed stream") == 1
     assert wallet_get(user=dana).balance == 750
 
+    # Payouts: approve the one waiting.
+    page.goto(f"{base}/admin/payouts/payout/?status__exact=awaiting_approval")
+    page.check(f"input[name=_selected_action][value='{payout.pk}']")
+    page.select_option("select[name=action]", "approve_action")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist .success")
+    payout.refresh_from_db()
+    assert payout.status == "requested" and payout.approved_by == finance
+
     # Reconciliation queue: resolve with a note.
     page.goto(f"{base}/admin/wallets/discrepancy/?status__exact=open")
     page.check(f"input[name=_selected_action][value='{discrepancy.pk}']")
@@ -107,11 +133,12 @@ def test_finance_signs_in_with_totp_adjusts_and_resolves(browser, live_server, d
     assert discrepancy.status == "resolved" and discrepancy.resolved_by == finance
 
     actions = set(AuditLog.objects.filter(actor=finance).values_list("action", flat=True))
-    assert {"admin_login", "wallet_credit", "discrepancy_resolve"} <= actions
+    assert {"admin_login", "wallet_credit", "payout_approve", "discrepancy_resolve"} <= actions
 
 
 def test_support_cannot_adjust_or_approve(browser, live_server, dana, settings):
     base = live_server.url
+    payout = _awaiting_payout(settings)
     maker = staff_user(FINANCE)
     support = staff_user(SUPPORT)
     request = AdjustmentRequest.objects.create(
@@ -136,6 +163,17 @@ def test_support_cannot_adjust_or_approve(browser, live_server, dana, settings):
     assert page.locator("#approve-adjustment-form").count() == 0
     response = _csrf_post(page, f"{base}/admin/staff/adjustmentrequest/{request.pk}/approve/", {})
     assert response.status == 403
+
+    # Payouts: the approve action is not offered, and a crafted POST approves nothing.
+    page.goto(f"{base}/admin/payouts/payout/")
+    assert page.locator("select[name=action] option[value=approve_action]").count() == 0
+    _csrf_post(
+        page,
+        f"{base}/admin/payouts/payout/",
+        {"action": "approve_action", "_selected_action": str(payout.pk)},
+    )
+    payout.refresh_from_db()
+    assert payout.status == "awaiting_approval"
 
     request.refresh_from_db()
     assert request.status == "pending"
