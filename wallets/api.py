@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -25,7 +26,20 @@ from wallets.selectors import (
     wallet_entries,
     wallet_find,
 )
-from wallets.services import recharge_create, stripe_webhook_receive
+from wallets.services import (
+    recharge_create,
+    recharge_self_refund,
+    spending_limits_effective,
+    spending_limits_set,
+    stripe_webhook_receive,
+)
+from wallets.services.limits import (
+    UNSET,
+    coins_bought_since,
+    coins_gifted_since,
+    day_start,
+    month_start,
+)
 
 
 class WalletOutput(serializers.Serializer):
@@ -180,6 +194,13 @@ class RechargeInput(serializers.Serializer):
     coins = StrictIntegerField(required=False)
     currency = serializers.ChoiceField(choices=list(settings.CURRENCIES))
     payment_method = serializers.CharField(required=False, max_length=255)
+    confirm = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Set to true to go ahead with a purchase above your cooling-off threshold "
+        "(`confirm_above` in wallet/limits/); without it such a purchase is refused with 409 "
+        "`confirmation_required`. Ignored when you set no threshold.",
+    )
 
     def validate(self, attrs):
         if ("package" in attrs) == ("coins" in attrs):
@@ -232,8 +253,9 @@ def recharge_create_json(recharge: Recharge) -> dict:
     }
 
 
-def recharge_create_from_request(request) -> Response:
-    """Shared by the API and the portal's JSON endpoint."""
+def recharge_create_from_request(request, *, portal: bool = False) -> Response:
+    """Shared by the API and the portal's JSON endpoint (which always has a cooling-off
+    threshold: ``COOLING_OFF_ABOVE`` unless the viewer set their own)."""
     data = RechargeInput(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
@@ -243,6 +265,8 @@ def recharge_create_from_request(request) -> Response:
         package_id=values.get("package"),
         coins=values.get("coins"),
         payment_method=values.get("payment_method"),
+        confirmed=values.get("confirm", False),
+        portal=portal,
     )
     return Response(recharge_create_json(recharge), status=status.HTTP_201_CREATED)
 
@@ -269,7 +293,10 @@ class RechargesView(ListAPIView):
     @extend_schema(
         request=RechargeInput,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: RechargeCreateOutput, **error_responses(400, 401, 403, 409, 423, 429)},
+        responses={
+            201: RechargeCreateOutput,
+            **error_responses(400, 401, 403, 409, 423, 429),
+        },
         summary="Buy coins: create a recharge and its Stripe PaymentIntent",
         description=(
             "Give `package` (an id from coin-packages/) or a custom number of `coins`, and a "
@@ -278,7 +305,11 @@ class RechargesView(ListAPIView):
             "confirms at once: then `status` is succeeded, failed (`failure_message`), or "
             "pending with `requires_action` (finish 3-D Secure with Stripe's SDK). Coins are "
             "credited when Stripe reports the payment succeeded. 403 `age_restricted` under "
-            "18, 403 `limit_exceeded` over the daily limit, 423 `wallet_frozen`."
+            "18, 403 `limit_exceeded` over the daily limit, 423 `wallet_frozen`. Viewer "
+            "protections (additive): 403 `spending_limit_exceeded` over your own daily or "
+            "monthly limit (wallet/limits/); 409 `confirmation_required` above your own "
+            "`confirm_above` threshold unless the body has `confirm: true` (only when you set "
+            "a threshold)."
         ),
     )
     def post(self, request):
@@ -332,3 +363,153 @@ class StripeWebhookView(APIView):
         except (ValueError, KeyError, TypeError):
             raise InvalidInput("The body is not a Stripe event.")
         return Response({"received": True, "result": event.result})
+
+
+# --- Viewer protections: self refund, spending limits ---------------------------------------
+
+
+class RechargeSelfRefundOutput(serializers.Serializer):
+    recharge = RechargeOutput()
+    refund = inline_serializer(
+        name="SelfRefund",
+        fields={
+            "id": serializers.IntegerField(),
+            "coins": serializers.IntegerField(),
+            "amount": MoneyOutput(),
+            "created_at": serializers.DateTimeField(),
+        },
+    )
+    wallet = WalletOutput()
+
+
+def self_refund_from_request(request, recharge_id: int) -> Response:
+    refund = recharge_self_refund(
+        user=request.user,
+        recharge_id=recharge_id,
+        request_key=request.headers.get("Idempotency-Key") or "",
+    )
+    recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
+    assert recharge is not None
+    wallet = wallet_find(user=request.user)
+    return Response(
+        {
+            "recharge": recharge_json(recharge),
+            "refund": {
+                "id": refund.pk,
+                "coins": refund.coins,
+                "amount": money_json(refund.amount),
+                "created_at": serializers.DateTimeField().to_representation(refund.created_at),
+            },
+            "wallet": {
+                "coins": wallet.balance if wallet else 0,
+                "frozen": bool(wallet and wallet.is_frozen),
+            },
+        },
+        status=status.HTTP_201_CREATED,
+    )
+
+
+class RechargeSelfRefundView(APIView):
+    throttle_classes = [MoneyThrottle]
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: RechargeSelfRefundOutput, **error_responses(401, 404, 409, 423, 429)},
+        summary="Refund my recharge (unspent coins, within 48 hours)",
+        description=(
+            "Refunds the whole recharge to the card and removes its coins from the wallet. "
+            "Allowed once, within `SELF_REFUND_WINDOW_HOURS` (48) of the payment, and only "
+            "while the wallet still holds all of the recharge's coins (spent coins are not "
+            "refundable). 409 codes: `coins_already_spent`, `refund_window_closed`, "
+            "`already_refunded`, `refund_not_allowed` (not a paid recharge); 423 "
+            "`wallet_frozen`; 502 `payment_provider_error` (nothing changed; retry)."
+        ),
+    )
+    def post(self, request, recharge_id: int):
+        return idempotent(request, lambda: self_refund_from_request(request, recharge_id))
+
+
+class LimitsPending(serializers.Serializer):
+    limit = serializers.IntegerField(allow_null=True)
+    effective_at = serializers.DateTimeField()
+
+
+class SpendingLimitsOutput(serializers.Serializer):
+    daily_limit = serializers.IntegerField(allow_null=True)
+    monthly_limit = serializers.IntegerField(allow_null=True)
+    confirm_above = serializers.IntegerField(allow_null=True)
+    daily_limit_pending = LimitsPending(allow_null=True)
+    monthly_limit_pending = LimitsPending(allow_null=True)
+    bought_today = serializers.IntegerField()
+    bought_this_month = serializers.IntegerField()
+    gifted_today = serializers.IntegerField()
+    gifted_this_month = serializers.IntegerField()
+
+
+class NullableCoins(StrictIntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, min_value=0, max_value=10**12, **kwargs)
+
+
+class SpendingLimitsInput(serializers.Serializer):
+    daily_limit = NullableCoins(help_text="Coins per UTC day; null for none of your own.")
+    monthly_limit = NullableCoins(help_text="Coins per UTC calendar month; null for none.")
+    confirm_above = NullableCoins(
+        help_text="Purchases above this many coins need `confirm: true`; null for none."
+    )
+
+
+def spending_limits_json(user) -> dict:
+    limits = spending_limits_effective(user_id=user.pk)
+    now = timezone.now()
+
+    def pending(value, at):
+        if at is None:
+            return None
+        return {"limit": value, "effective_at": serializers.DateTimeField().to_representation(at)}
+
+    return {
+        "daily_limit": limits.daily,
+        "monthly_limit": limits.monthly,
+        "confirm_above": limits.confirm_above,
+        "daily_limit_pending": pending(limits.daily_next, limits.daily_next_at),
+        "monthly_limit_pending": pending(limits.monthly_next, limits.monthly_next_at),
+        "bought_today": coins_bought_since(user=user, since=day_start(now)),
+        "bought_this_month": coins_bought_since(user=user, since=month_start(now)),
+        "gifted_today": coins_gifted_since(user=user, since=day_start(now)),
+        "gifted_this_month": coins_gifted_since(user=user, since=month_start(now)),
+    }
+
+
+class SpendingLimitsView(APIView):
+    @extend_schema(
+        responses={200: SpendingLimitsOutput, **error_responses(401)},
+        summary="My spending limits and what I bought and gifted this day and month",
+    )
+    def get(self, request):
+        return Response(spending_limits_json(request.user))
+
+    @extend_schema(
+        request=SpendingLimitsInput,
+        responses={200: SpendingLimitsOutput, **error_responses(400, 401)},
+        summary="Set my spending limits",
+        description=(
+            "Limits cap the coins you buy and, separately, the coins you gift, per UTC day "
+            "and per calendar month (on top of the platform's limits). Lowering a limit (or "
+            "setting one) applies at once; raising or removing one (null) applies 24 hours "
+            "later (see `*_pending`). Fields left out are unchanged. Over a limit, purchases "
+            "and gifts are refused with 403 `spending_limit_exceeded`."
+        ),
+    )
+    def put(self, request):
+        data = SpendingLimitsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        spending_limits_set(
+            user=request.user,
+            daily_limit=values.get("daily_limit", UNSET),
+            monthly_limit=values.get("monthly_limit", UNSET),
+            confirm_above=values.get("confirm_above", UNSET),
+        )
+        return Response(spending_limits_json(request.user))

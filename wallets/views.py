@@ -1,17 +1,24 @@
 """Portal pages: recharge, wallet, receipts. Payments happen in Stripe.js; see docs/recharge.md."""
 
 import json
+import uuid
+from collections import OrderedDict
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from djmoney.money import Money
 from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
 from config.api import MoneyThrottle, idempotent
+from config.errors import DomainError, InvalidInput
 from wallets import stripe_gateway as gateway
 from wallets.api import recharge_create_from_request
 from wallets.models import CoinPackagePrice, RechargeStatus
@@ -21,6 +28,18 @@ from wallets.selectors import (
     recharges_of,
     wallet_entries,
     wallet_find,
+)
+from wallets.services import (
+    recharge_self_refund,
+    self_refund_status,
+    spending_limits_effective,
+    spending_limits_set,
+)
+from wallets.services.limits import (
+    coins_bought_since,
+    coins_gifted_since,
+    day_start,
+    month_start,
 )
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -59,6 +78,10 @@ def recharge_page(request):
             }
         )
     wallet = wallet_find(user=request.user)
+    own = spending_limits_effective(user_id=request.user.pk)
+    confirm_above = (
+        own.confirm_above if own.confirm_above is not None else settings.COOLING_OFF_ABOVE
+    )
     config = {
         "publishableKey": settings.STRIPE_PUBLISHABLE_KEY,
         "intentUrl": "/recharge/intent/",
@@ -68,6 +91,7 @@ def recharge_page(request):
         "customMin": settings.CUSTOM_COINS_MIN,
         "customMax": settings.CUSTOM_COINS_MAX,
         "bestByCurrency": best_by_currency,
+        "confirmAbove": confirm_above,
     }
     return render(
         request,
@@ -84,6 +108,8 @@ def recharge_page(request):
             "custom_max": settings.CUSTOM_COINS_MAX,
             "can_buy": request.user.is_adult,
             "frozen": bool(wallet and wallet.is_frozen),
+            "refund_hours": settings.SELF_REFUND_WINDOW_HOURS,
+            "limits": own,
         },
     )
 
@@ -96,7 +122,7 @@ class RechargeIntentView(APIView):
 
     @extend_schema(exclude=True)
     def post(self, request):
-        return idempotent(request, lambda: recharge_create_from_request(request))
+        return idempotent(request, lambda: recharge_create_from_request(request, portal=True))
 
 
 @login_required
@@ -122,15 +148,111 @@ def receipt_page(request, recharge_id: int):
     if recharge is None:
         raise Http404("No such recharge.")
     wallet = wallet_find(user=request.user)
+    coins = wallet.balance if wallet else 0
     return render(
         request,
         "wallets/receipt.html",
         {
+            "refund": self_refund_status(recharge=recharge, wallet_coins=coins),
+            "refund_key": uuid.uuid4().hex,
+            "refund_hours": settings.SELF_REFUND_WINDOW_HOURS,
+            "refund_error": request.session.pop(f"refund-error-{recharge.pk}", ""),
+            "refunded": request.GET.get("refunded") == "1",
             "recharge": recharge,
             "price_text": money_text(recharge.price),
             "refunded_text": money_text(recharge.amount_refunded),
-            "coins": wallet.balance if wallet else 0,
+            "coins": coins,
             "is_pending": recharge.status == RechargeStatus.PENDING,
             "statuses": RechargeStatus,
         },
     )
+
+
+@login_required
+@require_POST
+def receipt_refund(request, recharge_id: int):
+    """The receipt's "Refund this purchase" button. The form carries one key per page view,
+    so a double click refunds once (the second submit finds the first refund)."""
+    try:
+        recharge_self_refund(
+            user=request.user, recharge_id=recharge_id, request_key=request.POST.get("key", "")
+        )
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404("No such recharge.") from exc
+        request.session[f"refund-error-{recharge_id}"] = exc.message
+        return redirect(f"/recharges/{recharge_id}/receipt/")
+    return redirect(f"/recharges/{recharge_id}/receipt/?refunded=1")
+
+
+def _limit_field(raw: str | None, name: str) -> int | None:
+    raw = (raw or "").strip().replace(",", "")
+    if raw == "":
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"{name} must be a whole number of coins, or empty for none.")
+    return int(raw)
+
+
+@login_required
+def limits_page(request):
+    """Spending controls: own daily/monthly limits (raise in 24 h, lower at once) and the
+    cooling-off threshold for purchases."""
+    error, saved = "", False
+    if request.method == "POST":
+        try:
+            spending_limits_set(
+                user=request.user,
+                daily_limit=_limit_field(request.POST.get("daily_limit"), "The daily limit"),
+                monthly_limit=_limit_field(request.POST.get("monthly_limit"), "The monthly limit"),
+                confirm_above=_limit_field(
+                    request.POST.get("confirm_above"), "The confirmation threshold"
+                ),
+            )
+            return redirect("/wallet/limits/?saved=1")
+        except DomainError as exc:
+            error = exc.message
+    saved = request.GET.get("saved") == "1"
+    now = timezone.now()
+    return render(
+        request,
+        "wallets/limits.html",
+        {
+            "limits": spending_limits_effective(user_id=request.user.pk, now=now),
+            "bought_today": coins_bought_since(user=request.user, since=day_start(now)),
+            "bought_month": coins_bought_since(user=request.user, since=month_start(now)),
+            "gifted_today": coins_gifted_since(user=request.user, since=day_start(now)),
+            "gifted_month": coins_gifted_since(user=request.user, since=month_start(now)),
+            "default_confirm_above": settings.COOLING_OFF_ABOVE,
+            "delay_hours": settings.SPENDING_LIMIT_RAISE_DELAY_HOURS,
+            "error": error,
+            "saved": saved,
+        },
+    )
+
+
+@login_required
+def purchases_page(request):
+    """Every purchase, grouped by (UTC) month with the month's totals."""
+    months: OrderedDict[datetime, dict] = OrderedDict()
+    for recharge in recharges_of(user=request.user).select_related("package"):
+        key = month_start(recharge.created_at)
+        month = months.setdefault(
+            key, {"month": key, "rows": [], "coins": 0, "refunded": 0, "spent": {}}
+        )
+        month["rows"].append((recharge, money_text(recharge.price)))
+        if recharge.status in (
+            RechargeStatus.SUCCEEDED,
+            RechargeStatus.REFUNDED,
+            RechargeStatus.DISPUTED,
+        ):
+            month["coins"] += recharge.coins - recharge.coins_refunded
+            month["refunded"] += recharge.coins_refunded
+            net = recharge.price - recharge.amount_refunded
+            currency = str(net.currency)
+            month["spent"][currency] = month["spent"].get(currency, 0) + net.amount
+    for month in months.values():
+        month["spent_text"] = [
+            money_text(Money(amount, currency)) for currency, amount in month["spent"].items()
+        ]
+    return render(request, "wallets/purchases.html", {"months": list(months.values())})

@@ -134,15 +134,42 @@
     throw (tokenResult && tokenResult.error) || { message: "Check your card details." };
   }
 
+  // Cooling-off: above the threshold, ask "are you sure?" (a <dialog>) before paying.
+  // Resolves true when the buyer confirms (or no confirmation is needed).
+  function confirmLarge(sel) {
+    var dialog = document.getElementById("confirm-dialog");
+    if (config.confirmAbove === null || sel.coins <= config.confirmAbove) return Promise.resolve(false);
+    if (!dialog || typeof dialog.showModal !== "function") {
+      return Promise.resolve(window.confirm("Buy " + sel.coins.toLocaleString() + " coins for " + sel.priceText + "?") ? true : null);
+    }
+    document.getElementById("confirm-text").textContent =
+      "You are about to buy " + sel.coins.toLocaleString() + " coins for " + sel.priceText + ".";
+    return new Promise(function (resolve) {
+      dialog.addEventListener("close", function onClose() {
+        dialog.removeEventListener("close", onClose);
+        resolve(dialog.returnValue === "confirm" ? true : null);
+      });
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+  }
+
   // Create + confirm on the server; returns true when the flow moved on to the receipt.
   async function pay(sel, pmId) {
+    var confirmed = await confirmLarge(sel);
+    if (confirmed === null) {
+      statusLine.textContent = "Purchase cancelled. Nothing was charged.";
+      setBusy(false);
+      return false;
+    }
     setBusy(true, "Contacting your bank…");
     var response = await fetch(config.intentUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json",
                  "X-CSRFToken": csrfToken(), "Idempotency-Key": newKey() },
-      body: JSON.stringify(Object.assign({}, sel.body, { payment_method: pmId })),
+      body: JSON.stringify(Object.assign({}, sel.body, { payment_method: pmId },
+                                         confirmed ? { confirm: true } : {})),
     });
     var data = await response.json().catch(function () { return {}; });
     if (!response.ok) {
