@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import token_issue, token_revoke, user_register
+from config import lockout
 from config.api import AuthIPThrottle, AuthUsernameThrottle, error_responses
 from config.errors import DomainError
 
@@ -90,10 +91,12 @@ class TokenView(APIView):
         responses={200: TokenOutput, **error_responses(400, 429)},
         auth=[],
         summary="Get an API token",
+        description="Repeated failed logins lock the username for a while: 429 `account_locked`.",
     )
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
+        lockout.check_or_raise(data.validated_data["username"], request)
         user = authenticate(
             request,
             username=data.validated_data["username"],
@@ -101,6 +104,7 @@ class TokenView(APIView):
         )
         if user is None or not user.is_active:
             raise InvalidCredentials()
+        lockout.clear(data.validated_data["username"], request)
         return Response({"token": token_issue(user=user).key})
 
     @extend_schema(request=None, responses={204: None, **error_responses(401)}, summary="Revoke")

@@ -27,6 +27,11 @@ def _check_broker() -> None:
 def _check_cache() -> None:
     from django.core.cache import cache
 
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        # django-redis swallows connection errors (the cache fails open): ask Redis itself.
+        client.get_client(write=True).ping()
+        return
     cache.set("readyz", "1", 5)
 
 

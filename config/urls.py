@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import lockout  # noqa: F401  (connects the login-failure signal receivers)
 from config.health import healthz, readyz
 
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
