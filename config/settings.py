@@ -193,6 +193,9 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The weekly payout batch and the hourly reconciliation are database rows (seeded by
+# payouts/migrations/0002) so staff can change them in the admin; beat would overwrite
+# entries listed here on every start.
 CELERY_BEAT_SCHEDULE = {
     "release-earnings": {
         "task": "creators.tasks.release_earnings_task",
@@ -201,11 +204,6 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-hot-accounts": {
         "task": "wallets.tasks.rollup_hot_accounts_task",
         "schedule": timedelta(minutes=5),
-    },
-    "reconcile": {"task": "payouts.tasks.reconcile_task", "schedule": crontab(minute=15)},
-    "payout-batch": {
-        "task": "payouts.tasks.payout_batch_task",
-        "schedule": crontab(minute=0, hour=6, day_of_week=1),
     },
 }
 
