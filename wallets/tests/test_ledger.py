@@ -153,7 +153,7 @@ def test_random_concurrent_transfers_conserve_coins():
     users = UserFactory.create_batch(50)
     wallets = []
     for u in users:
-        _fund(u, random.randint(0, 200))
+        _fund(u, random.randint(1, 200))
         wallets.append(wallet_get(user=u))
     total_before = sum(w.balance for w in Account.objects.filter(kind=AccountKind.WALLET))
     successes: list[str] = []
