@@ -25,5 +25,8 @@ class StaffConfig(AppConfig):
         admin.site.site_header = "Applause staff console"
         admin.site.site_title = "Applause staff"
         admin.site.index_title = "Dashboard"
+        from staff.admin_audit import wire
+
+        wire(admin.site)  # plain admin add / change / delete get audit rows too
         # Runs after every migrate, once Django has created the permissions of new models.
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="staff_roles_sync")

@@ -308,3 +308,22 @@ def test_dashboard_renders_kpis_and_charts(support, viewer):
     assert "Coins outstanding" in html and "<svg" in html
     assert "Coins gifted per day" in html and "Revenue per day" in html
     assert "Frozen wallets" in html
+
+
+def test_plain_admin_edits_are_audited_too():
+    superuser = staff_user(None, is_superuser=True)
+    client = verified_client(superuser)
+    client.post("/admin/auth/group/add/", {"name": "ops"})
+    group = Group.objects.get(name="ops")
+    client.post(f"/admin/auth/group/{group.pk}/change/", {"name": "operations"})
+    client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    rows = list(
+        AuditLog.objects.filter(object_type="auth.group")
+        .order_by("id")
+        .values_list("action", "actor")
+    )
+    assert rows == [
+        ("admin_add", superuser.pk),
+        ("admin_change", superuser.pk),
+        ("admin_delete", superuser.pk),
+    ]
