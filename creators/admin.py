@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import transaction
 
 from creators.models import Creator
 from creators.selectors import creator_earnings
@@ -39,7 +40,20 @@ class CreatorAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release matured earnings now")
     def release_now(self, request, queryset):
+        from staff.permissions import FINANCE, require_role  # staff sits on top
+        from staff.services import audit_record
+
+        require_role(request.user, FINANCE)
         total = 0
         for creator in queryset:
-            total += sum(r.diamonds for r in earnings_release(creator=creator))
+            with transaction.atomic():
+                released = sum(r.diamonds for r in earnings_release(creator=creator))
+                audit_record(
+                    actor=request.user,
+                    action="earnings_release",
+                    obj=creator,
+                    after={"diamonds_released": released},
+                    request=request,
+                )
+            total += released
         self.message_user(request, f"Released {total:,} diamonds.", messages.SUCCESS)

@@ -143,3 +143,22 @@ def test_support_cannot_approve_a_payout_even_with_a_stray_permission(settings):
     payout.refresh_from_db()
     assert payout.status == "awaiting_approval" and payout.approved_by is None
     assert not AuditLog.objects.filter(action__startswith="payout").exists()
+
+
+def test_release_now_needs_finance_and_is_audited():
+    from gifts.tests.factories import make_creator
+
+    creator = make_creator("releaser")
+    data = {"action": "release_now", "_selected_action": [creator.pk]}
+    assert verified_client(staff_user(SUPPORT)).post(
+        "/admin/creators/creator/", data
+    ).status_code in (
+        200,
+        302,
+        403,
+    )
+    assert not AuditLog.objects.filter(action="earnings_release").exists()
+    finance = staff_user(FINANCE)
+    verified_client(finance).post("/admin/creators/creator/", data)
+    row = AuditLog.objects.get(action="earnings_release")
+    assert row.actor == finance and row.object_id == str(creator.pk)
