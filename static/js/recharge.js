@@ -158,8 +158,7 @@
   async function pay(sel, pmId) {
     var confirmed = await confirmLarge(sel);
     if (confirmed === null) {
-      statusLine.textContent = "Purchase cancelled. Nothing was charged.";
-      setBusy(false);
+      setBusy(false, "Purchase cancelled. Nothing was charged.");
       return false;
     }
     setBusy(true, "Contacting your bank…");
