@@ -76,7 +76,7 @@ class Wallet(Account):
     The role permissions hang on this model: see ``staff.permissions.ROLE_PERMISSIONS``.
     """
 
-    objects = WalletManager()
+    objects = WalletManager()  # type: ignore[misc]  # a proxy narrowing its manager
 
     class Meta:
         proxy = True

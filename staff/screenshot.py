@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import django
@@ -49,7 +49,7 @@ def _history() -> None:
         fans.append(fan)
     gifts = list(Gift.objects.filter(is_active=True).values_list("slug", "coins"))
     now = timezone.now()
-    moves: list[tuple[str, int, object]] = []  # (what, pk, when)
+    moves: list[tuple[str, int, datetime]] = []  # (what, pk, when)
     for days_ago in range(29, -1, -1):
         day = now - timedelta(days=days_ago)
         busy = 1 + (days_ago % 7 in (0, 1)) + (30 - days_ago) / 20

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.apps import apps
 from django.core.cache import cache
@@ -170,7 +171,7 @@ def payouts_open() -> dict | None:
         .values("status", "amount_currency")
         .annotate(count=Count("id"), diamonds=Sum("diamonds"), amount=Sum("amount"))
     )
-    summary = {
+    summary: dict[str, dict[str, Any]] = {
         "due": {"count": 0, "diamonds": 0, "amount": Decimal(0)},
         "awaiting_approval": {"count": 0, "diamonds": 0, "amount": Decimal(0)},
     }
