@@ -13,6 +13,12 @@ from wallets.demo import seed_packages
 from wallets.models import Account, AccountKind, Recharge, RechargeRefund, RechargeStatus
 from wallets.tests.test_browser import _fill_card, _sign_up, page, stripe_webhook  # noqa: F401
 
+
+def stripe_refunds(recharge) -> list:
+    assert recharge.payment_intent
+    return gateway.refunds_for_payment_intent(recharge.payment_intent)
+
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
@@ -56,7 +62,7 @@ def test_cooling_off_limits_history_and_self_refund(live_server, stripe_webhook,
     assert RechargeRefund.objects.count() == 1
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
-    assert len(gateway.refunds_for_payment_intent(recharge.payment_intent)) == 1
+    assert len(stripe_refunds(recharge)) == 1
     assert Account.objects.get(kind=AccountKind.WALLET, user=recharge.user).balance == 0
     expect(page.locator("[data-testid=refund-button]")).to_have_count(0)
 

@@ -4,6 +4,7 @@ localstripe: spending limits, cooling-off, self refunds, chargeback policies."""
 import threading
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -35,6 +36,11 @@ from wallets.services import (
     spending_limits_set,
 )
 from wallets.tests.factories import event_payload, post_event
+
+
+def stripe_refunds(recharge) -> list:
+    assert recharge.payment_intent
+    return gateway.refunds_for_payment_intent(recharge.payment_intent)
 
 
 def verify():
@@ -116,6 +122,7 @@ def test_lowering_a_limit_applies_at_once_and_raising_it_after_24_hours(user, us
     pending = raised["daily_limit_pending"]
     assert pending["limit"] == 500
     effective_at = SpendingLimits.objects.get(user=user).daily_limit_next_at
+    assert effective_at is not None
     assert timedelta(hours=23, minutes=59) < effective_at - timezone.now() <= timedelta(hours=24)
     assert send_api(user_api, creator, coins_each=60).status_code == 403
     # A day later the raise is in force.
@@ -233,7 +240,7 @@ def test_cooling_off_needs_confirm_only_when_opted_in_or_in_the_portal(user, use
         == 201
     )
     # The portal asks above COOLING_OFF_ABOVE for everyone.
-    other = UserFactory()
+    other: Any = UserFactory()
     client.force_login(other)
     portal = client.post(
         "/recharge/intent/",
@@ -272,7 +279,7 @@ def test_self_refund_of_unspent_coins_within_48_hours(user, user_api):
     assert body["recharge"]["status"] == "refunded" and body["wallet"]["coins"] == 50
     assert body["refund"]["amount"] == {"amount": "14.30", "currency": "USD"}
     assert coins_of(user) == 50
-    refunds = gateway.refunds_for_payment_intent(recharge.payment_intent)
+    refunds = stripe_refunds(recharge)
     assert [r.amount for r in refunds] == [1430]
     row = RechargeRefund.objects.get(recharge=recharge)
     assert (row.source, row.actor, row.stripe_id) == (RefundSource.SELF, user, refunds[0].id)
@@ -281,7 +288,7 @@ def test_self_refund_of_unspent_coins_within_48_hours(user, user_api):
     assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
     again = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **idem())
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_refunded")
-    assert len(gateway.refunds_for_payment_intent(recharge.payment_intent)) == 1
+    assert len(stripe_refunds(recharge)) == 1
     verify()
 
 
@@ -293,7 +300,7 @@ def test_self_refund_refused_when_spent_too_late_or_not_yours(user, user_api):
     answer = user_api.post(f"/api/v1/recharges/{spent.pk}/refund/", **idem())
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "coins_already_spent")
     assert coins_of(user) == 990
-    assert gateway.refunds_for_payment_intent(spent.payment_intent) == []
+    assert stripe_refunds(spent) == []
 
     late = paid(user, coins=500)
     Recharge.objects.filter(pk=late.pk).update(
@@ -324,7 +331,7 @@ def test_concurrent_double_clicks_refund_once():
     assert len(refunds) == 1
     assert all(r.code == "already_refunded" for r in results if isinstance(r, DomainError))
     assert coins_of(buyer) == 0
-    assert len(gateway.refunds_for_payment_intent(recharge.payment_intent)) == 1
+    assert len(stripe_refunds(recharge)) == 1
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED and recharge.coins_refunded == 700
     verify()
@@ -350,7 +357,7 @@ def test_refund_racing_a_gift_of_the_same_coins_lets_only_one_win():
     else:
         assert isinstance(refunded, DomainError) and refunded.code == "coins_already_spent"
         assert not isinstance(gifted, DomainError) and pending == 700
-        assert gateway.refunds_for_payment_intent(recharge.payment_intent) == []
+        assert stripe_refunds(recharge) == []
     assert coins_of(buyer) == 0
     verify()
 
