@@ -174,9 +174,10 @@ def test_few_queries_per_gift(sender, creator, rose):
     send(sender)  # the platform accounts exist from here on
     with CaptureQueriesContext(connection) as queries:
         send(sender)
-    # 3 reads + 6 writes + ledger_post's savepoint pair around the journal insert = 11; the
-    # test's own transaction adds a savepoint pair around gift_send (BEGIN/COMMIT in real use).
-    assert len(queries) <= 13, [q["sql"] for q in queries]
+    # 4 reads (creator, gift, accounts, the sender's own spending limits) + 6 writes +
+    # ledger_post's savepoint pair around the journal insert = 12; the test's own transaction
+    # adds a savepoint pair around gift_send (BEGIN/COMMIT in real use).
+    assert len(queries) <= 14, [q["sql"] for q in queries]
     sql = " ".join(q["sql"] for q in queries)
     assert "creators_creator" in sql
     assert 'UPDATE "creators_creator"' not in sql
