@@ -141,7 +141,13 @@ class CoinPackageListOutput(serializers.Serializer):
         fields={
             "min_coins": serializers.IntegerField(),
             "max_coins": serializers.IntegerField(),
-            "unit_price": MoneyOutput(),
+            "unit_price": inline_serializer(
+                name="UnitPrice",
+                fields={
+                    "amount": serializers.DecimalField(max_digits=12, decimal_places=6),
+                    "currency": serializers.CharField(),
+                },
+            ),
         },
     )
 
