@@ -9,7 +9,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_check_deploy_is_clean_with_production_settings():
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "PYTEST_XDIST_WORKER"}}
+    # Playwright tests set DJANGO_ALLOW_ASYNC_UNSAFE for their own process; production doesn't.
+    dropped = {"DEBUG", "PYTEST_XDIST_WORKER", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         DEBUG="0",
         SECRET_KEY="prod-" + "k3y" * 20,
