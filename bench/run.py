@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+FULL = os.environ.get("BENCH_FULL", "") not in ("", "0")  # every size measured, however long
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 BEGIN_MARK = "<!-- bench:generated:begin -->"
@@ -60,8 +61,8 @@ if QUICK:
         senders_per_worker=2,
         creators=20,
         http_senders=32,
-        payout_small=50,
-        payout_big=500,
+        payout_sizes=[50, 200, 500],
+        payout_budget_s=60,
         reconcile=200,
         profile_calls=20,
         pyspy_s=0,
@@ -78,10 +79,11 @@ else:
         senders_per_worker=8,
         creators=1000,
         http_senders=32,
-        payout_small=10_000,
-        payout_big=100_000,
+        payout_sizes=[1_000, 10_000, 100_000],
+        # make bench stays under ~10 minutes: a size predicted to pass this is extrapolated.
+        payout_budget_s=int(os.environ.get("BENCH_PAYOUT_BUDGET_S", "240")),
         reconcile=10_000,
-        profile_calls=300,
+        profile_calls=200,
         pyspy_s=10,
     )
 
@@ -98,6 +100,7 @@ KEYS = [
     "web_peak_rss_mb",
     "payout_batch_10k_s",
     "payout_batch_100k_s",
+    "payout_batch_100k_measured",
     "payout_batch_1m_est_s",
     "reconcile_10k_s",
 ]
@@ -824,14 +827,28 @@ def bench_payouts() -> None:
 
     tasks.payout_send_task.delay = timed_delay
     try:
-        timings = {}
-        for size, tag in ((CFG["payout_small"], "a"), (CFG["payout_big"], "b")):
-            seed_s = seed_payout_creators(size, tag)
+        timings: dict[int, float] = {}
+        budget = CFG["payout_budget_s"]
+        spent = 0.0
+        sizes = CFG["payout_sizes"]
+        for i, size in enumerate(sizes):
+            if timings and not FULL:
+                largest = max(timings)
+                predicted = timings[largest] / largest * size
+                if spent + predicted > budget:
+                    notes.append(
+                        f"payout batch over {size:,} not run: predicted {predicted:.0f} s from "
+                        f"the {largest:,} run would pass the {budget} s budget "
+                        "(BENCH_FULL=1 runs it)"
+                    )
+                    break
+            seed_s = seed_payout_creators(size, f"s{i}")
             log(f"payouts: seeded {size} creators in {seed_s:.1f} s; running the batch")
             enqueue.update(n=0, s=0.0)
             started = time.perf_counter()
             result = payout_batch_run()
             elapsed = time.perf_counter() - started
+            spent += elapsed
             if result.batch is None or len(result.created) != size:
                 raise RuntimeError(
                     f"payout batch over {size}: created {len(result.created)}, "
@@ -851,16 +868,28 @@ def bench_payouts() -> None:
                     "UPDATE payouts_payout SET status = 'processing', sent_at = now() "
                     "WHERE status = 'requested'"
                 )
-        small, big = CFG["payout_small"], CFG["payout_big"]
-        results["payout_batch_10k_s"] = round(timings[small], 2)
-        results["payout_batch_100k_s"] = round(timings[big], 2)
-        slope = (timings[big] - timings[small]) / (big - small)
-        target = 1_000_000 if not QUICK else big * 10
-        results["payout_batch_1m_est_s"] = round(timings[big] + slope * (target - big), 1)
+        measured = sorted(timings)
+        if len(measured) >= 2:
+            a, b = measured[-2], measured[-1]
+            slope = (timings[b] - timings[a]) / (b - a)
+            intercept = timings[b] - slope * b
+        else:
+            b = measured[-1]
+            slope, intercept = timings[b] / b, 0.0
+
+        def at(size: int) -> float:
+            return timings[size] if size in timings else max(0.0, intercept + slope * size)
+
+        ten_k, hundred_k, one_m = sizes[-2], sizes[-1], sizes[-1] * 10
+        results["payout_batch_10k_s"] = round(at(ten_k), 2)
+        results["payout_batch_100k_s"] = round(at(hundred_k), 2)
+        results["payout_batch_100k_measured"] = int(hundred_k in timings)
+        results["payout_batch_1m_est_s"] = round(at(one_m), 1)
+        growth = ", ".join(f"{n:,}: {timings[n]:.1f} s" for n in measured)
         notes.append(
-            f"payout batch growth: {big // small}x the creators took "
-            f"{timings[big] / timings[small]:.1f}x the time (linear = {big // small}x)"
-            + (f"; quick sizes {small}/{big}" if QUICK else "")
+            f"payout batch measured at {growth}; linear fit {slope * 1e3:.2f} ms per payout"
+            + ("" if hundred_k in timings else f"; the {hundred_k:,} value is extrapolated")
+            + (f" (quick sizes {sizes})" if QUICK else "")
         )
     finally:
         tasks.payout_send_task.delay = original_delay
@@ -1039,7 +1068,8 @@ def _step(name: str, keys: tuple[str, ...], fn, *args) -> None:
     except Exception as exc:
         traceback.print_exc()
         na(*[k for k in keys if k not in results], why=f"{name} failed: {exc!r}"[:300])
-    log(f"{name}: {time.perf_counter() - started:.1f} s")
+    got = " ".join(f"{k}={fmt(results[k])}" for k in keys if k in results)
+    log(f"{name}: {time.perf_counter() - started:.1f} s {got}")
 
 
 def main() -> int:
@@ -1104,7 +1134,12 @@ def main() -> int:
 
         token = Token.objects.get_or_create(user=senders[-1])[0].key
         _step("request profile", (), profile_request, token, handles)
-        payout_keys = ("payout_batch_10k_s", "payout_batch_100k_s", "payout_batch_1m_est_s")
+        payout_keys = (
+            "payout_batch_10k_s",
+            "payout_batch_100k_s",
+            "payout_batch_100k_measured",
+            "payout_batch_1m_est_s",
+        )
         _step("payouts", payout_keys, bench_payouts)
         _step("reconcile", ("reconcile_10k_s",), bench_reconcile, senders)
         _step("verify_ledger (end)", ("ledger_ok",), verify_ledger)

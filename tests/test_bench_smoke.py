@@ -23,6 +23,7 @@ KEYS = [
     "web_peak_rss_mb",
     "payout_batch_10k_s",
     "payout_batch_100k_s",
+    "payout_batch_100k_measured",
     "payout_batch_1m_est_s",
     "reconcile_10k_s",
 ]
