@@ -8,8 +8,16 @@ from rest_framework.views import APIView
 from config.api import error_responses
 from config.errors import NotFound
 from payouts.models import PayoutMethod, PayoutStatus, Rail
-from payouts.selectors import payout_failure_words, payout_method_for_user, payouts_for_user
+from payouts.selectors import (
+    StatusWords,
+    next_payout_estimate,
+    payout_failure_words,
+    payout_method_for_user,
+    payout_status_words,
+    payouts_for_user,
+)
 from payouts.services import creator_of, payout_method_set
+from payouts.statements import gift_trace, payout_for_creator, payout_statement
 
 
 @extend_schema_field(
@@ -36,9 +44,40 @@ class PayoutOutput(serializers.Serializer):
     failure_reason = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
+    expected_at = serializers.SerializerMethodField(
+        help_text="When the money should reach the creator (paid: when it was paid; held or "
+        "failed: the earliest date if the creator acts now; null when it cannot be known)."
+    )
+    status_reason = serializers.SerializerMethodField(
+        help_text="Why the payout is in its status, in words (held, failed: why)."
+    )
+    next_step = serializers.SerializerMethodField(
+        help_text="What the creator can do about it (empty when nothing is needed)."
+    )
+    statement_url = serializers.SerializerMethodField()
 
     def get_failure_reason(self, payout) -> str:
         return payout_failure_words(payout)
+
+    def _words(self, payout) -> StatusWords:
+        cache = self.context.setdefault("words", {})
+        if payout.pk not in cache:
+            cache[payout.pk] = payout_status_words(payout, method=self.context.get("method"))
+        return cache[payout.pk]
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_expected_at(self, payout) -> str | None:
+        expected = self._words(payout).expected_at
+        return serializers.DateTimeField().to_representation(expected) if expected else None
+
+    def get_status_reason(self, payout) -> str:
+        return self._words(payout).status_reason
+
+    def get_next_step(self, payout) -> str:
+        return self._words(payout).next_step
+
+    def get_statement_url(self, payout) -> str:
+        return f"/api/v1/payouts/{payout.pk}/statement/"
 
 
 class PayoutFilter(serializers.Serializer):
@@ -53,6 +92,12 @@ class PayoutListView(ListAPIView):
         filters.is_valid(raise_exception=True)
         creator_of(self.request.user)
         return payouts_for_user(user=self.request.user, status=filters.validated_data.get("status"))
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.user.is_authenticated:
+            context["method"] = payout_method_for_user(user=self.request.user)
+        return context
 
     @extend_schema(
         parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=PayoutStatus.values)],
@@ -124,3 +169,146 @@ class PayoutMethodView(APIView):
             return_url=request.build_absolute_uri("/creator/payout-method/return/"),
         )
         return Response(_method_data(result.method, result.onboarding_url or None))
+
+
+# --- The next payout, statements, tracing a gift ----------------------------------------------
+
+
+class NextPayoutOutput(serializers.Serializer):
+    diamonds_available = serializers.IntegerField()
+    available_value = MoneyOutputField()
+    minimum = MoneyOutputField()
+    estimate = MoneyOutputField(allow_null=True)
+    next_run = serializers.DateTimeField(allow_null=True)
+    expected_at = serializers.DateTimeField(allow_null=True)
+    blocked_because = serializers.CharField()
+    next_step = serializers.CharField()
+    warning = serializers.CharField()
+
+
+class NextPayoutView(APIView):
+    @extend_schema(
+        responses={200: NextPayoutOutput, **error_responses(401, 403)},
+        summary="My next payout: estimate and date, or what blocks it",
+        description="`blocked_because` is empty when nothing blocks the next payout; otherwise "
+        'it says what does (e.g. "Add a payout method.", "Reach USD 10.00: ...") and '
+        "`next_step` what to do.",
+    )
+    def get(self, request):
+        creator_of(request.user)
+        estimate = next_payout_estimate(user=request.user)
+        return Response(NextPayoutOutput(estimate).data)
+
+
+class StatementLineOutput(serializers.Serializer):
+    line = serializers.IntegerField(source="position")
+    kind = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    ledger_transaction_id = serializers.IntegerField(source="transaction_id")
+    gift_event_id = serializers.IntegerField(allow_null=True)
+    sender = serializers.CharField()
+    gift = serializers.CharField()
+    quantity = serializers.IntegerField(allow_null=True)
+    coins = serializers.IntegerField(allow_null=True)
+    diamonds_per_coin = serializers.CharField()
+    entry_diamonds = serializers.IntegerField()
+    diamonds = serializers.IntegerField()
+    value = serializers.DecimalField(max_digits=20, decimal_places=4)
+    memo = serializers.CharField()
+
+
+class StatementGroupOutput(serializers.Serializer):
+    day = serializers.DateField()
+    context = serializers.CharField()
+    context_id = serializers.CharField()
+    label = serializers.CharField()
+    diamonds = serializers.IntegerField()
+    lines = StatementLineOutput(many=True, source="rows")
+
+
+class StatementOutput(serializers.Serializer):
+    payout = PayoutOutput()
+    diamonds = serializers.IntegerField()
+    diamonds_per_coin = serializers.CharField()
+    diamond_value = serializers.DecimalField(max_digits=20, decimal_places=8)
+    gross_value = serializers.DecimalField(max_digits=20, decimal_places=4)
+    fees = MoneyOutputField()
+    rounding = MoneyOutputField()
+    amount = MoneyOutputField()
+    conversion_note = serializers.CharField()
+    gift_diamonds = serializers.IntegerField()
+    chargeback_diamonds = serializers.IntegerField()
+    adjustment_diamonds = serializers.IntegerField()
+    paid_again_by = serializers.ListField(child=serializers.IntegerField())
+    groups = StatementGroupOutput(many=True)
+
+
+class StatementView(APIView):
+    @extend_schema(
+        responses={200: StatementOutput, **error_responses(401, 403, 404)},
+        summary="A payout's statement: every gift and adjustment it pays, by day and live/video",
+        description="The same statement as the portal page (CSV and PDF at "
+        "`/creator/payouts/{id}/statement.csv` and `.pdf`). Lines sum to the payout's diamonds.",
+    )
+    def get(self, request, payout_id: int):
+        creator_of(request.user)
+        statement = payout_statement(
+            payout=payout_for_creator(user=request.user, payout_id=payout_id)
+        )
+        method = payout_method_for_user(user=request.user)
+        return Response(StatementOutput(statement, context={"method": method}).data)
+
+
+class TraceOutput(serializers.Serializer):
+    ledger_transaction_id = serializers.IntegerField()
+    gift_event_id = serializers.IntegerField()
+    sent_at = serializers.DateTimeField()
+    sender = serializers.CharField()
+    gift = serializers.CharField()
+    quantity = serializers.IntegerField()
+    coins_debited = serializers.IntegerField()
+    diamonds = serializers.IntegerField()
+    live_id = serializers.CharField()
+    video_id = serializers.CharField()
+    released_by_transaction_id = serializers.IntegerField(allow_null=True)
+    released_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+    paid_by_payout_id = serializers.IntegerField(allow_null=True)
+    payouts = serializers.ListField(child=serializers.DictField())
+
+
+def trace_data(trace) -> dict:
+    event = trace.gift_event
+    return {
+        "ledger_transaction_id": event.transaction_id,
+        "gift_event_id": event.pk,
+        "sent_at": event.created_at,
+        "sender": event.sender.username,
+        "gift": event.gift.name,
+        "quantity": event.quantity,
+        "coins_debited": -trace.sender_debit.amount if trace.sender_debit else event.coins,
+        "diamonds": event.diamonds,
+        "live_id": event.live_id,
+        "video_id": event.video_id,
+        "released_by_transaction_id": trace.release.pk if trace.release else None,
+        "released_at": trace.release.created_at if trace.release else None,
+        "status": trace.status,
+        "paid_by_payout_id": trace.paid_by.pk if trace.paid_by else None,
+        "payouts": [
+            {"payout_id": line.payout_id, "status": line.payout.status, "diamonds": line.diamonds}
+            for line in trace.lines
+        ],
+    }
+
+
+class TraceView(APIView):
+    @extend_schema(
+        responses={200: TraceOutput, **error_responses(401, 403, 404)},
+        summary="Follow a gift from the sender's debit to the payout that paid it",
+        description="`transaction_id` is the gift's ledger transaction (the one that debited "
+        "the sender's coins; statements show it). Only the creator who received it can trace it.",
+    )
+    def get(self, request, transaction_id: int):
+        creator_of(request.user)
+        trace = gift_trace(user=request.user, transaction_id=transaction_id)
+        return Response(TraceOutput(trace_data(trace)).data)

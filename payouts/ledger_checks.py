@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.db import connection
 
 from creators.models import Creator
-from payouts.models import OPEN_STATUSES, Payout, PayoutStatus
+from payouts.models import OPEN_STATUSES, Payout, PayoutStatementLine, PayoutStatus
 from wallets.models import Account, AccountKind, Entry, LedgerTransaction
 
 LIMIT = 20
@@ -16,6 +16,8 @@ A = Account._meta.db_table
 E = Entry._meta.db_table
 T = LedgerTransaction._meta.db_table
 C = Creator._meta.db_table
+L = PayoutStatementLine._meta.db_table
+VOID = [PayoutStatus.FAILED.value, PayoutStatus.CANCELLED.value]
 
 
 def _rows(sql: str, params: list | tuple = ()) -> list[tuple]:
@@ -79,8 +81,43 @@ def check_in_payout_matches_open_payouts() -> list[str]:
     ]
 
 
+def check_statement_lines_sum_to_payouts() -> list[str]:
+    """Every payout's statement lines add up to its diamonds (payouts/statements.py)."""
+    rows = _rows(
+        f"SELECT p.id, p.diamonds, COALESCE(SUM(l.diamonds), 0) FROM {P} p "
+        f"LEFT JOIN {L} l ON l.payout_id = p.id GROUP BY p.id, p.diamonds "
+        f"HAVING p.diamonds <> COALESCE(SUM(l.diamonds), 0) ORDER BY p.id LIMIT {LIMIT}"
+    )
+    return [f"payout {p}: {d} diamonds but its statement lines sum to {s}" for p, d, s in rows]
+
+
+def check_statement_entries_allocated_once() -> list[str]:
+    """No ledger entry is paid beyond its amount by payouts that stand (not failed/cancelled),
+    and every line names an entry of the payout's own creator with its true amount."""
+    rows = _rows(
+        f"SELECT l.entry_id, e.amount, SUM(l.diamonds) FROM {L} l "
+        f"JOIN {P} p ON p.id = l.payout_id JOIN {E} e ON e.id = l.entry_id "
+        f"WHERE p.status NOT IN (%s, %s) GROUP BY l.entry_id, e.amount "
+        f"HAVING (e.amount > 0 AND (SUM(l.diamonds) > e.amount OR SUM(l.diamonds) < 0)) "
+        f"OR (e.amount < 0 AND SUM(l.diamonds) <> e.amount) LIMIT {LIMIT}",
+        VOID,
+    )
+    problems = [f"entry {e} of {a} diamonds is allocated {s} by payouts" for e, a, s in rows]
+    rows = _rows(
+        f"SELECT l.id FROM {L} l JOIN {P} p ON p.id = l.payout_id "
+        f"JOIN {C} c ON c.id = p.creator_id JOIN {E} e ON e.id = l.entry_id "
+        f"JOIN {A} a ON a.id = e.account_id "
+        f"WHERE a.user_id <> c.user_id OR e.amount <> l.entry_diamonds "
+        f"OR e.transaction_id <> l.transaction_id LIMIT {LIMIT}"
+    )
+    problems += [f"statement line {i} does not match its ledger entry" for (i,) in rows]
+    return problems
+
+
 EXTRA_CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
     ("diamonds paid out = diamonds of paid payouts", check_paid_out_matches_payouts),
     ("one payout-paid transaction per paid payout", check_one_paid_transaction_per_paid_payout),
     ("diamonds in payout = diamonds of open payouts", check_in_payout_matches_open_payouts),
+    ("payout statement lines sum to each payout", check_statement_lines_sum_to_payouts),
+    ("statement lines allocate each entry at most once", check_statement_entries_allocated_once),
 ]

@@ -127,6 +127,9 @@ class Payout(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The USD value of one diamond when the payout was made (its statement shows this rate
+    # even if DIAMOND_VALUE changes later). Null for payouts made before statements existed.
+    diamond_value = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -174,3 +177,50 @@ class PayoutEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class StatementLineKind(models.TextChoices):
+    GIFT = "gift", "Gift"
+    CHARGEBACK = "chargeback", "Chargeback clawback"
+    CHARGEBACK_REVERSAL = "chargeback_reversal", "Chargeback reversed"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class PayoutStatementLine(models.Model):
+    """What a payout pays, diamond by diamond: a FIFO share of one ledger entry that brought
+    diamonds to the creator (a gift's credit to pending, a clawback's debit from pending, a
+    staff adjustment of available). Written with the payout, in the same transaction, by
+    ``payouts.statements.statement_allocate``; never changed afterwards. The lines of a failed
+    or cancelled payout stay as its statement but no longer count as allocated: the next payout
+    takes those diamonds again. ``verify_ledger`` checks each payout's lines sum to its
+    diamonds.
+    """
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="statement_lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=24, choices=StatementLineKind.choices)
+    entry = models.ForeignKey("wallets.Entry", on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(
+        "wallets.LedgerTransaction", on_delete=models.PROTECT, related_name="+"
+    )
+    # This payout's share of the entry (signed like the entry); the entry's whole amount is
+    # ``entry_diamonds``, so a gift split across two payouts shows as two partial lines.
+    diamonds = models.BigIntegerField()
+    entry_diamonds = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["payout", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payout", "position"], name="statementline_unique_position"
+            ),
+            models.UniqueConstraint(fields=["payout", "entry"], name="statementline_entry_once"),
+            models.CheckConstraint(
+                condition=~Q(diamonds=0), name="statementline_diamonds_non_zero"
+            ),
+        ]
+        indexes = [models.Index(fields=["entry"], name="statementline_entry")]
+
+    def __str__(self) -> str:
+        return f"payout {self.payout_id} line {self.position}: {self.diamonds:+d}"

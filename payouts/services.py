@@ -39,6 +39,7 @@ from payouts.models import (
     Rail,
     TaxFormStatus,
 )
+from payouts.statements import statement_allocate
 from wallets.models import Account, AccountKind, ReconciliationRun, TransactionKind
 from wallets.services import (
     Posting,
@@ -450,6 +451,7 @@ def _batch_run(*, actor) -> BatchResult:
                     rail=method.rail,
                     destination=destination,
                     hold_reason="; ".join(holds)[:200],
+                    diamond_value=settings.DIAMOND_VALUE,
                 )
                 PayoutEvent.objects.create(
                     payout=payout, to_status=status, actor=actor, note=payout.hold_reason
@@ -463,6 +465,8 @@ def _batch_run(*, actor) -> BatchResult:
                     memo=f"Payout #{payout.pk} ({amount})",
                     reference=f"payout:{payout.pk}",
                 )
+                # Which gifts this payout pays (its statement), in the same transaction.
+                statement_allocate(payout=payout)
         except (IntegrityError, InsufficientFunds) as exc:
             # A concurrent run opened a payout first, or the balance moved since the select.
             log.warning("payout for creator %s skipped: %s", creator_id, exc)

@@ -3,12 +3,20 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 
 from config.errors import DomainError
 from payouts.models import Rail
-from payouts.selectors import payout_method_for_user
+from payouts.selectors import payout_method_for_user, payout_status_words
 from payouts.services import creator_of, payout_method_refresh, payout_method_set
+from payouts.statements import (
+    gift_trace,
+    payout_for_creator,
+    payout_statement,
+    statement_csv,
+    statement_pdf,
+)
 
 
 class PayoutMethodForm(forms.Form):
@@ -81,3 +89,70 @@ def payout_method_return(request):
         else:
             messages.info(request, "Stripe still needs a few details before we can pay you.")
     return redirect("/creator/")
+
+
+# --- Statements -------------------------------------------------------------------------------
+
+# Beyond this many lines the page shows each group's totals only; the CSV and PDF have all.
+STATEMENT_PAGE_LINES = 2000
+
+
+@login_required
+def payout_statement_page(request, payout_id: int):
+    statement = payout_statement(payout=_own_payout(request, payout_id))
+    words = payout_status_words(statement.payout)
+    return render(
+        request,
+        "payouts/statement.html",
+        {
+            "statement": statement,
+            "payout": statement.payout,
+            "words": words,
+            "show_lines": len(statement.lines) <= STATEMENT_PAGE_LINES,
+        },
+    )
+
+
+def _own_payout(request, payout_id: int):
+    try:
+        return payout_for_creator(user=request.user, payout_id=payout_id)
+    except DomainError:
+        raise Http404("No such payout.")
+
+
+@login_required
+def payout_statement_csv(request, payout_id: int):
+    statement = payout_statement(payout=_own_payout(request, payout_id))
+    response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="applause-payout-{payout_id}-statement.csv"'
+    )
+    return response
+
+
+@login_required
+def payout_statement_pdf(request, payout_id: int):
+    statement = payout_statement(payout=_own_payout(request, payout_id))
+    response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="applause-payout-{payout_id}-statement.pdf"'
+    )
+    return response
+
+
+@login_required
+def gift_trace_page(request):
+    """Follow a gift by its ledger transaction id (the sender's debit) to its payout."""
+    raw = (request.GET.get("tx") or "").strip().lstrip("#")
+    trace, error = None, ""
+    if raw:
+        if not raw.isdigit() or len(raw) > 18:
+            error = "A ledger transaction id is a number, as shown on your statements."
+        else:
+            try:
+                trace = gift_trace(user=request.user, transaction_id=int(raw))
+            except DomainError as exc:
+                error = exc.message
+    return render(
+        request, "payouts/trace.html", {"trace": trace, "error": error, "query": raw}, status=200
+    )
