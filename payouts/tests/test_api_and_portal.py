@@ -120,7 +120,8 @@ def test_dashboard_panel_shows_method_estimate_and_failure_words(admin_user):
     page = client.get("/creator/").content.decode()
 
     assert "IBAN ending 3000" in page
-    assert "Failed" in page and "did not go through" in page
+    assert "Failed" in page and "your bank returned the transfer" in page
+    assert "Check the account holder and IBAN" in page  # what the creator can do
     assert "20.00" in page  # next payout estimate: the returned diamonds
 
 
