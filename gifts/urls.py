@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gifts import api
+from gifts import api, live
 
 urlpatterns = [
     path("gifts/", api.GiftListView.as_view(), name="api-gifts"),
@@ -9,5 +9,10 @@ urlpatterns = [
         "creators/<str:handle>/leaderboard/",
         api.LeaderboardView.as_view(),
         name="api-creator-leaderboard",
+    ),
+    path(
+        "creators/<str:handle>/live/<str:live_id>/events/",
+        live.LiveEventsView.as_view(),
+        name="api-creator-live-events",
     ),
 ]

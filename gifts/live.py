@@ -1,0 +1,280 @@
+"""The live gift feed: Server-Sent Events for stream overlays, and the overlay page.
+
+``GET /api/v1/creators/{handle}/live/{live_id}/events/`` streams one ``gift`` event per
+GiftEvent of that creator's live stream, within a second of its commit, each carrying its
+combo (``gifts.combos``: same sender + gift within ``LIVE_COMBO_SECONDS``): ``combo_id``
+stays the same while ``count`` grows, so an overlay updates one card instead of stacking
+duplicates. The SSE ``id`` is the GiftEvent id; a reconnect with ``Last-Event-ID`` resumes
+after it with the combo counts restored from the rows, so nothing is shown or counted twice.
+
+Delivery: the stream polls the database (one indexed query per ``LIVE_POLL_SECONDS``, 0.4 s
+by default) instead of a Redis pub/sub, so it works the same on SQLite in ``make run`` and on
+PostgreSQL, across any number of workers, with no extra moving part (measurements and the
+trade-off: docs/statements-and-live.md). Under ASGI (uvicorn) the stream is an async
+generator, so an open overlay costs a coroutine and not a worker thread; under WSGI (the test
+live server, runserver) a plain generator does the same work.
+
+Public on purpose, like an overlay URL: what it shows (sender's username, gift, count,
+message) is what the live stream shows anyway. No auth, no cookies read, no CSRF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections, connection
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.views import APIView
+
+from config.api import error_responses
+from creators.selectors import creator_find
+from gifts.combos import ComboTracker, combo_window, tracker_at
+from gifts.models import GiftEvent
+from gifts.services import CONTEXT_ID_RE, CreatorNotFound
+
+HEARTBEAT_SECONDS = 15
+BATCH = 200
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def big_gift_coins() -> int:
+    """A gift whose unit price is at least this many coins gets the big animation."""
+    return _setting("LIVE_BIG_GIFT_COINS", 1000)
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets clients send ``Accept: text/event-stream``; errors still render as JSON text."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode() if data is not None else b""
+
+
+# --- Reading new events ----------------------------------------------------------------------
+
+
+def _fetch(creator_id: int, live_id: str, after_id: int) -> list[GiftEvent]:
+    close_old_connections()  # a long stream outlives CONN_MAX_AGE and server restarts
+    return list(
+        GiftEvent.objects.filter(creator_id=creator_id, live_id=live_id, pk__gt=after_id)
+        .select_related("sender", "gift")
+        .order_by("pk")[:BATCH]
+    )
+
+
+def _latest_id(creator_id: int, live_id: str) -> int:
+    return (
+        GiftEvent.objects.filter(creator_id=creator_id, live_id=live_id)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+        or 0
+    )
+
+
+def _frame(event: GiftEvent, tracker: ComboTracker) -> str:
+    hit = tracker.add_event(event)
+    gift = event.gift
+    data = {
+        "id": event.pk,
+        "combo_id": hit.combo.combo_id,
+        "count": hit.count,
+        "hits": hit.hits,
+        "coins": hit.coins,
+        "quantity": event.quantity,
+        "sender": event.sender.username,
+        "gift": {
+            "slug": gift.slug,
+            "name": gift.name,
+            "coins": gift.coins,
+            "image_url": gift.image_url,
+        },
+        "message": event.message,
+        "big": gift.coins >= big_gift_coins(),
+        "at": event.created_at.isoformat(),
+        "combo_expires_at": hit.combo.expires_at.isoformat(),
+    }
+    return f"id: {event.pk}\nevent: gift\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class _Stream:
+    """The state of one open stream; the sync and async drivers share it."""
+
+    def __init__(self, creator_id: int, live_id: str, after_id: int | None):
+        self.creator_id = creator_id
+        self.live_id = live_id
+        self.after_id = after_id
+        self.tracker: ComboTracker | None = None
+
+    def start(self) -> None:
+        if self.after_id is None:
+            self.after_id = _latest_id(self.creator_id, self.live_id)
+        self.tracker = tracker_at(
+            creator_id=self.creator_id, live_id=self.live_id, upto_id=self.after_id
+        )
+
+    def poll(self) -> str:
+        assert self.tracker is not None and self.after_id is not None
+        frames = []
+        for event in _fetch(self.creator_id, self.live_id, self.after_id):
+            frames.append(_frame(event, self.tracker))
+            self.after_id = event.pk
+        return "".join(frames)
+
+    @staticmethod
+    def opening() -> str:
+        window_ms = int(combo_window().total_seconds() * 1000)
+        hello = json.dumps({"combo_window_ms": window_ms, "big_gift_coins": big_gift_coins()})
+        # ``retry``: how soon EventSource reconnects (with Last-Event-ID) after a drop.
+        return f"retry: 1000\nevent: hello\ndata: {hello}\n\n"
+
+
+def _run_async(stream: _Stream) -> AsyncIterator[str]:
+    poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
+    max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
+
+    async def generate():
+        started = last_sent = time.monotonic()
+        try:
+            await sync_to_async(stream.start)()
+            yield stream.opening()
+            while time.monotonic() - started < max_seconds:
+                chunk = await sync_to_async(stream.poll)()
+                now = time.monotonic()
+                if chunk:
+                    last_sent = now
+                    yield chunk
+                elif now - last_sent >= HEARTBEAT_SECONDS:
+                    last_sent = now
+                    yield f": keep-alive {timezone.now().isoformat()}\n\n"
+                await asyncio.sleep(poll)
+        finally:
+            # The per-request thread's connection (sync_to_async runs in it) ends with the stream.
+            await sync_to_async(connection.close)()
+
+    return generate()
+
+
+def _run_sync(stream: _Stream) -> Iterator[str]:
+    poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
+    max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
+    started = last_sent = time.monotonic()
+    stream.start()
+    yield stream.opening()
+    while time.monotonic() - started < max_seconds:
+        chunk = stream.poll()
+        now = time.monotonic()
+        if chunk:
+            last_sent = now
+            yield chunk
+        elif now - last_sent >= HEARTBEAT_SECONDS:
+            last_sent = now
+            yield f": keep-alive {timezone.now().isoformat()}\n\n"
+        time.sleep(poll)
+
+
+def _resume_id(request) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
+def _live_creator(handle: str, live_id: str):
+    creator = creator_find(handle=handle)
+    if creator is None or not creator.is_active:
+        raise CreatorNotFound()
+    if not CONTEXT_ID_RE.match(live_id or ""):
+        raise CreatorNotFound("There is no such live stream.")
+    return creator
+
+
+class LiveEventsView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes: list = []
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        summary="Live gift feed (Server-Sent Events) for stream overlays",
+        description=(
+            "A `text/event-stream`: `event: gift` per gift on that live stream, `data` a JSON "
+            "object `{id, combo_id, count, hits, coins, quantity, sender, gift: {slug, name, "
+            "coins, image_url}, message, big, at, combo_expires_at}`. A combo (same sender and "
+            "gift within LIVE_COMBO_SECONDS, extended by each hit) keeps its `combo_id` while "
+            "`count` grows. The SSE `id` is the gift event id: reconnect with `Last-Event-ID` "
+            "(or `?last_event_id=`) to resume without gaps or double counts. Without it the "
+            "stream starts at the newest gift. Heartbeat comments every 15 s; the stream ends "
+            "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="The last gift event id received; the stream resumes after it.",
+            ),
+            OpenApiParameter(
+                "last_event_id",
+                OpenApiTypes.INT,
+                required=False,
+                description="Same as the Last-Event-ID header (for a first connection).",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The event stream."
+            ),
+            **error_responses(404),
+        },
+    )
+    def get(self, request, handle: str, live_id: str):
+        creator = _live_creator(handle, live_id)
+        stream = _Stream(creator.pk, live_id, _resume_id(request))
+        body = _run_async(stream) if isinstance(request._request, ASGIRequest) else None
+        response = StreamingHttpResponse(
+            body if body is not None else _run_sync(stream),
+            content_type="text/event-stream; charset=utf-8",
+        )
+        response["Cache-Control"] = "no-cache, no-transform"
+        response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+        return response
+
+
+# --- The overlay page --------------------------------------------------------------------------
+
+
+def overlay_page(request, handle: str, live_id: str):
+    """A transparent page for OBS-style browser sources: gift cards, combos, big-gift bursts."""
+    try:
+        creator = _live_creator(handle, live_id)
+    except CreatorNotFound:
+        raise Http404("No such creator or live stream.")
+    return render(
+        request,
+        "gifts/overlay.html",
+        {
+            "creator": creator,
+            "live_id": live_id,
+            "events_url": f"/api/v1/creators/{creator.handle}/live/{live_id}/events/",
+            "big_gift_coins": big_gift_coins(),
+        },
+    )

@@ -1,0 +1,78 @@
+// Stream overlay: listens to the live gift feed (Server-Sent Events) and shows one card per
+// combo. The server counts combos (same sender and gift within a few seconds); a card only
+// shows the newest count it was sent, so a reconnect never double counts.
+(function () {
+  "use strict";
+  var root = document.getElementById("overlay");
+  var feed = document.getElementById("overlay-feed");
+  if (!root || !feed || !window.EventSource) return;
+  var MAX_CARDS = 6;
+  var LINGER_MS = 2500; // how long a card stays after its combo window closes
+  var cards = new Map(); // combo_id -> {el, timer}
+
+  function text(tag, className, value) {
+    var el = document.createElement(tag);
+    el.className = className;
+    el.textContent = value;
+    return el;
+  }
+
+  function scheduleRemoval(card, data) {
+    clearTimeout(card.timer);
+    var expires = Date.parse(data.combo_expires_at) - Date.parse(data.at);
+    var wait = Math.max(1000, isFinite(expires) ? expires : 5000) + LINGER_MS;
+    card.timer = setTimeout(function () {
+      card.el.classList.add("is-leaving");
+      setTimeout(function () { card.el.remove(); }, 450);
+      cards.delete(card.id);
+    }, wait);
+  }
+
+  function render(data) {
+    var card = cards.get(data.combo_id);
+    if (!card) {
+      var el = document.createElement("li");
+      el.className = "gift-card" + (data.big ? " gift-card--big" : "");
+      el.dataset.comboId = String(data.combo_id);
+      el.dataset.gift = data.gift.slug;
+      var img = document.createElement("img");
+      img.src = data.gift.image_url;
+      img.alt = "";
+      var body = document.createElement("span");
+      body.appendChild(text("span", "gift-who", data.sender));
+      body.appendChild(text("span", "gift-what", "sent " + data.gift.name));
+      if (data.message) body.appendChild(text("span", "gift-who gift-message", data.message));
+      var count = text("span", "gift-count", "");
+      el.appendChild(img);
+      el.appendChild(body);
+      el.appendChild(count);
+      feed.insertBefore(el, feed.firstChild);
+      card = { id: data.combo_id, el: el, timer: null, count: 0 };
+      cards.set(data.combo_id, card);
+      while (feed.children.length > MAX_CARDS) {
+        var last = feed.lastElementChild;
+        cards.delete(Number(last.dataset.comboId));
+        last.remove();
+      }
+    }
+    if (data.count < card.count) return; // an older update arriving late
+    card.count = data.count;
+    card.el.dataset.count = String(data.count);
+    card.el.querySelector(".gift-count").textContent = "\u00d7" + data.count;
+    card.el.classList.remove("is-bumped");
+    void card.el.offsetWidth; // restart the bump animation
+    card.el.classList.add("is-bumped");
+    scheduleRemoval(card, data);
+  }
+
+  var source = new EventSource(root.dataset.eventsUrl);
+  source.addEventListener("hello", function () { root.dataset.state = "live"; });
+  source.addEventListener("gift", function (message) {
+    try {
+      render(JSON.parse(message.data));
+    } catch (err) {
+      // A malformed frame must not stop the overlay.
+    }
+  });
+  source.addEventListener("error", function () { root.dataset.state = "reconnecting"; });
+})();
