@@ -162,6 +162,66 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# ---------------------------------------------------------------------------------- CPU time
+# The machine may be shared (load averages are recorded): CPU seconds per operation do not
+# depend on how busy it is, so they say what an idle 2-core machine would reach.
+
+CPU: dict[str, float] = {}  # name -> CPU ms per operation
+
+
+def proc_cpu_s(pid: int, reaped: bool = False) -> float:
+    """utime + stime of ``pid`` (plus, with ``reaped``, of its children that have exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+_POSTMASTER: list[int] = []
+
+
+def pg_cpu_s() -> float:
+    """CPU seconds of every process of our PostgreSQL server (backends and helpers), including
+    the ones that have exited (the postmaster reaps them: its children's time)."""
+    if not _POSTMASTER:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            _POSTMASTER.append(_ppid(cursor.fetchone()[0]))
+    master = _POSTMASTER[0]
+    total = proc_cpu_s(master, reaped=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _ppid(int(entry.name)) == master:
+            total += proc_cpu_s(int(entry.name))
+    return total
+
+
+def children_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # ---------------------------------------------------------------------------------- 1. pgbench
 
 PGBENCH_SETUP = """
@@ -217,12 +277,19 @@ def bench_pgbench(db_url: str, workdir: Path) -> None:
     ]  # fmt: skip
     env = dict(os.environ, PGPASSWORD=params["password"])
     log(f"pgbench: 16 clients, {CFG['pgbench_s']} s")
+    pg_before, child_before = pg_cpu_s(), children_cpu_s()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    pg_used, client_used = pg_cpu_s() - pg_before, children_cpu_s() - child_before
     match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
     if out.returncode != 0 or not match:
         raise RuntimeError(f"pgbench failed: {out.stdout[-500:]} {out.stderr[-500:]}")
     latency = re.search(r"latency average = ([0-9.]+) ms", out.stdout)
     results["db_ceiling_tx_per_s"] = round(float(match.group(1)))
+    done = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    if done and int(done.group(1)):
+        n = int(done.group(1))
+        CPU["pgbench_pg"] = pg_used / n * 1000
+        CPU["pgbench_client"] = client_used / n * 1000
     if latency:
         notes.append(f"pgbench latency average {latency.group(1)} ms at 16 clients")
     with psycopg.connect(**params, autocommit=True) as conn:
@@ -283,10 +350,13 @@ def gift_worker(idx, sender_ids, handles, hot, t_start, t_measure, t_end, queue)
             )
         while time.time() < t_start:
             time.sleep(0.002)
+        cpu_at_measure = None
         while True:
             started = time.time()
             if started >= t_end:
                 break
+            if cpu_at_measure is None and started >= t_measure:
+                cpu_at_measure = self_cpu_s()
             sender = senders[calls % len(senders)]
             handle = handles[0] if hot else rng.choice(handles)
             try:
@@ -305,10 +375,17 @@ def gift_worker(idx, sender_ids, handles, hot, t_start, t_measure, t_end, queue)
                 if len(samples) < 3:
                     samples.append(repr(exc)[:200])
             calls += 1
+        cpu = self_cpu_s() - cpu_at_measure if cpu_at_measure is not None else 0.0
         connection.close()
-        queue.put(dict(idx=idx, ok=ok, errors=errors, calls=calls, lat=latencies, samples=samples))
+        queue.put(
+            dict(
+                idx=idx, ok=ok, errors=errors, calls=calls, lat=latencies, samples=samples, cpu=cpu
+            )
+        )
     except Exception:
-        queue.put(dict(idx=idx, ok=0, errors=1, calls=0, lat=[], samples=[traceback.format_exc()]))
+        queue.put(
+            dict(idx=idx, ok=0, errors=1, calls=0, lat=[], samples=[traceback.format_exc()], cpu=0)
+        )
 
 
 def run_gift_phase(senders, handles, *, hot: bool) -> dict:
@@ -332,6 +409,13 @@ def run_gift_phase(senders, handles, *, hot: bool) -> dict:
         )
     for proc in procs:
         proc.start()
+    pg_cpu_s()  # find the server before the window
+    while time.time() < t_measure:
+        time.sleep(0.005)
+    pg_at_measure = pg_cpu_s()
+    while time.time() < t_end:
+        time.sleep(0.005)
+    pg_used = pg_cpu_s() - pg_at_measure
     outs = [queue.get(timeout=CFG["gift_warmup_s"] + CFG["gift_s"] + 120) for _ in procs]
     for proc in procs:
         proc.join(timeout=30)
@@ -343,8 +427,15 @@ def run_gift_phase(senders, handles, *, hot: bool) -> dict:
     def pct(p):
         return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
 
+    py_used = sum(o["cpu"] for o in outs)
     return dict(
-        per_s=ok / CFG["gift_s"], errors=errors, samples=samples, p50_ms=pct(0.5), p99_ms=pct(0.99)
+        py_cpu_ms=py_used / ok * 1000 if ok else 0.0,
+        pg_cpu_ms=pg_used / ok * 1000 if ok else 0.0,
+        per_s=ok / CFG["gift_s"],
+        errors=errors,
+        samples=samples,
+        p50_ms=pct(0.5),
+        p99_ms=pct(0.99),
     )
 
 
@@ -362,9 +453,13 @@ def bench_gifts(senders, handles) -> None:
         results["service_vs_ceiling"] = round(spread["per_s"] / ceiling, 3)
     else:
         na("service_vs_ceiling", why="no pgbench ceiling")
+    CPU["gift_py"], CPU["gift_pg"] = spread["py_cpu_ms"], spread["pg_cpu_ms"]
+    CPU["gift_hot_py"], CPU["gift_hot_pg"] = hot["py_cpu_ms"], hot["pg_cpu_ms"]
     for name, phase in (("hot", hot), ("spread", spread)):
         notes.append(
             f"gift_send {name}: p50 {phase['p50_ms']} ms, p99 {phase['p99_ms']} ms per call, "
+            f"CPU per gift {phase['py_cpu_ms']:.2f} ms Python + {phase['pg_cpu_ms']:.2f} ms "
+            "PostgreSQL, "
             f"{phase['errors']} errors" + (f" e.g. {phase['samples']}" if phase["errors"] else "")
         )
     if hot["errors"] or spread["errors"]:
@@ -688,7 +783,16 @@ def bench_http(senders, handles, workdir: Path) -> None:
         spy_out = workdir / "pyspy.txt"
         peak_rss = 0
         started = time.time()
+        window = (started + CFG["http_warmup_s"], started + CFG["http_warmup_s"] + CFG["http_s"])
+        cpu_marks: list[tuple[float, float, float]] = []  # (web workers, postgres, client)
+
+        def cpu_mark() -> tuple[float, float, float]:
+            web = sum(proc_cpu_s(pid) for pid in worker_pids)
+            return web, pg_cpu_s(), proc_cpu_s(client.pid)
+
         while client.poll() is None:
+            if len(cpu_marks) < 2 and time.time() >= window[len(cpu_marks)]:
+                cpu_marks.append(cpu_mark())
             if spy is None and worker_pids and time.time() - started > CFG["http_warmup_s"]:
                 spy = _pyspy(worker_pids[0], CFG["pyspy_s"], spy_out) or False
             rss = sum(_vm_kb(pid, "VmRSS") for pid in worker_pids)
@@ -698,6 +802,12 @@ def bench_http(senders, handles, workdir: Path) -> None:
         if client.returncode != 0:
             raise RuntimeError(f"http client failed: {err.decode()[-1500:]}")
         data = json.loads(out.decode().strip().splitlines()[-1])
+        served = data["requests_in_window"]
+        if len(cpu_marks) == 2 and served:
+            (w0, p0, c0), (w1, p1, c1) = cpu_marks
+            CPU["http_web"] = (w1 - w0) / served * 1000
+            CPU["http_pg"] = (p1 - p0) / served * 1000
+            CPU["http_client"] = (c1 - c0) / served * 1000
         hwm = sum(_vm_kb(pid, "VmHWM") for pid in worker_pids)
         results["http_gifts_per_s"] = round(data["per_s"])
         results["http_p99_ms"] = round(data["p99_ms"], 1)
@@ -1056,6 +1166,40 @@ def write_benchmarks_md(info: dict, elapsed: float) -> None:
 # ---------------------------------------------------------------------------------- main
 
 
+def cpu_summary() -> None:
+    """What the CPU cost per operation implies for an idle machine with this many cores."""
+    cores = os.cpu_count() or 1
+    budget = cores * 1000.0  # CPU ms per second
+    parts = []
+    tx = CPU.get("pgbench_pg", 0) + CPU.get("pgbench_client", 0)
+    if tx:
+        parts.append(
+            f"pgbench transaction {CPU['pgbench_pg']:.2f} ms PostgreSQL + "
+            f"{CPU['pgbench_client']:.2f} ms pgbench (CPU-bound ceiling {budget / tx:,.0f}/s)"
+        )
+    gift = CPU.get("gift_py", 0) + CPU.get("gift_pg", 0)
+    if gift:
+        parts.append(
+            f"gift_send (spread) {CPU['gift_py']:.2f} ms Python + {CPU['gift_pg']:.2f} ms "
+            f"PostgreSQL (CPU-bound ceiling {budget / gift:,.0f}/s)"
+        )
+        hot = CPU.get("gift_hot_py", 0) + CPU.get("gift_hot_pg", 0)
+        if hot:
+            parts.append(f"gift_send (hot) {hot:.2f} ms in all")
+        if tx:
+            parts.append(f"CPU-projected service_vs_ceiling {tx / gift:.3f}")
+    web = CPU.get("http_web", 0) + CPU.get("http_pg", 0)
+    if web:
+        parts.append(
+            f"HTTP gift {CPU['http_web']:.2f} ms web workers + {CPU['http_pg']:.2f} ms "
+            f"PostgreSQL + {CPU['http_client']:.2f} ms load client (CPU-bound ceiling "
+            f"{budget / (web + CPU['http_client']):,.0f}/s with the client on the same cores, "
+            f"{budget / web:,.0f}/s without)"
+        )
+    if parts:
+        notes.append("CPU per operation, independent of other load: " + "; ".join(parts))
+
+
 LOAD_BEFORE: dict[str, float] = {}
 
 
@@ -1145,6 +1289,7 @@ def main() -> int:
         _step("verify_ledger (end)", ("ledger_ok",), verify_ledger)
 
         elapsed = time.perf_counter() - run_started
+        cpu_summary()
         notes.append(
             "1-minute load average before each step (2 cores; above ~1 means other work "
             "shared the machine): "
