@@ -1,0 +1,267 @@
+"""The live gift feed over real HTTP under ASGI (uvicorn), and the overlay in real Chromium."""
+
+import http.client
+import json
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+
+from accounts.tests.factories import UserFactory
+from gifts.combos import combos_of
+from gifts.models import GiftEvent
+from gifts.services import gift_send
+from gifts.tests.factories import GiftFactory, fund, make_creator
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings):
+    """uvicorn serving config.asgi in a thread of this process, on the test database."""
+    import uvicorn
+
+    from config.asgi import application
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", port=port)
+    server.should_exit = True
+    thread.join(10)
+
+
+class SSEClient:
+    """Reads an event stream in a thread; ``next()`` returns parsed events as they arrive."""
+
+    def __init__(self, port: int, path: str, last_event_id: str | None = None):
+        self.events: queue.Queue = queue.Queue()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn.request("GET", path, headers=headers)
+        self.response = self.conn.getresponse()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        fields: dict = {}
+        try:
+            while True:
+                line = self.response.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if not line:
+                    if fields:
+                        self.events.put(fields)
+                    fields = {}
+                elif line.startswith(":"):
+                    continue
+                else:
+                    name, _, value = line.partition(":")
+                    fields[name] = value.lstrip(" ")
+        except Exception:  # the test closed the connection: the stream just ends
+            return
+
+    def next(self, timeout: float = 2.0) -> dict:
+        return self.events.get(timeout=timeout)
+
+    def gifts(self, n: int, timeout: float = 3.0) -> list[dict]:
+        out, deadline = [], time.monotonic() + timeout
+        while len(out) < n:
+            event = self.next(max(0.01, deadline - time.monotonic()))
+            if event.get("event") == "gift":
+                out.append({"sse_id": event["id"], **json.loads(event["data"])})
+        return out
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+def _send(sender, creator, gift, live_id="live1", quantity=1):
+    return gift_send(
+        sender=sender,
+        creator_handle=creator.handle,
+        gift_slug=gift.slug,
+        quantity=quantity,
+        live_id=live_id,
+        client_key=str(uuid.uuid4()),
+    )
+
+
+@pytest.fixture
+def stage(transactional_db):
+    rose = GiftFactory(slug="rose", name="Rose", coins=1)
+    lion = GiftFactory(slug="lion", name="Lion", coins=1000)
+    creator = make_creator("streamer")
+    alice = fund(UserFactory(username="alice"), 100_000)
+    bob = fund(UserFactory(username="bob"), 100_000)
+    return SimpleNamespace(rose=rose, lion=lion, creator=creator, alice=alice, bob=bob)
+
+
+def test_a_gift_reaches_the_stream_within_a_second(asgi_server, stage):
+    client = SSEClient(asgi_server.port, "/api/v1/creators/streamer/live/live1/events/")
+    try:
+        assert client.response.status == 200
+        assert client.response.getheader("Content-Type").startswith("text/event-stream")
+        assert client.next()["event"] == "hello"
+        _send(stage.bob, stage.creator, stage.rose, live_id="other-live")  # not this stream
+        sent_at = time.monotonic()
+        event = _send(stage.alice, stage.creator, stage.lion)
+
+        (gift,) = client.gifts(1, timeout=1.0)
+
+        assert time.monotonic() - sent_at < 1.0
+        assert gift["id"] == event.pk and gift["sse_id"] == str(event.pk)
+        assert (gift["sender"], gift["gift"]["slug"], gift["count"]) == ("alice", "lion", 1)
+        assert gift["combo_id"] == event.pk and gift["big"] is True
+    finally:
+        client.close()
+    call_command("verify_ledger")
+
+
+def test_combos_count_rapid_repeats_once_and_resume_after_a_reconnect(asgi_server, stage):
+    path = "/api/v1/creators/streamer/live/live1/events/"
+    first = SSEClient(asgi_server.port, path)
+    second = SSEClient(asgi_server.port, path)  # another "worker": must agree
+    try:
+        assert first.next()["event"] == "hello" and second.next()["event"] == "hello"
+        a = [_send(stage.alice, stage.creator, stage.rose) for _ in range(3)]
+        b = _send(stage.bob, stage.creator, stage.rose, quantity=2)
+        a.append(_send(stage.alice, stage.creator, stage.rose, quantity=4))
+        lion = _send(stage.alice, stage.creator, stage.lion)
+
+        seen = first.gifts(6)
+        assert second.gifts(6) == seen
+    finally:
+        first.close()
+        second.close()
+    by_id = {g["id"]: g for g in seen}
+    assert [by_id[e.pk]["combo_id"] for e in a] == [a[0].pk] * 4
+    assert [by_id[e.pk]["count"] for e in a] == [1, 2, 3, 7]
+    assert (by_id[b.pk]["combo_id"], by_id[b.pk]["count"]) == (b.pk, 2)
+    assert (by_id[lion.pk]["combo_id"], by_id[lion.pk]["count"]) == (lion.pk, 1)
+
+    # Disconnected; Alice keeps tapping. The reconnect resumes after the last id it saw.
+    more = [_send(stage.alice, stage.creator, stage.rose) for _ in range(2)]
+    again = SSEClient(asgi_server.port, path, last_event_id=seen[-1]["sse_id"])
+    try:
+        resumed = again.gifts(2)
+        with pytest.raises(queue.Empty):
+            again.gifts(1, timeout=1.0)  # nothing shown twice
+    finally:
+        again.close()
+    assert [g["id"] for g in resumed] == [e.pk for e in more]
+    assert [(g["combo_id"], g["count"]) for g in resumed] == [(a[0].pk, 8), (a[0].pk, 9)]
+    # The same combos, recomputed from the rows alone.
+    hits = {h.event_id: h for h in combos_of(GiftEvent.objects.filter(live_id="live1"))}
+    assert all(hits[g["id"]].count == g["count"] for g in seen + resumed)
+    call_command("verify_ledger")
+
+
+def test_a_pause_longer_than_the_window_starts_a_new_combo():
+    start = timezone.now()
+
+    def event(pk, seconds, sender=1, gift=1, quantity=1):
+        return SimpleNamespace(
+            pk=pk,
+            sender_id=sender,
+            gift_id=gift,
+            quantity=quantity,
+            coins=quantity,
+            created_at=start + timedelta(seconds=seconds),
+        )
+
+    hits = combos_of(
+        [event(1, 0), event(2, 4), event(3, 8.5), event(4, 14), event(5, 14.5, sender=2)]
+    )
+    # 1, 2 and 3 chain (each within 5 s of the previous hit); 4 comes 5.5 s after 3.
+    assert [(h.combo.combo_id, h.count) for h in hits] == [(1, 1), (1, 2), (1, 3), (4, 1), (5, 1)]
+
+
+def test_unknown_creator_or_bad_live_id_is_a_json_404(client, db):
+    make_creator("quiet")
+    assert client.get("/api/v1/creators/nobody/live/x/events/").status_code == 404
+    response = client.get("/api/v1/creators/quiet/live/bad%20id/events/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "creator_not_found"
+    assert client.get("/overlay/nobody/live1/").status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_overlay_shows_combos_and_animates_a_big_gift(asgi_server, stage):
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            calm = browser.new_context(reduced_motion="reduce").new_page()
+            for each in (page, calm):
+                each.goto(f"{asgi_server.url}/overlay/streamer/live1/")
+                expect(each.locator("#overlay")).to_have_attribute("data-state", "live")
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") in (
+                "rgba(0, 0, 0, 0)",
+                "transparent",
+            )
+
+            roses = [_send(stage.bob, stage.creator, stage.rose) for _ in range(3)]
+            card = page.locator(f'.gift-card[data-combo-id="{roses[0].pk}"]')
+            expect(card).to_have_attribute("data-count", "3", timeout=3000)
+            expect(card).to_contain_text("×3")
+            assert page.locator(".gift-card").count() == 1  # one card per combo
+            assert "gift-card--big" not in (card.get_attribute("class") or "")
+
+            big = _send(stage.alice, stage.creator, stage.lion)
+            lion = page.locator(f'.gift-card--big[data-combo-id="{big.pk}"]')
+            expect(lion).to_be_visible(timeout=3000)
+            expect(lion).to_contain_text("alice")
+            assert lion.evaluate("el => getComputedStyle(el).animationName") == "big-gift"
+            still = calm.locator(f'.gift-card--big[data-combo-id="{big.pk}"]')
+            expect(still).to_be_visible(timeout=3000)
+            assert still.evaluate("el => getComputedStyle(el).animationName") == "none"
+        finally:
+            browser.close()
+    connections.close_all()
+    call_command("verify_ledger")
