@@ -45,6 +45,8 @@ from gifts.models import GiftEvent
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
 
 HEARTBEAT_SECONDS = 15
+# A gift transaction commits within this long of its id being taken (late commits).
+SETTLE_SECONDS = 3.0
 BATCH = 200
 
 
@@ -77,6 +79,12 @@ def _fetch(creator_id: int, live_id: str, after_id: int) -> list[GiftEvent]:
         GiftEvent.objects.filter(creator_id=creator_id, live_id=live_id, pk__gt=after_id)
         .select_related("sender", "gift")
         .order_by("pk")[:BATCH]
+    )
+
+
+def _fetch_ids(ids: list[int]) -> list[GiftEvent]:
+    return list(
+        GiftEvent.objects.filter(pk__in=ids).select_related("sender", "gift").order_by("pk")
     )
 
 
@@ -116,27 +124,54 @@ def _frame(event: GiftEvent, tracker: ComboTracker) -> str:
 
 
 class _Stream:
-    """The state of one open stream; the sync and async drivers share it."""
+    """The state of one open stream; the sync and async drivers share it.
+
+    Gifts to one live commit in any order across senders, so an event with a lower id can
+    become visible after a higher one was sent. Ids above ``settled_id`` are re-checked on
+    every poll until they are ``SETTLE_SECONDS`` old; ``seen`` keeps them from being sent twice.
+    """
 
     def __init__(self, creator_id: int, live_id: str, after_id: int | None):
         self.creator_id = creator_id
         self.live_id = live_id
         self.after_id = after_id
+        self.settled_id = after_id or 0
+        self.seen: dict[int, float] = {}  # id -> when we sent it (monotonic)
         self.tracker: ComboTracker | None = None
 
     def start(self) -> None:
         if self.after_id is None:
             self.after_id = _latest_id(self.creator_id, self.live_id)
+        self.settled_id = self.after_id
         self.tracker = tracker_at(
             creator_id=self.creator_id, live_id=self.live_id, upto_id=self.after_id
         )
 
     def poll(self) -> str:
         assert self.tracker is not None and self.after_id is not None
+        events = _fetch(self.creator_id, self.live_id, self.after_id)
+        if self.after_id > self.settled_id:
+            unsettled = GiftEvent.objects.filter(
+                creator_id=self.creator_id,
+                live_id=self.live_id,
+                pk__gt=self.settled_id,
+                pk__lt=self.after_id,
+            ).values_list("pk", flat=True)
+            late = [pk for pk in unsettled if pk not in self.seen]
+            if late:
+                events = _fetch_ids(late) + events
         frames = []
-        for event in _fetch(self.creator_id, self.live_id, self.after_id):
+        now = time.monotonic()
+        for event in events:
+            if event.pk in self.seen:
+                continue
             frames.append(_frame(event, self.tracker))
-            self.after_id = event.pk
+            self.seen[event.pk] = now
+            self.after_id = max(self.after_id, event.pk)
+        settled = [pk for pk, at in self.seen.items() if now - at > SETTLE_SECONDS]
+        if settled:
+            self.settled_id = max(self.settled_id, max(settled))
+            self.seen = {pk: at for pk, at in self.seen.items() if pk > self.settled_id}
         return "".join(frames)
 
     @staticmethod
