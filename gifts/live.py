@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -202,8 +202,13 @@ def _run_async(stream: _Stream) -> AsyncIterator[str]:
                     yield f": keep-alive {timezone.now().isoformat()}\n\n"
                 await asyncio.sleep(poll)
         finally:
-            # The per-request thread's connection (sync_to_async runs in it) ends with the stream.
-            await sync_to_async(connection.close)()
+            # The per-request thread's connection (sync_to_async runs in it) ends with the
+            # stream. After a client disconnect Django may run this in another thread; then
+            # the connection is closed with its thread instead.
+            try:
+                await sync_to_async(connection.close)()
+            except DatabaseError:
+                pass
 
     return generate()
 
