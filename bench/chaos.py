@@ -1,0 +1,1018 @@
+#!/usr/bin/env python
+"""``make chaos``: the fault-injection suite of issue 10 (a Jepsen-style bank test).
+
+Run through ``scripts/with_services.sh`` (it exports DATABASE_URL, REDIS_URL, STRIPE_* and
+APPLAUSE_SERVICES_DIR). It creates its own ``chaos_<pid>`` database, migrates it, runs
+
+- the production web server (gunicorn + uvicorn workers, DEBUG off) on a free port,
+- a real Celery worker on Redis,
+- localstripe with a webhook registered to the server, and a Stripe Connect fake,
+
+then, phase 1, the **bank test**: many asyncio clients recharge (``pm_card_visa``, confirmed
+by the server), send gifts to a few creators, and payout batches run, while web workers, the
+whole web server and the Celery worker are SIGKILLed and restarted at random, PostgreSQL is
+restarted (``pg_ctl restart -m fast``) and Redis is stopped and started again; some clients
+give up mid-request (client timeout) and retry with the same Idempotency-Key.
+Phase 2, **webhooks**: recharges confirmed at Stripe by "the browser", their events delivered
+0–3 times each, shuffled and concurrent, some never; then ``reconcile``.
+Finally reconcile, release earnings (zero hold), pay everything out and check that every coin
+and diamond is accounted for. Prints a summary; the last line is ``CHAOS key=value ...``;
+exit status 0 only with 0 discrepancies.
+
+``CHAOS_QUICK=1``: a 1–2 minute version (a few hundred operations, still killing web and
+worker). ``CHAOS_PRIVATE_SERVICES=1``: start a private PostgreSQL and Redis to restart, so
+the run disturbs nothing else on the shared services (the smoke test inside ``make test``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+BIN = REPO / ".venv" / "bin"
+if not BIN.is_dir():
+    BIN = Path(sys.executable).parent
+PYTHON = sys.executable
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+QUICK = os.environ.get("CHAOS_QUICK", "") not in ("", "0")
+PRIVATE = os.environ.get("CHAOS_PRIVATE_SERVICES", "") not in ("", "0")
+SEED = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
+rng = random.Random(SEED)
+
+if QUICK:
+    CFG = dict(
+        clients=10,
+        creators=3,
+        bank_seconds=45,
+        web_workers=2,
+        fault_every=(4.0, 7.0),
+        webhook_recharges=30,
+        pg_restarts=1,
+        redis_outages=1,
+    )
+else:
+    CFG = dict(
+        clients=48,
+        creators=6,
+        bank_seconds=int(os.environ.get("CHAOS_SECONDS", "420")),
+        web_workers=3,
+        fault_every=(6.0, 14.0),
+        webhook_recharges=300,
+        pg_restarts=3,
+        redis_outages=3,
+    )
+
+WORK = Path(tempfile.mkdtemp(prefix="applause-chaos."))
+stats: Counter = Counter()
+faults: Counter = Counter()
+problems: list[str] = []  # discrepancies, one line each
+notes: list[str] = []
+
+
+def log(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --------------------------------------------------------------------------- services
+
+
+class Postgres:
+    """The cluster to restart: the services' one (data dir under APPLAUSE_SERVICES_DIR) or a
+    private one (CHAOS_PRIVATE_SERVICES=1)."""
+
+    def __init__(self) -> None:
+        base = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+        self.private = PRIVATE
+        if self.private:
+            self.dir = WORK / "pg"
+            self.data = self.dir / "data"
+            self.port = free_port()
+            self.host = "127.0.0.1"
+            self.user = "postgres"
+        else:
+            services = Path(os.environ.get("APPLAUSE_SERVICES_DIR", ""))
+            self.dir = services / "pg"
+            self.data = self.dir / "data"
+            self.port = base.port or 5432
+            self.host = base.hostname or "127.0.0.1"
+            self.user = base.username or "postgres"
+        self.db = f"chaos_{os.getpid()}"
+
+    def start_private(self) -> None:
+        subprocess.run(["install", "-d", "-o", "postgres", "-g", "postgres", str(self.dir)])
+        run_as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        )
+        run_as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "pg.log"),
+                "-w",
+                "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c max_connections=200",
+                "start",
+            ]
+        )
+
+    def stop_private(self) -> None:
+        if self.private and self.data.exists():
+            run_as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                check=False,
+            )
+
+    def url(self, db: str | None = None) -> str:
+        return f"postgres://{self.user}@{self.host}:{self.port}/{db or self.db}"
+
+    def can_restart(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def restart(self) -> None:
+        # -l: the restarted server must not inherit our pipes (we would wait on them forever).
+        run_as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
+            + ["-m", "fast", "-w", "-t", "60", "restart"],
+            capture=False,
+        )
+
+    def psql(self, sql: str, db: str = "postgres") -> None:
+        subprocess.run(
+            [str(PG_BIN / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+            + ["-d", db, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+            check=True,
+            capture_output=True,
+        )
+
+
+def run_as_postgres(cmd: list[str], check: bool = True, capture: bool = True) -> None:
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    result = subprocess.run(cmd, stdout=output, stderr=output, text=True, cwd="/")
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}")
+
+
+class Redis:
+    def __init__(self) -> None:
+        self.private = PRIVATE
+        if self.private:
+            self.port = free_port()
+            self.dir = WORK / "redis"
+            self.dir.mkdir()
+            self.cache_db, self.broker_db = 0, 1
+        else:
+            url = urllib.parse.urlsplit(os.environ["REDIS_URL"])
+            self.port = url.port or 6379
+            self.dir = Path(os.environ.get("APPLAUSE_SERVICES_DIR", str(WORK))) / "redis"
+            # Databases of our own on the shared server (the test suite uses 0..~5).
+            self.cache_db, self.broker_db = 14, 15
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["redis-server", "--daemonize", "yes", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--dir", str(self.dir), "--pidfile", str(self.dir / "pid"), "--save", ""]
+            + ["--appendonly", "no", "--logfile", str(self.dir / "redis.log")],
+            check=True,
+            capture_output=True,
+        )
+        for _ in range(100):
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis did not come back")
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True
+        )
+        for _ in range(100):
+            if not self.ping():
+                return
+            time.sleep(0.05)
+
+    def ping(self) -> bool:
+        result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+        return result.returncode == 0 and b"PONG" in result.stdout
+
+    def flush(self, *dbs: int) -> None:
+        for db in dbs:
+            subprocess.run(["redis-cli", "-p", str(self.port), "-n", str(db), "flushdb"])
+
+
+class Proc:
+    """A child in its own process group, restartable."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.name, self.cmd, self.env = name, cmd, env
+        self.proc: subprocess.Popen | None = None
+        self.log = open(WORK / f"{name}.log", "ab")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def children(self) -> list[int]:
+        if self.proc is None:
+            return []
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as fh:
+                return [int(p) for p in fh.read().split()]
+        except OSError:
+            return []
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Chaos:
+    def __init__(self) -> None:
+        self.pg = Postgres()
+        self.redis = Redis()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.webhook_id = f"chaos{os.getpid()}"
+        self.stripe_base = os.environ["STRIPE_API_BASE"].rstrip("/")
+        self.stop_faults = threading.Event()
+        self.stop_payouts = threading.Event()
+        self.lock = threading.Lock()  # one fault at a time, and none while checking
+        self.users: list[dict] = []
+        self.creators: list[str] = []
+        self.customer_ids: set[str] = set()
+        self.seen: dict[str, list] = {}  # idempotency key -> answers (status, body)
+        self.connect = None
+        self.redis_down = False
+        self.during_redis_down: Counter = Counter()
+
+    # ---- setup
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_XDIST_WORKER"}}
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DATABASE_URL=self.pg.url(),
+            REDIS_URL=self.redis.url(self.redis.cache_db),
+            CELERY_BROKER_URL=self.redis.url(self.redis.broker_db),
+            CACHE_KEY_PREFIX=f"chaos{os.getpid()}",
+            DEBUG="0",
+            APPLAUSE_TESTING="0",
+            SECRET_KEY=os.environ.get("SECRET_KEY") or "chaos-" + uuid.uuid4().hex * 2,
+            SECURE_SSL_REDIRECT="0",  # TLS ends at the load balancer; localstripe posts http
+            THROTTLE_MONEY="100000000/min",
+            THROTTLE_AUTH="100000000/min",
+            EARNINGS_HOLD_DAYS="0",
+            PAYOUT_MINIMUM="0.01",
+            PAYOUT_APPROVAL_ABOVE="100000000",
+            PAYOUT_TAX_FORM_THRESHOLD="1000000000",
+            DAILY_PURCHASE_LIMIT="1000000000",
+            DAILY_GIFT_LIMIT="1000000000",
+            CONN_MAX_AGE="60",
+            LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+        )
+        if self.connect is not None:
+            env["STRIPE_CONNECT_API_BASE"] = self.connect.url
+        return env
+
+    def setup(self) -> None:
+        if self.pg.private:
+            self.pg.start_private()
+        if self.redis.private:
+            self.redis.start()
+        self.redis.flush(self.redis.cache_db, self.redis.broker_db)
+        from payouts.tests.connect_fake import ConnectFake
+
+        self.connect = ConnectFake().start()
+        self.pg.psql(f'CREATE DATABASE "{self.pg.db}"')
+        os.environ.update(self.env())
+        log(f"database {self.pg.db}; work dir {WORK}; seed {SEED}")
+        self.manage("migrate", "--noinput", quiet=True)
+        import django
+
+        django.setup()
+        self.seed()
+        self.web = Proc(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "config.asgi:application",
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "--workers",
+                str(CFG["web_workers"]),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "5",
+                "--timeout",
+                "60",
+            ],
+            self.env(),
+        )
+        self.worker = Proc(
+            "worker",
+            [str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "--concurrency", "2"],
+            self.env(),
+        )
+        self.web.start()
+        self.worker.start()
+        self.wait_web()
+        self.register_webhook()
+
+    def manage(self, *args: str, quiet: bool = False, check: bool = True) -> str:
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)}: {result.stdout}{result.stderr}")
+        if not quiet:
+            line = (result.stdout.strip().splitlines() or [""])[-1]
+            log(f"manage.py {' '.join(args)}: {line[:300]}")
+        return result.stdout
+
+    def seed(self) -> None:
+        from datetime import date
+
+        from django.db import transaction
+        from rest_framework.authtoken.models import Token
+
+        from accounts.models import User
+        from creators.services import creator_create
+        from gifts.models import Gift
+        from payouts.models import PayoutMethod, Rail
+
+        with transaction.atomic():
+            Gift.objects.create(name="Chaos rose", slug="chaos-rose", coins=1)
+            Gift.objects.create(name="Chaos star", slug="chaos-star", coins=10)
+            for i in range(CFG["creators"]):
+                user = User.objects.create(
+                    username=f"creator{i}",
+                    email=f"c{i}@example.com",
+                    date_of_birth=date(1990, 1, 1),
+                )
+                creator = creator_create(user=user, handle=f"chaos{i}", display_name=f"Creator {i}")
+                PayoutMethod.objects.create(
+                    creator=creator,
+                    rail=Rail.STRIPE,
+                    stripe_account_id=self.connect.add_account(payouts_enabled=True),
+                    is_verified=True,
+                )
+                self.creators.append(creator.handle)
+            for i in range(CFG["clients"]):
+                user = User.objects.create(
+                    username=f"viewer{i}", email=f"v{i}@example.com", date_of_birth=date(1990, 1, 1)
+                )
+                token = Token.objects.create(user=user)
+                self.users.append({"id": user.pk, "token": token.key, "coins": 0})
+
+    def wait_web(self, seconds: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the web server did not answer /healthz")
+
+    def register_webhook(self, events: list[str] | None = None) -> None:
+        import urllib.request
+
+        fields = [("url", f"{self.base}/api/v1/webhooks/stripe/")]
+        fields.append(("secret", os.environ["STRIPE_WEBHOOK_SECRET"]))
+        fields += [("events[]", e) for e in events or []]
+        data = urllib.parse.urlencode(fields).encode()
+        url = f"{self.stripe_base}/_config/webhooks/{self.webhook_id}"
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10):
+            pass
+
+    # ---- faults
+    def fault_loop(self) -> None:
+        kinds = ["web_worker", "web_worker", "web_all", "worker", "worker"]
+        schedule_pg = sorted(
+            rng.uniform(0.15, 0.85) * CFG["bank_seconds"] for _ in range(CFG["pg_restarts"])
+        )
+        schedule_redis = sorted(
+            rng.uniform(0.15, 0.85) * CFG["bank_seconds"] for _ in range(CFG["redis_outages"])
+        )
+        started = time.monotonic()
+        forced = ["web_all", "worker"]  # at least one of each, even in the quick run
+        while not self.stop_faults.wait(rng.uniform(*CFG["fault_every"])):
+            elapsed = time.monotonic() - started
+            if schedule_pg and elapsed >= schedule_pg[0]:
+                schedule_pg.pop(0)
+                kind = "pg_restart"
+            elif schedule_redis and elapsed >= schedule_redis[0]:
+                schedule_redis.pop(0)
+                kind = "redis_down"
+            else:
+                kind = forced.pop(0) if forced else rng.choice(kinds)
+            try:
+                with self.lock:
+                    self.inject(kind)
+            except Exception as exc:
+                problems.append(f"fault {kind} could not be injected or recovered: {exc}")
+                log(traceback.format_exc())
+
+    def inject(self, kind: str) -> None:
+        log(f"fault: {kind}")
+        faults[kind] += 1
+        if kind == "web_worker":
+            pids = self.web.children()
+            if pids:
+                os.kill(rng.choice(pids), signal.SIGKILL)  # the gunicorn master forks a new one
+        elif kind == "web_all":
+            self.web.kill()
+            time.sleep(rng.uniform(0.2, 2.0))
+            self.web.start()
+            self.wait_web()
+        elif kind == "worker":
+            self.worker.kill()
+            time.sleep(rng.uniform(0.2, 2.0))
+            self.worker.start()
+        elif kind == "pg_restart":
+            if not self.pg.can_restart():
+                notes.append("pg_restart skipped: no data dir (not under with_services.sh)")
+                return
+            self.pg.restart()
+            self.wait_web()
+        elif kind == "redis_down":
+            self.redis.stop()
+            self.redis_down = True
+            time.sleep(rng.uniform(3.0, 6.0))
+            self.redis_down = False
+            self.redis.start()
+
+    # ---- payouts in the background
+    def payout_loop(self) -> None:
+        from payouts.tasks import payout_batch_task
+
+        while not self.stop_payouts.wait(rng.uniform(3.0, 6.0)):
+            try:
+                self.manage("release_earnings", quiet=True)
+                payout_batch_task.apply_async(retry=False)
+                stats["payout_batches_sent"] += 1
+            except Exception as exc:  # the database or Redis may be down: try later
+                stats["payout_batches_not_sent"] += 1
+                log(f"payout batch not started ({type(exc).__name__})")
+
+    # ---- clients
+    async def request(self, session, method: str, path: str, token: str, body=None, key=None):
+        """One logical operation: retried (same key) until an answer that is not 5xx.
+
+        Returns (status, json) or (None, None) when it gave up. Some attempts use a tiny
+        client timeout: the client gives up mid-request and retries with the same key.
+        """
+        import aiohttp
+
+        headers = {"Authorization": f"Token {token}"}
+        if key:
+            headers["Idempotency-Key"] = key
+        for attempt in range(60):
+            short = rng.random() < 0.04
+            timeout = aiohttp.ClientTimeout(total=rng.uniform(0.01, 0.15) if short else 30)
+            try:
+                async with session.request(
+                    method, self.base + path, json=body, headers=headers, timeout=timeout
+                ) as response:
+                    status = response.status
+                    data = await response.json(content_type=None) if status != 204 else None
+            except TimeoutError:
+                stats["client_timeouts" if short else "server_timeouts"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            except (aiohttp.ClientError, ValueError, ConnectionError):
+                stats["connection_errors"] += 1
+                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                continue
+            if self.redis_down:
+                self.during_redis_down[status] += 1
+            if status >= 500:
+                stats[f"http_{status}"] += 1
+                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                continue
+            if attempt:
+                stats["retried_ops"] += 1
+            if key:
+                self.seen.setdefault(key, []).append((status, data))
+            return status, data
+        return None, None
+
+    async def client(self, session, user: dict, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            r = rng.random()
+            if user["coins"] < 30 or r < 0.08:
+                op, path = "recharge", "/api/v1/recharges/"
+                body = {
+                    "coins": rng.randint(100, 3000),
+                    "currency": "USD",
+                    "payment_method": "pm_card_visa",
+                }
+            elif r < 0.85:
+                op, path = "gift", "/api/v1/gifts/send/"
+                body = {
+                    "creator": rng.choice(self.creators),
+                    "gift": rng.choice(["chaos-rose", "chaos-rose", "chaos-star"]),
+                    "quantity": rng.randint(1, 5),
+                }
+            else:
+                op, path, body = "read", "/api/v1/wallet/", None
+            stats["ops_tried"] += 1
+            stats[f"{op}_tried"] += 1
+            key = str(uuid.uuid4()) if body else None
+            status, data = await self.request(
+                session, "POST" if body else "GET", path, user["token"], body, key
+            )
+            if status is None:
+                stats["ops_gave_up"] += 1
+                continue
+            if 200 <= status < 300:
+                stats["ops_succeeded"] += 1
+                stats[f"{op}_succeeded"] += 1
+                if op == "recharge" and data.get("status") == "succeeded":
+                    user["coins"] += data["coins"]
+                elif op == "gift":
+                    user["coins"] = data["wallet"]["coins"]
+                elif op == "read":
+                    user["coins"] = data["coins"]
+            else:
+                stats["ops_refused"] += 1
+                stats[f"refused_{status}"] += 1
+                code = (data or {}).get("error", {}).get("code", "")
+                if status == 409 or status == 500:
+                    problems.append(f"{op} {key}: unexpected {status} {code}")
+                if code == "insufficient_funds":
+                    user["coins"] = 0
+            # A retry of a finished operation must replay the first answer exactly.
+            if key and rng.random() < 0.03:
+                again, replay = await self.request(session, "POST", path, user["token"], body, key)
+                stats["replays_tried"] += 1
+                if again is not None and (again, replay) != (status, data):
+                    problems.append(f"{op} {key}: replay answered {again} {replay}, not {status}")
+
+    async def bank(self) -> None:
+        import aiohttp
+
+        deadline = time.monotonic() + CFG["bank_seconds"]
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await asyncio.gather(*(self.client(session, u, deadline) for u in self.users))
+
+    # ---- phase 2: webhooks
+    def signed(self, payload: bytes) -> str:
+        timestamp = int(time.time())
+        secret = os.environ["STRIPE_WEBHOOK_SECRET"].encode()
+        digest = hmac.new(secret, f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+        return f"t={timestamp},v1={digest}"
+
+    async def webhooks(self) -> None:
+        import aiohttp
+        import stripe
+
+        # The browser's half of the flow: pending recharges, cards confirmed at Stripe. The
+        # webhook is narrowed to an event we ignore, so delivery is all ours to mistreat.
+        self.register_webhook(events=["customer.updated"])
+        client = stripe.StripeClient(
+            os.environ["STRIPE_SECRET_KEY"], base_addresses={"api": self.stripe_base}
+        )
+        user = self.users[0]
+        created = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(CFG["webhook_recharges"]):
+                body = {"coins": rng.randint(100, 1000), "currency": "USD"}
+                status, data = await self.request(
+                    session, "POST", "/api/v1/recharges/", user["token"], body, str(uuid.uuid4())
+                )
+                stats["ops_tried"] += 1
+                if status == 201:
+                    stats["ops_succeeded"] += 1
+                    created.append(data["payment_intent"])
+                else:
+                    stats["ops_refused"] += 1
+
+            def confirm(pi: str) -> dict:
+                card = "pm_card_visa" if rng.random() < 0.85 else "pm_card_chargeCustomerFail"
+                try:
+                    client.v1.payment_intents.confirm(pi, params={"payment_method": card})
+                except stripe.StripeError:
+                    pass
+                return client.v1.payment_intents.retrieve(pi).to_dict()
+
+            intents = await asyncio.gather(*(asyncio.to_thread(confirm, pi) for pi in created))
+            deliveries = []
+            for intent in intents:
+                kind = (
+                    "payment_intent.succeeded"
+                    if intent["status"] == "succeeded"
+                    else "payment_intent.payment_failed"
+                )
+                event = {
+                    "id": f"evt_chaos_{uuid.uuid4().hex[:20]}",
+                    "object": "event",
+                    "type": kind,
+                    "created": int(time.time()),
+                    "data": {"object": intent},
+                }
+                payload = json.dumps(event).encode()
+                copies = rng.choice([0, 1, 1, 2, 3])
+                deliveries += [payload] * copies
+                stats["webhook_events"] += 1
+                stats["webhook_events_never_sent"] += copies == 0
+            rng.shuffle(deliveries)
+            semaphore = asyncio.Semaphore(16)
+
+            async def deliver(payload: bytes) -> None:
+                async with semaphore:
+                    for _ in range(30):
+                        try:
+                            async with session.post(
+                                f"{self.base}/api/v1/webhooks/stripe/",
+                                data=payload,
+                                headers={
+                                    "Stripe-Signature": self.signed(payload),
+                                    "Content-Type": "application/json",
+                                },
+                            ) as response:
+                                await response.read()
+                                if response.status == 200:
+                                    stats["webhook_deliveries"] += 1
+                                    return
+                                stats[f"webhook_http_{response.status}"] += 1
+                        except aiohttp.ClientError:
+                            stats["webhook_connection_errors"] += 1
+                        await asyncio.sleep(0.3)
+
+            # A web worker dies in the middle of the deliveries, too.
+            async def kill_one() -> None:
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(self.inject, "web_worker")
+
+            await asyncio.gather(kill_one(), *(deliver(p) for p in deliveries))
+        self.webhook_result = (created, intents, len(deliveries))
+
+    def webhooks_check(self) -> None:
+        created, intents, deliveries = self.webhook_result
+        fresh_connections()
+        self.register_webhook()
+        self.manage("reconcile")
+        from wallets.models import Recharge, RechargeStatus
+
+        by_status = Counter(
+            Recharge.objects.filter(payment_intent__in=created).values_list("status", flat=True)
+        )
+        paid = sum(1 for i in intents if i["status"] == "succeeded")
+        if by_status[RechargeStatus.SUCCEEDED] != paid:
+            problems.append(
+                f"webhooks: {paid} payments succeeded, {by_status[RechargeStatus.SUCCEEDED]} "
+                "recharges credited"
+            )
+        notes.append(
+            f"webhook phase: {len(created)} recharges, {paid} paid, "
+            f"{deliveries} deliveries, {stats['webhook_events_never_sent']} events never delivered"
+        )
+
+    # ---- the end: settle and check
+    def settle(self) -> None:
+        from payouts.models import OPEN_STATUSES, Payout
+
+        fresh_connections()
+
+        self.manage("reconcile")
+        self.manage("reconcile")
+        self.manage("release_earnings")
+        for _ in range(40):
+            self.manage("run_payouts", quiet=True)
+            time.sleep(1.5)
+            self.manage("release_earnings", quiet=True)
+            open_payouts = Payout.objects.filter(status__in=OPEN_STATUSES).count()
+            from payouts.services import payout_candidates
+
+            if open_payouts == 0 and not payout_candidates():
+                break
+        else:
+            problems.append("payouts did not settle: some stay open")
+
+    def check(self) -> None:
+        from django.db.models import Sum
+
+        from accounts.models import IdempotencyRecord
+        from gifts.models import GiftEvent
+        from payouts.models import Payout, PayoutStatus
+        from wallets.models import (
+            Account,
+            AccountKind,
+            LedgerTransaction,
+            Recharge,
+            RechargeStatus,
+            StripeCustomer,
+        )
+        from wallets.services import account_balance
+
+        result = subprocess.run(
+            [PYTHON, "manage.py", "verify_ledger"],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            problems.append("verify_ledger failed: " + (result.stdout + result.stderr)[-1500:])
+
+        def total(kind: str) -> int:
+            return sum(account_balance(a) for a in Account.objects.filter(kind=kind))
+
+        # Coins: money in = wallets + debt + spent (+ adjustments, write-offs: none here).
+        recharged = (
+            Recharge.objects.filter(status=RechargeStatus.SUCCEEDED).aggregate(n=Sum("coins"))["n"]
+            or 0
+        )
+        issued = -total(AccountKind.COIN_ISSUANCE)
+        wallets = total(AccountKind.WALLET)
+        debt = total(AccountKind.COIN_DEBT)
+        spent = total(AccountKind.COINS_SPENT)
+        if not (recharged == issued == wallets + debt + spent):
+            problems.append(
+                f"coins: recharged {recharged}, issued {issued}, wallets {wallets} + debt {debt} "
+                f"+ spent {spent} = {wallets + debt + spent}"
+            )
+        gifted = GiftEvent.objects.aggregate(n=Sum("coins"))["n"] or 0
+        if gifted != spent:
+            problems.append(f"coins: gift events {gifted} != coins spent {spent}")
+        # Diamonds: issued = pending + available + in payout + paid out.
+        d_issued = -total(AccountKind.DIAMOND_ISSUANCE)
+        parts = {
+            k: total(k)
+            for k in (
+                AccountKind.DIAMONDS_PENDING,
+                AccountKind.DIAMONDS_AVAILABLE,
+                AccountKind.DIAMONDS_IN_PAYOUT,
+                AccountKind.DIAMONDS_PAID_OUT,
+            )
+        }
+        if d_issued != sum(parts.values()):
+            problems.append(f"diamonds: issued {d_issued} != {parts}")
+        paid = Payout.objects.filter(status=PayoutStatus.PAID)
+        paid_diamonds = paid.aggregate(n=Sum("diamonds"))["n"] or 0
+        if paid_diamonds != parts[AccountKind.DIAMONDS_PAID_OUT]:
+            problems.append(f"diamonds: paid payouts {paid_diamonds} != ledger paid out")
+        for payout in paid:
+            transfers = self.connect.transfers_for_payout(payout.pk)
+            if len(transfers) != 1:
+                problems.append(f"payout {payout.pk}: {len(transfers)} transfers at the rail")
+        paid_ids = set(paid.values_list("pk", flat=True))
+        with self.connect.lock:
+            rail_payouts = Counter(
+                int(t["metadata"]["payout_id"]) for t in self.connect.transfers.values()
+            )
+        for payout_id, count in rail_payouts.items():
+            if count != 1 or payout_id not in paid_ids:
+                problems.append(f"rail: payout {payout_id} has {count} transfers, paid here: no")
+        # Every succeeded PaymentIntent of ours at Stripe credited exactly once.
+        import stripe
+
+        client = stripe.StripeClient(
+            os.environ["STRIPE_SECRET_KEY"], base_addresses={"api": self.stripe_base}
+        )
+        customers = set(StripeCustomer.objects.values_list("customer_id", flat=True))
+        succeeded_pis = []
+        for intent in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
+            if intent.customer in customers and intent.status == "succeeded":
+                succeeded_pis.append(intent.id)
+        credited = Counter(
+            Recharge.objects.filter(
+                payment_intent__in=succeeded_pis, status=RechargeStatus.SUCCEEDED
+            ).values_list("payment_intent", flat=True)
+        )
+        ledger = Counter(
+            LedgerTransaction.objects.filter(
+                idempotency_key__in=[f"recharge:{pi}" for pi in succeeded_pis]
+            ).values_list("idempotency_key", flat=True)
+        )
+        for pi in succeeded_pis:
+            if credited[pi] != 1 or ledger[f"recharge:{pi}"] != 1:
+                problems.append(
+                    f"payment {pi} succeeded at Stripe: {credited[pi]} credited recharges, "
+                    f"{ledger[f'recharge:{pi}']} ledger credits"
+                )
+        not_paid = Recharge.objects.filter(status=RechargeStatus.SUCCEEDED).exclude(
+            payment_intent__in=succeeded_pis
+        )
+        for recharge in not_paid[:20]:
+            problems.append(f"recharge {recharge.pk} credited but its payment did not succeed")
+        stats["payments_succeeded_at_stripe"] = len(succeeded_pis)
+        # No idempotency key applied twice: one business row per applied key.
+        records = IdempotencyRecord.objects.filter(response_status=201)
+        recharge_keys = records.filter(path="/api/v1/recharges/").count()
+        gift_keys = records.filter(path="/api/v1/gifts/send/").count()
+        if Recharge.objects.count() != recharge_keys:
+            problems.append(f"{Recharge.objects.count()} recharges for {recharge_keys} keys")
+        if GiftEvent.objects.count() != gift_keys:
+            problems.append(f"{GiftEvent.objects.count()} gifts for {gift_keys} keys")
+        # What the clients were told happened, happened (acknowledged writes are not lost).
+        gift_ids = set(GiftEvent.objects.values_list("pk", flat=True))
+        for key, answers in self.seen.items():
+            statuses = {(s, json.dumps(d, sort_keys=True)) for s, d in answers}
+            if len(statuses) > 1:
+                problems.append(f"key {key}: different answers {sorted(statuses)[:2]}")
+            status, data = answers[0]
+            if status == 201 and "coins_spent" in (data or {}) and data["id"] not in gift_ids:
+                problems.append(f"gift {data['id']} acknowledged but not in the database")
+        stats["coins_recharged"] = recharged
+        stats["coins_spent"] = spent
+        stats["diamonds_paid_out"] = parts[AccountKind.DIAMONDS_PAID_OUT]
+        stats["payouts_paid"] = len(paid_ids)
+
+    def redis_check(self) -> None:
+        """With Redis down, reads and gifts still answer (the cache fails open)."""
+        answered = sum(n for s, n in self.during_redis_down.items() if s < 500)
+        failed = sum(n for s, n in self.during_redis_down.items() if s >= 500)
+        if faults["redis_down"]:
+            notes.append(f"while Redis was down: {answered} answers < 500, {failed} >= 500")
+            if answered == 0:
+                problems.append("Redis down: the API answered nothing")
+
+    # ---- teardown
+    def teardown(self) -> None:
+        for proc in (getattr(self, "web", None), getattr(self, "worker", None)):
+            if proc is not None:
+                proc.kill()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        if not self.redis.ping():
+            self.redis.start()
+        try:
+            self.pg.psql(f'DROP DATABASE IF EXISTS "{self.pg.db}" WITH (FORCE)')
+        except Exception as exc:
+            log(f"could not drop {self.pg.db}: {exc}")
+        if self.redis.private:
+            self.redis.stop()
+        else:
+            self.redis.flush(self.redis.cache_db, self.redis.broker_db)
+        self.pg.stop_private()
+        if self.connect is not None:
+            self.connect.stop()
+
+
+def fresh_connections() -> None:
+    """Our own ORM connections may predate a database restart: start over."""
+    from django.db import connections
+
+    connections.close_all()
+
+
+def summary(elapsed: float) -> int:
+    discrepancies = len(problems)
+    faults_total = sum(faults.values())
+    print()
+    print("=" * 72)
+    print(f"chaos summary ({'quick' if QUICK else 'full'} run, seed {SEED}, {elapsed:.0f} s)")
+    print("=" * 72)
+    rows = [
+        ("operations tried", stats["ops_tried"]),
+        ("  succeeded", stats["ops_succeeded"]),
+        ("  refused (4xx)", stats["ops_refused"]),
+        ("  gave up (outcome unknown to the client)", stats["ops_gave_up"]),
+        (
+            "  recharges / gifts / reads tried",
+            "{} / {} / {}".format(
+                stats["recharge_tried"], stats["gift_tried"], stats["read_tried"]
+            ),
+        ),
+        ("operations that needed retries", stats["retried_ops"]),
+        ("client timeouts (gave up mid-request)", stats["client_timeouts"]),
+        (
+            "connection errors / 5xx seen",
+            "{} / {}".format(
+                stats["connection_errors"],
+                sum(v for k, v in stats.items() if k.startswith("http_5")),
+            ),
+        ),
+        ("faults injected", f"{faults_total} " + str(dict(faults))),
+        ("payments succeeded at Stripe", stats["payments_succeeded_at_stripe"]),
+        ("coins recharged / spent", f"{stats['coins_recharged']} / {stats['coins_spent']}"),
+        ("payouts paid (diamonds)", f"{stats['payouts_paid']} ({stats['diamonds_paid_out']})"),
+        ("discrepancies", discrepancies),
+    ]
+    for name, value in rows:
+        print(f"{name:<44} {value}")
+    for note in notes:
+        print(f"note: {note}")
+    for problem in problems[:50]:
+        print(f"DISCREPANCY: {problem}")
+    print(
+        f"CHAOS ops_tried={stats['ops_tried']} ops_succeeded={stats['ops_succeeded']} "
+        f"ops_refused={stats['ops_refused']} ops_gave_up={stats['ops_gave_up']} "
+        f"faults={faults_total} web_kills={faults['web_worker'] + faults['web_all']} "
+        f"worker_kills={faults['worker']} pg_restarts={faults['pg_restart']} "
+        f"redis_outages={faults['redis_down']} discrepancies={discrepancies}",
+        flush=True,
+    )
+    return 0 if discrepancies == 0 and faults_total > 0 else 1
+
+
+def main() -> int:
+    started = time.monotonic()
+    chaos = Chaos()
+    rc = 1
+    try:
+        chaos.setup()
+        log(f"bank test: {CFG['clients']} clients for {CFG['bank_seconds']} s on {chaos.base}")
+        fault_thread = threading.Thread(target=chaos.fault_loop, daemon=True)
+        payout_thread = threading.Thread(target=chaos.payout_loop, daemon=True)
+        fault_thread.start()
+        payout_thread.start()
+        asyncio.run(chaos.bank())
+        chaos.stop_faults.set()
+        fault_thread.join(timeout=120)
+        chaos.stop_payouts.set()
+        payout_thread.join(timeout=120)
+        log("webhook test")
+        asyncio.run(chaos.webhooks())
+        chaos.webhooks_check()
+        log("settling: reconcile, release, pay out")
+        chaos.settle()
+        chaos.check()
+        chaos.redis_check()
+    except Exception:
+        problems.append("the run itself failed: " + traceback.format_exc(limit=5))
+        log(traceback.format_exc())
+    finally:
+        for name in ("web", "worker"):
+            path = WORK / f"{name}.log"
+            if problems and path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-15:]
+                log(f"last lines of {name}.log:\n" + "\n".join(tail))
+        chaos.teardown()
+        rc = summary(time.monotonic() - started)
+        if rc == 0 and not os.environ.get("CHAOS_KEEP"):
+            shutil.rmtree(WORK, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
