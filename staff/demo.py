@@ -24,5 +24,5 @@ def seed(out) -> None:
     )
     out.append(
         "admin 2FA for 'staff': get the current code with "
-        "`.venv/bin/python manage.py staff_totp staff` (demo key, development only)"
+        "`DEBUG=1 .venv/bin/python manage.py staff_totp staff` (demo key, development only)"
     )
