@@ -354,3 +354,7 @@ CHARGEBACK_POLICY = env.str("CHARGEBACK_POLICY", default="clawback_pending")
 if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
     raise ImproperlyConfigured("CHARGEBACK_POLICY must be 'absorb' or 'clawback_pending'.")
 # --- end wallets: viewer protections --------------------------------------------------------
+
+# --- Live gift feed (gifts/live.py) ---------------------------------------------------------
+# A combo is the same sender, gift and live within this many seconds of the previous hit.
+LIVE_COMBO_SECONDS = env.int("LIVE_COMBO_SECONDS", default=5)
