@@ -100,6 +100,10 @@ def customer_create(*, user_id: int, email: str, username: str) -> str:
     return customer.id
 
 
+def customer_retrieve(customer_id: str) -> Any:
+    return client().v1.customers.retrieve(customer_id)
+
+
 def payment_intent_create(
     *,
     amount: Money,
@@ -107,14 +111,20 @@ def payment_intent_create(
     recharge_id: int,
     user_id: int,
     payment_method: str | None = None,
+    coins: int | None = None,
 ) -> Any:
+    metadata = {"recharge_id": str(recharge_id), "user_id": str(user_id), "app": "applause"}
+    if coins is not None:
+        # Lets reconciliation rebuild a recharge whose row was lost to a crash (see
+        # wallets.services.reconciliation._recover_recharge).
+        metadata["coins"] = str(coins)
     params: dict[str, Any] = {
         "amount": to_minor(amount),
         "currency": str(amount.currency).lower(),
         "customer": customer_id,
         # No automatic_payment_methods: localstripe rejects it; cards are what we offer.
         "payment_method_types": ["card"],
-        "metadata": {"recharge_id": str(recharge_id), "user_id": str(user_id), "app": "applause"},
+        "metadata": metadata,
     }
     if payment_method:
         params["payment_method"] = payment_method

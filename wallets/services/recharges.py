@@ -209,6 +209,7 @@ def recharge_create(
             recharge_id=recharge.pk,
             user_id=user.pk,
             payment_method=payment_method,
+            coins=quote.coins,
         )
     except gateway.StripeError as exc:
         if payment_method and getattr(exc, "http_status", None) in (400, 404):

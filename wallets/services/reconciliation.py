@@ -107,6 +107,47 @@ def _is_ours(intent: Any) -> bool:
     return gateway.get(metadata, "app") == "applause"
 
 
+def _customer_is(user, customer_id: Any) -> bool:
+    """The PaymentIntent's Stripe customer is this user's (our row, or Stripe's metadata when
+    the crash also lost the row of a first purchase)."""
+    from wallets.models import StripeCustomer
+
+    if not customer_id:
+        return False
+    known = StripeCustomer.objects.filter(user=user).first()
+    if known is not None:
+        return known.customer_id == customer_id
+    metadata = gateway.get(gateway.customer_retrieve(str(customer_id)), "metadata") or {}
+    return gateway.get(metadata, "user_id") == str(user.pk) and gateway.get(
+        metadata, "username"
+    ) == str(user.username)
+
+
+def _recover_recharge(intent: Any) -> bool:
+    from accounts.models import User
+    from wallets.services.recharges import recharge_apply_success
+
+    metadata = gateway.get(intent, "metadata") or {}
+    try:
+        coins = int(gateway.get(metadata, "coins") or 0)
+        user = User.objects.filter(pk=int(gateway.get(metadata, "user_id") or 0)).first()
+        price = gateway.from_minor(gateway.get(intent, "amount"), gateway.get(intent, "currency"))
+    except (TypeError, ValueError, LookupError):
+        return False
+    if coins <= 0 or user is None or not _customer_is(user, gateway.get(intent, "customer")):
+        return False
+    pi_id = gateway.get(intent, "id")
+    try:
+        with transaction.atomic():
+            Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+                user=user, coins=coins, price=price, payment_intent=pi_id
+            )
+    except IntegrityError:
+        pass  # a concurrent webhook or reconciliation rebuilt it first
+    applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
+    return applied is not None and applied.status == RechargeStatus.SUCCEEDED
+
+
 def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
     from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
 
@@ -116,7 +157,12 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
     recharge = Recharge.objects.filter(payment_intent=pi_id).first()
     if recharge is None:
         # Only our own PaymentIntents (metadata) can be missing a Recharge; an id that never
-        # got saved means our transaction rolled back after Stripe created it.
+        # got saved means our transaction rolled back after Stripe created it (a crash or a
+        # lost database between the confirm and the commit). The customer paid: rebuild the
+        # recharge from the metadata and credit it, once (the unique payment_intent).
+        if _is_ours(intent) and status == "succeeded" and _recover_recharge(intent):
+            counts["recovered"] += 1
+            return
         if _is_ours(intent) and status == "succeeded":
             _, created = discrepancy_record(
                 kind="payment_without_recharge",
