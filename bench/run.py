@@ -734,7 +734,7 @@ def bench_http(senders, handles, workdir: Path) -> None:
     (workdir / "tokens.json").write_text(json.dumps(tokens))
     (workdir / "creators.json").write_text(json.dumps(handles))
     cores = os.cpu_count() or 1
-    workers = 2 * cores + 1  # as make serve
+    workers = int(os.environ.get("BENCH_WEB_WORKERS") or 2 * cores + 1)  # as make serve
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -812,6 +812,23 @@ def bench_http(senders, handles, workdir: Path) -> None:
         results["http_gifts_per_s"] = round(data["per_s"])
         results["http_p99_ms"] = round(data["p99_ms"], 1)
         results["http_errors"] = data["errors"]
+        if data["errors"]:
+            server_log.flush()
+            text = (workdir / "gunicorn.log").read_text(errors="replace")
+            causes = [
+                line.strip()
+                for line in text.splitlines()
+                if re.match(r"^[\w.]+(Error|Exception|Violation|Deadlock\w*)\b", line.strip())
+            ]
+            counted: dict[str, int] = {}
+            for cause in causes:
+                counted[cause[:200]] = counted.get(cause[:200], 0) + 1
+            notes.append(
+                "http errors, the server's exceptions: "
+                + ("; ".join(f"{n}x {c}" for c, n in counted.items()) or "none logged")
+            )
+            (REPO / "var").mkdir(exist_ok=True)
+            (REPO / "var" / "bench-gunicorn.log").write_text(text[-200_000:])
         results["web_peak_rss_mb"] = round(max(hwm, peak_rss) / 1024)
         notes.append(
             f"http: {workers} workers, p50 {data['p50_ms']:.1f} ms, p90 {data['p90_ms']:.1f} ms, "
