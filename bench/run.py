@@ -1220,7 +1220,15 @@ def cpu_summary() -> None:
 LOAD_BEFORE: dict[str, float] = {}
 
 
+# BENCH_ONLY=gift_send,http (step names as logged) runs a subset; the others print n/a.
+ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
+
+
 def _step(name: str, keys: tuple[str, ...], fn, *args) -> None:
+    if ONLY and name not in ONLY and not name.startswith("verify_ledger"):
+        if keys:
+            na(*keys, why="not in BENCH_ONLY")
+        return
     # Other work on the machine skews every number: record how busy it was.
     LOAD_BEFORE[name] = os.getloadavg()[0]
     started = time.perf_counter()
@@ -1318,7 +1326,7 @@ def main() -> int:
         for note in notes:
             print(f"- {note}")
         print()
-        if not QUICK or os.environ.get("BENCH_WRITE"):
+        if (not QUICK and not ONLY) or os.environ.get("BENCH_WRITE"):
             write_benchmarks_md(info, elapsed)
             print(f"(written to {BENCHMARKS_MD.name})")
         print(result_line(), flush=True)
