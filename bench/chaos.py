@@ -654,9 +654,14 @@ class Chaos:
             def confirm(pi: str) -> dict:
                 card = "pm_card_visa" if rng.random() < 0.85 else "pm_card_chargeCustomerFail"
                 try:
-                    client.v1.payment_intents.confirm(pi, params={"payment_method": card})
-                except stripe.StripeError:
-                    pass
+                    # localstripe cannot confirm with a payment_method: attach it first.
+                    client.v1.payment_intents.update(pi, params={"payment_method": card})
+                    client.v1.payment_intents.confirm(pi)
+                except stripe.CardError:
+                    pass  # the declined card
+                except stripe.StripeError as exc:
+                    if len(notes) < 5:
+                        notes.append(f"confirm {pi}: {type(exc).__name__} {exc}"[:200])
                 return client.v1.payment_intents.retrieve(pi).to_dict()
 
             intents = await asyncio.gather(*(asyncio.to_thread(confirm, pi) for pi in created))
