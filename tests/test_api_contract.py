@@ -1,0 +1,117 @@
+"""The public contract (PRODUCT.md): documented paths and response fields never disappear.
+
+Apps rely on these; adding fields is fine, removing or renaming one fails this test.
+"""
+
+import re
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+# (method, path, status, fields of the response object; "results[]" = fields of list items)
+CONTRACT = [
+    ("post", "/api/v1/auth/register/", "201", ["user", "token"]),
+    ("post", "/api/v1/auth/token/", "200", ["token"]),
+    ("get", "/api/v1/me/", "200", ["id", "username", "is_creator", "creator_handle"]),
+    ("get", "/api/v1/wallet/", "200", ["coins", "frozen"]),
+    (
+        "get",
+        "/api/v1/wallet/entries/",
+        "200",
+        ["results", "next", "results[].id", "results[].kind", "results[].coins"]
+        + ["results[].balance_after", "results[].created_at", "results[].memo"],
+    ),
+    (
+        "get",
+        "/api/v1/coin-packages/",
+        "200",
+        ["results", "results[].id", "results[].coins", "results[].bonus_coins", "results[].price"],
+    ),
+    (
+        "post",
+        "/api/v1/recharges/",
+        "201",
+        ["id", "status", "coins", "price", "payment_intent", "client_secret", "publishable_key"],
+    ),
+    ("get", "/api/v1/recharges/{id}/", "200", ["id", "status", "coins", "price", "created_at"]),
+    (
+        "get",
+        "/api/v1/gifts/",
+        "200",
+        ["results", "results[].id", "results[].slug", "results[].name", "results[].coins"]
+        + ["results[].image_url", "results[].available_until"],
+    ),
+    ("post", "/api/v1/gifts/send/", "201", ["id", "coins_spent", "wallet"]),
+    ("post", "/api/v1/creators/", "201", ["handle", "display_name"]),
+    ("get", "/api/v1/creators/{handle}/", "200", ["handle", "display_name"]),
+    (
+        "get",
+        "/api/v1/creators/{handle}/leaderboard/",
+        "200",
+        ["results", "results[].username", "results[].coins"],
+    ),
+    (
+        "get",
+        "/api/v1/creators/me/earnings/",
+        "200",
+        ["diamonds_pending", "diamonds_available", "diamonds_paid", "available_value"],
+    ),
+    (
+        "get",
+        "/api/v1/payouts/",
+        "200",
+        ["results", "next", "results[].id", "results[].diamonds", "results[].amount"]
+        + ["results[].status", "results[].created_at", "results[].paid_at"],
+    ),
+    ("get", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
+    ("put", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
+]
+WEBHOOK = ("post", "/api/v1/webhooks/stripe/")
+
+
+@pytest.fixture(scope="module")
+def openapi():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    # Path parameters are positional in a URL: compare templates, not parameter names.
+    schema["paths"] = {_template(path): ops for path, ops in schema["paths"].items()}
+    return schema
+
+
+def _template(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def _resolve(openapi, schema):
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = openapi["components"]["schemas"][name]
+    for combined in ("allOf", "oneOf"):
+        if combined in schema and len(schema[combined]) == 1:
+            return _resolve(openapi, schema[combined][0])
+    return schema
+
+
+def _properties(openapi, schema):
+    return _resolve(openapi, schema).get("properties", {})
+
+
+@pytest.mark.parametrize("method, path, status, fields", CONTRACT, ids=lambda v: str(v))
+def test_documented_response_fields_exist(openapi, method, path, status, fields):
+    assert _template(path) in openapi["paths"], f"{path} disappeared from the API"
+    operation = openapi["paths"][_template(path)].get(method)
+    assert operation is not None, f"{method.upper()} {path} disappeared"
+    response = operation["responses"].get(status)
+    assert response is not None, f"{method.upper()} {path} no longer answers {status}"
+    body = response["content"]["application/json"]["schema"]
+    top = _properties(openapi, body)
+    for field in fields:
+        if field.startswith("results[]."):
+            items = _resolve(openapi, top["results"])["items"]
+            assert field.split(".", 1)[1] in _properties(openapi, items), field
+        else:
+            assert field in top, f"{method.upper()} {path}: field {field!r} disappeared"
+
+
+def test_webhook_endpoint_is_documented(openapi):
+    method, path = WEBHOOK
+    assert method in openapi["paths"].get(path, {})
