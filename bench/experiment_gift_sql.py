@@ -103,7 +103,7 @@ def gift_one_statement(*, sender, creator_handle, gift_slug, client_key, **_igno
         cursor.execute(
             GIFT_SQL,
             {
-                "key": f"gift:{sender.pk}:{client_key}",
+                "key": f"gift:{sender.pk}:sql-{client_key}",
                 "sender": sender.pk,
                 "memo": f"1 x {gift['name']} to @{creator_handle}",
                 "ref": f"creator:{creator['id']}",
