@@ -72,7 +72,7 @@ if QUICK:
     )
 else:
     CFG = dict(
-        clients=48,
+        clients=64,
         creators=6,
         bank_seconds=int(os.environ.get("CHAOS_SECONDS", "420")),
         web_workers=3,
@@ -131,9 +131,19 @@ class Postgres:
         self.db = f"chaos_{os.getpid()}"
 
     def start_private(self) -> None:
+        WORK.chmod(0o755)  # the postgres user must reach its data dir inside our work dir
         subprocess.run(["install", "-d", "-o", "postgres", "-g", "postgres", str(self.dir)])
         run_as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ]
         )
         run_as_postgres(
             [
@@ -845,7 +855,8 @@ class Chaos:
         for intent in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
             if intent.customer in customers and intent.status == "succeeded":
                 succeeded_pis.append(intent.id)
-                first_row[intent.id] = str((intent.metadata or {}).get("recharge_id"))
+                metadata = intent.to_dict().get("metadata") or {}
+                first_row[intent.id] = str(metadata.get("recharge_id"))
         credited = Counter(
             Recharge.objects.filter(
                 payment_intent__in=succeeded_pis, status=RechargeStatus.SUCCEEDED
