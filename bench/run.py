@@ -61,7 +61,7 @@ if QUICK:
         senders_per_worker=2,
         creators=20,
         http_senders=32,
-        payout_sizes=[50, 100, 200, 500],
+        payout_sizes=[50, 200, 500],
         payout_budget_s=60,
         reconcile=200,
         profile_calls=20,
@@ -79,7 +79,7 @@ else:
         senders_per_worker=8,
         creators=1000,
         http_senders=32,
-        payout_sizes=[1_000, 5_000, 10_000, 100_000],
+        payout_sizes=[1_000, 10_000, 100_000],
         # make bench stays under ~10 minutes: a size predicted to pass this is extrapolated.
         payout_budget_s=int(os.environ.get("BENCH_PAYOUT_BUDGET_S", "200")),
         reconcile=10_000,
@@ -959,7 +959,8 @@ def bench_payouts() -> None:
         spent = 0.0
         sizes = CFG["payout_sizes"]
         for i, size in enumerate(sizes):
-            if timings and not FULL:
+            # The sizes the keys name up to 10k are always measured; beyond, within budget.
+            if timings and not FULL and i >= len(sizes) - 1:
                 largest = max(timings)
                 # Per-payout cost has grown with size in every run so far: a safety factor.
                 predicted = 1.5 * timings[largest] / largest * size
