@@ -273,6 +273,7 @@ def recharge_create_from_request(request, *, portal: bool = False) -> Response:
         payment_method=values.get("payment_method"),
         confirmed=values.get("confirm", False),
         portal=portal,
+        client_key=request.headers.get("Idempotency-Key"),
     )
     return Response(recharge_create_json(recharge), status=status.HTTP_201_CREATED)
 

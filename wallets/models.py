@@ -308,6 +308,9 @@ class Recharge(models.Model):
     price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
     price_currency: str
     payment_intent = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # The client's Idempotency-Key (API or portal): a retry after a crash that lost the
+    # idempotency record finds this recharge, or its PaymentIntent at Stripe, by it.
+    client_key = models.CharField(max_length=255, null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=RechargeStatus.choices, default=RechargeStatus.PENDING
     )
@@ -328,6 +331,9 @@ class Recharge(models.Model):
             models.CheckConstraint(
                 condition=Q(coins_refunded__gte=0) & Q(coins_refunded__lte=models.F("coins")),
                 name="recharge_coins_refunded_in_range",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "client_key"], name="recharge_unique_user_client_key"
             ),
         ]
         indexes = [

@@ -14,7 +14,13 @@ from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
-from config.errors import AgeRestricted, DomainError, InvalidInput, LimitExceeded
+from config.errors import (
+    AgeRestricted,
+    DomainError,
+    IdempotencyConflict,
+    InvalidInput,
+    LimitExceeded,
+)
 from wallets import stripe_gateway as gateway
 from wallets.models import (
     Account,
@@ -154,6 +160,11 @@ def _check_can_buy(user) -> Account:
     return wallet
 
 
+# How far back a retry looks for its PaymentIntent at Stripe (clients retry within minutes;
+# this also covers one that comes back after a long outage).
+CLIENT_KEY_LOOKBACK = timedelta(days=30)
+
+
 @transaction.atomic
 def recharge_create(
     *,
@@ -164,6 +175,7 @@ def recharge_create(
     payment_method: str | None = None,
     confirmed: bool = False,
     portal: bool = False,
+    client_key: str | None = None,
 ) -> Recharge:
     """A pending Recharge with its Stripe PaymentIntent.
 
@@ -172,6 +184,11 @@ def recharge_create(
     answer is then succeeded (coins credited now; the webhook finds nothing left to do),
     failed (``failure_message``), or pending with a 3-D Secure step for Stripe.js.
     The returned object carries ``client_secret`` (not stored).
+
+    ``client_key`` is the client's Idempotency-Key. A crash after Stripe confirmed but before
+    our commit loses the recharge and the idempotency record together; the client's retry
+    then finds the earlier attempt (our row, or its PaymentIntent at Stripe by the key's hash
+    in the metadata) and continues it instead of charging again.
 
     Viewer protections (docs/viewer-protections.md): above the cooling-off threshold the
     purchase needs ``confirmed`` (409 ``confirmation_required``), and the viewer's own daily
@@ -188,10 +205,26 @@ def recharge_create(
             raise InvalidInput(
                 "Invalid payment method.", fields={"payment_method": ["Invalid payment method."]}
             )
+    client_key = (client_key or "").strip()[:255] or None
+    key_hash = (
+        gateway.recharge_client_key_hash(user_id=user.pk, client_key=client_key)
+        if client_key
+        else None
+    )
     customer = stripe_customer_get(user=user)
-    # One user's purchases queue here, so two at once cannot both slip under the daily limit.
+    # One user's purchases queue here, so two at once cannot both slip under the daily limit
+    # nor both miss an earlier attempt under the same client key.
     # (The customer row, not the wallet: gifts must not wait for a Stripe round trip.)
     StripeCustomer.objects.select_for_update().filter(pk=customer.pk).first()
+    if client_key and key_hash:
+        earlier = _recharge_earlier_attempt(
+            user=user, client_key=client_key, key_hash=key_hash, customer=customer, quote=quote
+        )
+        if earlier is not None:
+            recharge, intent = earlier
+            return _recharge_settle(
+                recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+            )
     limit = settings.DAILY_PURCHASE_LIMIT
     if _purchased_today(user) + quote.coins > limit:
         raise LimitExceeded(
@@ -200,14 +233,19 @@ def recharge_create(
         )
     purchase_limits_check(user=user, coins=quote.coins)
     recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
-        user=user, package=quote.package, coins=quote.coins, price=quote.price
+        user=user,
+        package=quote.package,
+        coins=quote.coins,
+        price=quote.price,
+        client_key=client_key,
     )
     try:
         intent = gateway.payment_intent_create(
             amount=quote.price,
             customer_id=customer.customer_id,
-            recharge_id=recharge.pk,
             user_id=user.pk,
+            recharge_id=None if key_hash else recharge.pk,
+            client_key_hash=key_hash,
             payment_method=payment_method,
             coins=quote.coins,
         )
@@ -221,34 +259,141 @@ def recharge_create(
         raise PaymentProviderError() from exc
     recharge.payment_intent = intent.id
     recharge.save(update_fields=["payment_intent", "updated_at"])
-    client_secret = intent.client_secret
-    requires_action = False
-    if payment_method:
+    return _recharge_settle(
+        recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+    )
+
+
+def _recharge_settle(
+    *, recharge: Recharge, intent: Any, payment_method: str | None, key_hash: str | None
+) -> Recharge:
+    """Confirm the PaymentIntent if it still needs it, and record what Stripe says now.
+
+    For an adopted earlier attempt the PaymentIntent may already be paid (credited through
+    ``recharge_apply_success``, exactly once per PaymentIntent), failed or awaiting 3-D Secure.
+    """
+    client_secret = gateway.get(intent, "client_secret")
+    status = gateway.get(intent, "status")
+    confirmed_now = False
+    if payment_method and status == "requires_confirmation":
         try:
             intent = gateway.payment_intent_confirm(
-                payment_intent_id=intent.id, recharge_id=recharge.pk
+                payment_intent_id=intent.id,
+                recharge_id=recharge.pk,
+                user_id=recharge.user_id,
+                client_key_hash=key_hash,
             )
         except gateway.CardError as exc:
             message = getattr(exc, "user_message", None) or "Your card was declined."
-            recharge_mark_failed(payment_intent_id=recharge.payment_intent, message=message)
+            recharge_mark_failed(payment_intent_id=intent.id, message=message)
+            status = None
         except gateway.StripeError as exc:
             # The PaymentIntent exists; its webhook or reconciliation will settle the outcome.
             log.warning("confirm failed for recharge %s: %s", recharge.pk, exc)
+            status = None
         else:
             status = gateway.get(intent, "status")
-            requires_action = status == "requires_action"
-            if status == "succeeded":
-                recharge_apply_success(payment_intent_id=intent.id, intent=intent)
-            elif status in ("requires_payment_method", "canceled"):
-                error = gateway.get(intent, "last_payment_error") or {}
-                recharge_mark_failed(
-                    payment_intent_id=intent.id,
-                    message=gateway.get(error, "message") or "The payment failed.",
-                )
-        recharge.refresh_from_db()
+            confirmed_now = True
+    error = gateway.get(intent, "last_payment_error")
+    if status == "succeeded":
+        recharge_apply_success(payment_intent_id=intent.id, intent=intent)
+    elif status == "canceled" or (status == "requires_payment_method" and (confirmed_now or error)):
+        recharge_mark_failed(
+            payment_intent_id=intent.id,
+            message=gateway.get(error or {}, "message") or "The payment failed.",
+        )
+    recharge.refresh_from_db()
     recharge.client_secret = client_secret  # type: ignore[attr-defined]
-    recharge.requires_action = requires_action  # type: ignore[attr-defined]
+    recharge.requires_action = status == "requires_action"  # type: ignore[attr-defined]
     return recharge
+
+
+def _same_purchase(intent: Any, quote: Quote) -> bool:
+    metadata = gateway.get(intent, "metadata") or {}
+    return (
+        gateway.get(intent, "amount") == gateway.to_minor(quote.price)
+        and str(gateway.get(intent, "currency") or "").upper() == str(quote.price.currency)
+        and gateway.get(metadata, "coins") == str(quote.coins)
+    )
+
+
+def _recharge_earlier_attempt(
+    *, user, client_key: str, key_hash: str, customer: StripeCustomer, quote: Quote
+) -> tuple[Recharge, Any] | None:
+    """An earlier attempt under this client key: our row, else its PaymentIntent at Stripe
+    (the row was rolled back by a crash, or rebuilt by reconciliation without the key).
+
+    The same key for another purchase is 409 ``idempotency_conflict``, as the API promises.
+    """
+    recharge = Recharge.objects.filter(user=user, client_key=client_key).first()
+    if recharge is not None:
+        if recharge.coins != quote.coins or recharge.price != quote.price:
+            raise IdempotencyConflict()
+        if not recharge.payment_intent:
+            return None  # cannot happen: the row and its PaymentIntent id commit together
+        try:
+            return recharge, gateway.payment_intent_retrieve(recharge.payment_intent)
+        except gateway.StripeError as exc:
+            raise PaymentProviderError() from exc
+    since = timezone.now() - CLIENT_KEY_LOOKBACK
+    try:
+        intent = next(
+            (
+                candidate
+                for candidate in gateway.customer_payment_intents_since(customer.customer_id, since)
+                if _is_attempt_of(candidate, user=user, key_hash=key_hash)
+            ),
+            None,
+        )
+        # A first purchase's crash also lost our StripeCustomer row: on localstripe (no
+        # idempotency keys) the retry got a new customer, so check the earlier one is theirs.
+        if intent is not None and gateway.get(intent, "customer") != customer.customer_id:
+            if not _customer_metadata_is(user, gateway.get(intent, "customer")):
+                intent = None
+    except gateway.StripeError as exc:
+        log.warning("looking up an earlier attempt for user %s failed: %s", user.pk, exc)
+        raise PaymentProviderError() from exc
+    if intent is None:
+        return None
+    if not _same_purchase(intent, quote):
+        raise IdempotencyConflict()
+    pi_id = gateway.get(intent, "id")
+    try:
+        with transaction.atomic():
+            recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+                user=user,
+                package=quote.package,
+                coins=quote.coins,
+                price=quote.price,
+                payment_intent=pi_id,
+                client_key=client_key,
+            )
+    except IntegrityError:
+        # Reconciliation (or a webhook) rebuilt it first: adopt that row and give it the key.
+        recharge = Recharge.objects.get(payment_intent=pi_id)
+        Recharge.objects.filter(pk=recharge.pk, client_key__isnull=True).update(
+            client_key=client_key
+        )
+    return recharge, intent
+
+
+def _customer_metadata_is(user, customer_id: Any) -> bool:
+    """A Stripe customer we made for this user (``customer_create`` puts both in metadata)."""
+    if not customer_id:
+        return False
+    metadata = gateway.get(gateway.customer_retrieve(str(customer_id)), "metadata") or {}
+    return gateway.get(metadata, "user_id") == str(user.pk) and gateway.get(
+        metadata, "username"
+    ) == str(user.username)
+
+
+def _is_attempt_of(intent: Any, *, user, key_hash: str) -> bool:
+    metadata = gateway.get(intent, "metadata") or {}
+    return (
+        gateway.get(metadata, "app") == "applause"
+        and gateway.get(metadata, "client_key_hash") == key_hash
+        and gateway.get(metadata, "user_id") == str(user.pk)
+    )
 
 
 def _amount_matches(recharge: Recharge, intent: Any) -> bool:

@@ -6,13 +6,34 @@ rolled back with the request. Reconciliation rebuilds the recharge from the Paym
 metadata and credits it exactly once.
 """
 
-import pytest
-from djmoney.money import Money
+import uuid
+from datetime import timedelta
+from typing import cast
 
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from djmoney.money import Money
+from rest_framework.test import APIClient
+
+from accounts.models import User
 from accounts.tests.factories import UserFactory
+from conftest import client_for
 from wallets import stripe_gateway as gateway
-from wallets.models import Recharge, RechargeStatus, StripeCustomer
-from wallets.services import payments_reconcile, wallet_get
+from wallets.models import (
+    LedgerTransaction,
+    Recharge,
+    RechargeStatus,
+    StripeCustomer,
+    TransactionKind,
+)
+from wallets.services import payments_reconcile, stripe_customer_get, wallet_get
+from wallets.services.recharges import custom_price
+
+
+def _viewer() -> User:
+    return cast(User, UserFactory())
 
 
 def _paid_intent_lost_to_a_crash(user, *, coins=700, customer_id=None):
@@ -34,7 +55,7 @@ def _paid_intent_lost_to_a_crash(user, *, coins=700, customer_id=None):
 
 @pytest.mark.django_db
 def test_reconcile_credits_a_paid_intent_whose_recharge_was_lost_once():
-    user = UserFactory()
+    user = _viewer()
     pi = _paid_intent_lost_to_a_crash(user)
     assert not Recharge.objects.filter(payment_intent=pi).exists()
 
@@ -50,8 +71,8 @@ def test_reconcile_credits_a_paid_intent_whose_recharge_was_lost_once():
 
 @pytest.mark.django_db
 def test_reconcile_does_not_hand_a_payment_to_a_user_whose_customer_differs():
-    payer = UserFactory()
-    other = UserFactory()
+    payer = _viewer()
+    other = _viewer()
     StripeCustomer.objects.create(user=other, customer_id="cus_someone_else")
     customer_id = gateway.customer_create(
         user_id=payer.pk, email=payer.email, username=payer.username
@@ -63,3 +84,173 @@ def test_reconcile_does_not_hand_a_payment_to_a_user_whose_customer_differs():
 
     assert not Recharge.objects.filter(payment_intent=pi).exists()
     assert wallet_get(user=other).balance == 0
+
+
+# --- The client retries with the same Idempotency-Key after such a crash ---------------------
+
+BODY = {"coins": 700, "currency": "USD", "payment_method": "pm_card_visa"}
+
+
+class Crash(Exception):
+    """The web process dying after Stripe confirmed, before our commit."""
+
+
+def _post_then_crash(api: APIClient, key: str, body: dict | None = None) -> None:
+    # Everything the request wrote (the recharge, the idempotency record, on a first purchase
+    # the StripeCustomer) rolls back; what it did at Stripe stays.
+    with pytest.raises(Crash), transaction.atomic():
+        response = api.post(
+            "/api/v1/recharges/", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+        assert response.status_code == 201, response.content
+        raise Crash
+
+
+def _intents_for_key(user: User, key: str) -> list:
+    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
+    since = timezone.now() - timedelta(hours=1)
+    return [
+        intent
+        for intent in gateway.payment_intents_since(since)
+        if gateway.get(gateway.get(intent, "metadata"), "client_key_hash") == key_hash
+    ]
+
+
+def _coin_credits(user: User) -> int:
+    return LedgerTransaction.objects.filter(
+        kind=TransactionKind.RECHARGE,
+        idempotency_key__in=[r.ledger_key for r in Recharge.objects.filter(user=user)],
+    ).count()
+
+
+@pytest.mark.django_db
+def test_retry_after_a_crash_on_a_first_purchase_charges_once():
+    user = _viewer()
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    _post_then_crash(api, key)
+    assert not Recharge.objects.filter(user=user).exists()
+    assert not StripeCustomer.objects.filter(user=user).exists()
+    [paid] = _intents_for_key(user, key)
+    assert paid.status == "succeeded"
+
+    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
+    assert response.json()["payment_intent"] == paid.id
+    assert [i.id for i in _intents_for_key(user, key)] == [paid.id]
+    recharge = Recharge.objects.get(user=user)
+    assert recharge.payment_intent == paid.id and recharge.client_key == key
+    assert wallet_get(user=user).balance == 700
+    assert _coin_credits(user) == 1
+    call_command("verify_ledger")  # SystemExit (non-zero) when an invariant breaks
+    # The retry's answer is now the stored one.
+    again = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == response.json()
+
+
+@pytest.mark.django_db
+def test_retry_after_reconciliation_rebuilt_the_recharge_returns_that_one():
+    user = _viewer()
+    stripe_customer_get(user=user)  # an earlier purchase made the customer; it survives
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    _post_then_crash(api, key)
+    payments_reconcile()
+    rebuilt = Recharge.objects.get(user=user)
+    assert rebuilt.status == RechargeStatus.SUCCEEDED and rebuilt.client_key is None
+    assert wallet_get(user=user).balance == 700
+
+    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 201
+    assert response.json()["id"] == rebuilt.pk
+    assert response.json()["status"] == "succeeded"
+    assert len(_intents_for_key(user, key)) == 1
+    assert Recharge.objects.filter(user=user).count() == 1
+    assert Recharge.objects.get(pk=rebuilt.pk).client_key == key
+    assert wallet_get(user=user).balance == 700
+    assert _coin_credits(user) == 1
+    payments_reconcile()
+    assert wallet_get(user=user).balance == 700
+    call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_retry_then_reconciliation_credits_once():
+    user = _viewer()
+    stripe_customer_get(user=user)
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    _post_then_crash(api, key)
+
+    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    payments_reconcile()
+
+    assert response.json()["status"] == "succeeded"
+    assert len(_intents_for_key(user, key)) == 1
+    assert Recharge.objects.filter(user=user).count() == 1
+    assert wallet_get(user=user).balance == 700
+    call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_retry_confirms_an_intent_the_crash_left_unconfirmed_once():
+    user = _viewer()
+    customer = stripe_customer_get(user=user)
+    key = str(uuid.uuid4())
+    # The crash came between Stripe's create and our confirm.
+    created = gateway.payment_intent_create(
+        amount=custom_price(coins=700, currency="USD"),
+        customer_id=customer.customer_id,
+        user_id=user.pk,
+        client_key_hash=gateway.recharge_client_key_hash(user_id=user.pk, client_key=key),
+        payment_method="pm_card_visa",
+        coins=700,
+    )
+    assert created.status == "requires_confirmation"
+
+    response = client_for(user).post(
+        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+    assert response.json()["status"] == "succeeded"
+    assert response.json()["payment_intent"] == created.id
+    assert [i.id for i in _intents_for_key(user, key)] == [created.id]
+    assert wallet_get(user=user).balance == 700
+    call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_retry_after_a_crash_with_another_purchase_under_the_key_is_a_conflict():
+    user = _viewer()
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    _post_then_crash(api, key)
+
+    response = api.post(
+        "/api/v1/recharges/", {**BODY, "coins": 800}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_conflict"
+    assert len(_intents_for_key(user, key)) == 1
+    assert not Recharge.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db
+def test_retry_without_a_crash_replays_the_first_answer():
+    user = _viewer()
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    first = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    again = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code == again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(_intents_for_key(user, key)) == 1
+    assert wallet_get(user=user).balance == 700
