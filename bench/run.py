@@ -748,6 +748,8 @@ def bench_http(senders, handles, workdir: Path) -> None:
         str(gunicorn), "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
         "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
     ]  # fmt: skip
+    if os.environ.get("BENCH_WSGI"):  # experiment: the same app as WSGI, threaded sync workers
+        cmd[1:4] = ["config.wsgi:application", "-k", "gthread", "--threads", "4"]
     log(f"http: gunicorn {workers} uvicorn workers on 127.0.0.1:{port}")
     server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=server_log, stderr=server_log)
     try:
@@ -809,6 +811,18 @@ def bench_http(senders, handles, workdir: Path) -> None:
             CPU["http_pg"] = (p1 - p0) / served * 1000
             CPU["http_client"] = (c1 - c0) / served * 1000
         hwm = sum(_vm_kb(pid, "VmHWM") for pid in worker_pids)
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            backends = cursor.fetchone()[0]
+        notes.append(
+            f"http: {backends} PostgreSQL connections open to the bench database after the load "
+            f"({workers} web workers; CONN_MAX_AGE={os.environ.get('CONN_MAX_AGE', '60')}"
+            f"{', WSGI gthread' if os.environ.get('BENCH_WSGI') else ', ASGI'})"
+        )
         results["http_gifts_per_s"] = round(data["per_s"])
         results["http_p99_ms"] = round(data["p99_ms"], 1)
         results["http_errors"] = data["errors"]
