@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_seri
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, IdempotencyConflict, InvalidInput
@@ -203,41 +202,11 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
     return replay
 
 
-# --- Throttles ------------------------------------------------------------------------------
+# --- Throttles (in config/throttles.py: DRF's settings import them while rest_framework.views
+# is still loading, so that module must not import DRF views; re-exported here) ------------
+from config.throttles import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle  # noqa: E402
 
-
-class AuthIPThrottle(SimpleRateThrottle):
-    """Sign-up and login attempts per client address."""
-
-    scope = "auth"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": "auth-ip", "ident": self.get_ident(request)}
-
-
-class AuthUsernameThrottle(SimpleRateThrottle):
-    """Login attempts per username, whatever address they come from."""
-
-    scope = "auth"
-
-    def get_cache_key(self, request, view):
-        data = request.data if hasattr(request.data, "get") else {}
-        username = str(data.get("username", "")).strip().lower()[:150]
-        if not username:
-            return None
-        digest = hashlib.sha256(username.encode()).hexdigest()[:32]
-        return self.cache_format % {"scope": "auth-user", "ident": digest}
-
-
-class MoneyThrottle(SimpleRateThrottle):
-    """Money-moving POSTs per user."""
-
-    scope = "money"
-
-    def get_cache_key(self, request, view):
-        if request.method != "POST" or not request.user.is_authenticated:
-            return None
-        return self.cache_format % {"scope": "money", "ident": request.user.pk}
+__all__ = ["AuthIPThrottle", "AuthUsernameThrottle", "MoneyThrottle"]
 
 
 # --- Schema helpers -------------------------------------------------------------------------

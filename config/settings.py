@@ -222,7 +222,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["config.api.MoneyThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttles.MoneyThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("THROTTLE_AUTH", default="20/min"),
         "money": env.str("THROTTLE_MONEY", default="600/min"),
