@@ -7,14 +7,13 @@ SHELL := /bin/bash
 VENV   := .venv
 PY     := $(VENV)/bin/python
 CORES  := $(shell nproc 2>/dev/null || echo 1)
-WEB_WORKERS := $(shell echo $$((2 * $(CORES) + 1)))
 
 .PHONY: help venv venv-dev test run serve worker beat bench chaos lint fmt
 
 help:
 	@echo "make run      - local dev: migrate, seed, web + celery + localstripe (Ctrl-C stops all)"
 	@echo "make test     - lint, types, migrations/schema checks and pytest on throwaway services"
-	@echo "make serve    - production web server (gunicorn + uvicorn workers, DEBUG off)"
+	@echo "make serve    - production web server (gunicorn threaded workers, DEBUG off)"
 	@echo "make worker   - celery worker;  make beat - celery beat (database scheduler)"
 	@echo "make bench    - benchmarks;     make chaos - failure-injection run"
 	@echo "make lint     - ruff check + format check;  make fmt - ruff format + fix"
@@ -56,10 +55,7 @@ run: venv
 
 # Production web server on the configured services. Never migrates.
 serve: venv
-	DEBUG=0 $(VENV)/bin/gunicorn config.asgi:application \
-		-k uvicorn_worker.UvicornWorker \
-		--workers $(WEB_WORKERS) \
-		--bind 0.0.0.0:$${PORT:-8000}
+	DEBUG=0 $(VENV)/bin/gunicorn -c config/gunicorn.conf.py
 
 worker: venv
 	DEBUG=0 $(VENV)/bin/celery -A config worker -l info --concurrency $(CORES)

@@ -4,7 +4,7 @@
 Run through ``scripts/with_services.sh`` (it exports DATABASE_URL, REDIS_URL, STRIPE_* and
 APPLAUSE_SERVICES_DIR). It creates its own ``chaos_<pid>`` database, migrates it, runs
 
-- the production web server (gunicorn + uvicorn workers, DEBUG off) on a free port,
+- the production web server (gunicorn, config/gunicorn.conf.py, DEBUG off) on a free port,
 - a real Celery worker on Redis,
 - localstripe with a webhook registered to the server, and a Stripe Connect fake,
 
@@ -359,9 +359,8 @@ class Chaos:
             "web",
             [
                 str(BIN / "gunicorn"),
-                "config.asgi:application",
-                "-k",
-                "uvicorn_worker.UvicornWorker",
+                "-c",
+                "config/gunicorn.conf.py",
                 "--workers",
                 str(CFG["web_workers"]),
                 "--bind",

@@ -8,7 +8,7 @@ and uses ``REDIS_URL`` (cache, throttles, a private Celery broker database) when
 1. ``db_ceiling_tx_per_s``: pgbench, 16 clients, a custom script with a gift's SQL shape.
 2. ``hot_gifts_per_s`` / ``spread_gifts_per_s``: ``gifts.services.gift_send`` from 16 processes.
 3. ``http_gifts_per_s`` / ``http_p99_ms``: ``POST /api/v1/gifts/send/`` through gunicorn +
-   uvicorn workers (as ``make serve``), 32 closed-loop clients from another process.
+   threaded workers (config/gunicorn.conf.py, as ``make serve``), 32 closed-loop clients.
 4. ``payout_batch_{10k,100k}_s``: ``payouts.services.payout_batch_run`` over bulk-seeded creators.
 5. ``reconcile_10k_s``: ``wallets.services.payments_reconcile`` over a recorded listing.
 
@@ -734,7 +734,7 @@ def bench_http(senders, handles, workdir: Path) -> None:
     (workdir / "tokens.json").write_text(json.dumps(tokens))
     (workdir / "creators.json").write_text(json.dumps(handles))
     cores = os.cpu_count() or 1
-    workers = int(os.environ.get("BENCH_WEB_WORKERS") or 2 * cores + 1)  # as make serve
+    workers = int(os.environ.get("BENCH_WEB_WORKERS") or cores + 1)  # as make serve
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -744,13 +744,14 @@ def bench_http(senders, handles, workdir: Path) -> None:
     )
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server_log = open(workdir / "gunicorn.log", "w")
+    # The production server exactly as `make serve` runs it (config/gunicorn.conf.py).
     cmd = [
-        str(gunicorn), "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+        str(gunicorn), "-c", "config/gunicorn.conf.py",
         "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
     ]  # fmt: skip
-    if os.environ.get("BENCH_WSGI"):  # experiment: the same app as WSGI, threaded sync workers
-        cmd[1:4] = ["config.wsgi:application", "-k", "gthread", "--threads", "4"]
-    log(f"http: gunicorn {workers} uvicorn workers on 127.0.0.1:{port}")
+    if os.environ.get("BENCH_ASGI"):  # experiment: the previous setup, uvicorn workers
+        cmd[1:3] = ["config.asgi:application", "-k", "uvicorn_worker.UvicornWorker"]
+    log(f"http: gunicorn {workers} workers (config/gunicorn.conf.py) on 127.0.0.1:{port}")
     server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=server_log, stderr=server_log)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -856,7 +857,7 @@ def bench_http(senders, handles, workdir: Path) -> None:
             summary = _pyspy_summary(spy_out)
             if summary:
                 sections["py-spy of one web worker under the HTTP load"] = (
-                    f"`py-spy record` of one of the {workers} uvicorn workers for "
+                    f"`py-spy record` of one of the {workers} web workers for "
                     f"{CFG['pyspy_s']} s of the load (inclusive share of samples, idle "
                     f"included):\n\n```\n{summary}\n```\n"
                 )
