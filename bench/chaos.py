@@ -882,17 +882,16 @@ class Chaos:
         records = IdempotencyRecord.objects.filter(response_status=201)
         recharge_keys = records.filter(path="/api/v1/recharges/").count()
         gift_keys = records.filter(path="/api/v1/gifts/send/").count()
-        # Reconciliation rebuilds a paid recharge whose row a crash rolled back (new row id);
-        # those were never under an applied key.
-        rebuilt = sum(
-            1
-            for pk, pi in Recharge.objects.values_list("pk", "payment_intent")
-            if pi in first_row and first_row[pi] != str(pk)
-        )
+        # Every applied key has its recharge (the row carries the client's key). Reconciliation
+        # rebuilds a paid recharge whose row a crash rolled back; it gets the key when the
+        # client retries, and stays keyless if the client gave up.
+        applied = set(records.filter(path="/api/v1/recharges/").values_list("user_id", "key"))
+        keyed = set(Recharge.objects.exclude(client_key=None).values_list("user_id", "client_key"))
+        rebuilt = Recharge.objects.filter(client_key=None).count()
         stats["recharges_rebuilt_by_reconcile"] = rebuilt
-        if Recharge.objects.count() - rebuilt != recharge_keys:
+        if applied - keyed:
             problems.append(
-                f"{Recharge.objects.count()} recharges ({rebuilt} rebuilt) for {recharge_keys} keys"
+                f"{len(applied - keyed)} of {recharge_keys} applied recharge keys have no recharge"
             )
         if GiftEvent.objects.count() != gift_keys:
             problems.append(f"{GiftEvent.objects.count()} gifts for {gift_keys} keys")
