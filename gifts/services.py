@@ -209,6 +209,30 @@ def _tally_add(*, creator_id: int, sender_id: int, day, coins: int, diamonds: in
         )
 
 
+# What a gift needs of the creator, its user (may they receive?) and the pending account.
+CREATOR_FIELDS = (
+    "id",
+    "handle",
+    "display_name",
+    "is_active",
+    "user__id",
+    "user__is_active",
+    "user__date_of_birth",
+    "pending_account__id",
+    "pending_account__kind",
+    "pending_account__unit",
+    "pending_account__user_id",
+    "pending_account__is_hot",
+)
+
+
+def _get_or_none(queryset):
+    try:
+        return queryset.get()
+    except queryset.model.DoesNotExist:
+        return None
+
+
 def _check_quantity(quantity) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise InvalidInput("Quantity must be a whole number.", fields={"quantity": ["Invalid."]})
@@ -227,8 +251,13 @@ def _validate(*, sender, creator_handle, gift_slug, quantity, live_id, video_id,
     if not sender.is_adult:
         raise AgeRestricted("You must be 18 or older to send gifts.")
     handle = (creator_handle or "").strip().lower()
+    # .get() on the unique handle: .first() would add an ORDER BY (a sort node per gift).
     creator = (
-        Creator.objects.select_related("user", "pending_account").filter(handle=handle).first()
+        _get_or_none(
+            Creator.objects.select_related("user", "pending_account")
+            .only(*CREATOR_FIELDS)
+            .filter(handle=handle)
+        )
         if 0 < len(handle) <= 30
         else None
     )
@@ -239,7 +268,7 @@ def _validate(*, sender, creator_handle, gift_slug, quantity, live_id, video_id,
     if not creator.can_receive_gifts or creator.pending_account is None:
         raise CreatorCannotReceive()
     slug = (gift_slug or "").strip().lower()
-    gift = Gift.objects.filter(slug=slug).first() if 0 < len(slug) <= 40 else None
+    gift = _get_or_none(Gift.objects.filter(slug=slug)) if 0 < len(slug) <= 40 else None
     if gift is None:
         raise GiftNotFound()
     if not gift.is_available(country=country):

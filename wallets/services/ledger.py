@@ -140,12 +140,33 @@ def ledger_post(
         reference=reference[:100],
         reverses=reverses,
     )
-    try:
-        with transaction.atomic():
-            journal.save()
-    except IntegrityError:
+    # Claim the key with ON CONFLICT DO NOTHING rather than a savepoint around a plain insert
+    # (two round trips fewer per posting). A concurrent claim of the same key waits for the
+    # other transaction: committed, we get no row and return its transaction; rolled back,
+    # the key is ours.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO wallets_ledgertransaction "
+            "(kind, idempotency_key, actor_id, memo, reference, reverses_id, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [
+                journal.kind,
+                journal.idempotency_key,
+                journal.actor_id,
+                journal.memo,
+                journal.reference,
+                journal.reverses_id,
+                journal.created_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
         return PostResult(existing, False, {})
+    journal.pk = row[0]
+    journal._state.adding = False
+    journal._state.db = connection.alias
 
     merged: dict[int, int] = defaultdict(int)
     accounts: dict[int, Account] = {}
