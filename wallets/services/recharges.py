@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -165,6 +166,19 @@ def _check_can_buy(user) -> Account:
 CLIENT_KEY_LOOKBACK = timedelta(days=30)
 
 
+def _attempt_marker(key_hash: str) -> str:
+    """Cache key noting that a request under this client key reached Stripe.
+
+    Set (outside the database transaction, so a crash keeps it) before the PaymentIntent is
+    created. A later request under the same key searches Stripe for that earlier
+    PaymentIntent only when the marker says one may exist: the search lists the customer's
+    PaymentIntents, which on servers without list filters (localstripe) means all of them.
+    If the cache lost the marker, real Stripe still answers the retry's create with the
+    first PaymentIntent, because its idempotency key is made from the same client key.
+    """
+    return f"recharge-attempt:{key_hash}"
+
+
 @transaction.atomic
 def recharge_create(
     *,
@@ -239,6 +253,8 @@ def recharge_create(
         price=quote.price,
         client_key=client_key,
     )
+    if key_hash:
+        cache.set(_attempt_marker(key_hash), 1, timeout=int(CLIENT_KEY_LOOKBACK.total_seconds()))
     try:
         intent = gateway.payment_intent_create(
             amount=quote.price,
@@ -335,6 +351,8 @@ def _recharge_earlier_attempt(
             return recharge, gateway.payment_intent_retrieve(recharge.payment_intent)
         except gateway.StripeError as exc:
             raise PaymentProviderError() from exc
+    if not cache.get(_attempt_marker(key_hash)):
+        return None
     since = timezone.now() - CLIENT_KEY_LOOKBACK
     try:
         intent = next(

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import cast
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
@@ -29,7 +30,7 @@ from wallets.models import (
     TransactionKind,
 )
 from wallets.services import payments_reconcile, stripe_customer_get, wallet_get
-from wallets.services.recharges import custom_price
+from wallets.services.recharges import _attempt_marker, custom_price
 
 
 def _viewer() -> User:
@@ -201,12 +202,15 @@ def test_retry_confirms_an_intent_the_crash_left_unconfirmed_once():
     user = _viewer()
     customer = stripe_customer_get(user=user)
     key = str(uuid.uuid4())
-    # The crash came between Stripe's create and our confirm.
+    # The crash came between Stripe's create and our confirm; recharge_create had noted the
+    # attempt (in the cache, outside the rolled-back transaction) just before the create.
+    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
+    cache.set(_attempt_marker(key_hash), 1)
     created = gateway.payment_intent_create(
         amount=custom_price(coins=700, currency="USD"),
         customer_id=customer.customer_id,
         user_id=user.pk,
-        client_key_hash=gateway.recharge_client_key_hash(user_id=user.pk, client_key=key),
+        client_key_hash=key_hash,
         payment_method="pm_card_visa",
         coins=700,
     )
