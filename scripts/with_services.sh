@@ -86,6 +86,11 @@ cleanup() {
         wait "$STRIPE_PID" 2>/dev/null
     fi
     if [[ -n $REDIS_PID ]]; then
+        # A test may have restarted Redis (make chaos does): stop whichever process holds
+        # the pidfile now, as well as the one we started.
+        if [[ -s $REDIS_DIR/pid ]] && [[ "$(cat "$REDIS_DIR/pid")" != "$REDIS_PID" ]]; then
+            kill -KILL "$(cat "$REDIS_DIR/pid")" 2>/dev/null
+        fi
         kill -TERM "$REDIS_PID" 2>/dev/null
         for _ in $(seq 30); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$REDIS_PID" 2>/dev/null
