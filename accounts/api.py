@@ -7,8 +7,9 @@ from rest_framework.views import APIView
 
 from accounts.services import token_issue, token_revoke, user_register
 from config import lockout
-from config.api import AuthIPThrottle, AuthUsernameThrottle, error_responses
+from config.api import error_responses
 from config.errors import DomainError
+from config.throttles import AuthIPThrottle, AuthUsernameThrottle
 
 
 class RegisterInput(serializers.Serializer):

@@ -202,11 +202,8 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
     return replay
 
 
-# --- Throttles (in config/throttles.py: DRF's settings import them while rest_framework.views
-# is still loading, so that module must not import DRF views; re-exported here) ------------
-from config.throttles import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle  # noqa: E402
-
-__all__ = ["AuthIPThrottle", "AuthUsernameThrottle", "MoneyThrottle"]
+# Throttles live in config/throttles.py: DRF's settings import them while
+# rest_framework.views is still loading, so they cannot sit in this module.
 
 
 # --- Schema helpers -------------------------------------------------------------------------

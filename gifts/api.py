@@ -10,7 +10,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, MoneyThrottle, error_responses, idempotent
+from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
+from config.throttles import MoneyThrottle
 from creators.selectors import creator_find
 from gifts.models import Gift
 from gifts.selectors import PERIODS, leaderboard

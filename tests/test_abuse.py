@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.api import RegisterView, TokenView
 from accounts.tests.factories import UserFactory
-from config.api import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle
+from config.throttles import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle
 from conftest import client_for
 from gifts.api import GiftSendView
 from staff.tests.factories import staff_user

@@ -10,13 +10,13 @@ from rest_framework.views import APIView
 
 from config.api import (
     IDEMPOTENCY_HEADER,
-    MoneyThrottle,
     NewestFirstCursorPagination,
     error_body,
     error_responses,
     idempotent,
 )
 from config.errors import InvalidInput, NotFound
+from config.throttles import MoneyThrottle
 from wallets import stripe_gateway as gateway
 from wallets.models import Recharge, RechargeStatus, TransactionKind
 from wallets.selectors import (

@@ -17,8 +17,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
-from config.api import MoneyThrottle, idempotent
+from config.api import idempotent
 from config.errors import DomainError, InvalidInput
+from config.throttles import MoneyThrottle
 from wallets import stripe_gateway as gateway
 from wallets.api import recharge_create_from_request
 from wallets.models import CoinPackagePrice, RechargeStatus
