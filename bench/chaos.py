@@ -625,8 +625,20 @@ class Chaos:
 
         deadline = time.monotonic() + CFG["bank_seconds"]
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        progress = asyncio.create_task(self.progress(time.monotonic()))
         async with aiohttp.ClientSession(connector=connector) as session:
             await asyncio.gather(*(self.client(session, u, deadline) for u in self.users))
+        progress.cancel()
+
+    async def progress(self, started: float) -> None:
+        """A line every 30 s: how far the bank test has come, and how fast."""
+        while True:
+            await asyncio.sleep(30)
+            elapsed = time.monotonic() - started
+            log(
+                f"progress: {stats['ops_tried']} operations in {elapsed:.0f} s "
+                f"({stats['ops_tried'] / elapsed:.0f}/s), {sum(faults.values())} faults"
+            )
 
     # ---- phase 2: webhooks
     def signed(self, payload: bytes) -> str:

@@ -163,7 +163,9 @@ def main() -> int:
         if is_default_local and not answers(probe):
             say("starting localstripe on 127.0.0.1:8420")
             ls = start(
-                "localstripe", [str(BIN / "localstripe"), "--port", "8420", "--from-scratch"]
+                "localstripe",
+                [PYTHON, str(REPO / "scripts" / "localstripe_server.py")]
+                + ["--port", "8420", "--from-scratch"],
             )
             if not wait_until_answers(probe, 30, ls):
                 say("localstripe did not come up")

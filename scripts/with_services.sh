@@ -156,11 +156,12 @@ export CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/1"
 log "redis on 127.0.0.1:$REDIS_PORT"
 
 # ---------------------------------------------------------------- localstripe
-# Note: localstripe always pickles its state to /tmp/localstripe.pickle; with
-# --from-scratch it never reads it back, so parallel instances do not share state.
+# scripts/localstripe_server.py runs localstripe with its state in memory only (its own
+# pickle-after-every-write makes long runs quadratic and parallel instances share a file).
 for attempt in 1 2 3 4 5; do
     STRIPE_PORT="$(free_port)"
-    setsid "$LOCALSTRIPE" --port "$STRIPE_PORT" --from-scratch \
+    setsid "$REPO/.venv/bin/python" "$REPO/scripts/localstripe_server.py" \
+        --port "$STRIPE_PORT" --from-scratch \
         >"$SVC_DIR/localstripe.log" 2>&1 </dev/null &
     STRIPE_PID=$!
     ok=0

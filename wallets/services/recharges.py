@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -170,13 +171,27 @@ def _attempt_marker(key_hash: str) -> str:
     """Cache key noting that a request under this client key reached Stripe.
 
     Set (outside the database transaction, so a crash keeps it) before the PaymentIntent is
-    created. A later request under the same key searches Stripe for that earlier
-    PaymentIntent only when the marker says one may exist: the search lists the customer's
-    PaymentIntents, which on servers without list filters (localstripe) means all of them.
+    created, as ``{"at": <unix time>}``, and again with ``"pi": <id>`` as soon as Stripe
+    answers the create. A later request under the same key whose row is missing (a crash
+    rolled it back) then fetches that PaymentIntent by id. Only when the crash fell between
+    the create and the second write does it search Stripe: the customer's PaymentIntents
+    created since the attempt (on servers without list filters, localstripe, all of them).
     If the cache lost the marker, real Stripe still answers the retry's create with the
     first PaymentIntent, because its idempotency key is made from the same client key.
     """
     return f"recharge-attempt:{key_hash}"
+
+
+def _attempt_note(key_hash: str, **fields: Any) -> None:
+    cache.set(
+        _attempt_marker(key_hash),
+        {"at": int(time.time()), **fields},
+        timeout=int(CLIENT_KEY_LOOKBACK.total_seconds()),
+    )
+
+
+# Clocks differ between our hosts and Stripe's: search this far before the noted attempt.
+ATTEMPT_CLOCK_SKEW = timedelta(minutes=10)
 
 
 @transaction.atomic
@@ -254,7 +269,7 @@ def recharge_create(
         client_key=client_key,
     )
     if key_hash:
-        cache.set(_attempt_marker(key_hash), 1, timeout=int(CLIENT_KEY_LOOKBACK.total_seconds()))
+        _attempt_note(key_hash)
     try:
         intent = gateway.payment_intent_create(
             amount=quote.price,
@@ -273,6 +288,8 @@ def recharge_create(
             ) from exc
         log.warning("payment intent create failed for recharge %s: %s", recharge.pk, exc)
         raise PaymentProviderError() from exc
+    if key_hash:
+        _attempt_note(key_hash, pi=intent.id)
     recharge.payment_intent = intent.id
     recharge.save(update_fields=["payment_intent", "updated_at"])
     return _recharge_settle(
@@ -351,18 +368,11 @@ def _recharge_earlier_attempt(
             return recharge, gateway.payment_intent_retrieve(recharge.payment_intent)
         except gateway.StripeError as exc:
             raise PaymentProviderError() from exc
-    if not cache.get(_attempt_marker(key_hash)):
+    marker = cache.get(_attempt_marker(key_hash))
+    if not marker:
         return None
-    since = timezone.now() - CLIENT_KEY_LOOKBACK
     try:
-        intent = next(
-            (
-                candidate
-                for candidate in gateway.customer_payment_intents_since(customer.customer_id, since)
-                if _is_attempt_of(candidate, user=user, key_hash=key_hash)
-            ),
-            None,
-        )
+        intent = _attempt_intent(marker, user=user, key_hash=key_hash, customer=customer)
         # A first purchase's crash also lost our StripeCustomer row: on localstripe (no
         # idempotency keys) the retry got a new customer, so check the earlier one is theirs.
         if intent is not None and gateway.get(intent, "customer") != customer.customer_id:
@@ -393,6 +403,25 @@ def _recharge_earlier_attempt(
             client_key=client_key
         )
     return recharge, intent
+
+
+def _attempt_intent(marker: Any, *, user, key_hash: str, customer: StripeCustomer) -> Any:
+    """The PaymentIntent an interrupted attempt created, or None when it never got one."""
+    noted = marker if isinstance(marker, dict) else {}
+    if noted.get("pi"):
+        intent = gateway.payment_intent_retrieve(str(noted["pi"]))
+        return intent if _is_attempt_of(intent, user=user, key_hash=key_hash) else None
+    since = timezone.now() - CLIENT_KEY_LOOKBACK
+    if isinstance(noted.get("at"), int):
+        since = max(since, datetime.fromtimestamp(noted["at"], UTC) - ATTEMPT_CLOCK_SKEW)
+    return next(
+        (
+            candidate
+            for candidate in gateway.customer_payment_intents_since(customer.customer_id, since)
+            if _is_attempt_of(candidate, user=user, key_hash=key_hash)
+        ),
+        None,
+    )
 
 
 def _customer_metadata_is(user, customer_id: Any) -> bool:

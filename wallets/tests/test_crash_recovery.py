@@ -6,6 +6,7 @@ rolled back with the request. Reconciliation rebuilds the recharge from the Paym
 metadata and credits it exactly once.
 """
 
+import time
 import uuid
 from datetime import timedelta
 from typing import cast
@@ -202,10 +203,11 @@ def test_retry_confirms_an_intent_the_crash_left_unconfirmed_once():
     user = _viewer()
     customer = stripe_customer_get(user=user)
     key = str(uuid.uuid4())
-    # The crash came between Stripe's create and our confirm; recharge_create had noted the
-    # attempt (in the cache, outside the rolled-back transaction) just before the create.
+    # The crash came between Stripe's create and our confirm, before the marker got the
+    # PaymentIntent's id: recharge_create had noted only the attempt (in the cache, outside
+    # the rolled-back transaction) just before the create. The retry searches for it.
     key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
-    cache.set(_attempt_marker(key_hash), 1)
+    cache.set(_attempt_marker(key_hash), {"at": int(time.time())})
     created = gateway.payment_intent_create(
         amount=custom_price(coins=700, currency="USD"),
         customer_id=customer.customer_id,
@@ -258,3 +260,58 @@ def test_retry_without_a_crash_replays_the_first_answer():
     assert again.json() == first.json()
     assert len(_intents_for_key(user, key)) == 1
     assert wallet_get(user=user).balance == 700
+
+
+@pytest.mark.django_db
+def test_retry_fetches_the_noted_intent_by_id_without_searching(monkeypatch):
+    user = _viewer()
+    stripe_customer_get(user=user)
+    api = client_for(user)
+    key = str(uuid.uuid4())
+    _post_then_crash(api, key)
+    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
+    noted = cache.get(_attempt_marker(key_hash))
+    [paid] = _intents_for_key(user, key)
+    assert noted["pi"] == paid.id
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a retry with a noted PaymentIntent must not list Stripe")
+
+    monkeypatch.setattr(gateway, "customer_payment_intents_since", no_search)
+    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 201
+    assert response.json()["payment_intent"] == paid.id
+    assert response.json()["status"] == "succeeded"
+    assert wallet_get(user=user).balance == 700
+    assert _coin_credits(user) == 1
+    call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_a_noted_intent_of_another_user_is_not_adopted():
+    owner = _viewer()
+    owner_customer = stripe_customer_get(user=owner)
+    intruder = _viewer()
+    stripe_customer_get(user=intruder)
+    foreign = gateway.payment_intent_create(
+        amount=custom_price(coins=700, currency="USD"),
+        customer_id=owner_customer.customer_id,
+        user_id=owner.pk,
+        client_key_hash="owner-hash",
+        payment_method="pm_card_visa",
+        coins=700,
+    )
+    key = str(uuid.uuid4())
+    key_hash = gateway.recharge_client_key_hash(user_id=intruder.pk, client_key=key)
+    cache.set(_attempt_marker(key_hash), {"at": int(time.time()), "pi": foreign.id})
+
+    response = client_for(intruder).post(
+        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+    assert response.status_code == 201
+    assert response.json()["payment_intent"] != foreign.id
+    assert gateway.payment_intent_retrieve(foreign.id).status == "requires_confirmation"
+    assert wallet_get(user=intruder).balance == 700
+    assert wallet_get(user=owner).balance == 0
