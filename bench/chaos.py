@@ -469,6 +469,8 @@ class Chaos:
         forced = ["web_all", "worker"]  # at least one of each, even in the quick run
         while not self.stop_faults.wait(rng.uniform(*CFG["fault_every"])):
             elapsed = time.monotonic() - started
+            if elapsed >= CFG["bank_seconds"]:
+                return  # the clients finish their last operations without new faults
             if schedule_pg and elapsed >= schedule_pg[0]:
                 schedule_pg.pop(0)
                 kind = "pg_restart"

@@ -198,16 +198,9 @@ def test_retry_then_reconciliation_credits_once():
     call_command("verify_ledger")
 
 
-@pytest.mark.django_db
-def test_retry_confirms_an_intent_the_crash_left_unconfirmed_once():
-    user = _viewer()
+def _unconfirmed_intent_for_key(user: User, key: str):
     customer = stripe_customer_get(user=user)
-    key = str(uuid.uuid4())
-    # The crash came between Stripe's create and our confirm, before the marker got the
-    # PaymentIntent's id: recharge_create had noted only the attempt (in the cache, outside
-    # the rolled-back transaction) just before the create. The retry searches for it.
     key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
-    cache.set(_attempt_marker(key_hash), {"at": int(time.time())})
     created = gateway.payment_intent_create(
         amount=custom_price(coins=700, currency="USD"),
         customer_id=customer.customer_id,
@@ -217,6 +210,40 @@ def test_retry_confirms_an_intent_the_crash_left_unconfirmed_once():
         coins=700,
     )
     assert created.status == "requires_confirmation"
+    return key_hash, created
+
+
+@pytest.mark.django_db
+def test_retry_after_a_crash_during_the_create_charges_once():
+    user = _viewer()
+    key = str(uuid.uuid4())
+    # The crash came while Stripe created the PaymentIntent, before the marker got its id:
+    # recharge_create had noted only the attempt (in the cache, outside the rolled-back
+    # transaction). That PaymentIntent was never confirmed, so nobody was charged for it.
+    key_hash, orphan = _unconfirmed_intent_for_key(user, key)
+    cache.set(_attempt_marker(key_hash), {"at": int(time.time())})
+
+    response = client_for(user).post(
+        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+    assert response.json()["status"] == "succeeded"
+    statuses = {i.id: i.status for i in _intents_for_key(user, key)}
+    assert list(statuses.values()).count("succeeded") == 1
+    assert statuses.get(orphan.id, "requires_confirmation") == "requires_confirmation"
+    assert wallet_get(user=user).balance == 700
+    assert _coin_credits(user) == 1
+    payments_reconcile()
+    assert wallet_get(user=user).balance == 700
+    call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_retry_under_a_marker_from_before_ids_were_noted_finds_the_intent_once():
+    user = _viewer()
+    key = str(uuid.uuid4())
+    key_hash, created = _unconfirmed_intent_for_key(user, key)
+    cache.set(_attempt_marker(key_hash), 1)
 
     response = client_for(user).post(
         "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
