@@ -74,7 +74,7 @@ else:
     CFG = dict(
         clients=64,
         creators=6,
-        bank_seconds=int(os.environ.get("CHAOS_SECONDS", "720")),
+        bank_seconds=int(os.environ.get("CHAOS_SECONDS", "480")),
         web_workers=3,
         fault_every=(6.0, 14.0),
         webhook_recharges=300,
