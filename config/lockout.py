@@ -5,7 +5,8 @@ username alone (a higher limit, against a botnet spreading one account's guesses
 addresses). Past the limit, ``LockoutBackend`` (first in ``AUTHENTICATION_BACKENDS``) refuses
 that username before any password is checked, so the API token endpoint, the portal login and
 the staff admin login all honour it: the API answers 429 ``account_locked``; the pages show their usual "wrong credentials" message (no account
-enumeration). A successful login clears the address's counter. With Redis down the cache
+enumeration). Wrong one-time codes at the admin's second step count here too
+(``staff.sites``). A successful login clears the address's counter. With Redis down the cache
 fails open, and so does the lockout (the throttles still bound the rate per process).
 """
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, auth
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpResponseRedirect
@@ -16,6 +18,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
+from config import lockout
 from staff import otp
 
 _protect = [sensitive_post_parameters(), csrf_protect, never_cache]
@@ -67,12 +70,49 @@ class StaffAdminSite(admin.AdminSite):
 
         nxt = self._next_url(request)
         otp.pending_clear(request)
+        # Its user_logged_in signal clears the lockout's failure count, as a password login does.
         auth.login(request, user, backend=user.backend)
         otp_login(request, device)
         if enrolled:
             audit_record(actor=user, action="otp_enrol", obj=device, request=request)
         audit_record(actor=user, action="admin_login", obj=user, request=request)
         return HttpResponseRedirect(nxt)
+
+    def _code_failed(self, request, user) -> bool:
+        """Count a wrong code against the login lockout, like a wrong password.
+
+        True when this failure locked the account (and that is audited). django-otp's own
+        per-device delay still applies on top.
+        """
+        from staff.services import audit_record
+
+        audit_record(actor=user, action="admin_login_failed", obj=user, request=request)
+        username = user.get_username()
+        lockout.record_failure(username, request)
+        if not lockout.is_locked(username, request):
+            return False
+        audit_record(
+            actor=user,
+            action="admin_login_locked",
+            obj=user,
+            reason="Too many wrong one-time codes",
+            request=request,
+        )
+        return True
+
+    def _locked_out(self, request, user) -> TemplateResponse:
+        """End the half-login: the user starts again at the password step, which the same
+        lockout refuses until it runs out."""
+        otp.pending_clear(request)
+        context = {
+            **self.each_context(request),
+            "title": "Sign-in locked",
+            "staff_user": user,
+            "lock_minutes": math.ceil(settings.LOGIN_LOCKOUT_SECONDS / 60),
+            "login_url": reverse("admin:login", current_app=self.name),
+        }
+        request.current_app = self.name
+        return TemplateResponse(request, "admin/staff/otp_locked.html", context, status=429)
 
     @method_decorator(_protect)
     def login(self, request, extra_context=None):
@@ -107,11 +147,11 @@ class StaffAdminSite(admin.AdminSite):
     @method_decorator(_protect)
     def otp_verify_view(self, request):
         """Step 2: a code from the staff member's authenticator (or a backup code)."""
-        from staff.services import audit_record
-
         user = otp.pending_user(request)
         if user is None:
             return self._redirect_keeping_next(request, "admin:login")
+        if lockout.is_locked(user.get_username(), request):
+            return self._locked_out(request, user)
         if not otp.has_confirmed_device(user):
             return self._redirect_keeping_next(request, "admin:otp_enrol")
         error = ""
@@ -119,7 +159,8 @@ class StaffAdminSite(admin.AdminSite):
             device = otp.token_verify(user, request.POST.get("otp_token", ""))
             if device is not None:
                 return self._complete_login(request, user, device, enrolled=False)
-            audit_record(actor=user, action="admin_login_failed", obj=user, request=request)
+            if self._code_failed(request, user):
+                return self._locked_out(request, user)
             error = "That code is not right (or was used already). Try the current one."
         context = {
             **self.each_context(request),
@@ -137,6 +178,8 @@ class StaffAdminSite(admin.AdminSite):
         user = otp.pending_user(request)
         if user is None:
             return self._redirect_keeping_next(request, "admin:login")
+        if lockout.is_locked(user.get_username(), request):
+            return self._locked_out(request, user)
         if otp.has_confirmed_device(user):
             # Enrolment is only for the first device; a second one needs the first.
             return self._redirect_keeping_next(request, "admin:otp_verify")
@@ -148,6 +191,8 @@ class StaffAdminSite(admin.AdminSite):
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
                 return self._complete_login(request, user, device, enrolled=True)
+            if self._code_failed(request, user):
+                return self._locked_out(request, user)
             error = "That code is not right. Check the time on your phone and try the current one."
         context = {
             **self.each_context(request),

@@ -1,5 +1,7 @@
 """Staff users with roles and known TOTP devices, and a logged-in (2FA-verified) client."""
 
+import time
+
 from django.contrib.auth.models import Group
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -28,6 +30,16 @@ def current_code(device: TOTPDevice) -> str:
     return f"{code:0{device.digits}d}"
 
 
+def next_code(device: TOTPDevice) -> str:
+    """A code the device still accepts after a login in the same 30 seconds (a code works
+    once): the one for the step after the last used one."""
+    device.refresh_from_db()
+    step_now = (int(time.time()) - device.t0) // device.step
+    drift = max(device.last_t + 1 - step_now, 0)
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=drift)
+    return f"{code:0{device.digits}d}"
+
+
 def verified_client(user) -> Client:
     """A client signed in with password *and* OTP (the session the 2FA views produce)."""
     client = Client()
@@ -38,4 +50,4 @@ def verified_client(user) -> Client:
     return client
 
 
-__all__ = ["PASSWORD", "current_code", "device_of", "staff_user", "verified_client"]
+__all__ = ["PASSWORD", "current_code", "device_of", "next_code", "staff_user", "verified_client"]

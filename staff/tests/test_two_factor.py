@@ -3,8 +3,9 @@ import re
 import pytest
 from django.test import Client
 
+from staff import otp
 from staff.models import AuditLog
-from staff.tests.factories import PASSWORD, current_code, device_of, staff_user
+from staff.tests.factories import PASSWORD, current_code, device_of, next_code, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +134,102 @@ def test_open_redirect_is_refused():
         {"otp_token": current_code(device_of(user)), "next": "https://evil.example/"},
     )
     assert response["Location"] == "/admin/"
+
+
+# --- Wrong codes count against the login lockout ---------------------------------------------
+
+
+@pytest.fixture
+def lockout_after_3(settings):
+    settings.LOGIN_LOCKOUT_FAILURES = 3
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # django-otp's own delay would refuse the right code
+
+
+def test_wrong_codes_lock_the_login_and_end_the_half_login(lockout_after_3):
+    user = staff_user("finance")
+    client = Client()
+    _password_step(client, user)
+    for _ in range(2):
+        assert client.post("/admin/otp/", {"otp_token": "000000"}).status_code == 200
+    locked = client.post("/admin/otp/", {"otp_token": "000000"})
+    assert locked.status_code == 429
+    assert "Signing in is locked for up to 15 minutes" in locked.content.decode()
+    assert otp.PENDING_USER not in client.session
+
+    # The right code no longer signs in: the half-login is gone.
+    response = client.post("/admin/otp/", {"otp_token": current_code(device_of(user))})
+    assert response["Location"].startswith("/admin/login/")
+    assert client.get("/admin/").status_code == 302
+    # Starting over, the password step is refused while the lock lasts.
+    response = client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
+    assert response.status_code == 200
+    assert otp.PENDING_USER not in client.session
+
+    assert AuditLog.objects.filter(actor=user, action="admin_login_failed").count() == 3
+    lock = AuditLog.objects.get(actor=user, action="admin_login_locked")
+    assert lock.object_id == str(user.pk) and lock.ip == "127.0.0.1"
+    assert not AuditLog.objects.filter(action="admin_login").exists()
+
+
+def test_a_second_half_login_is_refused_once_locked(lockout_after_3):
+    user = staff_user("finance")
+    guesser, owner = Client(), Client()
+    _password_step(guesser, user)
+    _password_step(owner, user)  # e.g. a second tab, started before the guesses
+    for _ in range(3):
+        guesser.post("/admin/otp/", {"otp_token": "000000"})
+    response = owner.post("/admin/otp/", {"otp_token": current_code(device_of(user))})
+    assert response.status_code == 429
+    assert otp.PENDING_USER not in owner.session
+    assert owner.get("/admin/").status_code == 302
+    assert not AuditLog.objects.filter(action="admin_login").exists()
+    assert AuditLog.objects.filter(actor=user, action="admin_login_locked").count() == 1
+
+
+def test_wrong_passwords_and_wrong_codes_share_one_count(lockout_after_3):
+    user = staff_user("finance")
+    client = Client()
+    for _ in range(2):
+        client.post("/admin/login/", {"username": user.username, "password": "guess"})
+    _password_step(client, user)
+    assert client.post("/admin/otp/", {"otp_token": "000000"}).status_code == 429
+    assert AuditLog.objects.filter(actor=user, action="admin_login_locked").exists()
+
+
+def test_a_right_code_before_the_limit_signs_in_and_resets_the_count(lockout_after_3):
+    user = staff_user("finance")
+    device = device_of(user)
+    client = Client()
+    _password_step(client, user)
+    for _ in range(2):
+        client.post("/admin/otp/", {"otp_token": "000000"})
+    response = client.post("/admin/otp/", {"otp_token": current_code(device)})
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+    # Two more wrong codes would have made four: the count started again at the login.
+    again = Client()
+    _password_step(again, user)
+    for _ in range(2):
+        assert again.post("/admin/otp/", {"otp_token": "000000"}).status_code == 200
+    response = again.post("/admin/otp/", {"otp_token": next_code(device)})
+    assert response["Location"] == "/admin/"
+    assert not AuditLog.objects.filter(action="admin_login_locked").exists()
+
+
+def test_wrong_enrolment_codes_count_against_the_lockout_too(lockout_after_3):
+    user = staff_user("support", device=False)
+    client = Client()
+    assert _password_step(client, user) == "/admin/otp/enrol/"
+    for _ in range(2):
+        assert client.post("/admin/otp/enrol/", {"otp_token": "000000"}).status_code == 200
+    locked = client.post("/admin/otp/enrol/", {"otp_token": "000000"})
+    assert locked.status_code == 429 and "locked" in locked.content.decode()
+    assert otp.PENDING_USER not in client.session
+
+    device = device_of(user)
+    response = client.post("/admin/otp/enrol/", {"otp_token": current_code(device)})
+    assert response["Location"].startswith("/admin/login/")
+    device.refresh_from_db()
+    assert not device.confirmed
+    assert AuditLog.objects.filter(actor=user, action="admin_login_locked").count() == 1
