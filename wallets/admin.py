@@ -1,11 +1,14 @@
 import uuid
+from urllib.parse import quote
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import render
+from django.utils.html import format_html
 
 from config.errors import DomainError
 from wallets.models import (
@@ -114,6 +117,22 @@ class CoinPackageAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("prices")
 
 
+def stripe_dashboard_payment_url(payment_intent: str) -> str:
+    """The PaymentIntent's page in Stripe's dashboard (test-mode keys live under ``/test``)."""
+    base = settings.STRIPE_DASHBOARD_URL.rstrip("/")
+    is_test_mode = settings.STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+    return f"{base}{'/test' if is_test_mode else ''}/payments/{quote(payment_intent, safe='')}"
+
+
+def stripe_dashboard_link(payment_intent: str | None) -> str:
+    if not payment_intent:
+        return "-"
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener noreferrer">Open in Stripe</a>',
+        stripe_dashboard_payment_url(payment_intent),
+    )
+
+
 class RefundForm(forms.Form):
     reason = forms.CharField(max_length=400, widget=forms.Textarea(attrs={"rows": 3}))
     coins = forms.IntegerField(
@@ -134,6 +153,7 @@ class RechargeRefundInline(admin.TabularInline):
         "reason",
         "actor",
         "created_at",
+        "stripe_dashboard",
     )
     readonly_fields = fields
     extra = 0
@@ -141,6 +161,11 @@ class RechargeRefundInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Stripe dashboard")
+    def stripe_dashboard(self, obj):
+        # Refunds and disputes are listed on their PaymentIntent's page.
+        return stripe_dashboard_link(obj.recharge.payment_intent)
 
 
 @admin.register(Recharge)
@@ -167,7 +192,13 @@ class RechargeAdmin(ReadOnlyAdmin):
         return request.user.has_perm("wallets.view_recharge")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        fields = [f.name for f in self.model._meta.fields]
+        below_payment_intent = fields.index("payment_intent") + 1
+        return [*fields[:below_payment_intent], "stripe_dashboard", *fields[below_payment_intent:]]
+
+    @admin.display(description="Stripe dashboard")
+    def stripe_dashboard(self, obj):
+        return stripe_dashboard_link(obj.payment_intent)
 
     @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
     def refund_action(self, request, queryset):
@@ -248,6 +279,11 @@ class RechargeRefundAdmin(ReadOnlyAdmin):
     )
     list_filter = ("source",)
     search_fields = ("stripe_id", "recharge__user__username")
+    readonly_fields = ("stripe_dashboard",)
+
+    @admin.display(description="Stripe dashboard")
+    def stripe_dashboard(self, obj):
+        return stripe_dashboard_link(obj.recharge.payment_intent)
 
 
 @admin.register(StripeEvent)

@@ -1,6 +1,9 @@
 """Other apps' admin actions, run by staff roles: role checks and one audit row each."""
 
+import re
+
 import pytest
+from django.test import override_settings
 
 from accounts.tests.factories import UserFactory
 from staff.models import AuditLog
@@ -59,6 +62,53 @@ def test_support_cannot_refund_above_the_limit_but_finance_can(settings):
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
     assert AuditLog.objects.filter(action="recharge_refund", actor=finance).count() == 1
+
+
+def _stripe_links(client, url) -> list[str]:
+    html = client.get(url).content.decode()
+    return re.findall(
+        r'<a href="([^"]+)" target="_blank" rel="noopener noreferrer">Open in Stripe</a>', html
+    )
+
+
+def test_recharge_and_refund_pages_link_to_the_payment_in_the_stripe_dashboard():
+    finance = staff_user(FINANCE)
+    client = verified_client(finance)
+    recharge = _paid(UserFactory(), coins=1000)
+    _refund(client, recharge, coins=300)
+    refund = recharge.refunds.get()
+    assert refund.stripe_id.startswith("re_")
+    recharge_page = f"/admin/wallets/recharge/{recharge.pk}/change/"
+    refund_page = f"/admin/wallets/rechargerefund/{refund.pk}/change/"
+    pi = recharge.payment_intent
+    assert pi.startswith("pi_")
+
+    with override_settings(STRIPE_SECRET_KEY="sk_test_abc"):
+        test_mode = f"https://dashboard.stripe.com/test/payments/{pi}"
+        # The recharge itself, then its refund in the inline.
+        assert _stripe_links(client, recharge_page) == [test_mode, test_mode]
+        assert _stripe_links(client, refund_page) == [test_mode]
+    with override_settings(STRIPE_SECRET_KEY="sk_live_abc"):
+        live = f"https://dashboard.stripe.com/payments/{pi}"
+        assert _stripe_links(client, recharge_page) == [live, live]
+        assert _stripe_links(client, refund_page) == [live]
+    with override_settings(
+        STRIPE_SECRET_KEY="sk_live_abc", STRIPE_DASHBOARD_URL="https://stripe.example/"
+    ):
+        assert _stripe_links(client, refund_page) == [f"https://stripe.example/payments/{pi}"]
+
+
+def test_the_stripe_link_is_escaped():
+    from wallets.admin import stripe_dashboard_link
+
+    with override_settings(STRIPE_SECRET_KEY="sk_test_abc"):
+        html = stripe_dashboard_link('pi_"><script>')
+    assert "<script>" not in html and '"><' not in html
+    assert 'href="https://dashboard.stripe.com/test/payments/pi_%22%3E%3Cscript%3E"' in html
+    with override_settings(STRIPE_SECRET_KEY="sk_live_abc", STRIPE_DASHBOARD_URL='https://x/"a'):
+        html = stripe_dashboard_link("pi_1")
+    assert 'href="https://x/&quot;a/payments/pi_1"' in html
+    assert stripe_dashboard_link(None) == "-"
 
 
 def _resolve(client, discrepancy):
