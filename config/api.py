@@ -51,7 +51,10 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn every error into ``{"error": {"code", "message", "fields"}}`` with its status."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -239,6 +242,7 @@ def status_text(code: int) -> str:
         409: "idempotency_conflict",
         423: "wallet_frozen",
         429: "Too many requests",
+        503: "Busy: try again after Retry-After seconds",
     }.get(code, "Error")
 
 

@@ -7,6 +7,7 @@ class DomainError(Exception):
     code = "domain_error"
     status = 400
     default_message = "The request cannot be carried out."
+    retry_after: int | None = None  # seconds; sent as a Retry-After header when set
 
     def __init__(self, message: str | None = None, *, fields: dict | None = None):
         self.message = message or self.default_message
@@ -54,3 +55,10 @@ class LimitExceeded(DomainError):
     code = "limit_exceeded"
     status = 403
     default_message = "This would exceed your limit."
+
+
+class ServiceBusy(DomainError):
+    code = "service_busy"
+    status = 503
+    default_message = "Too busy right now; please try again shortly."
+    retry_after = 10

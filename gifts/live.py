@@ -14,6 +14,11 @@ trade-off: docs/statements-and-live.md). Under ASGI (uvicorn) the stream is an a
 generator, so an open overlay costs a coroutine and not a worker thread; under WSGI (the test
 live server, runserver) a plain generator does the same work.
 
+Each process holds at most ``LIVE_SYNC_STREAMS_MAX`` streams under WSGI (by default half its
+threads, so overlays can never take every thread the API needs) and ``LIVE_ASYNC_STREAMS_MAX``
+under ASGI; past that a new stream is refused with 503 ``live_streams_busy`` and a
+Retry-After, and the overlay page tries again after it.
+
 Public on purpose, like an overlay URL: what it shows (sender's username, gift, count,
 message) is what the live stream shows anyway. No auth, no cookies read, no CSRF.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -39,12 +45,16 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
 from config.api import error_responses
+from config.errors import ServiceBusy
 from creators.selectors import creator_find
 from gifts.combos import ComboTracker, combo_window, tracker_at
 from gifts.models import GiftEvent
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
 
 HEARTBEAT_SECONDS = 15
+# Under WSGI the server learns that an overlay went away only when a write fails (the second
+# write after the peer closed): beat more often there so its thread and slot come back soon.
+SYNC_HEARTBEAT_SECONDS = 4
 # A gift transaction commits within this long of its id being taken (late commits).
 SETTLE_SECONDS = 3.0
 BATCH = 200
@@ -182,7 +192,90 @@ class _Stream:
         return f"retry: 1000\nevent: hello\ndata: {hello}\n\n"
 
 
-def _run_async(stream: _Stream) -> AsyncIterator[str]:
+class LiveStreamsBusy(ServiceBusy):
+    code = "live_streams_busy"
+    default_message = "Too many live streams are open on this server; trying again shortly."
+
+
+class _Slots:
+    """How many streams this process holds open, per kind, against its limit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = {"sync": 0, "async": 0}
+
+    def limit(self, kind: str) -> int:
+        name = "LIVE_ASYNC_STREAMS_MAX" if kind == "async" else "LIVE_SYNC_STREAMS_MAX"
+        return int(_setting(name, 2))
+
+    def take(self, kind: str) -> _Slot:
+        with self.lock:
+            if self.open[kind] >= self.limit(kind):
+                raise LiveStreamsBusy()
+            self.open[kind] += 1
+        return _Slot(self, kind)
+
+    def give_back(self, kind: str) -> None:
+        with self.lock:
+            self.open[kind] -= 1
+
+
+SLOTS = _Slots()
+
+
+class _Slot:
+    """One taken stream slot, given back exactly once however the stream ends."""
+
+    def __init__(self, slots: _Slots, kind: str) -> None:
+        self.slots, self.kind = slots, kind
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.give_back(self.kind)
+
+    def __del__(self) -> None:  # a response dropped before it was ever served or closed
+        self.release()
+
+
+class _HeldStream:
+    """The response body: the stream's frames, and the slot back when the server closes it.
+
+    Django calls ``close()`` when the response is done (finished, or the client went away),
+    even if the body was never iterated; a bare generator's ``finally`` would not run then.
+    Under ASGI a client that goes away cancels the request instead, without ``close()``: the
+    async stream gives its slot back in its own ``finally`` (see ``_run_async``).
+    """
+
+    def __init__(self, frames: Iterator[str] | AsyncIterator[str], slot: _Slot) -> None:
+        self.frames, self.slot = frames, slot
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.frames, "close"):
+                self.frames.close()
+        finally:
+            self.slot.release()
+
+
+class _HeldSyncStream(_HeldStream):
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        return next(self.frames)  # type: ignore[arg-type]
+
+
+class _HeldAsyncStream(_HeldStream):
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self.frames.__anext__()  # type: ignore[union-attr]
+
+
+def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
     poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
     max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
 
@@ -202,6 +295,7 @@ def _run_async(stream: _Stream) -> AsyncIterator[str]:
                     yield f": keep-alive {timezone.now().isoformat()}\n\n"
                 await asyncio.sleep(poll)
         finally:
+            slot.release()
             # The per-request thread's connection (sync_to_async runs in it) ends with the
             # stream. After a client disconnect Django may run this in another thread; then
             # the connection is closed with its thread instead.
@@ -225,7 +319,7 @@ def _run_sync(stream: _Stream) -> Iterator[str]:
         if chunk:
             last_sent = now
             yield chunk
-        elif now - last_sent >= HEARTBEAT_SECONDS:
+        elif now - last_sent >= SYNC_HEARTBEAT_SECONDS:
             last_sent = now
             yield f": keep-alive {timezone.now().isoformat()}\n\n"
         time.sleep(poll)
@@ -261,8 +355,10 @@ class LiveEventsView(APIView):
             "gift within LIVE_COMBO_SECONDS, extended by each hit) keeps its `combo_id` while "
             "`count` grows. The SSE `id` is the gift event id: reconnect with `Last-Event-ID` "
             "(or `?last_event_id=`) to resume without gaps or double counts. Without it the "
-            "stream starts at the newest gift. Heartbeat comments every 15 s; the stream ends "
-            "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth."
+            "stream starts at the newest gift. Heartbeat comments every 15 s (4 s under WSGI); the stream ends "
+            "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth. "
+            "503 `live_streams_busy` (with Retry-After) when this server holds as many streams "
+            "as it allows (LIVE_SYNC_STREAMS_MAX / LIVE_ASYNC_STREAMS_MAX)."
         ),
         parameters=[
             OpenApiParameter(
@@ -283,17 +379,19 @@ class LiveEventsView(APIView):
             (200, "text/event-stream"): OpenApiResponse(
                 response=OpenApiTypes.STR, description="The event stream."
             ),
-            **error_responses(404),
+            **error_responses(404, 503),
         },
     )
     def get(self, request, handle: str, live_id: str):
         creator = _live_creator(handle, live_id)
         stream = _Stream(creator.pk, live_id, _resume_id(request))
-        body = _run_async(stream) if isinstance(request._request, ASGIRequest) else None
-        response = StreamingHttpResponse(
-            body if body is not None else _run_sync(stream),
-            content_type="text/event-stream; charset=utf-8",
-        )
+        body: _HeldStream
+        if isinstance(request._request, ASGIRequest):
+            slot = SLOTS.take("async")
+            body = _HeldAsyncStream(_run_async(stream, slot), slot)
+        else:
+            body = _HeldSyncStream(_run_sync(stream), SLOTS.take("sync"))
+        response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache, no-transform"
         response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
         return response

@@ -265,3 +265,159 @@ def test_overlay_shows_combos_and_animates_a_big_gift(asgi_server, stage):
             browser.close()
     connections.close_all()
     call_command("verify_ledger")
+
+
+# --- How many streams a process holds: the API must never starve behind open overlays -----
+
+STREAM = "/api/v1/creators/streamer/live/live1/events/"
+
+
+def _wait_until(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _close(response) -> None:
+    """What the server does when a response ends (Django's test client does the same dance:
+    its request_finished must not close the test's database connection)."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
+def test_sync_streams_past_the_limit_are_refused_and_slots_come_back(client, db, settings):
+    from gifts.live import SLOTS
+
+    settings.LIVE_SYNC_STREAMS_MAX = 1
+    make_creator("streamer")
+    before = SLOTS.open["sync"]
+    first = client.get(STREAM)
+    assert first.status_code == 200
+
+    refused = client.get(STREAM)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "live_streams_busy"
+    assert refused["Retry-After"] == "10"
+    _close(first)  # the server closes a finished (or abandoned) response
+    assert SLOTS.open["sync"] == before
+    again = client.get(STREAM)
+    assert again.status_code == 200
+    _close(again)
+    assert SLOTS.open["sync"] == before
+
+
+def test_async_stream_slot_comes_back_when_the_client_goes_away(asgi_server, stage, settings):
+    from gifts.live import SLOTS
+
+    settings.LIVE_ASYNC_STREAMS_MAX = 1
+    first = SSEClient(asgi_server.port, STREAM)
+    try:
+        assert first.next()["event"] == "hello"
+        status, body = _get(asgi_server.port, STREAM)
+        assert status == 503
+        assert json.loads(body)["error"]["code"] == "live_streams_busy"
+    finally:
+        first.close()
+    # uvicorn sees the disconnect and cancels the stream: its slot must come back.
+    assert _wait_until(lambda: SLOTS.open["async"] == 0)
+    third = SSEClient(asgi_server.port, STREAM)
+    try:
+        assert third.response.status == 200
+        assert third.next()["event"] == "hello"
+    finally:
+        third.close()
+
+
+@pytest.mark.slow
+def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
+    transactional_db, settings
+):
+    """gunicorn (config/gunicorn.conf.py), one worker with two threads: one overlay may hold a
+    thread, a second is refused, and the API still answers beside it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    make_creator("streamer")
+    db = settings.DATABASES["default"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        ),
+        "DEBUG": "0",
+        "SECRET_KEY": "live-test-" + uuid.uuid4().hex * 2,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "WEB_WORKERS": "1",
+        "WEB_THREADS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("LIVE_SYNC_STREAMS_MAX", None)
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def get(path: str) -> tuple[int, bytes]:
+        return _get(port, path)
+
+    try:
+        assert _wait_until(lambda: get("/healthz")[0] == 200, 30), "gunicorn did not start"
+        overlay = SSEClient(port, STREAM)
+        try:
+            assert overlay.next(timeout=5)["event"] == "hello"
+            status, body = get(STREAM)
+            assert status == 503 and json.loads(body)["error"]["code"] == "live_streams_busy"
+            started = time.monotonic()
+            assert get("/api/v1/gifts/")[0] == 200
+            assert get("/healthz")[0] == 200
+            assert time.monotonic() - started < 5
+        finally:
+            overlay.close()
+        # Once the overlay is gone (gunicorn notices when a heartbeat write fails), a new one
+        # is let in.
+        assert _wait_until(lambda: _opens(port), 20)
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()
+        connections.close_all()
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def _opens(port: int) -> bool:
+    client = SSEClient(port, STREAM)
+    try:
+        return client.response.status == 200
+    finally:
+        client.close()

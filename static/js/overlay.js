@@ -65,14 +65,31 @@
     scheduleRemoval(card, data);
   }
 
-  var source = new EventSource(root.dataset.eventsUrl);
-  source.addEventListener("hello", function () { root.dataset.state = "live"; });
-  source.addEventListener("gift", function (message) {
-    try {
-      render(JSON.parse(message.data));
-    } catch (err) {
-      // A malformed frame must not stop the overlay.
+  // EventSource reconnects by itself after a dropped stream, but gives up for good on an
+  // HTTP error (503 live_streams_busy when the server holds as many streams as it allows):
+  // then open a new one after a pause, resuming after the last gift shown.
+  var lastEventId = "";
+  function connect() {
+    var url = root.dataset.eventsUrl;
+    if (lastEventId) {
+      url += (url.indexOf("?") === -1 ? "?" : "&") + "last_event_id=" + encodeURIComponent(lastEventId);
     }
-  });
-  source.addEventListener("error", function () { root.dataset.state = "reconnecting"; });
+    var source = new EventSource(url);
+    source.addEventListener("hello", function () { root.dataset.state = "live"; });
+    source.addEventListener("gift", function (message) {
+      if (message.lastEventId) lastEventId = message.lastEventId;
+      try {
+        render(JSON.parse(message.data));
+      } catch (err) {
+        // A malformed frame must not stop the overlay.
+      }
+    });
+    source.addEventListener("error", function () {
+      root.dataset.state = "reconnecting";
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, 5000 + Math.random() * 10000);
+      }
+    });
+  }
+  connect();
 })();
