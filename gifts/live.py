@@ -184,12 +184,12 @@ class _Stream:
             self.seen = {pk: at for pk, at in self.seen.items() if pk > self.settled_id}
         return "".join(frames)
 
-    @staticmethod
-    def opening() -> str:
+    def opening(self) -> str:
         window_ms = int(combo_window().total_seconds() * 1000)
         hello = json.dumps({"combo_window_ms": window_ms, "big_gift_coins": big_gift_coins()})
-        # ``retry``: how soon EventSource reconnects (with Last-Event-ID) after a drop.
-        return f"retry: 1000\nevent: hello\ndata: {hello}\n\n"
+        # ``retry``: how soon EventSource reconnects (with Last-Event-ID) after a drop. ``id``:
+        # where this stream starts, so a reconnect before the first gift misses none either.
+        return f"retry: 1000\nid: {self.after_id}\nevent: hello\ndata: {hello}\n\n"
 
 
 class LiveStreamsBusy(ServiceBusy):
@@ -353,7 +353,8 @@ class LiveEventsView(APIView):
             "object `{id, combo_id, count, hits, coins, quantity, sender, gift: {slug, name, "
             "coins, image_url}, message, big, at, combo_expires_at}`. A combo (same sender and "
             "gift within LIVE_COMBO_SECONDS, extended by each hit) keeps its `combo_id` while "
-            "`count` grows. The SSE `id` is the gift event id: reconnect with `Last-Event-ID` "
+            "`count` grows. The SSE `id` is the gift event id (on the opening `hello` event, "
+            "the id the stream starts after): reconnect with `Last-Event-ID` "
             "(or `?last_event_id=`) to resume without gaps or double counts. Without it the "
             "stream starts at the newest gift. Heartbeat comments every 15 s (4 s under WSGI); the stream ends "
             "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth. "

@@ -421,3 +421,45 @@ def _opens(port: int) -> bool:
         return client.response.status == 200
     finally:
         client.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_refused_overlay_tries_again_and_shows_the_gifts_it_missed(asgi_server, stage, settings):
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    settings.LIVE_ASYNC_STREAMS_MAX = 1
+    first = _send(stage.bob, stage.creator, stage.rose)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            refusals: list[int] = []
+            page.on(
+                "response",
+                lambda r: (
+                    refusals.append(r.status) if "/events/" in r.url and r.status == 503 else None
+                ),
+            )
+            page.goto(f"{asgi_server.url}/overlay/streamer/live1/")
+            expect(page.locator("#overlay")).to_have_attribute("data-state", "live")
+            expect(page.locator(".gift-card")).to_have_count(0)
+            # The server now holds all the streams it allows: the overlay's reconnect is refused.
+            settings.LIVE_ASYNC_STREAMS_MAX = 0
+            page.evaluate("window.stop()")  # drops the open stream, as a network blip would
+            expect(page.locator("#overlay")).to_have_attribute(
+                "data-state", "reconnecting", timeout=5000
+            )
+            missed = _send(stage.alice, stage.creator, stage.lion)
+            # (Playwright delivers the response events while it waits.)
+            assert _wait_until(lambda: bool(refusals) or page.wait_for_timeout(200), 20)
+            settings.LIVE_ASYNC_STREAMS_MAX = 1
+
+            card = page.locator(f'.gift-card--big[data-combo-id="{missed.pk}"]')
+            expect(card).to_be_visible(timeout=25_000)
+            expect(page.locator("#overlay")).to_have_attribute("data-state", "live")
+            assert page.locator(f'.gift-card[data-combo-id="{first.pk}"]').count() == 0
+        finally:
+            browser.close()
+    connections.close_all()

@@ -75,7 +75,10 @@
       url += (url.indexOf("?") === -1 ? "?" : "&") + "last_event_id=" + encodeURIComponent(lastEventId);
     }
     var source = new EventSource(url);
-    source.addEventListener("hello", function () { root.dataset.state = "live"; });
+    source.addEventListener("hello", function (message) {
+      if (message.lastEventId) lastEventId = message.lastEventId;
+      root.dataset.state = "live";
+    });
     source.addEventListener("gift", function (message) {
       if (message.lastEventId) lastEventId = message.lastEventId;
       try {
