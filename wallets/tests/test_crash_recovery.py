@@ -125,6 +125,14 @@ def _coin_credits(user: User) -> int:
     ).count()
 
 
+def _assert_credited_once_even_after_reconcile(user: User) -> None:
+    assert wallet_get(user=user).balance == 700
+    assert _coin_credits(user) == 1
+    payments_reconcile()
+    assert wallet_get(user=user).balance == 700
+    call_command("verify_ledger")
+
+
 @pytest.mark.django_db
 def test_retry_after_a_crash_on_a_first_purchase_charges_once():
     user = _viewer()
@@ -173,11 +181,7 @@ def test_retry_after_reconciliation_rebuilt_the_recharge_returns_that_one():
     assert len(_intents_for_key(user, key)) == 1
     assert Recharge.objects.filter(user=user).count() == 1
     assert Recharge.objects.get(pk=rebuilt.pk).client_key == key
-    assert wallet_get(user=user).balance == 700
-    assert _coin_credits(user) == 1
-    payments_reconcile()
-    assert wallet_get(user=user).balance == 700
-    call_command("verify_ledger")
+    _assert_credited_once_even_after_reconcile(user)
 
 
 @pytest.mark.django_db
@@ -231,11 +235,7 @@ def test_retry_after_a_crash_during_the_create_charges_once():
     statuses = {i.id: i.status for i in _intents_for_key(user, key)}
     assert list(statuses.values()).count("succeeded") == 1
     assert statuses.get(orphan.id, "requires_confirmation") == "requires_confirmation"
-    assert wallet_get(user=user).balance == 700
-    assert _coin_credits(user) == 1
-    payments_reconcile()
-    assert wallet_get(user=user).balance == 700
-    call_command("verify_ledger")
+    _assert_credited_once_even_after_reconcile(user)
 
 
 @pytest.mark.django_db
