@@ -85,6 +85,18 @@ def record_failure(username, request=None) -> None:
                 cache.add(key, 1, seconds)
 
 
+def locked_just_now(username, request=None) -> bool:
+    """True once per lock: the first time it is asked after this (username, address) locked.
+
+    For an audit line per lock rather than one per refused attempt.
+    """
+    username = _username(username)
+    if not username or not is_locked(username, request):
+        return False
+    pair_key = _keys(username, _address(request))[0]
+    return bool(cache.add(f"lockout:noted:{pair_key}", 1, _limits()[2]))
+
+
 def clear(username, request=None) -> None:
     username = _username(username)
     if username:

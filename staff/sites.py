@@ -91,14 +91,34 @@ class StaffAdminSite(admin.AdminSite):
         lockout.record_failure(username, request)
         if not lockout.is_locked(username, request):
             return False
-        audit_record(
-            actor=user,
-            action="admin_login_locked",
-            obj=user,
-            reason="Too many wrong one-time codes",
-            request=request,
-        )
+        self._audit_lock(request, user, "Too many wrong one-time codes")
         return True
+
+    def _audit_password_lock(self, request, username: str) -> None:
+        """Wrong passwords locked a staff account: audit it (the page itself says nothing
+        more than "wrong credentials", so the lock cannot be used to find accounts)."""
+        if not lockout.is_locked(username, request):
+            return
+        UserModel = auth.get_user_model()
+        staff_user = (
+            UserModel._default_manager.filter(
+                **{f"{UserModel.USERNAME_FIELD}__iexact": str(username).strip()}, is_staff=True
+            )
+            .order_by("pk")
+            .first()
+        )
+        if staff_user is not None:
+            self._audit_lock(request, staff_user, "Too many wrong passwords")
+
+    @staticmethod
+    def _audit_lock(request, user, reason: str) -> None:
+        """One audit line per lock of a staff account, however it was reached."""
+        from staff.services import audit_record
+
+        if lockout.locked_just_now(user.get_username(), request):
+            audit_record(
+                actor=user, action="admin_login_locked", obj=user, reason=reason, request=request
+            )
 
     def _locked_out(self, request, user) -> TemplateResponse:
         """End the half-login: the user starts again at the password step, which the same
@@ -126,10 +146,12 @@ class StaffAdminSite(admin.AdminSite):
             otp.pending_set(request, user)
             return self._second_step(request, user)
         form = AdminAuthenticationForm(request, data=request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            staff_user = form.get_user()
-            otp.pending_set(request, staff_user)
-            return self._second_step(request, staff_user)
+        if request.method == "POST":
+            if form.is_valid():
+                staff_user = form.get_user()
+                otp.pending_set(request, staff_user)
+                return self._second_step(request, staff_user)
+            self._audit_password_lock(request, request.POST.get("username", ""))
         context = {
             **self.each_context(request),
             "title": "Log in",

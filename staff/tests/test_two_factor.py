@@ -233,3 +233,27 @@ def test_wrong_enrolment_codes_count_against_the_lockout_too(lockout_after_3):
     device.refresh_from_db()
     assert not device.confirmed
     assert AuditLog.objects.filter(actor=user, action="admin_login_locked").count() == 1
+
+
+def test_wrong_passwords_alone_lock_a_staff_account_and_audit_it_once(lockout_after_3):
+    user = staff_user("finance")
+    client = Client()
+    for _ in range(5):
+        response = client.post("/admin/login/", {"username": user.username, "password": "guess"})
+        assert response.status_code == 200  # the usual "wrong credentials" page, nothing more
+        assert "locked" not in response.content.decode().lower()
+    response = client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
+    assert otp.PENDING_USER not in client.session
+
+    lock = AuditLog.objects.get(actor=user, action="admin_login_locked")
+    assert lock.reason == "Too many wrong passwords" and lock.ip == "127.0.0.1"
+
+
+def test_a_locked_non_staff_username_writes_no_audit(lockout_after_3):
+    viewer = staff_user("finance")
+    type(viewer).objects.filter(pk=viewer.pk).update(is_staff=False)
+    client = Client()
+    for _ in range(4):
+        client.post("/admin/login/", {"username": viewer.username, "password": "guess"})
+    client.post("/admin/login/", {"username": "nobody-at-all", "password": "guess"})
+    assert not AuditLog.objects.filter(action="admin_login_locked").exists()
