@@ -35,7 +35,10 @@ from wallets.services.recharges import _attempt_marker, custom_price
 
 
 def _viewer() -> User:
-    return cast(User, UserFactory())
+    # localstripe is shared by the test processes, and reconcile finds every lost
+    # PaymentIntent in it: a name no other test process can also have (with the same id)
+    # keeps one test's lost payments from matching another's user.
+    return cast(User, UserFactory(username=f"viewer-{uuid.uuid4().hex[:16]}"))
 
 
 def _paid_intent_lost_to_a_crash(user, *, coins=700, customer_id=None):
