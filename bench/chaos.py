@@ -965,6 +965,16 @@ def fresh_connections() -> None:
     connections.close_all()
 
 
+def _crash_retries() -> tuple[int, int]:
+    """From the web server's log: retries whose first attempt died mid-recharge and that
+    continued its PaymentIntent, or found none it could have confirmed and started afresh."""
+    path = WORK / "web.log"
+    if not path.exists():
+        return 0, 0
+    text = path.read_text(errors="replace")
+    return text.count("of an interrupted attempt"), text.count("interrupted attempt had no intent")
+
+
 def summary(elapsed: float) -> int:
     discrepancies = len(problems)
     faults_total = sum(faults.values())
@@ -995,6 +1005,10 @@ def summary(elapsed: float) -> int:
         ("faults injected", f"{faults_total} " + str(dict(faults))),
         ("payments succeeded at Stripe", stats["payments_succeeded_at_stripe"]),
         ("  of which rebuilt by reconcile after a crash", stats["recharges_rebuilt_by_reconcile"]),
+        (
+            "recharge retries after a crash: continued / afresh",
+            "{} / {}".format(*_crash_retries()),
+        ),
         ("coins recharged / spent", f"{stats['coins_recharged']} / {stats['coins_spent']}"),
         ("payouts paid (diamonds)", f"{stats['payouts_paid']} ({stats['diamonds_paid_out']})"),
         ("discrepancies", discrepancies),

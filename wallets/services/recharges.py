@@ -383,10 +383,15 @@ def _recharge_earlier_attempt(
         log.warning("looking up an earlier attempt for user %s failed: %s", user.pk, exc)
         raise PaymentProviderError() from exc
     if intent is None:
+        # The interrupted attempt never got as far as a PaymentIntent it could confirm.
+        log.warning("recharge retry for user %s: interrupted attempt had no intent", user.pk)
         return None
     if not _same_purchase(intent, quote):
         raise IdempotencyConflict()
     pi_id = gateway.get(intent, "id")
+    log.warning(
+        "recharge retry for user %s: continuing intent %s of an interrupted attempt", user.pk, pi_id
+    )
     try:
         with transaction.atomic():
             recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
