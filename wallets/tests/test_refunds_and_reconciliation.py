@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -48,6 +49,13 @@ def paid(user, coins=1000, currency="USD") -> Recharge:
 @pytest.fixture
 def staff(db):
     return UserFactory(is_staff=True)
+
+
+@pytest.fixture
+def user(db):
+    # Reconcile finds every PaymentIntent in localstripe, which the test processes share: a
+    # name no other process can also have (with the same id) keeps their payments off ours.
+    return UserFactory(username=f"payer-{uuid.uuid4().hex[:16]}")
 
 
 def test_refund_after_coins_were_spent_records_debt_and_freezes(user, staff):
