@@ -1,5 +1,6 @@
 """Fixtures shared by every app's tests."""
 
+import os
 import uuid
 
 import pytest
@@ -8,6 +9,23 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
+
+# Headless Chromium as root (no sandbox), never reaching out to the internet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright):
+    """The browser of the browser tests: ``CHROMIUM_PATH`` (set by scripts/with_services.sh)."""
+    return playwright.chromium.launch(
+        executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -8,20 +8,12 @@ from django.db import connections
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
+from conftest import launch_chromium
 from gifts.models import GiftEvent
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from wallets.services import wallet_get
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -32,7 +24,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
     # Under Playwright's sync API the test body runs in its own context (greenlet), so Django

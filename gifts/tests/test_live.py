@@ -17,19 +17,11 @@ from django.db import connections
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
+from conftest import launch_chromium
 from gifts.combos import combos_of
 from gifts.models import GiftEvent
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -234,7 +226,7 @@ def test_overlay_shows_combos_and_animates_a_big_gift(asgi_server, stage):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_context().new_page()
             calm = browser.new_context(reduced_motion="reduce").new_page()
@@ -432,7 +424,7 @@ def test_a_refused_overlay_tries_again_and_shows_the_gifts_it_missed(asgi_server
     settings.LIVE_ASYNC_STREAMS_MAX = 1
     first = _send(stage.bob, stage.creator, stage.rose)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_context().new_page()
             refusals: list[int] = []

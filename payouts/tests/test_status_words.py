@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 
-from conftest import client_for
+from conftest import client_for, launch_chromium
 from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
 from payouts.services import (
     payout_approve,
@@ -138,17 +138,7 @@ def test_creator_reads_the_reason_and_downloads_the_statement(live_server, admin
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=os.environ["CHROMIUM_PATH"],
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p)
         try:
             context = browser.new_context(accept_downloads=True)
             context.add_cookies(

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from accounts.tests.factories import PASSWORD, UserFactory
+from conftest import launch_chromium
 from staff.models import AdjustmentRequest, AuditLog
 from staff.permissions import FINANCE, SUPPORT
 from staff.tests.factories import current_code, device_of, staff_user
@@ -12,15 +13,6 @@ from wallets.models import Discrepancy
 from wallets.services import wallet_adjust, wallet_get
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -31,7 +23,7 @@ def browser(live_server, monkeypatch):
     if not os.environ.get("CHROMIUM_PATH"):
         pytest.skip("CHROMIUM_PATH is not set")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
 

@@ -8,19 +8,11 @@ import uuid
 import pytest
 from django.conf import settings
 
+from conftest import launch_chromium
 from wallets.demo import seed_packages
 from wallets.models import Recharge, RechargeStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def page(live_server, monkeypatch):
     if not os.environ.get("CHROMIUM_PATH"):
         pytest.skip("CHROMIUM_PATH is not set")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         context = browser.new_context(viewport={"width": 390, "height": 844})
         page = context.new_page()
         page.set_default_timeout(20000)
