@@ -148,6 +148,7 @@ class _Stream:
         self.settled_id = after_id or 0
         self.seen: dict[int, float] = {}  # id -> when we sent it (monotonic)
         self.tracker: ComboTracker | None = None
+        self.last_sent = time.monotonic()
 
     def start(self) -> None:
         if self.after_id is None:
@@ -183,6 +184,15 @@ class _Stream:
             self.settled_id = max(self.settled_id, max(settled))
             self.seen = {pk: at for pk, at in self.seen.items() if pk > self.settled_id}
         return "".join(frames)
+
+    def tick(self, heartbeat_seconds: float) -> str:
+        """One poll: the new gifts' frames, else a keep-alive comment when one is due, else ''."""
+        chunk = self.poll()
+        now = time.monotonic()
+        if chunk or now - self.last_sent >= heartbeat_seconds:
+            self.last_sent = now
+            return chunk or f": keep-alive {timezone.now().isoformat()}\n\n"
+        return ""
 
     def opening(self) -> str:
         window_ms = int(combo_window().total_seconds() * 1000)
@@ -240,39 +250,31 @@ class _Slot:
 
 
 class _HeldStream:
-    """The response body: the stream's frames, and the slot back when the server closes it.
+    """The WSGI response body: the stream's frames, and the slot back when the server closes it.
 
     Django calls ``close()`` when the response is done (finished, or the client went away),
     even if the body was never iterated; a bare generator's ``finally`` would not run then.
     Under ASGI a client that goes away cancels the request instead, without ``close()``: the
-    async stream gives its slot back in its own ``finally`` (see ``_run_async``).
+    async stream gives its slot back in its own ``finally`` (see ``_run_async``), and one
+    never started gives it back when dropped (``_Slot.__del__``).
     """
 
-    def __init__(self, frames: Iterator[str] | AsyncIterator[str], slot: _Slot) -> None:
+    def __init__(self, frames: Iterator[str], slot: _Slot) -> None:
         self.frames, self.slot = frames, slot
 
-    def close(self) -> None:
-        try:
-            if hasattr(self.frames, "close"):
-                self.frames.close()
-        finally:
-            self.slot.release()
-
-
-class _HeldSyncStream(_HeldStream):
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        return next(self.frames)  # type: ignore[arg-type]
+        return next(self.frames)
 
-
-class _HeldAsyncStream(_HeldStream):
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self
-
-    async def __anext__(self) -> str:
-        return await self.frames.__anext__()  # type: ignore[union-attr]
+    def close(self) -> None:
+        try:
+            close = getattr(self.frames, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.slot.release()
 
 
 def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
@@ -280,19 +282,14 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
     max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
 
     async def generate():
-        started = last_sent = time.monotonic()
+        started = time.monotonic()
         try:
             await sync_to_async(stream.start)()
             yield stream.opening()
             while time.monotonic() - started < max_seconds:
-                chunk = await sync_to_async(stream.poll)()
-                now = time.monotonic()
+                chunk = await sync_to_async(stream.tick)(HEARTBEAT_SECONDS)
                 if chunk:
-                    last_sent = now
                     yield chunk
-                elif now - last_sent >= HEARTBEAT_SECONDS:
-                    last_sent = now
-                    yield f": keep-alive {timezone.now().isoformat()}\n\n"
                 await asyncio.sleep(poll)
         finally:
             slot.release()
@@ -310,18 +307,13 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
 def _run_sync(stream: _Stream) -> Iterator[str]:
     poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
     max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
-    started = last_sent = time.monotonic()
+    started = time.monotonic()
     stream.start()
     yield stream.opening()
     while time.monotonic() - started < max_seconds:
-        chunk = stream.poll()
-        now = time.monotonic()
+        chunk = stream.tick(SYNC_HEARTBEAT_SECONDS)
         if chunk:
-            last_sent = now
             yield chunk
-        elif now - last_sent >= SYNC_HEARTBEAT_SECONDS:
-            last_sent = now
-            yield f": keep-alive {timezone.now().isoformat()}\n\n"
         time.sleep(poll)
 
 
@@ -386,12 +378,11 @@ class LiveEventsView(APIView):
     def get(self, request, handle: str, live_id: str):
         creator = _live_creator(handle, live_id)
         stream = _Stream(creator.pk, live_id, _resume_id(request))
-        body: _HeldStream
+        body: AsyncIterator[str] | _HeldStream
         if isinstance(request._request, ASGIRequest):
-            slot = SLOTS.take("async")
-            body = _HeldAsyncStream(_run_async(stream, slot), slot)
+            body = _run_async(stream, SLOTS.take("async"))
         else:
-            body = _HeldSyncStream(_run_sync(stream), SLOTS.take("sync"))
+            body = _HeldStream(_run_sync(stream), SLOTS.take("sync"))
         response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache, no-transform"
         response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
