@@ -120,24 +120,31 @@ def _own_payout(request, payout_id: int):
         raise Http404("No such payout.")
 
 
-@login_required
-def payout_statement_csv(request, payout_id: int):
+def _statement_download(request, payout_id: int, *, render_as, content_type: str, extension: str):
     statement = payout_statement(payout=_own_payout(request, payout_id))
-    response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(render_as(statement), content_type=content_type)
     response["Content-Disposition"] = (
-        f'attachment; filename="applause-payout-{payout_id}-statement.csv"'
+        f'attachment; filename="applause-payout-{payout_id}-statement.{extension}"'
     )
     return response
+
+
+@login_required
+def payout_statement_csv(request, payout_id: int):
+    return _statement_download(
+        request,
+        payout_id,
+        render_as=statement_csv,
+        content_type="text/csv; charset=utf-8",
+        extension="csv",
+    )
 
 
 @login_required
 def payout_statement_pdf(request, payout_id: int):
-    statement = payout_statement(payout=_own_payout(request, payout_id))
-    response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
-    response["Content-Disposition"] = (
-        f'attachment; filename="applause-payout-{payout_id}-statement.pdf"'
+    return _statement_download(
+        request, payout_id, render_as=statement_pdf, content_type="application/pdf", extension="pdf"
     )
-    return response
 
 
 @login_required

@@ -177,7 +177,9 @@ def _attempt_marker(key_hash: str) -> str:
     A marker without ``pi`` means the crash came before or during the create: any
     PaymentIntent that create made was never confirmed (no charge; the client never saw its
     client_secret), so the retry may start afresh; on real Stripe the create's idempotency
-    key, made from the same client key, even hands back that same PaymentIntent.
+    key, made from the same client key, even hands back that same PaymentIntent. That key is
+    also what covers the one narrow case where the marker misleads: Redis going away between
+    the two writes, so a confirmed attempt's marker lacks its ``pi``.
     (Markers from before the id was noted hold ``1``: for those the retry still searches the
     customer's PaymentIntents; on servers without list filters, localstripe, that pages through
     all of them, which ``make chaos`` showed stalls it under load.)
@@ -262,13 +264,7 @@ def recharge_create(
             "Please try again tomorrow."
         )
     purchase_limits_check(user=user, coins=quote.coins)
-    recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
-        user=user,
-        package=quote.package,
-        coins=quote.coins,
-        price=quote.price,
-        client_key=client_key,
-    )
+    recharge = _recharge_row(user=user, quote=quote, client_key=client_key)
     if key_hash:
         _attempt_note(key_hash)
     try:
@@ -295,6 +291,17 @@ def recharge_create(
     recharge.save(update_fields=["payment_intent", "updated_at"])
     return _recharge_settle(
         recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+    )
+
+
+def _recharge_row(*, user, quote: Quote, client_key: str | None, payment_intent=None) -> Recharge:
+    return Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+        user=user,
+        package=quote.package,
+        coins=quote.coins,
+        price=quote.price,
+        payment_intent=payment_intent,
+        client_key=client_key,
     )
 
 
@@ -394,13 +401,8 @@ def _recharge_earlier_attempt(
     )
     try:
         with transaction.atomic():
-            recharge = Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
-                user=user,
-                package=quote.package,
-                coins=quote.coins,
-                price=quote.price,
-                payment_intent=pi_id,
-                client_key=client_key,
+            recharge = _recharge_row(
+                user=user, quote=quote, client_key=client_key, payment_intent=pi_id
             )
     except IntegrityError:
         # Reconciliation (or a webhook) rebuilt it first: adopt that row and give it the key.
