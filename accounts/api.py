@@ -1,5 +1,6 @@
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
 from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -66,9 +67,8 @@ class RegisterView(APIView):
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = user_register(**data.validated_data)
-        token = token_issue(user=user)
         return Response(
-            {"user": {"id": user.pk, "username": user.username}, "token": token.key},
+            {"user": {"id": user.pk, "username": user.username}, "token": token_issue(user=user)},
             status=status.HTTP_201_CREATED,
         )
 
@@ -106,13 +106,22 @@ class TokenView(APIView):
         if user is None or not user.is_active:
             raise InvalidCredentials()
         lockout.clear(data.validated_data["username"], request)
-        return Response({"token": token_issue(user=user).key})
+        return Response({"token": token_issue(user=user)})
 
-    @extend_schema(request=None, responses={204: None, **error_responses(401)}, summary="Revoke")
+    @extend_schema(
+        request=None,
+        responses={204: None, **error_responses(401)},
+        summary="Revoke this token",
+        description="Signs this device out: the token used for the call stops working. "
+        "Tokens of other devices keep working.",
+    )
     def delete(self, request):
         if not request.user.is_authenticated:
             self.permission_denied(request)
-        token_revoke(user=request.user)
+        if isinstance(request.auth, AuthToken):
+            token_revoke(token=request.auth)
+        else:
+            logout(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

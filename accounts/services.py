@@ -5,7 +5,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from config.errors import InvalidInput
 
@@ -46,10 +46,24 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
     return candidate
 
 
-def token_issue(*, user) -> Token:
-    token, _ = Token.objects.get_or_create(user=user)
-    return token
+def token_issue(*, user) -> str:
+    """A new API token for one device (sign-in); returns the key, shown this once.
+
+    Only a SHA-512 digest is stored; the token expires after ``API_TOKEN_TTL_HOURS``.
+    """
+    _instance, key = AuthToken.objects.create(user=user)
+    return key
 
 
-def token_revoke(*, user) -> None:
-    Token.objects.filter(user=user).delete()
+def token_revoke(*, token: AuthToken) -> None:
+    """Sign one device out: its token stops working at once."""
+    AuthToken.objects.filter(pk=token.pk).delete()
+
+
+def tokens_revoke_all(*, user, keep: AuthToken | None = None) -> int:
+    """Revoke every API token of ``user`` (all but ``keep``); returns how many."""
+    tokens = AuthToken.objects.filter(user=user)
+    if keep is not None:
+        tokens = tokens.exclude(pk=keep.pk)
+    deleted, _ = tokens.delete()
+    return deleted

@@ -402,7 +402,7 @@ class Chaos:
         from datetime import date
 
         from django.db import transaction
-        from rest_framework.authtoken.models import Token
+        from knox.models import AuthToken
 
         from accounts.models import User
         from creators.services import creator_create
@@ -430,8 +430,8 @@ class Chaos:
                 user = User.objects.create(
                     username=f"viewer{i}", email=f"v{i}@example.com", date_of_birth=date(1990, 1, 1)
                 )
-                token = Token.objects.create(user=user)
-                self.users.append({"id": user.pk, "token": token.key, "coins": 0})
+                _instance, token = AuthToken.objects.create(user=user)
+                self.users.append({"id": user.pk, "token": token, "coins": 0})
 
     def wait_web(self, seconds: float = 60) -> None:
         import urllib.request

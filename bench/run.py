@@ -727,10 +727,10 @@ def _short_path(path: str) -> str:
 
 
 def bench_http(senders, handles, workdir: Path) -> None:
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     users = senders[-CFG["http_senders"] - 1 : -1]
-    tokens = [Token.objects.create(user=u).key for u in users]
+    tokens = [AuthToken.objects.create(user=u)[1] for u in users]
     (workdir / "tokens.json").write_text(json.dumps(tokens))
     (workdir / "creators.json").write_text(json.dumps(handles))
     cores = os.cpu_count() or 1
@@ -1316,9 +1316,9 @@ def main() -> int:
         _step("verify_ledger", ("ledger_ok",), verify_ledger)
         http_keys = ("http_gifts_per_s", "http_p99_ms", "http_errors", "web_peak_rss_mb")
         _step("http", http_keys, bench_http, senders, handles, workdir)
-        from rest_framework.authtoken.models import Token
+        from knox.models import AuthToken
 
-        token = Token.objects.get_or_create(user=senders[-1])[0].key
+        token = AuthToken.objects.create(user=senders[-1])[1]
         _step("request profile", (), profile_request, token, handles)
         payout_keys = (
             "payout_batch_10k_s",

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
@@ -39,7 +39,7 @@ pytestmark = [
 
 def burst(user, method: str, path: str, bodies, keys) -> list:
     """Send BURST requests at once; returns [(status, json)] in request order."""
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = AuthToken.objects.create(user=user)[1]
     barrier = threading.Barrier(BURST)
 
     def one(i: int):
@@ -183,7 +183,7 @@ def test_fifty_identical_payout_method_puts_keep_a_verified_method_verified():
 
 def paid_recharge(viewer, coins: int = 400) -> Recharge:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=viewer)[0]}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=viewer)[1]}")
     response = client.post(
         "/api/v1/recharges/",
         {"coins": coins, "currency": "USD", "payment_method": "pm_card_visa"},

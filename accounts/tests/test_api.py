@@ -1,8 +1,10 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
 
 from accounts.tests.factories import PASSWORD, UserFactory
 from conftest import client_for
@@ -100,8 +102,62 @@ def test_token_login_and_revoke(api):
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get(ME).status_code == 200
     assert api.delete(TOKEN).status_code == 204
-    assert not Token.objects.filter(key=key).exists()
+    assert not AuthToken.objects.filter(user=user).exists()
     _assert_error(api.get(ME), 401, "authentication_failed")
+
+
+def _login(user) -> str:
+    response = APIClient().post(
+        TOKEN, {"username": user.username, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["token"]
+
+
+def _me(key: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client.get(ME)
+
+
+@pytest.mark.django_db
+def test_each_sign_in_gets_its_own_token_and_logout_revokes_only_that_one():
+    user = UserFactory()
+    phone, laptop = _login(user), _login(user)
+    assert phone != laptop
+    assert _me(phone).status_code == 200 and _me(laptop).status_code == 200
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {phone}")
+    assert client.delete(TOKEN).status_code == 204
+
+    _assert_error(_me(phone), 401, "authentication_failed")
+    assert _me(laptop).status_code == 200
+
+
+@pytest.mark.django_db
+def test_tokens_are_stored_hashed_and_expire(settings):
+    user = UserFactory()
+    key = _login(user)
+    stored = AuthToken.objects.get(user=user)
+    # Only a digest is stored: a database leak gives no usable token.
+    assert key not in {stored.digest, stored.token_key}
+    assert len(stored.digest) == 128
+    assert stored.expiry is not None
+    ttl = stored.expiry - stored.created
+    assert abs(ttl.total_seconds() - settings.REST_KNOX["TOKEN_TTL"].total_seconds()) < 60
+
+    AuthToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    _assert_error(_me(key), 401, "authentication_failed")
+    assert not AuthToken.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db
+def test_register_token_expires_like_a_login_token():
+    response = APIClient().post(REGISTER, _valid(), format="json")
+    assert response.status_code == 201
+    token = AuthToken.objects.get(user_id=response.json()["user"]["id"])
+    assert token.expiry is not None
 
 
 @pytest.mark.django_db
