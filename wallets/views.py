@@ -199,8 +199,11 @@ def _limit_field(raw: str | None, name: str) -> int | None:
 def limits_page(request):
     """Spending controls: own daily/monthly limits (raise in 24 h, lower at once) and the
     cooling-off threshold for purchases."""
-    error, saved = "", False
+    # "Saved" comes only from the redirect right after a good save (a one-time flash in the
+    # session), never from the URL: a later bad POST must not show both.
+    error, saved = "", request.session.pop("limits_saved", False)
     if request.method == "POST":
+        saved = False
         try:
             spending_limits_set(
                 user=request.user,
@@ -210,10 +213,10 @@ def limits_page(request):
                     request.POST.get("confirm_above"), "The confirmation threshold"
                 ),
             )
-            return redirect("/wallet/limits/?saved=1")
+            request.session["limits_saved"] = True
+            return redirect("/wallet/limits/")
         except DomainError as exc:
             error = exc.message
-    saved = request.GET.get("saved") == "1"
     now = timezone.now()
     return render(
         request,
