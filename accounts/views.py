@@ -37,6 +37,12 @@ class PortalLoginView(LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def get_default_redirect_url(self):
+        # With no ``next``, creators land on their dashboard, viewers on their wallet.
+        if getattr(self.request.user, "is_creator", False):
+            return "/creator/"
+        return super().get_default_redirect_url()
+
 
 class PortalLogoutView(LogoutView):
     pass
