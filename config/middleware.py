@@ -83,3 +83,23 @@ class ContentSecurityPolicyMiddleware:
             response.setdefault("Content-Security-Policy", self.policy)
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+class ApiJsonNotFoundMiddleware:
+    """An ``Http404`` raised by a plain (non-DRF) view under ``/api/`` answers the documented
+    JSON error in every mode; under ``DEBUG`` Django would render its HTML debug page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.http import Http404
+
+        from config.api import api_not_found
+
+        if isinstance(exception, Http404) and request.path.startswith("/api/"):
+            return api_not_found(request, exception)
+        return None

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import lockout  # noqa: F401  (connects the login-failure signal receivers)
 from config.health import healthz, readyz
+from config.views import api_unknown_path
 
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
 api_v1 = [
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Last of the API: anything else under /api/ answers the JSON error, also under DEBUG.
+    re_path(r"^api/", api_unknown_path),
     *portal,
 ]
 

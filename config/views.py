@@ -1,8 +1,10 @@
 """Error pages: JSON in the documented format under /api/, HTML elsewhere."""
 
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 
-from config.api import api_not_found, api_server_error
+from config.api import api_not_found, api_server_error, error_body
 
 
 def not_found(request, exception=None):
@@ -15,3 +17,18 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return api_server_error(request)
     return render(request, "500.html", status=500)
+
+
+def api_unknown_path(request, rest=""):
+    """Every unmatched ``/api/...`` path, in every mode: the documented JSON 404 (under
+    ``DEBUG`` Django would otherwise answer with its HTML debug page), with a hint when only
+    the trailing slash is missing (APPEND_SLASH cannot redirect a POST)."""
+    message = "Not found."
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_unknown_path:
+            message = f"Not found. Did you mean {request.path}/ (with a trailing slash)?"
+    return JsonResponse(error_body("not_found", message), status=404)

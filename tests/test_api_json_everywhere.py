@@ -1,0 +1,38 @@
+"""Issue 21 item 12: every /api/ path answers the documented JSON error, also under DEBUG."""
+
+import pytest
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nothing-here/",
+        "/api/v1/recharges/not-a-number/",
+        "/api/v1/payouts/abc/statement/",
+        "/api/nothing/",
+    ],
+)
+def test_unknown_api_paths_answer_json_404(client, settings, debug, path):
+    settings.DEBUG = debug
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "not_found"
+    assert len(response.content) < 500
+
+
+@pytest.mark.django_db
+def test_a_missing_trailing_slash_is_named_and_a_post_is_not_a_500(client, settings):
+    settings.DEBUG = True
+    response = client.post("/api/v1/gifts/send", {}, content_type="application/json")
+    assert response.status_code == 404
+    assert "/api/v1/gifts/send/" in response.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_portal_pages_keep_their_html_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
