@@ -140,6 +140,14 @@ def register_webhook(api_base: str, port: str) -> None:
     say(f"webhook registered: {api_base} -> http://127.0.0.1:{port}/api/v1/webhooks/stripe/")
 
 
+def write_local_env() -> None:
+    """What manage.py needs to act on this setup (see LOCAL_ENV in manage.py)."""
+    keys = [*DEFAULTS, "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"]
+    lines = ["# Written by `make run`: manage.py reads it when DEBUG and DATABASE_URL are unset."]
+    lines += [f"{key}={os.environ[key]}" for key in keys if os.environ.get(key)]
+    (REPO / "var" / "local.env").write_text("\n".join(lines) + "\n")
+
+
 def main() -> int:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -152,6 +160,7 @@ def main() -> int:
 
     try:
         (REPO / "var").mkdir(exist_ok=True)
+        write_local_env()
         manage("migrate", "--noinput")
         manage("seed_demo")
 
@@ -224,7 +233,14 @@ def main() -> int:
         if logins.is_file():
             lines += ["", "Demo logins:"]
             lines += ["  " + ln for ln in logins.read_text().splitlines()]
-        lines += ["", "Ctrl-C stops everything.", ""]
+        lines += [
+            "",
+            "Operator commands work beside it as written, e.g.",
+            "  .venv/bin/python manage.py verify_ledger",
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
         print("\n".join(lines), flush=True)
 
         # ---- supervise
