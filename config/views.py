@@ -3,6 +3,7 @@
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 
 from config.api import api_not_found, api_server_error, error_body
 
@@ -19,6 +20,7 @@ def server_error(request):
     return render(request, "500.html", status=500)
 
 
+@csrf_exempt  # nothing to protect, and a POST must get the 404, not a CSRF 403
 def api_unknown_path(request, rest=""):
     """Every unmatched ``/api/...`` path, in every mode: the documented JSON 404 (under
     ``DEBUG`` Django would otherwise answer with its HTML debug page), with a hint when only

@@ -1,6 +1,7 @@
 """Issue 21 item 12: every /api/ path answers the documented JSON error, also under DEBUG."""
 
 import pytest
+from django.test import Client
 
 
 @pytest.mark.django_db
@@ -26,6 +27,7 @@ def test_unknown_api_paths_answer_json_404(client, settings, debug, path):
 @pytest.mark.django_db
 def test_a_missing_trailing_slash_is_named_and_a_post_is_not_a_500(client, settings):
     settings.DEBUG = True
+    client = Client(enforce_csrf_checks=True)
     response = client.post("/api/v1/gifts/send", {}, content_type="application/json")
     assert response.status_code == 404
     assert "/api/v1/gifts/send/" in response.json()["error"]["message"]
@@ -36,3 +38,11 @@ def test_portal_pages_keep_their_html_404(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_an_unmatched_post_is_a_404_not_a_csrf_403():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/v1/recharges/null,null/refund/", {})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
