@@ -23,6 +23,7 @@ from wallets.selectors import (
     coin_packages_on_sale,
     recharge_for_user,
     recharges_of,
+    transaction_owner_description,
     wallet_entries,
     wallet_find,
 )
@@ -53,7 +54,12 @@ class EntryOutput(serializers.Serializer):
     coins = serializers.IntegerField(source="amount")
     balance_after = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
-    memo = serializers.CharField(source="transaction.memo")
+    memo = serializers.SerializerMethodField(
+        help_text="What happened, in words for the wallet's owner (staff notes stay with staff)."
+    )
+
+    def get_memo(self, entry) -> str:
+        return transaction_owner_description(entry.transaction)
 
 
 class WalletView(APIView):

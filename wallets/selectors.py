@@ -2,7 +2,16 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from djmoney.money import Money
 
-from wallets.models import Account, AccountKind, CoinPackage, CoinPackagePrice, Entry, Recharge
+from wallets.models import (
+    Account,
+    AccountKind,
+    CoinPackage,
+    CoinPackagePrice,
+    Entry,
+    LedgerTransaction,
+    Recharge,
+    TransactionKind,
+)
 
 
 def wallet_find(*, user) -> Account | None:
@@ -46,3 +55,30 @@ def recharge_for_user(*, user, recharge_id) -> Recharge | None:
 
 def recharges_of(*, user) -> QuerySet[Recharge]:
     return Recharge.objects.filter(user=user).order_by("-id")
+
+
+# Journal memos are for staff: a refund's or an adjustment's memo carries the staff member's
+# internal reason word for word. What a wallet owner sees is built from the kind and the
+# business row instead. Memos the system writes for the owner (a recharge, a gift) are kept.
+_OWNER_MEMO_KINDS = {TransactionKind.RECHARGE, TransactionKind.GIFT}
+_OWNER_TEXT: dict[str, str] = {
+    TransactionKind.REFUND: "Refund of purchase #{ref}",
+    TransactionKind.DISPUTE: "Chargeback of purchase #{ref}",
+    TransactionKind.DISPUTE_WON: "Dispute of purchase #{ref} settled: coins returned",
+    TransactionKind.GRANT: "Coins from Applause",
+    TransactionKind.ADJUSTMENT: "Balance correction by Applause support",
+    TransactionKind.DEBT_SETTLEMENT: "Coins that settled an earlier balance owed",
+    TransactionKind.WRITE_OFF: "Balance owed written off",
+    TransactionKind.REVERSAL: "Correction of an earlier entry",
+}
+
+
+def transaction_owner_description(transaction: LedgerTransaction) -> str:
+    """The description a wallet's owner sees for one of their entries (never staff notes)."""
+    if transaction.kind in _OWNER_MEMO_KINDS:
+        return transaction.memo
+    template = _OWNER_TEXT.get(transaction.kind)
+    prefix, _, ref = transaction.reference.partition(":")
+    if template is None or ("{ref}" in template and prefix != "recharge"):
+        return transaction.get_kind_display()
+    return template.format(ref=ref)

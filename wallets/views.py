@@ -27,6 +27,7 @@ from wallets.selectors import (
     coin_packages_on_sale,
     recharge_for_user,
     recharges_of,
+    transaction_owner_description,
     wallet_entries,
     wallet_find,
 )
@@ -130,6 +131,8 @@ class RechargeIntentView(APIView):
 def wallet_page(request):
     wallet = wallet_find(user=request.user)
     page = Paginator(wallet_entries(user=request.user), 20).get_page(request.GET.get("page"))
+    for entry in page.object_list:
+        entry.owner_description = transaction_owner_description(entry.transaction)
     recharges = recharges_of(user=request.user)[:10]
     return render(
         request,

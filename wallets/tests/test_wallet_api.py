@@ -33,7 +33,7 @@ def test_entries_newest_first_paginated_and_private(user):
     assert [e["coins"] for e in page["results"]] == [5, 4]
     assert page["results"][0]["balance_after"] == 15
     assert page["results"][0]["kind"] == "grant"
-    assert page["results"][0]["memo"] == "grant 5"
+    assert page["results"][0]["memo"] == "Coins from Applause"  # the staff reason stays internal
     assert set(page["results"][0]) == {"id", "kind", "coins", "balance_after", "created_at", "memo"}
     rest = client.get(page["next"]).json()
     assert [e["coins"] for e in rest["results"]] == [3, 2]
