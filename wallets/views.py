@@ -131,8 +131,6 @@ class RechargeIntentView(APIView):
 def wallet_page(request):
     wallet = wallet_find(user=request.user)
     page = Paginator(wallet_entries(user=request.user), 20).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        entry.owner_description = transaction_owner_description(entry.transaction)
     recharges = recharges_of(user=request.user)[:10]
     return render(
         request,
@@ -141,6 +139,7 @@ def wallet_page(request):
             "wallet": wallet,
             "coins": wallet.balance if wallet else 0,
             "page": page,
+            "rows": [(e, transaction_owner_description(e.transaction)) for e in page.object_list],
             "recharges": [(r, money_text(r.price)) for r in recharges],
         },
     )
