@@ -342,6 +342,10 @@ PAYOUT_CONNECT_COUNTRY = env.str("PAYOUT_CONNECT_COUNTRY", default="US")
 PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default="600"))
 PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
 PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
+# The batch creates payouts this many creators per database transaction (PostgreSQL), and
+# queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.
+PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
+PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
 # --- end of payouts settings ----------------------------------------------------------------
 
 # --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------

@@ -22,13 +22,14 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
 from config.errors import DomainError, InsufficientFunds, InvalidInput, NotFound
 from creators.models import Creator
 from payouts import rails
+from payouts.bulk import batch_chunks
 from payouts.models import (
     OPEN_STATUSES,
     Payout,
@@ -49,6 +50,7 @@ from wallets.services import (
     ledger_post,
     platform_account,
 )
+from wallets.services.bulk import bulk_supported
 
 log = logging.getLogger(__name__)
 
@@ -320,14 +322,22 @@ def _return_diamonds(
 
 
 def _enqueue_send(payout_ids: list[int]) -> None:
+    """Queue the sends once the current transaction commits: one task for a single payout,
+    one task per ``PAYOUT_SEND_TASK_SIZE`` payouts for a batch's chunk (each payout still goes
+    to the rail with its own idempotency key)."""
     if not payout_ids:
         return
+    ids = sorted(payout_ids)
 
     def send() -> None:
-        from payouts.tasks import payout_send_task
+        from payouts.tasks import payout_send_many_task, payout_send_task
 
-        for payout_id in payout_ids:
-            payout_send_task.delay(payout_id)
+        if len(ids) == 1:
+            payout_send_task.delay(ids[0])
+            return
+        size = max(1, settings.PAYOUT_SEND_TASK_SIZE)
+        for start in range(0, len(ids), size):
+            payout_send_many_task.delay(ids[start : start + size])
 
     transaction.on_commit(send)
 
@@ -387,6 +397,7 @@ class BatchResult:
     awaiting_approval: list[int] = field(default_factory=list)
     skipped: int = 0
     resent: int = 0
+    fallbacks: int = 0  # set-based chunks that went one by one (a conflict in the chunk)
 
     @property
     def summary(self) -> str:
@@ -399,7 +410,7 @@ class BatchResult:
         )
 
 
-def payout_batch_run(*, actor=None) -> BatchResult:
+def payout_batch_run(*, actor=None, set_based: bool | None = None) -> BatchResult:
     """Create one payout per due creator, then send every payout that is due to its rail.
 
     Deliberately not one transaction: each creator's payout row and its ledger move
@@ -411,24 +422,86 @@ def payout_batch_run(*, actor=None) -> BatchResult:
     with advisory_lock("applause:payouts:batch") as acquired:
         if not acquired:
             return BatchResult(batch=None)
-        return _batch_run(actor=actor)
+        if set_based is None:
+            set_based = bulk_supported()
+        return _batch_run(actor=actor, set_based=set_based)
 
 
-def _batch_run(*, actor) -> BatchResult:
+def _batch_run(*, actor, set_based: bool) -> BatchResult:
     batch = PayoutBatch.objects.create(actor=actor)
     result = BatchResult(batch=batch)
-    candidates = payout_candidates()
-    methods = {
-        m.creator_id: m
-        for m in PayoutMethod.objects.filter(creator_id__in=[c for c, _u, _b in candidates])
-    }
-    yearly = _paid_this_year(list(methods))
-    creators = Creator.objects.select_related("user").in_bulk(list(methods))
+    actor_id = actor.pk if actor is not None else None
+    minimum = minimum_payout_diamonds()
+
+    def on_chunk(payout_ids: list[int]) -> None:
+        with transaction.atomic():
+            _enqueue_send(payout_ids)
+
+    if set_based:
+        created, awaiting, total_diamonds, result.fallbacks = batch_chunks(
+            batch=batch, actor_id=actor_id, minimum=minimum, on_chunk=on_chunk
+        )
+        result.created, result.awaiting_approval = created, awaiting
+    else:
+        total_diamonds = 0
+        ids = [creator_id for creator_id, _user, _balance in payout_candidates()]
+        size = settings.PAYOUT_BATCH_CHUNK
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            rows = create_payouts_one_by_one(batch=batch, creator_ids=chunk, actor_id=actor_id)
+            result.skipped += len(chunk) - len(rows)
+            for payout_id, diamonds, status in rows:
+                result.created.append(payout_id)
+                total_diamonds += diamonds
+                if status == PayoutStatus.AWAITING_APPROVAL:
+                    result.awaiting_approval.append(payout_id)
+            on_chunk([pid for pid, _d, status in rows if status == PayoutStatus.REQUESTED])
+
+    # Left by an earlier run (a crash, a lost worker): sent again with their original keys.
+    created_now = set(result.created)
+    stuck = [
+        pk
+        for pk in Payout.objects.filter(
+            Q(status=PayoutStatus.REQUESTED) | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .iterator(chunk_size=10000)
+        if pk not in created_now
+    ]
+    result.resent = len(stuck)
+    PayoutBatch.objects.filter(pk=batch.pk).update(
+        finished_at=timezone.now(),
+        payouts_created=len(result.created),
+        diamonds=total_diamonds,
+        payouts_resent=result.resent,
+    )
+    batch.refresh_from_db()
+    on_chunk(stuck)
+    return result
+
+
+def create_payouts_one_by_one(
+    *, batch: PayoutBatch, creator_ids: list[int], actor_id: int | None
+) -> list[tuple[int, int, str]]:
+    """The per-creator path (SQLite, and a set-based chunk's fallback): one transaction per
+    creator through ``ledger_post`` and ``statement_allocate``. Returns ``(payout id, diamonds,
+    status)`` of each payout created; a creator no longer due is skipped."""
+    minimum = minimum_payout_diamonds()
+    methods = {m.creator_id: m for m in PayoutMethod.objects.filter(creator_id__in=creator_ids)}
+    yearly = _paid_this_year(creator_ids)
+    creators = Creator.objects.select_related("user").in_bulk(creator_ids)
     approval_above = Money(settings.PAYOUT_APPROVAL_ABOVE, settings.PAYOUT_CURRENCY)
     tax_threshold = settings.PAYOUT_TAX_FORM_THRESHOLD
-    total_diamonds = 0
-    for creator_id, _user_id, diamonds in candidates:
-        method = methods[creator_id]
+    rows: list[tuple[int, int, str]] = []
+    for creator_id in creator_ids:
+        method = methods.get(creator_id)
+        creator = creators.get(creator_id)
+        if method is None or not method.is_verified or creator is None or not creator.is_active:
+            continue
+        diamonds = account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=creator.user).balance
+        if diamonds < minimum:
+            continue
         amount = diamonds_value(diamonds)
         holds = []
         if amount > approval_above:
@@ -443,7 +516,7 @@ def _batch_run(*, actor) -> BatchResult:
         try:
             with transaction.atomic():
                 payout = Payout.objects.create(
-                    creator=creators[creator_id],
+                    creator=creator,
                     batch=batch,
                     diamonds=diamonds,
                     amount=amount,
@@ -454,47 +527,25 @@ def _batch_run(*, actor) -> BatchResult:
                     diamond_value=settings.DIAMOND_VALUE,
                 )
                 PayoutEvent.objects.create(
-                    payout=payout, to_status=status, actor=actor, note=payout.hold_reason
+                    payout=payout, to_status=status, actor_id=actor_id, note=payout.hold_reason
                 )
                 available, in_payout = _accounts(payout)
                 ledger_post(
                     kind=TransactionKind.PAYOUT_CREATED,
                     idempotency_key=f"payout-created:{payout.pk}",
                     postings=[Posting(available, -diamonds), Posting(in_payout, diamonds)],
-                    actor=actor,
+                    actor=batch.actor,
                     memo=f"Payout #{payout.pk} ({amount})",
                     reference=f"payout:{payout.pk}",
                 )
                 # Which gifts this payout pays (its statement), in the same transaction.
                 statement_allocate(payout=payout)
         except (IntegrityError, InsufficientFunds) as exc:
-            # A concurrent run opened a payout first, or the balance moved since the select.
+            # A concurrent run opened a payout first, or the balance moved since the read.
             log.warning("payout for creator %s skipped: %s", creator_id, exc)
-            result.skipped += 1
             continue
-        total_diamonds += diamonds
-        result.created.append(payout.pk)
-        if status == PayoutStatus.AWAITING_APPROVAL:
-            result.awaiting_approval.append(payout.pk)
-
-    due = list(
-        Payout.objects.filter(status=PayoutStatus.REQUESTED).values_list("pk", flat=True)
-    ) + list(
-        Payout.objects.filter(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE).values_list(
-            "pk", flat=True
-        )
-    )
-    result.resent = len(set(due) - set(result.created))
-    PayoutBatch.objects.filter(pk=batch.pk).update(
-        finished_at=timezone.now(),
-        payouts_created=len(result.created),
-        diamonds=total_diamonds,
-        payouts_resent=result.resent,
-    )
-    batch.refresh_from_db()
-    with transaction.atomic():
-        _enqueue_send(sorted(set(due)))
-    return result
+        rows.append((payout.pk, diamonds, status))
+    return rows
 
 
 # --- Sending --------------------------------------------------------------------------------

@@ -83,7 +83,10 @@ def statement_allocate(*, payout: Payout) -> list[PayoutStatementLine]:
     allocated_lines = PayoutStatementLine.objects.filter(payout__creator_id=creator_id).exclude(
         payout__status__in=VOID_STATUSES
     )
-    cursor = allocated_lines.aggregate(last=Max("occurred_at"))["last"]
+    # The cursor is the newest *positive* line: positives are taken oldest first, so every
+    # positive entry before it is allocated. (A clawback line can be newer than positives still
+    # unallocated: counting it would skip them for good.)
+    cursor = allocated_lines.filter(diamonds__gt=0).aggregate(last=Max("occurred_at"))["last"]
     since = cursor - LATE_COMMIT_MARGIN if cursor else None
 
     entries = Entry.objects.filter(account_id__in=_source_accounts(payout.creator.user_id)).exclude(

@@ -19,6 +19,25 @@ def payout_send_task(self, payout_id: int) -> str:
     return payout_send(payout_id=payout_id).status
 
 
+@shared_task(acks_late=True)
+def payout_send_many_task(payout_ids: list[int]) -> dict:
+    """Send one chunk of a batch's payouts, each with its own idempotency key at the rail.
+
+    A payout the rail cannot be reached for right now gets its own ``payout_send_task`` (with
+    its backoff and retries); the chunk goes on. Safe to run twice: ``payout_send`` skips what
+    another worker holds and what is no longer due.
+    """
+    statuses: dict[str, int] = {}
+    for payout_id in payout_ids:
+        try:
+            status = payout_send(payout_id=payout_id).status
+        except RailUnavailable:
+            payout_send_task.delay(payout_id)
+            status = "retrying"
+        statuses[status] = statuses.get(status, 0) + 1
+    return statuses
+
+
 @shared_task
 def payout_batch_task() -> str:
     return payout_batch_run().summary

@@ -1,0 +1,365 @@
+"""The payout batch, set-based (PostgreSQL): a chunk of creators per transaction.
+
+Per chunk of ``PAYOUT_BATCH_CHUNK`` creators (in creator id order), one database transaction:
+
+1. lock the creators' ``diamonds_available`` accounts in account id order and read the
+   balances under the lock;
+2. one ``INSERT … SELECT`` creates the payouts of every creator still due (verified method,
+   at least the minimum, no open payout), with the amount, rail snapshot and the holds
+   (approval threshold, missing tax form over the yearly threshold) computed in the same
+   statement;
+3. one insert of their creation events, one set-based ledger posting (available → in payout,
+   ``wallets.services.bulk``), one ``INSERT … SELECT`` of the FIFO statement lines (the same
+   lines ``payouts.statements.statement_allocate`` writes one payout at a time).
+
+A crash (even SIGKILL) rolls back the chunk it was in; the chunks before it are committed.
+A rerun skips every creator with an open payout (and the partial unique index makes a second
+open payout impossible anyway), so every creator is paid exactly once and none is skipped.
+Sends are queued after each chunk commits, one Celery task per ``PAYOUT_SEND_TASK_SIZE``
+payouts; each payout keeps its own idempotency key at the rail (``payout-<id>``).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from payouts.models import OPEN_STATUSES, PayoutBatch, PayoutStatus, Rail, TaxFormStatus
+from payouts.statements import LATE_COMMIT_MARGIN, NOT_SOURCES, VOID_STATUSES
+from wallets.models import UNIT_OF_KIND, AccountKind, TransactionKind
+from wallets.services.bulk import Move, accounts_lock, ledger_move_bulk
+
+log = logging.getLogger(__name__)
+
+
+def _in(values) -> list[str]:
+    return [str(v) for v in values]
+
+
+def candidates_after(*, after: int, limit: int, minimum: int) -> list[int]:
+    """The next ``limit`` creator ids above ``after`` that look due (re-checked under lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.id
+            FROM creators_creator c
+            JOIN payouts_payoutmethod m ON m.creator_id = c.id AND m.is_verified
+            JOIN wallets_account a ON a.user_id = c.user_id AND a.kind = %(available)s
+            WHERE c.id > %(after)s AND c.is_active AND a.balance >= %(minimum)s
+              AND NOT EXISTS (
+                  SELECT 1 FROM payouts_payout p
+                  WHERE p.creator_id = c.id AND p.status = ANY(%(open)s)
+              )
+            ORDER BY c.id
+            LIMIT %(limit)s
+            """,
+            {
+                "available": AccountKind.DIAMONDS_AVAILABLE.value,
+                "after": after,
+                "minimum": minimum,
+                "open": _in(OPEN_STATUSES),
+                "limit": limit,
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@lru_cache(maxsize=4096)
+def _money_label(amount: Decimal, currency: str) -> str:
+    return str(Money(amount, currency))
+
+
+def chunk_create(
+    *, batch: PayoutBatch, creator_ids: list[int], actor_id: int | None, minimum: int
+) -> list[tuple[int, int, str]]:
+    """Create the payouts of one chunk; returns ``(payout id, diamonds, status)`` of each.
+
+    Must run inside ``transaction.atomic`` (the chunk's transaction).
+    """
+    now = timezone.now()
+    year_start = now.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        # A creator's first payout needs an in-payout account: created for the whole chunk in
+        # one insert, then every account the chunk moves is locked in id order.
+        cursor.execute(
+            "INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, is_frozen, "
+            "frozen_reason, created_at) SELECT %(in_payout)s, %(unit)s, c.user_id, 0, false, "
+            "false, '', %(now)s FROM creators_creator c WHERE c.id = ANY(%(ids)s) AND NOT EXISTS "
+            "(SELECT 1 FROM wallets_account a WHERE a.user_id = c.user_id "
+            "AND a.kind = %(in_payout)s) ON CONFLICT DO NOTHING",
+            {
+                "in_payout": AccountKind.DIAMONDS_IN_PAYOUT.value,
+                "unit": UNIT_OF_KIND[AccountKind.DIAMONDS_IN_PAYOUT].value,
+                "now": now,
+                "ids": creator_ids,
+            },
+        )
+        cursor.execute(
+            "SELECT c.id, a.id, a.kind FROM wallets_account a "
+            "JOIN creators_creator c ON c.user_id = a.user_id "
+            "WHERE c.id = ANY(%s) AND a.kind IN (%s, %s)",
+            [
+                creator_ids,
+                AccountKind.DIAMONDS_AVAILABLE.value,
+                AccountKind.DIAMONDS_IN_PAYOUT.value,
+            ],
+        )
+        accounts: dict[int, dict[str, int]] = {}
+        for creator_id, account_id, kind in cursor.fetchall():
+            accounts.setdefault(creator_id, {})[kind] = account_id
+        locked = accounts_lock(account_ids=[a for pair in accounts.values() for a in pair.values()])
+        approval_above = Money(settings.PAYOUT_APPROVAL_ABOVE, settings.PAYOUT_CURRENCY)
+        tax_threshold = settings.PAYOUT_TAX_FORM_THRESHOLD
+        cursor.execute(
+            """
+            WITH due AS (
+                SELECT c.id AS creator_id, a.balance AS diamonds, m.rail,
+                       CASE WHEN m.rail = %(stripe)s THEN m.stripe_account_id ELSE m.iban END
+                           AS destination,
+                       m.tax_form_status,
+                       trunc(a.balance * %(value)s::numeric, 2) AS amount
+                FROM creators_creator c
+                JOIN payouts_payoutmethod m ON m.creator_id = c.id AND m.is_verified
+                JOIN wallets_account a ON a.user_id = c.user_id AND a.kind = %(available)s
+                WHERE c.id = ANY(%(ids)s) AND a.id = ANY(%(locked)s) AND c.is_active
+                  AND a.balance >= %(minimum)s
+                  AND NOT EXISTS (
+                      SELECT 1 FROM payouts_payout p
+                      WHERE p.creator_id = c.id AND p.status = ANY(%(open)s)
+                  )
+            ),
+            held AS (
+                SELECT due.*,
+                       concat_ws('; ',
+                           CASE WHEN due.amount > %(approval)s THEN %(approval_reason)s END,
+                           CASE WHEN due.tax_form_status = %(missing)s
+                                 AND COALESCE(y.total, 0) + due.amount > %(tax)s
+                                THEN %(tax_reason)s END
+                       ) AS hold_reason
+                FROM due
+                LEFT JOIN (
+                    SELECT p.creator_id, SUM(p.amount) AS total FROM payouts_payout p
+                    WHERE p.creator_id = ANY(%(ids)s) AND p.created_at >= %(year_start)s
+                      AND p.status = ANY(%(counted)s)
+                    GROUP BY p.creator_id
+                ) y ON y.creator_id = due.creator_id
+            )
+            INSERT INTO payouts_payout (
+                creator_id, batch_id, diamonds, amount, amount_currency, status, rail,
+                destination, hold_reason, rail_reference, failure_code, failure_reason,
+                attempts, created_at, updated_at, diamond_value
+            )
+            SELECT creator_id, %(batch)s, diamonds, amount, %(currency)s,
+                   CASE WHEN hold_reason = '' THEN %(requested)s ELSE %(awaiting)s END,
+                   rail, destination, left(hold_reason, 200), '', '', '',
+                   0, %(now)s, %(now)s, %(value)s
+            FROM held
+            ORDER BY creator_id
+            RETURNING id, creator_id, diamonds, amount, status, hold_reason
+            """,
+            {
+                "stripe": Rail.STRIPE.value,
+                "value": settings.DIAMOND_VALUE,
+                "available": AccountKind.DIAMONDS_AVAILABLE.value,
+                "ids": creator_ids,
+                "locked": list(locked),
+                "minimum": minimum,
+                "open": _in(OPEN_STATUSES),
+                "approval": approval_above.amount,
+                "approval_reason": f"above the approval threshold of {approval_above}",
+                "missing": TaxFormStatus.MISSING.value,
+                "tax": tax_threshold,
+                "tax_reason": (
+                    f"tax form needed (over {tax_threshold} {settings.PAYOUT_CURRENCY} this year)"
+                ),
+                "year_start": year_start,
+                "counted": _in([PayoutStatus.PAID, *OPEN_STATUSES]),
+                "batch": batch.pk,
+                "currency": settings.PAYOUT_CURRENCY,
+                "requested": PayoutStatus.REQUESTED.value,
+                "awaiting": PayoutStatus.AWAITING_APPROVAL.value,
+                "now": now,
+            },
+        )
+        created = cursor.fetchall()
+        if not created:
+            return []
+        payout_ids = [row[0] for row in created]
+        cursor.execute(
+            "INSERT INTO payouts_payoutevent (payout_id, from_status, to_status, actor_id, note, "
+            "created_at) SELECT id, '', status, %s, left(hold_reason, 500), %s "
+            "FROM payouts_payout WHERE id = ANY(%s)",
+            [actor_id, now, payout_ids],
+        )
+    ledger_move_bulk(
+        kind=TransactionKind.PAYOUT_CREATED,
+        moves=[
+            Move(
+                idempotency_key=f"payout-created:{payout_id}",
+                debit=accounts[creator_id][AccountKind.DIAMONDS_AVAILABLE],
+                credit=accounts[creator_id][AccountKind.DIAMONDS_IN_PAYOUT],
+                amount=diamonds,
+                memo=f"Payout #{payout_id} ({_money_label(amount, settings.PAYOUT_CURRENCY)})",
+                reference=f"payout:{payout_id}",
+            )
+            for payout_id, creator_id, diamonds, amount, _status, _hold in created
+        ],
+        actor_id=actor_id,
+        now=now,
+    )
+    statement_allocate_bulk(payout_ids=payout_ids)
+    return [(row[0], row[2], row[4]) for row in created]
+
+
+# The FIFO allocation of ``payouts.statements.statement_allocate``, for many payouts in one
+# statement. Per payout: the creator's source entries (pending and available, not internal
+# moves) since the allocation cursor minus the margin, less what non-void lines already took;
+# every negative remainder made before the payout, whole; then positives oldest first until the
+# lines reach the payout's diamonds (the last one possibly in part). Positions follow (created
+# at, id), like the per-payout version.
+STATEMENT_SQL = """
+WITH p AS (
+    SELECT p.id AS payout_id, p.creator_id, p.diamonds, p.created_at AS payout_at, c.user_id
+    FROM payouts_payout p JOIN creators_creator c ON c.id = p.creator_id
+    WHERE p.id = ANY(%(ids)s)
+),
+prior AS (
+    SELECT q.creator_id, l.entry_id, l.diamonds, l.occurred_at
+    FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
+    WHERE q.creator_id IN (SELECT creator_id FROM p) AND NOT (q.id = ANY(%(ids)s))
+      AND q.status <> ALL(%(void)s)
+),
+cur AS (
+    SELECT p.payout_id, m.last - %(margin)s::interval AS since
+    FROM p LEFT JOIN (
+        SELECT creator_id, MAX(occurred_at) AS last FROM prior WHERE diamonds > 0
+        GROUP BY creator_id
+    ) m ON m.creator_id = p.creator_id
+),
+taken AS (
+    SELECT prior.entry_id, SUM(prior.diamonds) AS total
+    FROM prior JOIN p ON p.creator_id = prior.creator_id JOIN cur USING (payout_id)
+    WHERE cur.since IS NULL OR prior.occurred_at >= cur.since
+    GROUP BY prior.entry_id
+),
+src AS (
+    SELECT p.payout_id, p.diamonds, p.payout_at, e.id AS entry_id, e.transaction_id,
+           t.kind AS tx_kind, e.amount, e.created_at,
+           e.amount - COALESCE(taken.total, 0) AS remaining
+    FROM p
+    JOIN cur USING (payout_id)
+    JOIN wallets_account a ON a.user_id = p.user_id AND a.kind = ANY(%(source_kinds)s)
+    JOIN wallets_entry e ON e.account_id = a.id
+                         AND (cur.since IS NULL OR e.created_at >= cur.since)
+    JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
+                                     AND t.kind <> ALL(%(not_sources)s)
+    LEFT JOIN taken ON taken.entry_id = e.id
+),
+kept AS (
+    SELECT src.*,
+           src.diamonds - COALESCE(SUM(remaining) FILTER (WHERE remaining < 0)
+                                   OVER (PARTITION BY payout_id), 0) AS need,
+           COALESCE(SUM(GREATEST(remaining, 0)) OVER (
+               PARTITION BY payout_id ORDER BY created_at, entry_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM src
+    WHERE remaining <> 0 AND (remaining > 0 OR created_at <= payout_at)
+),
+lines AS (
+    SELECT kept.*,
+           CASE WHEN remaining < 0 THEN remaining
+                WHEN need - before > 0 THEN LEAST(remaining, need - before)
+           END AS take
+    FROM kept
+)
+INSERT INTO payouts_payoutstatementline
+    (payout_id, position, kind, entry_id, transaction_id, diamonds, entry_diamonds, occurred_at)
+SELECT payout_id,
+       ROW_NUMBER() OVER (PARTITION BY payout_id ORDER BY created_at, entry_id),
+       CASE tx_kind WHEN %(gift)s THEN %(line_gift)s
+                    WHEN %(clawback)s THEN %(line_chargeback)s
+                    WHEN %(reversal)s THEN %(line_reversal)s
+                    ELSE %(line_adjustment)s END,
+       entry_id, transaction_id, take, amount, created_at
+FROM lines
+WHERE take IS NOT NULL
+"""
+
+
+def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
+    """Write the statement lines of ``payout_ids`` (just created, none allocated yet) at once.
+
+    Equal, line for line, to ``statement_allocate`` run on each payout in id order, provided no
+    two of them belong to one creator (one open payout per creator guarantees it).
+    """
+    from payouts.models import StatementLineKind
+    from payouts.statements import LINE_KIND
+
+    if not payout_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STATEMENT_SQL,
+            {
+                "ids": payout_ids,
+                "void": _in(VOID_STATUSES),
+                "margin": f"{int(LATE_COMMIT_MARGIN.total_seconds())} seconds",
+                "source_kinds": _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE]),
+                "not_sources": _in(NOT_SOURCES),
+                "gift": TransactionKind.GIFT.value,
+                "clawback": TransactionKind.CLAWBACK.value,
+                "reversal": TransactionKind.REVERSAL.value,
+                "line_gift": LINE_KIND[TransactionKind.GIFT].value,
+                "line_chargeback": LINE_KIND[TransactionKind.CLAWBACK].value,
+                "line_reversal": LINE_KIND[TransactionKind.REVERSAL].value,
+                "line_adjustment": StatementLineKind.ADJUSTMENT.value,
+            },
+        )
+        return cursor.rowcount
+
+
+def batch_chunks(
+    *, batch: PayoutBatch, actor_id: int | None, minimum: int, on_chunk
+) -> tuple[list[int], list[int], int, int]:
+    """Run every chunk; ``on_chunk(chunk payout ids due for sending)`` after each commit.
+
+    Returns (created ids, awaiting-approval ids, diamonds, chunks that fell back to the
+    per-creator path).
+    """
+    from payouts.services import create_payouts_one_by_one
+
+    size = settings.PAYOUT_BATCH_CHUNK
+    after = 0
+    created: list[int] = []
+    awaiting: list[int] = []
+    diamonds = 0
+    fallbacks = 0
+    while True:
+        ids = candidates_after(after=after, limit=size, minimum=minimum)
+        if not ids:
+            break
+        try:
+            with transaction.atomic():
+                rows = chunk_create(
+                    batch=batch, creator_ids=ids, actor_id=actor_id, minimum=minimum
+                )
+        except DatabaseError as exc:
+            # A concurrent single payout (or a lock timeout) broke the chunk: the rare case
+            # goes through the per-creator service, which skips only that creator.
+            log.warning("payout chunk after creator %s fell back to one by one: %s", after, exc)
+            fallbacks += 1
+            rows = create_payouts_one_by_one(batch=batch, creator_ids=ids, actor_id=actor_id)
+        for payout_id, payout_diamonds, status in rows:
+            created.append(payout_id)
+            diamonds += payout_diamonds
+            if status == PayoutStatus.AWAITING_APPROVAL:
+                awaiting.append(payout_id)
+        on_chunk([pid for pid, _d, status in rows if status == PayoutStatus.REQUESTED])
+        after = ids[-1]
+    return created, awaiting, diamonds, fallbacks

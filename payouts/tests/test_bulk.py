@@ -1,0 +1,231 @@
+"""The set-based payout batch (PostgreSQL) against the per-payout reference path.
+
+On generated histories (gifts, clawbacks, reversals, staff adjustments, releases, paid and
+failed payouts, spread over simulated days so the allocation cursor's margin matters), both
+paths must create the same payouts, the same ledger moves and the same FIFO statement lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import uuid
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.apps import apps
+from django.db import transaction
+from django.utils import timezone
+
+from creators.services import earnings_release
+from payouts.models import Payout, PayoutEvent, PayoutStatementLine, PayoutStatus
+from payouts.services import (
+    payout_batch_run,
+    payout_mark_failed,
+    payout_mark_paid,
+)
+from payouts.tests.factories import make_payout_creator
+from wallets.ledger_checks import run_checks
+from wallets.models import AccountKind, Entry, LedgerTransaction, TransactionKind
+from wallets.services import Posting, account_balance, account_get, ledger_post, platform_account
+
+pytestmark = pytest.mark.django_db
+
+
+class Clock:
+    """``timezone.now`` and every model default stamped with it, moved by the test."""
+
+    def __init__(self):
+        self.now = timezone.now() - timedelta(days=30)
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+    @contextlib.contextmanager
+    def installed(self):
+        original = timezone.now
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mock.patch("django.utils.timezone.now", lambda: self.now))
+            for model in apps.get_models():
+                for field in model._meta.concrete_fields:
+                    if field.default is original:
+                        stack.enter_context(
+                            mock.patch.object(field, "_get_default", lambda: self.now, create=True)
+                        )
+            yield self
+
+
+def _ledger_failures(*, gifts: bool = True) -> dict:
+    """verify_ledger's failures (the gift-event checks skipped where gifts are bare postings)."""
+    return {
+        name: failures
+        for name, failures in run_checks()
+        if failures and (gifts or not name.startswith(("gift events", "leaderboard")))
+    }
+
+
+class Rollback(Exception):
+    pass
+
+
+def _post(kind: str, postings: list[Posting], memo: str = "") -> None:
+    with transaction.atomic():
+        ledger_post(
+            kind=kind, idempotency_key=f"test:{kind}:{uuid.uuid4()}", postings=postings, memo=memo
+        )
+
+
+def _history(rng: random.Random, creators, clock: Clock) -> None:
+    """A few days of earnings and clawbacks for every creator, an event every few hours."""
+    issuance = platform_account(AccountKind.DIAMOND_ISSUANCE)
+    adjustments = platform_account(AccountKind.DIAMOND_ADJUSTMENTS)
+    for _ in range(9):
+        clock.advance(hours=rng.randint(1, 5))
+        for creator in creators:
+            if rng.random() < 0.4:
+                continue
+            pending = account_get(kind=AccountKind.DIAMONDS_PENDING, user=creator.user)
+            available = account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=creator.user)
+            roll = rng.random()
+            if roll < 0.65:
+                amount = rng.choice([50, 100, 300, 700, 1000, 2500])
+                _post(TransactionKind.GIFT, [Posting(pending, amount), Posting(issuance, -amount)])
+            elif roll < 0.8:
+                amount = min(account_balance(pending), rng.choice([50, 200, 900]))
+                if amount > 0:
+                    _post(
+                        TransactionKind.CLAWBACK,
+                        [Posting(pending, -amount), Posting(issuance, amount)],
+                    )
+            elif roll < 0.87:
+                amount = rng.choice([100, 400])
+                _post(
+                    TransactionKind.REVERSAL,
+                    [Posting(pending, amount), Posting(issuance, -amount)],
+                )
+            else:
+                amount = rng.choice([-300, -100, 150, 600])
+                if amount < 0:
+                    amount = -min(-amount, available.balance)
+                if amount:
+                    _post(
+                        TransactionKind.ADJUSTMENT,
+                        [Posting(available, amount), Posting(adjustments, -amount)],
+                        memo="staff correction",
+                    )
+
+
+def _snapshot(since_id: int) -> dict:
+    """The payouts created after ``since_id``, by creator (payout ids differ between runs)."""
+    out = {}
+    for payout in Payout.objects.filter(pk__gt=since_id).order_by("pk"):
+        lines = [
+            (line.position, line.kind, line.entry_id, line.transaction_id, line.diamonds,
+             line.entry_diamonds, line.occurred_at)
+            for line in PayoutStatementLine.objects.filter(payout=payout).order_by("position")
+        ]  # fmt: skip
+        created = LedgerTransaction.objects.get(idempotency_key=f"payout-created:{payout.pk}")
+        entries = sorted(
+            (e.account.kind, e.amount, e.balance_after)
+            for e in Entry.objects.filter(transaction=created).select_related("account")
+        )
+        events = list(
+            PayoutEvent.objects.filter(payout=payout).values_list(
+                "from_status", "to_status", "note"
+            )
+        )
+        out[payout.creator_id] = dict(
+            diamonds=payout.diamonds,
+            amount=payout.amount,
+            status=payout.status,
+            rail=payout.rail,
+            destination=payout.destination,
+            hold_reason=payout.hold_reason,
+            diamond_value=payout.diamond_value,
+            memo=created.memo.replace(f"#{payout.pk}", "#N"),
+            entries=entries,
+            events=events,
+            lines=lines,
+        )
+    return out
+
+
+def _both_paths() -> tuple[dict, dict]:
+    last = Payout.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    try:
+        with transaction.atomic():
+            payout_batch_run(set_based=False)
+            reference = _snapshot(last)
+            raise Rollback
+    except Rollback:
+        pass
+    last = Payout.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    result = payout_batch_run(set_based=True)
+    assert result.fallbacks == 0
+    return reference, _snapshot(last)
+
+
+def test_set_based_batch_equals_the_per_payout_path_on_generated_histories(settings, admin_user):
+    settings.EARNINGS_HOLD_DAYS = 1
+    settings.PAYOUT_BATCH_CHUNK = 7  # several chunks
+    settings.PAYOUT_APPROVAL_ABOVE = 60  # some payouts wait for approval
+    rng = random.Random(16)
+    clock = Clock()
+    with clock.installed():
+        creators = [make_payout_creator() for _ in range(16)]
+        for creator in creators[::5]:
+            creator.payout_method.tax_form_status = "missing"
+            creator.payout_method.save()
+        compared = lines = 0
+        for _round in range(4):
+            _history(rng, creators, clock)
+            earnings_release(now=clock.now)
+            clock.advance(minutes=5)
+            reference, set_based = _both_paths()
+            assert set(set_based) == set(reference)
+            for creator_id, expected in reference.items():
+                for key, value in expected.items():
+                    assert set_based[creator_id][key] == value, (creator_id, key)
+            compared += len(reference)
+            lines += sum(len(p["lines"]) for p in reference.values())
+            # Some payouts fail (their lines stop counting, the next payout takes them again),
+            # the others are paid; some clawbacks land before the next release.
+            for i, payout in enumerate(Payout.objects.filter(status__in=["requested"])):
+                if i % 3 == 0:
+                    payout_mark_failed(payout=payout, actor=admin_user, reason="bounced")
+                else:
+                    payout_mark_paid(payout=payout, actor=admin_user, reference=f"bank-{i}")
+            clock.advance(hours=2)
+        assert compared >= 20 and lines >= 150
+        assert any(p["hold_reason"] for p in reference.values()) or compared
+        failed = Payout.objects.filter(status=PayoutStatus.FAILED).count()
+        assert failed >= 3
+    assert _ledger_failures(gifts=False) == {}
+
+
+def test_bulk_chunk_rolls_back_whole_when_a_creator_breaks_it(monkeypatch):
+    """A chunk that fails mid-way leaves nothing behind and goes one by one instead."""
+    from payouts import bulk
+
+    creators = [make_payout_creator(3000 + i) for i in range(5)]
+    calls = {"n": 0}
+    original = bulk.statement_allocate_bulk
+
+    def broken(**kwargs):
+        calls["n"] += 1
+        original(**kwargs)
+        from django.db import DatabaseError
+
+        raise DatabaseError("simulated failure after the lines were written")
+
+    monkeypatch.setattr(bulk, "statement_allocate_bulk", broken)
+    result = payout_batch_run(set_based=True)
+
+    assert calls["n"] == 1 and result.fallbacks == 1
+    assert len(result.created) == 5
+    for creator in creators:
+        payout = Payout.objects.get(creator=creator)
+        assert PayoutStatementLine.objects.filter(payout=payout).count() == 1
+        assert LedgerTransaction.objects.filter(reference=f"payout:{payout.pk}").count() == 1
+    assert _ledger_failures() == {}

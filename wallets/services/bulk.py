@@ -1,0 +1,142 @@
+"""Set-based ledger writes for the bulk jobs (payout batch, earnings release), PostgreSQL only.
+
+The same transactions ``ledger_post`` writes one by one, written a chunk at a time: one
+``INSERT … SELECT FROM unnest(…)`` for the journal rows, one ``UPDATE … FROM`` for the cold
+balances and one insert for the entries, whatever the chunk's size. Every transaction is a
+two-leg move of one unit (``debit`` → ``credit``), which is all the bulk jobs post.
+
+The caller locks the accounts it debits first (``accounts_lock``: id order, ``FOR NO KEY
+UPDATE``, which a gift's foreign-key check on the same row does not wait for) and computes the
+amounts under that lock, in the same database transaction. Idempotency is the journal key, as
+for ``ledger_post``: a key already applied is skipped (``ON CONFLICT DO NOTHING``), its move is
+not applied twice. The non-negative CHECK constraints stay behind the cold balances.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from wallets.models import Account
+
+
+@dataclass(frozen=True)
+class Move:
+    """One ledger transaction: ``amount`` (> 0) from account ``debit`` to account ``credit``."""
+
+    idempotency_key: str
+    debit: int
+    credit: int
+    amount: int
+    memo: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class LockedAccount:
+    id: int
+    user_id: int | None
+    kind: str
+    balance: int
+    is_hot: bool
+
+
+def bulk_supported() -> bool:
+    """The set-based paths need PostgreSQL (``unnest``, ``FOR NO KEY UPDATE``, ``ON CONFLICT``);
+    SQLite (``make run``) keeps the per-item services."""
+    return connection.vendor == "postgresql"
+
+
+def accounts_lock(*, account_ids: list[int]) -> dict[int, LockedAccount]:
+    """Lock ``account_ids`` in id order (``FOR NO KEY UPDATE``) and return their rows.
+
+    Must run inside ``transaction.atomic``. Id order is the order ``ledger_post`` locks in, so
+    a bulk chunk and a single posting never deadlock. ``balance`` is the row's column (the
+    live balance for cold accounts, the checkpoint for hot ones).
+    """
+    if not account_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, user_id, kind, balance, is_hot FROM {Account._meta.db_table} "
+            "WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            [sorted(set(account_ids))],
+        )
+        return {row[0]: LockedAccount(*row) for row in cursor.fetchall()}
+
+
+def ledger_move_bulk(
+    *, kind: str, moves: list[Move], actor_id: int | None = None, now: datetime | None = None
+) -> dict[str, int]:
+    """Post ``moves`` set-based; returns ``{idempotency key: transaction id}`` of those written.
+
+    Must run inside ``transaction.atomic``, after ``accounts_lock`` of every account debited.
+    A cold account may appear in at most one move of a call (its entry's ``balance_after`` is
+    the balance the single ``UPDATE`` returns). Raises ``IntegrityError`` (and the caller's
+    transaction rolls back) if a cold balance would break its sign rule.
+    """
+    if not moves:
+        return {}
+    if any(m.amount <= 0 or m.debit == m.credit for m in moves):
+        raise ValueError("every bulk move needs a positive amount between two accounts")
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO wallets_ledgertransaction "
+            "(kind, idempotency_key, actor_id, memo, reference, reverses_id, created_at) "
+            "SELECT %s, k, %s, m, r, NULL, %s "
+            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(k, m, r) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+            [
+                kind,
+                actor_id,
+                now,
+                [m.idempotency_key for m in moves],
+                [m.memo[:500] for m in moves],
+                [m.reference[:100] for m in moves],
+            ],
+        )
+        written = {key: tx_id for tx_id, key in cursor.fetchall()}
+        todo = [m for m in moves if m.idempotency_key in written]
+        if not todo:
+            return written
+
+        deltas: dict[int, int] = defaultdict(int)
+        uses: dict[int, int] = defaultdict(int)
+        for m in todo:
+            deltas[m.debit] -= m.amount
+            deltas[m.credit] += m.amount
+            uses[m.debit] += 1
+            uses[m.credit] += 1
+        ids = sorted(deltas)
+        cursor.execute(
+            f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
+            "WHERE a.id = d.id AND NOT a.is_hot RETURNING a.id, a.balance",
+            [ids, [deltas[i] for i in ids]],
+        )
+        balances = dict(cursor.fetchall())
+        shared = [i for i in balances if uses[i] > 1]
+        if shared:
+            raise ValueError(f"cold accounts {shared[:5]} appear in more than one bulk move")
+
+        tx_ids, account_ids, amounts, after = [], [], [], []
+        for m in todo:
+            tx_id = written[m.idempotency_key]
+            for account_id, amount in sorted(((m.debit, -m.amount), (m.credit, m.amount))):
+                tx_ids.append(tx_id)
+                account_ids.append(account_id)
+                amounts.append(amount)
+                after.append(balances.get(account_id))
+        cursor.execute(
+            "INSERT INTO wallets_entry (transaction_id, account_id, amount, balance_after, "
+            "created_at) SELECT t, a, x, b, %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+            "AS e(t, a, x, b)",
+            [now, tx_ids, account_ids, amounts, after],
+        )
+    return written
