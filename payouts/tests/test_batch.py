@@ -12,6 +12,16 @@ from wallets.models import LedgerTransaction
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["set-based", "one-by-one"])
+def batch_path(request, monkeypatch):
+    """Every batch test runs against both paths: the set-based chunks (PostgreSQL) and the
+    per-creator reference path that SQLite (make run) uses."""
+    import payouts.services
+
+    monkeypatch.setattr(payouts.services, "bulk_supported", lambda: request.param == "set-based")
+    return request.param
+
+
 def test_minimum_is_payout_minimum_over_diamond_value():
     assert minimum_payout_diamonds() == 2000  # USD 10 / USD 0.005
 
