@@ -242,6 +242,7 @@ def status_text(code: int) -> str:
         409: "idempotency_conflict",
         423: "wallet_frozen",
         429: "Too many requests",
+        500: "Server error (logged; retry later)",
         503: "Busy: try again after Retry-After seconds",
     }.get(code, "Error")
 

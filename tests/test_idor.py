@@ -9,7 +9,7 @@ from conftest import client_for, idem
 from payouts.models import Payout
 from payouts.services import payout_batch_run
 from payouts.tests.factories import make_payout_creator
-from wallets.models import LedgerTransaction, Recharge, RechargeStatus
+from wallets.models import LedgerTransaction, RechargeStatus, recharge_row_new
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def eager():
 @pytest.fixture
 def alices_recharge(db):
     alice = UserFactory()
-    return Recharge.objects.create(
+    return recharge_row_new(
         user=alice,
         coins=700,
         price=Money("9.99", "USD"),

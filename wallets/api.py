@@ -357,10 +357,16 @@ class StripeWebhookView(APIView):
                 name="WebhookAck",
                 fields={"received": serializers.BooleanField(), "result": serializers.CharField()},
             ),
-            **error_responses(400),
+            **error_responses(400, 500),
         },
         auth=[],
         summary="Stripe webhook (Stripe-Signature verified)",
+        description=(
+            "400: the body is not a Stripe event or the signature is missing, forged or stale "
+            "(nothing stored). 500 `webhook_processing_failed`: a verified event could not be "
+            "applied; it is logged with its id and stored unprocessed, Stripe delivers it "
+            "again, and reconciliation opens a `webhook_event_failed` discrepancy for staff."
+        ),
     )
     def post(self, request):
         payload = request.body
@@ -373,7 +379,9 @@ class StripeWebhookView(APIView):
                 error_body("invalid_signature", "The Stripe-Signature header is not valid."),
                 status=400,
             )
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            # Only a body that is not a Stripe event; an error applying a verified event is
+            # WebhookProcessingFailed (500, so Stripe retries).
             raise InvalidInput("The body is not a Stripe event.")
         return Response({"received": True, "result": event.result})
 

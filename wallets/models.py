@@ -317,9 +317,12 @@ class Recharge(models.Model):
     failure_message = models.CharField(max_length=500, blank=True)
     # Net coins taken back by refunds and disputes (a won dispute gives them back).
     coins_refunded = models.BigIntegerField(default=0)
+    # Net money refunded, always in the purchase's currency (a CHECK below holds the two
+    # currency columns together): every new row sets it, see ``recharge_row_new``.
     amount_refunded: Money = MoneyField(  # type: ignore[assignment]
         max_digits=12, decimal_places=2, default_currency="USD", default=0
     )
+    amount_refunded_currency: str
     created_at = models.DateTimeField(default=timezone.now)
     succeeded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -335,6 +338,13 @@ class Recharge(models.Model):
             models.UniqueConstraint(
                 fields=["user", "client_key"], name="recharge_unique_user_client_key"
             ),
+            # Refunds are in the purchase's currency, between nothing and the whole price.
+            models.CheckConstraint(
+                condition=Q(amount_refunded_currency=models.F("price_currency"))
+                & Q(amount_refunded__gte=0)
+                & Q(amount_refunded__lte=models.F("price")),
+                name="recharge_amount_refunded_in_purchase_currency",
+            ),
         ]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="recharge_user_newest"),
@@ -347,6 +357,23 @@ class Recharge(models.Model):
     @property
     def ledger_key(self) -> str:
         return f"recharge:{self.payment_intent}"
+
+    @property
+    def amount_remaining(self) -> Money:
+        """What is still refundable, in the purchase's currency."""
+        return Money(self.price.amount - self.amount_refunded.amount, self.price.currency)
+
+
+def recharge_row_new(**fields) -> Recharge:
+    """Create a Recharge with ``amount_refunded`` zero in the purchase's currency.
+
+    djmoney's ``default`` cannot depend on another column, so every creation goes through
+    here (the CHECK ``recharge_amount_refunded_in_purchase_currency`` refuses any other).
+    """
+    price = fields["price"]
+    assert isinstance(price, Money), price
+    fields.setdefault("amount_refunded", Money(0, price.currency))
+    return Recharge.objects.create(**fields)
 
 
 class RefundSource(models.TextChoices):
@@ -398,6 +425,17 @@ class StripeEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     result = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [
+            # A stored event is unprocessed only when applying it failed (the row and its
+            # effects commit together otherwise): reconciliation lists these.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="stripeevent_unprocessed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"

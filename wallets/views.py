@@ -254,7 +254,7 @@ def purchases_page(request):
         ):
             month["coins"] += recharge.coins - recharge.coins_refunded
             month["refunded"] += recharge.coins_refunded
-            net = recharge.price - recharge.amount_refunded
+            net = recharge.amount_remaining
             currency = str(net.currency)
             month["spent"][currency] = month["spent"].get(currency, 0) + net.amount
     for month in months.values():

@@ -33,6 +33,7 @@ from wallets.models import (
     RechargeStatus,
     StripeCustomer,
     TransactionKind,
+    recharge_row_new,
 )
 from wallets.services.ledger import (
     Posting,
@@ -295,7 +296,7 @@ def recharge_create(
 
 
 def _recharge_row(*, user, quote: Quote, client_key: str | None, payment_intent=None) -> Recharge:
-    return Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
+    return recharge_row_new(
         user=user,
         package=quote.package,
         coins=quote.coins,

@@ -29,6 +29,8 @@ from wallets.models import (
     RechargeRefund,
     RechargeStatus,
     ReconciliationRun,
+    StripeEvent,
+    recharge_row_new,
 )
 
 log = logging.getLogger(__name__)
@@ -139,9 +141,7 @@ def _recover_recharge(intent: Any) -> bool:
     pi_id = gateway.get(intent, "id")
     try:
         with transaction.atomic():
-            Recharge.objects.create(  # type: ignore[misc]  # MoneyField takes Money
-                user=user, coins=coins, price=price, payment_intent=pi_id
-            )
+            recharge_row_new(user=user, coins=coins, price=price, payment_intent=pi_id)
     except IntegrityError:
         pass  # a concurrent webhook or reconciliation rebuilt it first
     applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
@@ -249,6 +249,23 @@ def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counte
     counts["discrepancies"] += created
 
 
+def _reconcile_failed_events(run: ReconciliationRun, counts: Counter) -> None:
+    """Webhook events whose application raised (stored unprocessed by the webhook): each is a
+    discrepancy until a redelivery applies it and staff close it."""
+    failed = StripeEvent.objects.filter(processed_at__isnull=True).order_by("received_at")
+    for event in failed.iterator():
+        counts["failed_events"] += 1
+        _, created = discrepancy_record(
+            kind="webhook_event_failed",
+            object_type="stripe_event",
+            object_id=event.event_id,
+            expected=f"{event.type} for {event.object_id or '?'} applied",
+            found=event.result or "not applied",
+            run=run,
+        )
+        counts["discrepancies"] += created
+
+
 def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationRun:
     """One reconciliation of recent payments. Idempotent; safe beside webhooks (every fix goes
     through the same exactly-once services) and beside itself (an advisory lock: a second run
@@ -283,6 +300,7 @@ def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationR
             run.status = "failed"
         else:
             run.status = "done"
+        _reconcile_failed_events(run, counts)
         run.error = "\n".join(errors)[:10000]
         run.counts = dict(counts)
         run.finished_at = timezone.now()

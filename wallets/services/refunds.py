@@ -39,11 +39,21 @@ class RefundNotAllowed(DomainError):
     default_message = "This recharge cannot be refunded."
 
 
+class RefundCurrencyMismatch(ValueError):
+    """A refund or dispute amount in another currency than the purchase: never converted."""
+
+
+def _same_currency(recharge: Recharge, amount: Money) -> bool:
+    return str(amount.currency) == str(recharge.price.currency)
+
+
 def _coins_for_amount(recharge: Recharge, amount: Money) -> int:
     """Coins matching a money amount, pro rata; the last refund takes what is left."""
+    if not _same_currency(recharge, amount):
+        raise RefundCurrencyMismatch(f"{amount} for a purchase in {recharge.price.currency}")
     remaining_coins = recharge.coins - recharge.coins_refunded
-    remaining_amount = recharge.price - recharge.amount_refunded
-    if amount >= remaining_amount:
+    remaining_amount = recharge.amount_remaining
+    if amount.amount >= remaining_amount.amount:
         return remaining_coins
     coins = (Decimal(recharge.coins) * amount.amount / recharge.price.amount).quantize(
         Decimal(1), rounding=ROUND_HALF_UP
@@ -53,7 +63,7 @@ def _coins_for_amount(recharge: Recharge, amount: Money) -> int:
 
 def _amount_for_coins(recharge: Recharge, coins: int) -> Money:
     remaining_coins = recharge.coins - recharge.coins_refunded
-    remaining_amount = recharge.price - recharge.amount_refunded
+    remaining_amount = recharge.amount_remaining
     if coins >= remaining_coins:
         return remaining_amount
     exponent = gateway.currency_exponent(str(recharge.price.currency))
@@ -104,6 +114,8 @@ def recharge_refund_apply(
 ) -> RechargeRefund:
     """Record a refund (or dispute) of a locked recharge and claw its coins back, once per
     Stripe object. Must run inside ``transaction.atomic`` with the recharge row locked."""
+    if not _same_currency(recharge, amount):
+        raise RefundCurrencyMismatch(f"{amount} for a purchase in {recharge.price.currency}")
     existing = RechargeRefund.objects.filter(stripe_id=stripe_id, source=source).first()
     if existing is not None:
         return existing
@@ -173,7 +185,7 @@ def recharge_refund(
             f"Only a succeeded recharge can be refunded (this one is {recharge.status})."
         )
     remaining_coins = recharge.coins - recharge.coins_refunded
-    remaining_amount = recharge.price - recharge.amount_refunded
+    remaining_amount = recharge.amount_remaining
     if coins is not None and amount is not None:
         raise InvalidInput("Give coins or an amount, not both.")
     if coins is None and amount is None:
@@ -247,6 +259,17 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
     amount = gateway.from_minor(
         gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
     )
+    if not _same_currency(recharge, amount):
+        # Stripe refunds in the charge's currency; anything else is not ours to guess at
+        # (reconciliation opens a discrepancy for a refund it cannot apply).
+        log.warning(
+            "refund %s is %s, recharge %s is in %s",
+            refund_id,
+            amount,
+            recharge.pk,
+            recharge.price.currency,
+        )
+        return None
     coins = _refund_coins_hint(recharge, stripe_refund, amount)
     return recharge_refund_apply(
         recharge=recharge,
@@ -306,8 +329,13 @@ def _dispute_row(recharge: Recharge, dispute: Any) -> StripeDispute:
 
 
 def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
-    remaining = recharge.price - recharge.amount_refunded
-    amount = min(row.amount, remaining) if row.amount.amount > 0 else remaining
+    remaining = recharge.amount_remaining
+    disputed = row.amount
+    # A dispute is in the charge's currency; one without a usable amount takes it all back.
+    if disputed.amount > 0 and _same_currency(recharge, disputed):
+        amount = min(disputed, remaining)
+    else:
+        amount = remaining
     coins = _coins_for_amount(recharge, amount)
     applied = recharge_refund_apply(
         recharge=recharge,

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.errors import DomainError
 from wallets import stripe_gateway as gateway
 from wallets.models import Recharge, StripeEvent
 from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
@@ -79,30 +80,83 @@ HANDLERS = {
 }
 
 
-@transaction.atomic
+class WebhookProcessingFailed(DomainError):
+    """Applying a verified event raised: our fault, not Stripe's, so 500 (Stripe retries)."""
+
+    code = "webhook_processing_failed"
+    status = 500
+    default_message = "The event could not be applied; it was logged and will be retried."
+
+
 def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> StripeEvent:
     """Verify, store once and apply one webhook event.
 
     Raises ``ValueError`` / ``gateway.SignatureVerificationError`` for a bad body or signature
-    (nothing is written). The event row and its effects commit together: a concurrent copy
-    of the same event waits on the unique event id, then finds it processed.
+    (nothing is written: the sender's fault, 400). The event row and its effects commit
+    together: a concurrent copy of the same event waits on the unique event id, then finds it
+    processed. When applying a verified event raises (a bug, Stripe unreachable), nothing of
+    it is applied; the event is logged with its id, stored unprocessed with the error (so
+    ``payments_reconcile`` opens a ``webhook_event_failed`` discrepancy for it) and
+    ``WebhookProcessingFailed`` (500) makes Stripe deliver it again.
     """
     event = gateway.webhook_event(payload, signature)
-    obj = event["data"]["object"]
+    try:
+        event_id = str(event["id"])
+        event_type = str(event["type"])
+        obj = event["data"]["object"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError("The body is not a Stripe event.") from exc
+    try:
+        return _webhook_apply(event_id=event_id, event_type=event_type, obj=obj, payload=payload)
+    except Exception as exc:
+        log.exception("stripe webhook event %s (%s) failed", event_id, event_type)
+        _webhook_failure_note(
+            event_id=event_id, event_type=event_type, obj=obj, payload=payload, error=exc
+        )
+        raise WebhookProcessingFailed() from exc
+
+
+@transaction.atomic
+def _webhook_apply(*, event_id: str, event_type: str, obj: Any, payload: bytes) -> StripeEvent:
     try:
         with transaction.atomic():
             stored = StripeEvent.objects.create(
-                event_id=event["id"],
-                type=event["type"],
+                event_id=event_id,
+                type=event_type,
                 object_id=str(gateway.get(obj, "id") or "")[:255],
                 payload=json.loads(payload),
             )
     except IntegrityError:
-        stored = StripeEvent.objects.select_for_update().get(event_id=event["id"])
+        stored = StripeEvent.objects.select_for_update().get(event_id=event_id)
         if stored.processed_at is not None:
             return stored
-    handler = HANDLERS.get(event["type"])
+    handler = HANDLERS.get(event_type)
     stored.result = (handler(obj) if handler else "ignored")[:255]
     stored.processed_at = timezone.now()
     stored.save(update_fields=["result", "processed_at"])
     return stored
+
+
+def _webhook_failure_note(
+    *, event_id: str, event_type: str, obj: Any, payload: bytes, error: Exception
+) -> None:
+    """Keep a failed event, unprocessed, with what went wrong (best effort: the database may
+    be what failed; Stripe's retry and reconciliation's polling still stand)."""
+    result = f"failed: {type(error).__name__}: {error}"[:255]
+    try:
+        with transaction.atomic():
+            stored, created = StripeEvent.objects.get_or_create(
+                event_id=event_id,
+                defaults={
+                    "type": event_type,
+                    "object_id": str(gateway.get(obj, "id") or "")[:255],
+                    "payload": json.loads(payload),
+                    "result": result,
+                },
+            )
+            if not created and stored.processed_at is None:
+                StripeEvent.objects.filter(pk=stored.pk, processed_at__isnull=True).update(
+                    result=result
+                )
+    except Exception:
+        log.exception("could not record the failure of stripe webhook event %s", event_id)
