@@ -279,3 +279,52 @@ def test_a_body_that_is_not_an_event_is_still_a_400(api):
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "validation_error"
     assert not StripeEvent.objects.filter(event_id="evt_x").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_moves_existing_rows_to_the_purchase_currency():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("wallets", "0005_recharge_client_key")]
+    latest = [("wallets", "0007_recharge_refund_currency_check")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    user = UserFactory()
+    OldRecharge = old_apps.get_model("wallets", "Recharge")
+    OldRefund = old_apps.get_model("wallets", "RechargeRefund")
+    # What main wrote: EUR and GBP purchases with amount_refunded in USD.
+    untouched = OldRecharge.objects.create(
+        user_id=user.pk, coins=1000, price=Money("13.30", "EUR"), payment_intent="pi_mig_1"
+    )
+    self_refunded = OldRecharge.objects.create(
+        user_id=user.pk,
+        coins=1000,
+        price=Money("11.50", "GBP"),
+        payment_intent="pi_mig_2",
+        status="refunded",
+        coins_refunded=1000,
+        amount_refunded=Money("11.50", "GBP"),
+    )
+    won_back = OldRecharge.objects.create(
+        user_id=user.pk,
+        coins=1000,
+        price=Money("13.30", "EUR"),
+        payment_intent="pi_mig_3",
+        amount_refunded=Money("0", "USD"),
+    )
+    for source in ("dispute", "dispute_won"):
+        OldRefund.objects.create(
+            recharge_id=won_back.pk,
+            stripe_id="dp_mig",
+            source=source,
+            amount=Money("13.30", "EUR"),
+            coins=1000,
+        )
+    executor = MigrationExecutor(connection)
+    executor.migrate(latest)
+    rows = {r.pk: r for r in Recharge.objects.filter(user=user)}
+    assert rows[untouched.pk].amount_refunded == Money(0, "EUR")
+    assert rows[self_refunded.pk].amount_refunded == Money("11.50", "GBP")
+    assert rows[won_back.pk].amount_refunded == Money(0, "EUR")
