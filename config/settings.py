@@ -374,6 +374,8 @@ if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
 # --- Live gift feed (gifts/live.py) ---------------------------------------------------------
 # A combo is the same sender, gift and live within this many seconds of the previous hit.
 LIVE_COMBO_SECONDS = env.int("LIVE_COMBO_SECONDS", default=5)
+# A "go live" session left open longer than this (a forgotten switch) no longer counts as live.
+LIVE_MAX_HOURS = env.int("LIVE_MAX_HOURS", default=12)
 # Open live streams per process. Under WSGI (``make serve``: gthread workers) each holds a
 # thread for up to LIVE_STREAM_MAX_SECONDS, so by default they may take half the worker's
 # threads (WEB_THREADS) and the API always keeps the rest. Under ASGI a stream is a coroutine.

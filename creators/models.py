@@ -47,3 +47,36 @@ class Creator(models.Model):
     @property
     def can_receive_gifts(self) -> bool:
         return self.is_active and self.user.is_active and self.user.is_adult
+
+
+class LiveSession(models.Model):
+    """A creator's live stream, started and ended from the dashboard ("go live").
+
+    Its ``live_id`` is what gifts from the creator page carry while it is open, and what the
+    overlay URL for streaming software names. At most one session per creator is open (a
+    partial unique index), so two "go live" clicks at once make one session.
+    """
+
+    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="live_sessions")
+    live_id = models.CharField(max_length=64)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["creator"],
+                condition=models.Q(ended_at__isnull=True),
+                name="live_session_one_open_per_creator",
+            ),
+            models.UniqueConstraint(fields=["creator", "live_id"], name="live_session_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True)
+                | models.Q(ended_at__gte=models.F("started_at")),
+                name="live_session_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["ended_at", "started_at"], name="live_session_open")]
+
+    def __str__(self) -> str:
+        return f"@{self.creator.handle} {self.live_id}"

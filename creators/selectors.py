@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 from djmoney.money import Money
 
-from creators.models import Creator
+from creators.models import Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 from wallets.services import account_balance
 
@@ -78,3 +80,27 @@ def creator_earnings(*, creator: Creator) -> Earnings:
         diamonds_in_payout=balance(AccountKind.DIAMONDS_IN_PAYOUT),
         diamonds_paid=paid,
     )
+
+
+def _open_sessions() -> QuerySet[LiveSession]:
+    fresh = timezone.now() - timedelta(hours=settings.LIVE_MAX_HOURS)
+    return LiveSession.objects.filter(ended_at__isnull=True, started_at__gte=fresh)
+
+
+def creator_live_session(*, creator_id: int) -> LiveSession | None:
+    """The creator's open live session (one forgotten past ``LIVE_MAX_HOURS`` counts as over)."""
+    return _open_sessions().filter(creator_id=creator_id).first()
+
+
+def creators_live_now(*, limit: int = 24) -> list[Creator]:
+    ids = _open_sessions().order_by("-started_at").values_list("creator_id", flat=True)[:limit]
+    by_id = Creator.objects.filter(pk__in=list(ids), is_active=True).in_bulk()
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def creators_search(*, query: str, limit: int = 50) -> QuerySet[Creator]:
+    query = (query or "").strip()[:80]
+    found = Creator.objects.filter(is_active=True)
+    if query:
+        found = found.filter(Q(handle__icontains=query) | Q(display_name__icontains=query))
+    return found.order_by("display_name", "handle")[:limit]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import DomainError, InvalidInput
-from creators.models import RESERVED_HANDLES, Creator
+from creators.models import RESERVED_HANDLES, Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 from wallets.services import Posting, account_balance, account_get, ledger_post
 
@@ -146,3 +147,51 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
         with transaction.atomic():
             results.append(_release_one(creator_id=creator_id, now=now))
     return results
+
+
+# --- Going live -----------------------------------------------------------------------------
+
+
+def _new_live_id(now: datetime) -> str:
+    # Matches gifts' CONTEXT_ID_RE; readable in the overlay URL, unique per creator.
+    return f"live-{now:%Y%m%d-%H%M}-{secrets.token_hex(3)}"
+
+
+@transaction.atomic
+def creator_live_start(*, creator: Creator, now: datetime | None = None) -> LiveSession:
+    """Open a live session, or return the one already open (a second click, or two at once).
+
+    A session left open longer than ``LIVE_MAX_HOURS`` (a forgotten switch) is ended first.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(hours=settings.LIVE_MAX_HOURS)
+    LiveSession.objects.filter(
+        creator=creator, ended_at__isnull=True, started_at__lt=stale_before
+    ).update(ended_at=now)
+    open_session = LiveSession.objects.filter(creator=creator, ended_at__isnull=True).first()
+    if open_session is not None:
+        return open_session
+    try:
+        with transaction.atomic():
+            return LiveSession.objects.create(
+                creator=creator, live_id=_new_live_id(now), started_at=now
+            )
+    except IntegrityError:
+        # Another request opened one between our read and our insert: theirs stands.
+        return LiveSession.objects.get(creator=creator, ended_at__isnull=True)
+
+
+@transaction.atomic
+def creator_live_end(*, creator: Creator, now: datetime | None = None) -> LiveSession | None:
+    """End the open live session, if any; ending twice is harmless."""
+    now = now or timezone.now()
+    session = (
+        LiveSession.objects.select_for_update()
+        .filter(creator=creator, ended_at__isnull=True)
+        .first()
+    )
+    if session is None:
+        return None
+    session.ended_at = max(now, session.started_at)
+    session.save(update_fields=["ended_at"])
+    return session

@@ -90,3 +90,18 @@ def creator_daily_diamonds(
     return [
         (first + timedelta(days=i), totals.get(first + timedelta(days=i), 0)) for i in range(days)
     ]
+
+
+def creators_popular(*, days: int = 7, limit: int = 12, now: datetime | None = None) -> list:
+    """Creators by coins received over the last ``days`` UTC days: ``[(creator, coins)]``."""
+    from creators.models import Creator
+
+    today = utc_today(now)
+    top = list(
+        GiftTally.objects.filter(day__gte=today - timedelta(days=days - 1), day__lte=today)
+        .values("creator_id")
+        .annotate(total=Sum("coins"))
+        .order_by("-total", "creator_id")[:limit]
+    )
+    by_id = Creator.objects.filter(pk__in=[r["creator_id"] for r in top], is_active=True).in_bulk()
+    return [(by_id[r["creator_id"]], r["total"]) for r in top if r["creator_id"] in by_id]

@@ -3,15 +3,25 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
+from django.views.decorators.http import require_POST
 
-from creators.selectors import creator_earnings, creator_find, creator_of
+from creators.selectors import (
+    creator_earnings,
+    creator_find,
+    creator_live_session,
+    creator_of,
+    creators_live_now,
+    creators_search,
+)
+from creators.services import creator_live_end, creator_live_start
 from gifts.selectors import (
     PERIODS,
     creator_daily_diamonds,
     creator_recent_gifts,
+    creators_popular,
     gifts_available,
     leaderboard,
 )
@@ -55,6 +65,24 @@ def creator_page(request, handle: str):
             "period": period,
             "periods": [(p, PERIOD_LABELS[p]) for p in PERIODS],
             "leaders": leaders,
+            "live": creator_live_session(creator_id=creator.pk),
+        },
+    )
+
+
+def creator_directory(request):
+    """Find creators: search by name or handle, who is live now, popular this week."""
+    query = request.GET.get("q", "").strip()[:80]
+    live_now = creators_live_now()
+    return render(
+        request,
+        "creators/directory.html",
+        {
+            "query": query,
+            "results": list(creators_search(query=query)) if query else None,
+            "live_now": live_now,
+            "popular": creators_popular(),
+            "live_ids": {c.pk for c in live_now},
         },
     )
 
@@ -109,6 +137,7 @@ def creator_dashboard(request):
     if creator is None:
         return render(request, "creators/become.html", {})
     earnings = creator_earnings(creator=creator)
+    live = creator_live_session(creator_id=creator.pk)
     return render(
         request,
         "creators/dashboard.html",
@@ -120,5 +149,25 @@ def creator_dashboard(request):
             "chart": _chart(creator_daily_diamonds(creator_id=creator.pk, days=14)),
             "payouts_template": _payouts_template(),
             "hold_days": settings.EARNINGS_HOLD_DAYS,
+            "live": live,
+            "overlay_url": (
+                request.build_absolute_uri(f"/overlay/{creator.handle}/{live.live_id}/")
+                if live
+                else ""
+            ),
         },
     )
+
+
+@login_required
+@require_POST
+def creator_live_toggle(request):
+    """The dashboard's go-live switch: ``action=start`` or ``action=end``."""
+    creator = creator_of(user=request.user)
+    if creator is None:
+        raise Http404("Not a creator.")
+    if request.POST.get("action") == "start":
+        creator_live_start(creator=creator)
+    else:
+        creator_live_end(creator=creator)
+    return redirect("/creator/#live")

@@ -85,3 +85,32 @@ def test_viewer_sends_a_gift_from_the_creator_page(live_server, browser):
     assert page.locator("#leaderboard li").nth(0).get_attribute("data-username") == "viewer1"
     context.close()
     connections.close_all()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_gifts_from_the_creator_page_reach_the_live_overlay(live_server, browser, width):
+    from creators.services import creator_live_start
+
+    GiftFactory(slug="rose", name="Rose", coins=1, sort_order=1)
+    creator = make_creator("onair")
+    session = creator_live_start(creator=creator)
+    viewer = fund(UserFactory(), 20)
+    client = Client()
+    client.force_login(viewer)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+    )
+    page = context.new_page()
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_server.url}/creators/onair/")
+    expect(page.locator("[data-testid=live-badge]")).to_be_visible()
+    page.click("#gift-send")
+    expect(page.locator("#gift-status")).to_contain_text("Sent")
+    event = GiftEvent.objects.get(sender=viewer)
+    assert event.live_id == session.live_id
+    context.close()
+    connections.close_all()

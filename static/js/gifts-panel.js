@@ -108,6 +108,8 @@
     quantityInput.removeAttribute("aria-invalid");
     var body = { creator: form.dataset.creator, gift: gift.value, quantity: q };
     if (messageInput.value.trim()) body.message = messageInput.value.trim();
+    // While the creator is live, the gift goes to that live (and so to the overlay).
+    if (form.dataset.liveId) body.live_id = form.dataset.liveId;
     pendingKey = pendingKey || uuid4();
     button.disabled = true;
     button.classList.add("is-loading");
