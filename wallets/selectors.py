@@ -82,3 +82,16 @@ def transaction_owner_description(transaction: LedgerTransaction) -> str:
     if template is None or ("{ref}" in template and prefix != "recharge"):
         return transaction.get_kind_display()
     return template.format(ref=ref)
+
+
+def recharge_balance_after(*, recharge: Recharge) -> int | None:
+    """The wallet balance right after this recharge's credit (what its receipt states)."""
+    return (
+        Entry.objects.filter(
+            transaction__kind=TransactionKind.RECHARGE,
+            transaction__reference=f"recharge:{recharge.pk}",
+            account__kind=AccountKind.WALLET,
+        )
+        .values_list("balance_after", flat=True)
+        .first()
+    )

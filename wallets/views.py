@@ -25,6 +25,7 @@ from wallets.api import recharge_create_from_request
 from wallets.models import CoinPackagePrice, RechargeStatus
 from wallets.selectors import (
     coin_packages_on_sale,
+    recharge_balance_after,
     recharge_for_user,
     recharges_of,
     transaction_owner_description,
@@ -161,6 +162,11 @@ def receipt_page(request, recharge_id: int):
             "refund_hours": settings.SELF_REFUND_WINDOW_HOURS,
             "refund_error": request.session.pop(f"refund-error-{recharge.pk}", ""),
             "refunded": request.GET.get("refunded") == "1",
+            "confirming_refund": request.GET.get("refund") == "confirm",
+            "balance_after": recharge_balance_after(recharge=recharge),
+            "refunds": [
+                (r, money_text(r.amount)) for r in recharge.refunds.order_by("created_at", "pk")
+            ],
             "recharge": recharge,
             "price_text": money_text(recharge.price),
             "refunded_text": money_text(recharge.amount_refunded),
@@ -175,7 +181,10 @@ def receipt_page(request, recharge_id: int):
 @require_POST
 def receipt_refund(request, recharge_id: int):
     """The receipt's "Refund this purchase" button. The form carries one key per page view,
-    so a double click refunds once (the second submit finds the first refund)."""
+    so a double click refunds once (the second submit finds the first refund). It only acts
+    on the confirmation step's form: anything else goes back to that step."""
+    if request.POST.get("confirm") != "yes":
+        return redirect(f"/recharges/{recharge_id}/receipt/?refund=confirm#refund-title")
     try:
         recharge_self_refund(
             user=request.user, recharge_id=recharge_id, request_key=request.POST.get("key", "")

@@ -57,7 +57,8 @@ def test_cooling_off_limits_history_and_self_refund(live_server, stripe_webhook,
 
     # Self refund from the receipt; a double click refunds once.
     recharge = Recharge.objects.get()
-    page.locator("[data-testid=refund-button]").dblclick()
+    page.locator("[data-testid=refund-button]").click()
+    page.locator("[data-testid=refund-confirm]").dblclick()
     expect(page.locator("[data-testid=refund-done]")).to_contain_text("6,000 coins were removed")
     assert RechargeRefund.objects.count() == 1
     recharge.refresh_from_db()
