@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "gifts",
     "creators",
     "payouts",
+    "memberships",
     "staff",
 ]
 
@@ -210,6 +211,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wallets.tasks.rollup_hot_accounts_task",
         "schedule": timedelta(minutes=5),
     },
+    # Exactly once per period however often it runs (memberships/services.py).
+    "renew-memberships": {
+        "task": "memberships.tasks.renew_memberships_task",
+        "schedule": timedelta(minutes=env.int("MEMBERSHIP_RENEWAL_EVERY_MINUTES", default=10)),
+    },
 }
 
 # --- REST framework -------------------------------------------------------------------------
@@ -317,7 +323,7 @@ LOGGING = {
 # --- Extension points -----------------------------------------------------------------------
 # Our own apps, in dependency order. For each, seed_demo runs ``<app>.demo.seed`` and
 # verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
-LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts", "staff"]
+LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff"]
 
 # --- Staff console (owned by the staff app) -------------------------------------------------
 # Manual credits above this many coins wait for a second finance user (maker-checker).
@@ -332,6 +338,17 @@ GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "na
 LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
 LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
 # --- end gifts and creators -----------------------------------------------------------------
+
+# --- Memberships (owned by the memberships app) ---------------------------------------------
+# A renewal the wallet cannot pay is retried every MEMBERSHIP_RETRY_MINUTES for
+# MEMBERSHIP_GRACE_DAYS, then the membership lapses.
+MEMBERSHIP_GRACE_DAYS = env.int("MEMBERSHIP_GRACE_DAYS", default=3)
+MEMBERSHIP_RETRY_MINUTES = env.int("MEMBERSHIP_RETRY_MINUTES", default=60)
+# A tier's new price reaches existing members at their first renewal this many days after it.
+MEMBERSHIP_PRICE_NOTICE_DAYS = env.int("MEMBERSHIP_PRICE_NOTICE_DAYS", default=7)
+MEMBERSHIP_TIER_MAX_COINS = env.int("MEMBERSHIP_TIER_MAX_COINS", default=1_000_000)
+MEMBERSHIP_GIFT_MAX = env.int("MEMBERSHIP_GIFT_MAX", default=20)  # recipients per gift
+# --- end memberships ------------------------------------------------------------------------
 
 # --- Payouts (owned by the payouts app) -----------------------------------------------------
 # Stripe Connect endpoints (accounts, account links, transfers). localstripe has no Connect, so

@@ -9,11 +9,11 @@ from config.views import api_unknown_path
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
 api_v1 = [
     path("", include(f"{app}.urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "staff")
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff")
 ]
 portal = [
     path("", include(f"{app}.portal_urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "staff")
+    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff")
 ]
 
 urlpatterns = [

@@ -237,6 +237,7 @@ class StatementOutput(serializers.Serializer):
     amount = MoneyOutputField()
     conversion_note = serializers.CharField()
     gift_diamonds = serializers.IntegerField()
+    membership_diamonds = serializers.IntegerField()
     chargeback_diamonds = serializers.IntegerField()
     adjustment_diamonds = serializers.IntegerField()
     paid_again_by = serializers.ListField(child=serializers.IntegerField())

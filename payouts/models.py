@@ -181,6 +181,7 @@ class PayoutEvent(models.Model):
 
 class StatementLineKind(models.TextChoices):
     GIFT = "gift", "Gift"
+    MEMBERSHIP = "membership", "Membership"
     CHARGEBACK = "chargeback", "Chargeback clawback"
     CHARGEBACK_REVERSAL = "chargeback_reversal", "Chargeback reversed"
     ADJUSTMENT = "adjustment", "Adjustment"

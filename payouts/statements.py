@@ -56,6 +56,7 @@ LATE_COMMIT_MARGIN = timedelta(hours=1)
 
 LINE_KIND = {
     TransactionKind.GIFT: StatementLineKind.GIFT,
+    TransactionKind.MEMBERSHIP: StatementLineKind.MEMBERSHIP,
     TransactionKind.CLAWBACK: StatementLineKind.CHARGEBACK,
     TransactionKind.REVERSAL: StatementLineKind.CHARGEBACK_REVERSAL,
 }
@@ -197,6 +198,7 @@ class Statement:
     chargeback_diamonds: int
     gift_diamonds: int
     adjustment_diamonds: int
+    membership_diamonds: int
     is_void: bool
     paid_again_by: list[int]
 
@@ -214,12 +216,14 @@ def _ratio(num: int, den: int) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{num}/{den}"
 
 
-CONTEXT_ORDER = ["live", "video", "none", "chargebacks", "adjustments"]
+CONTEXT_ORDER = ["live", "video", "none", "memberships", "chargebacks", "adjustments"]
 
 
 def _context_of(row_kind: str, event) -> tuple[str, str, str]:
     if row_kind == StatementLineKind.CHARGEBACK:
         return "chargebacks", "", "Chargebacks"
+    if row_kind == StatementLineKind.MEMBERSHIP:
+        return "memberships", "", "Memberships"
     if row_kind != StatementLineKind.GIFT or event is None:
         return "adjustments", "", "Adjustments"
     if event.live_id:
@@ -241,11 +245,19 @@ def payout_statement(*, payout: Payout) -> Statement:
             "sender", "gift"
         )
     }
-    memos = dict(
-        LedgerTransaction.objects.filter(
+    others = {
+        pk: (memo, actor)
+        for pk, memo, actor in LedgerTransaction.objects.filter(
             pk__in=[line.transaction_id for line in lines if line.transaction_id not in events]
-        ).values_list("pk", "memo")
-    )
+        ).values_list("pk", "memo", "actor__username")
+    }
+    memos = {pk: memo for pk, (memo, _actor) in others.items()}
+    # A membership month's line names the viewer who paid it (the transaction's actor).
+    payers = {
+        line.transaction_id: others.get(line.transaction_id, ("", None))[1] or ""
+        for line in lines
+        if line.kind == StatementLineKind.MEMBERSHIP
+    }
     groups: dict[tuple, StatementGroup] = {}
     for line in lines:
         event = events.get(line.transaction_id)
@@ -265,7 +277,7 @@ def payout_statement(*, payout: Payout) -> Statement:
                 occurred_at=line.occurred_at,
                 transaction_id=line.transaction_id,
                 gift_event_id=event.pk if event else None,
-                sender=event.sender.username if event else "",
+                sender=event.sender.username if event else payers.get(line.transaction_id, ""),
                 gift=event.gift.name if event else "",
                 quantity=event.quantity if event else None,
                 coins=event.coins if event else None,
@@ -320,6 +332,7 @@ def payout_statement(*, payout: Payout) -> Statement:
         chargeback_diamonds=by_kind[StatementLineKind.CHARGEBACK]
         + by_kind[StatementLineKind.CHARGEBACK_REVERSAL],
         gift_diamonds=by_kind[StatementLineKind.GIFT],
+        membership_diamonds=by_kind[StatementLineKind.MEMBERSHIP],
         adjustment_diamonds=by_kind[StatementLineKind.ADJUSTMENT],
         is_void=payout.status in VOID_STATUSES,
         paid_again_by=paid_again_by,
@@ -519,6 +532,7 @@ def statement_pdf(statement: Statement) -> bytes:
         "* part of this gift's diamonds is paid by another payout",
         "",
         f"Gifts:                {statement.gift_diamonds:>12} diamonds",
+        f"Memberships:          {statement.membership_diamonds:>12} diamonds",
         f"Chargebacks:          {statement.chargeback_diamonds:>12} diamonds",
         f"Adjustments:          {statement.adjustment_diamonds:>12} diamonds",
         f"Total:                {statement.diamonds:>12} diamonds",

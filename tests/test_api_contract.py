@@ -65,6 +65,52 @@ CONTRACT = [
     ),
     ("get", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
     ("put", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
+    # Second round: memberships (issue #18).
+    (
+        "get",
+        "/api/v1/creators/me/tiers/",
+        "200",
+        ["results", "results[].id", "results[].name", "results[].coins_per_month"]
+        + ["results[].perks", "results[].members"],
+    ),
+    (
+        "post",
+        "/api/v1/creators/me/tiers/",
+        "201",
+        ["id", "name", "coins_per_month", "perks", "members"],
+    ),
+    (
+        "patch",
+        "/api/v1/creators/me/tiers/{id}/",
+        "200",
+        ["id", "name", "coins_per_month", "perks", "members"],
+    ),
+    (
+        "get",
+        "/api/v1/creators/{handle}/tiers/",
+        "200",
+        ["results", "results[].id", "results[].name", "results[].coins_per_month"]
+        + ["results[].perks", "results[].members"],
+    ),
+    (
+        "post",
+        "/api/v1/creators/{handle}/memberships/",
+        "200",
+        ["id", "creator", "tier", "status", "current_period_end", "months"],
+    ),
+    (
+        "get",
+        "/api/v1/memberships/",
+        "200",
+        ["results", "next", "results[].id", "results[].creator", "results[].tier"]
+        + ["results[].status", "results[].current_period_end", "results[].months"],
+    ),
+    (
+        "delete",
+        "/api/v1/memberships/{id}/",
+        "200",
+        ["id", "creator", "tier", "status", "current_period_end", "months"],
+    ),
 ]
 WEBHOOK = ("post", "/api/v1/webhooks/stripe/")
 

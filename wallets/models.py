@@ -156,6 +156,8 @@ class TransactionKind(models.TextChoices):
     GRANT = "grant", "Grant"
     ADJUSTMENT = "adjustment", "Adjustment"
     GIFT = "gift", "Gift"
+    # A membership month (join, renewal or gifted): booked like a gift (memberships app).
+    MEMBERSHIP = "membership", "Membership"
     RELEASE = "release", "Earnings released"
     PAYOUT_CREATED = "payout_created", "Payout created"
     PAYOUT_PAID = "payout_paid", "Payout paid"

@@ -2,7 +2,7 @@
 
 When a dispute claws back a recharge and the wallet cannot cover it, the shortfall is coins
 the viewer already spent (they become the viewer's coin debt, as before). This module traces
-which gifts those coins funded and books the creators' side by ``CHARGEBACK_POLICY``:
+which gifts (and membership months, booked the same way) those coins funded and books the creators' side by ``CHARGEBACK_POLICY``:
 
 - ``absorb``: the creators keep their diamonds; the platform books them to its
   ``chargeback_losses`` account.
@@ -37,6 +37,8 @@ from wallets.models import (
 from wallets.services.ledger import Posting, account_balance, ledger_post, platform_account
 
 ABSORB = "absorb"
+# Spending that credits a creator's pending diamonds: a chargeback traces both alike.
+SPENDING_KINDS = [TransactionKind.GIFT, TransactionKind.MEMBERSHIP]
 CLAWBACK_PENDING = "clawback_pending"
 
 
@@ -48,7 +50,7 @@ def _trace_gifts(*, recharge: Recharge, spent_coins: int) -> list[tuple[int, int
     since = recharge.succeeded_at or recharge.created_at
     gifts = list(
         Entry.objects.filter(
-            account=wallet, transaction__kind=TransactionKind.GIFT, created_at__gte=since
+            account=wallet, transaction__kind__in=SPENDING_KINDS, created_at__gte=since
         )
         .order_by("id")
         .values_list("transaction_id", "amount")

@@ -1,0 +1,69 @@
+"""Membership money mirrors the ledger (run by ``verify_ledger`` after the core checks)."""
+
+from __future__ import annotations
+
+from wallets.ledger_checks import LIMIT, _rows
+
+
+def check_membership_transactions() -> list[str]:
+    """Each membership transaction debits the payer what its charge rows say and credits the
+    creator's pending diamonds what they say; none is without charge rows."""
+    problems = [
+        f"membership transaction {tx}: charges say {coins} coins / {diamonds} diamonds, "
+        f"entries say {debited} / {credited}"
+        for tx, coins, diamonds, debited, credited in _rows(
+            "SELECT t.id, c.coins, c.diamonds, COALESCE(e.debited, 0), COALESCE(e.credited, 0) "
+            "FROM wallets_ledgertransaction t "
+            "LEFT JOIN (SELECT transaction_id, SUM(coins) AS coins, SUM(diamonds) AS diamonds "
+            "  FROM memberships_membershipcharge GROUP BY transaction_id) c "
+            "  ON c.transaction_id = t.id "
+            "LEFT JOIN (SELECT e.transaction_id, "
+            "  -SUM(CASE WHEN a.kind = 'wallet' THEN e.amount ELSE 0 END) AS debited, "
+            "  SUM(CASE WHEN a.kind = 'diamonds_pending' THEN e.amount ELSE 0 END) AS credited "
+            "  FROM wallets_entry e JOIN wallets_account a ON a.id = e.account_id "
+            "  JOIN wallets_ledgertransaction x ON x.id = e.transaction_id "
+            "  WHERE x.kind = 'membership' GROUP BY e.transaction_id) e "
+            "  ON e.transaction_id = t.id "
+            "WHERE t.kind = 'membership' AND (c.coins IS NULL "
+            "  OR c.coins <> COALESCE(e.debited, 0) OR c.diamonds <> COALESCE(e.credited, 0)) "
+            f"ORDER BY t.id LIMIT {LIMIT}"
+        )
+    ]
+    problems += [
+        f"membership charge {charge} points at transaction {tx} of kind {kind}"
+        for charge, tx, kind in _rows(
+            "SELECT c.id, t.id, t.kind FROM memberships_membershipcharge c "
+            "JOIN wallets_ledgertransaction t ON t.id = c.transaction_id "
+            f"WHERE t.kind <> 'membership' LIMIT {LIMIT}"
+        )
+    ]
+    return problems
+
+
+def check_months_paid_once() -> list[str]:
+    """A membership's month count equals its charges, and no two charges cover the same time
+    (one debit per period)."""
+    problems = [
+        f"membership {m}: {months} months but {charges} charges"
+        for m, months, charges in _rows(
+            "SELECT m.id, m.months, COUNT(c.id) FROM memberships_membership m "
+            "LEFT JOIN memberships_membershipcharge c ON c.membership_id = m.id "
+            f"GROUP BY m.id, m.months HAVING m.months <> COUNT(c.id) LIMIT {LIMIT}"
+        )
+    ]
+    problems += [
+        f"membership {m}: charges {a} and {b} pay overlapping periods"
+        for m, a, b in _rows(
+            "SELECT a.membership_id, a.id, b.id FROM memberships_membershipcharge a "
+            "JOIN memberships_membershipcharge b ON b.membership_id = a.membership_id "
+            " AND b.id > a.id AND b.period_start < a.period_end AND a.period_start < b.period_end "
+            f"LIMIT {LIMIT}"
+        )
+    ]
+    return problems
+
+
+EXTRA_CHECKS = [
+    ("membership charges = membership transactions", check_membership_transactions),
+    ("each membership month paid once", check_months_paid_once),
+]
