@@ -283,6 +283,7 @@ INSERT INTO payouts_payoutstatementline
 SELECT payout_id,
        ROW_NUMBER() OVER (PARTITION BY payout_id ORDER BY created_at, entry_id),
        CASE tx_kind WHEN %(gift)s THEN %(line_gift)s
+                    WHEN %(membership)s THEN %(line_membership)s
                     WHEN %(clawback)s THEN %(line_chargeback)s
                     WHEN %(reversal)s THEN %(line_reversal)s
                     ELSE %(line_adjustment)s END,
@@ -316,6 +317,8 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
                 "clawback": TransactionKind.CLAWBACK.value,
                 "reversal": TransactionKind.REVERSAL.value,
                 "line_gift": LINE_KIND[TransactionKind.GIFT].value,
+                "membership": TransactionKind.MEMBERSHIP.value,
+                "line_membership": LINE_KIND[TransactionKind.MEMBERSHIP].value,
                 "line_chargeback": LINE_KIND[TransactionKind.CLAWBACK].value,
                 "line_reversal": LINE_KIND[TransactionKind.REVERSAL].value,
                 "line_adjustment": StatementLineKind.ADJUSTMENT.value,
