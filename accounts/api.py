@@ -10,7 +10,7 @@ from accounts.services import token_issue, token_revoke, user_register
 from config import lockout
 from config.api import error_responses
 from config.errors import DomainError
-from config.throttles import AuthIPThrottle, AuthUsernameThrottle
+from config.throttles import AuthIPThrottle, AuthUsernameThrottle, SignupThrottle
 
 
 class RegisterInput(serializers.Serializer):
@@ -55,13 +55,15 @@ class InvalidCredentials(DomainError):
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [AuthIPThrottle]
+    throttle_classes = [AuthIPThrottle, SignupThrottle]
 
     @extend_schema(
         request=RegisterInput,
         responses={201: RegisterOutput, **error_responses(400, 429)},
         auth=[],
         summary="Sign up",
+        description="Sign-ups per client address are limited (`THROTTLE_SIGNUP`, shared with "
+        "the portal's sign-up page): past it, 429 `throttled` with Retry-After.",
     )
     def post(self, request):
         data = RegisterInput(data=request.data)

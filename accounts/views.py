@@ -1,3 +1,5 @@
+import math
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, LogoutView
@@ -7,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.forms import LoginForm, SignupForm
 from accounts.services import user_register
 from config.errors import DomainError
+from config.throttles import SignupThrottle
 
 
 def landing(request):
@@ -18,6 +21,16 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("/wallet/")
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        throttle = SignupThrottle()
+        if not throttle.allow_request(request, None):
+            # The same budget per address as the API's sign-up (a bot may use either).
+            wait = math.ceil(throttle.wait() or 60)
+            form.is_valid()
+            form.add_error(None, "Too many sign-ups from your network. Please try again later.")
+            response = render(request, "accounts/signup.html", {"form": form}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
     if request.method == "POST" and form.is_valid():
         try:
             user = user_register(**form.cleaned_data)

@@ -1,18 +1,30 @@
 """Login lockout: repeated failed logins lock a username for a while, on every surface.
 
-Failed attempts are counted in the cache (Redis) per username + client address and per
-username alone (a higher limit, against a botnet spreading one account's guesses over many
-addresses). Past the limit, ``LockoutBackend`` (first in ``AUTHENTICATION_BACKENDS``) refuses
-that username before any password is checked, so the API token endpoint, the portal login and
-the staff admin login all honour it: the API answers 429 ``account_locked``; the pages show their usual "wrong credentials" message (no account
-enumeration). Wrong one-time codes at the admin's second step count here too
-(``staff.sites``). A successful login clears the address's counter. With Redis down the cache
-fails open, and so does the lockout (the throttles still bound the rate per process).
+Usernames are public, so a lock anyone can trigger would let a stranger keep any creator or
+staff member out. Failures are therefore counted per (username, client address), the address
+from ``accounts.client_address`` (``TRUSTED_PROXY_COUNT``): after ``LOGIN_LOCKOUT_FAILURES``
+that pair is locked for ``LOGIN_LOCKOUT_FIRST_SECONDS``, and each further failure from it
+doubles the lock, up to ``LOGIN_LOCKOUT_SECONDS``; the pair's count is remembered for a day
+after its last failure. The owner, from their own address, is not affected. A lock per username
+from every address (a botnet spreading one account's guesses) comes only far above that,
+``LOGIN_LOCKOUT_USERNAME_FAILURES`` within ``LOGIN_LOCKOUT_SECONDS``, and spares the addresses
+that signed in as that username in the last 30 days.
+
+``LockoutBackend`` (first in ``AUTHENTICATION_BACKENDS``) refuses a locked username before any
+password is checked, so the API token endpoint, the portal login and the staff admin login all
+honour it: the API answers 429 ``account_locked`` with Retry-After; the pages show their usual
+"wrong credentials" message (no account enumeration). Wrong one-time codes at the admin's
+second step count here too (``staff.sites``). A successful login clears the pair's count. With
+Redis down the cache fails open, and so does the lockout (the throttles still bound the rate
+per process).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,9 +34,17 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
+from accounts.client_address import client_address
 from config.errors import DomainError
 
 UserModel = get_user_model()
+log = logging.getLogger(__name__)
+
+# How long a (username, address) pair's failures are remembered after the last one: the
+# growing delays start again from the first step only after a quiet day.
+PAIR_MEMORY_SECONDS = 24 * 3600
+# An address that signed in as a username is spared that username's botnet lock this long.
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
 
 
 class AccountLocked(DomainError):
@@ -33,26 +53,23 @@ class AccountLocked(DomainError):
     default_message = "Too many failed logins for this account. Please try again later."
 
 
-def _limits() -> tuple[int, int, int]:
-    per_address = settings.LOGIN_LOCKOUT_FAILURES
-    return per_address, per_address * 4, settings.LOGIN_LOCKOUT_SECONDS
-
-
 def _username(value) -> str:
     return str(value or "").strip().lower()[:150]
 
 
 def _address(request) -> str:
-    if request is None:
-        return "-"
-    meta = getattr(request, "META", {}) or {}
-    return str(meta.get("REMOTE_ADDR") or "-")
+    return client_address(request) or "-"
 
 
-def _keys(username: str, address: str) -> tuple[str, str]:
+def _keys(username: str, address: str) -> dict[str, str]:
     user_digest = hashlib.sha256(username.encode()).hexdigest()[:32]
     pair_digest = hashlib.sha256(f"{username}\n{address}".encode()).hexdigest()[:32]
-    return f"lockout:pair:{pair_digest}", f"lockout:user:{user_digest}"
+    return {
+        "pair": f"lockout:pair:{pair_digest}",
+        "pair_lock": f"lockout:pairlock:{pair_digest}",
+        "known": f"lockout:known:{pair_digest}",
+        "user": f"lockout:user:{user_digest}",
+    }
 
 
 def _count(key: str) -> int:
@@ -62,27 +79,77 @@ def _count(key: str) -> int:
         return 0
 
 
-def is_locked(username, request=None) -> bool:
+def _incr(key: str, timeout: int) -> int:
+    # add() starts the window; incr() keeps its expiry, so a window ends on its own.
+    if cache.add(key, 1, timeout):
+        return 1
+    try:
+        return int(cache.incr(key) or 0)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout)
+        return 1
+
+
+def pair_lock_seconds(failures: int) -> int:
+    """How long the ``failures``-th failure from one address locks that pair (0: not yet)."""
+    over = failures - settings.LOGIN_LOCKOUT_FAILURES
+    if over < 0:
+        return 0
+    cap = settings.LOGIN_LOCKOUT_SECONDS
+    return min(cap, settings.LOGIN_LOCKOUT_FIRST_SECONDS * 2 ** min(over, 30))
+
+
+def seconds_locked(username, request=None) -> int:
+    """How many more seconds this username is locked for this client (0: not locked)."""
     username = _username(username)
     if not username:
-        return False
-    per_address, per_user, _ = _limits()
-    pair_key, user_key = _keys(username, _address(request))
-    return _count(pair_key) >= per_address or _count(user_key) >= per_user
+        return 0
+    keys = _keys(username, _address(request))
+    try:
+        until = float(cache.get(keys["pair_lock"]) or 0)
+    except (TypeError, ValueError):
+        until = 0.0
+    left = math.ceil(until - time.time())
+    if left > 0:
+        return left
+    if _count(keys["user"]) >= settings.LOGIN_LOCKOUT_USERNAME_FAILURES and not cache.get(
+        keys["known"]
+    ):
+        return settings.LOGIN_LOCKOUT_SECONDS  # at most: the username's window runs out sooner
+    return 0
+
+
+def is_known_address(username, request=None) -> bool:
+    """Whether this client's address signed in as ``username`` in the last 30 days."""
+    username = _username(username)
+    return bool(username) and bool(cache.get(_keys(username, _address(request))["known"]))
+
+
+def is_locked(username, request=None) -> bool:
+    return seconds_locked(username, request) > 0
 
 
 def record_failure(username, request=None) -> None:
     username = _username(username)
     if not username:
         return
-    _, _, seconds = _limits()
-    for key in _keys(username, _address(request)):
-        # add() starts the window; incr() never extends it, so a lock ends on its own.
-        if not cache.add(key, 1, seconds):
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, seconds)
+    address = _address(request)
+    keys = _keys(username, address)
+    if cache.get(keys["pair_lock"]):
+        return  # a try while locked was refused unread: not a guess, and no longer lock
+    _incr(keys["user"], settings.LOGIN_LOCKOUT_SECONDS)
+    failures = _incr(keys["pair"], PAIR_MEMORY_SECONDS)
+    cache.touch(keys["pair"], PAIR_MEMORY_SECONDS)
+    seconds = pair_lock_seconds(failures)
+    if seconds:
+        cache.set(keys["pair_lock"], time.time() + seconds, seconds)
+        log.warning(
+            "login locked: username=%s address=%s failures=%s seconds=%s",
+            username,
+            address,
+            failures,
+            seconds,
+        )
 
 
 def locked_just_now(username, request=None) -> bool:
@@ -93,20 +160,26 @@ def locked_just_now(username, request=None) -> bool:
     username = _username(username)
     if not username or not is_locked(username, request):
         return False
-    pair_key = _keys(username, _address(request))[0]
-    return bool(cache.add(f"lockout:noted:{pair_key}", 1, _limits()[2]))
+    pair_key = _keys(username, _address(request))["pair"]
+    return bool(cache.add(f"lockout:noted:{pair_key}", 1, settings.LOGIN_LOCKOUT_SECONDS))
 
 
 def clear(username, request=None) -> None:
+    """A successful login: the pair starts afresh, and the address is known for this username."""
     username = _username(username)
     if username:
-        cache.delete(_keys(username, _address(request))[0])
+        keys = _keys(username, _address(request))
+        cache.delete_many([keys["pair"], keys["pair_lock"]])
+        cache.set(keys["known"], 1, KNOWN_ADDRESS_SECONDS)
 
 
 def check_or_raise(username, request=None) -> None:
     """For the API: refuse a locked username with 429 before looking at the password."""
-    if is_locked(username, request):
-        raise AccountLocked()
+    seconds = seconds_locked(username, request)
+    if seconds:
+        error = AccountLocked()
+        error.retry_after = seconds
+        raise error
 
 
 class LockoutBackend(ModelBackend):

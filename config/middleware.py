@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from accounts.client_address import client_address
+
 access_log = logging.getLogger("applause.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -20,7 +22,7 @@ def _origin(url: str) -> str:
 class RequestIdMiddleware:
     """Tag each request with an id (the caller's ``X-Request-ID`` when well-formed) and log
     one line per request: method, path (never the query string or body: no secrets, no card
-    data), status, duration and user id."""
+    data), status, duration, user id and client address (``TRUSTED_PROXY_COUNT``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -33,13 +35,14 @@ class RequestIdMiddleware:
         response["X-Request-ID"] = request.request_id
         user = getattr(request, "user", None)
         access_log.info(
-            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f user=%s",
+            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f user=%s client=%s",
             request.request_id,
             request.method,
             request.path,
             response.status_code,
             (time.monotonic() - started) * 1000,
             user.pk if user is not None and user.is_authenticated else "-",
+            client_address(request) or "-",
         )
         return response
 

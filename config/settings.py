@@ -33,6 +33,12 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# How many proxies of ours (load balancer, CDN) append to X-Forwarded-For in front of the app:
+# the client's address is that many entries from the right (accounts/client_address.py).
+# 0 ignores the header (nothing in front, or a proxy that sets REMOTE_ADDR itself).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -127,8 +133,14 @@ AUTHENTICATION_BACKENDS = [
     "config.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)  # per username + address
+# Per username + address: after LOGIN_LOCKOUT_FAILURES failures that pair is locked for
+# LOGIN_LOCKOUT_FIRST_SECONDS, doubling with each further failure up to LOGIN_LOCKOUT_SECONDS.
+LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
+LOGIN_LOCKOUT_FIRST_SECONDS = env.int("LOGIN_LOCKOUT_FIRST_SECONDS", default=60)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# Per username from every address (a botnet): far above the pair limit, so a stranger who
+# knows a username cannot lock its owner out; addresses that signed in as it recently are spared.
+LOGIN_LOCKOUT_USERNAME_FAILURES = env.int("LOGIN_LOCKOUT_USERNAME_FAILURES", default=100)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/wallet/"
 LOGOUT_REDIRECT_URL = "/"
@@ -233,7 +245,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("THROTTLE_AUTH", default="20/min"),
         "money": env.str("THROTTLE_MONEY", default="600/min"),
+        "recharge": env.str("THROTTLE_RECHARGE", default="20/hour"),
+        "signup": env.str("THROTTLE_SIGNUP", default="20/hour"),
+        "live_open": env.str("THROTTLE_LIVE_OPEN", default="60/min"),
     },
+    # Only for DRF throttles of others: ours read accounts.client_address (the same count).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # API tokens (django-rest-knox): one per sign-in (per device), stored as a SHA-512 digest,

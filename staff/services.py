@@ -12,6 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.client_address import client_address
 from config.errors import InvalidInput
 from staff.models import AdjustmentRequest, AdjustmentStatus, AuditLog
 from staff.permissions import FINANCE, SUPPORT, has_role, require_role
@@ -26,13 +27,6 @@ def _jsonable(value: Any) -> Any:
         return None
     # Money, Decimal, datetimes, UUIDs: whatever Django can say as JSON, stored as plain JSON.
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
-
-
-def _client_ip(request) -> str | None:
-    if request is None:
-        return None
-    # REMOTE_ADDR only: behind a proxy, the proxy must set it (X-Forwarded-For is forgeable).
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def audit_record(
@@ -60,7 +54,7 @@ def audit_record(
         before=_jsonable(before),
         after=_jsonable(after),
         reason=reason or "",
-        ip=_client_ip(request),
+        ip=client_address(request),
     )
 
 

@@ -16,7 +16,7 @@ from config.api import (
     idempotent,
 )
 from config.errors import InvalidInput, NotFound
-from config.throttles import MoneyThrottle
+from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets import stripe_gateway as gateway
 from wallets.models import Recharge, RechargeStatus, TransactionKind
 from wallets.selectors import (
@@ -285,7 +285,7 @@ def recharge_create_from_request(request, *, portal: bool = False) -> Response:
 
 
 class RechargesView(ListAPIView):
-    throttle_classes = [MoneyThrottle]
+    throttle_classes = [MoneyThrottle, RechargeThrottle]
     serializer_class = RechargeOutput
 
     def get_queryset(self):

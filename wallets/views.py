@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from config.api import idempotent
 from config.errors import DomainError, InvalidInput
-from config.throttles import MoneyThrottle
+from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets import stripe_gateway as gateway
 from wallets.api import recharge_create_from_request
 from wallets.models import CoinPackagePrice, RechargeStatus
@@ -121,7 +121,7 @@ class RechargeIntentView(APIView):
     """The portal's JSON endpoint: session auth with CSRF, same service as the API."""
 
     authentication_classes = [SessionAuthentication]
-    throttle_classes = [MoneyThrottle]
+    throttle_classes = [MoneyThrottle, RechargeThrottle]
 
     @extend_schema(exclude=True)
     def post(self, request):
