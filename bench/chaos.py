@@ -324,6 +324,8 @@ class Chaos:
             SECURE_SSL_REDIRECT="0",  # TLS ends at the load balancer; localstripe posts http
             THROTTLE_MONEY="100000000/min",
             THROTTLE_AUTH="100000000/min",
+            THROTTLE_RECHARGE="100000000/min",
+            THROTTLE_SIGNUP="100000000/min",
             EARNINGS_HOLD_DAYS="0",
             PAYOUT_MINIMUM="0.01",
             PAYOUT_APPROVAL_ABOVE="100000000",
