@@ -35,6 +35,7 @@ THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 
 StripeError = stripe.StripeError
 CardError = stripe.CardError
+InvalidRequestError = stripe.InvalidRequestError
 
 
 def as_money(value: Any) -> Money:
@@ -91,15 +92,32 @@ def _options(idempotency_key: str | None) -> dict[str, Any]:
 # --- Objects --------------------------------------------------------------------------------
 
 
-def customer_create(*, user_id: int, email: str, username: str) -> str:
+def customer_create(
+    *, user_id: int, email: str, username: str, replacing: str | None = None
+) -> str:
+    # A replacement for a customer Stripe lost needs its own idempotency key: the first key
+    # would hand back the lost customer for 24 hours.
+    key = f"applause-customer-{user_id}" + (f"-replacing-{replacing}" if replacing else "")
     params: dict[str, Any] = {"metadata": {"user_id": str(user_id), "username": username}}
     if email:
         params["email"] = email
     customer = client().v1.customers.create(
         params=params,  # type: ignore[arg-type]
-        options=_options(f"applause-customer-{user_id}"),  # type: ignore[arg-type]
+        options=_options(key),  # type: ignore[arg-type]
     )
     return customer.id
+
+
+def customer_is_missing(customer_id: str) -> bool:
+    """True when Stripe no longer knows this customer (deleted in the dashboard, or a local
+    test server started afresh); False when it exists. Other errors propagate."""
+    try:
+        customer = client().v1.customers.retrieve(customer_id)
+    except InvalidRequestError as exc:
+        if exc.http_status == 404 or exc.code == "resource_missing":
+            return True
+        raise
+    return bool(getattr(customer, "deleted", False))
 
 
 def customer_retrieve(customer_id: str) -> Any:
@@ -130,9 +148,13 @@ def payment_intent_create(
     client_key_hash: str | None = None,
     payment_method: str | None = None,
     coins: int | None = None,
+    replaced_customer: bool = False,
 ) -> Any:
     """With ``client_key_hash`` the parameters hold nothing of our rows (no recharge id), so a
-    retry after a crash sends exactly the same request under the same idempotency key."""
+    retry after a crash sends exactly the same request under the same idempotency key.
+
+    ``replaced_customer``: the first attempt named a customer Stripe had lost; this one names
+    its replacement, so it needs its own key (same key, other parameters is an error)."""
     metadata = {"user_id": str(user_id), "app": "applause"}
     if client_key_hash:
         metadata["client_key_hash"] = client_key_hash
@@ -152,8 +174,9 @@ def payment_intent_create(
     }
     if payment_method:
         params["payment_method"] = payment_method
+    step = f"pi-{customer_id}" if replaced_customer else "pi"
     key = _recharge_idempotency_key(
-        "pi", recharge_id=recharge_id, user_id=user_id, client_key_hash=client_key_hash
+        step, recharge_id=recharge_id, user_id=user_id, client_key_hash=client_key_hash
     )
     return client().v1.payment_intents.create(
         params=params,  # type: ignore[arg-type]

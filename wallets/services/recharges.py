@@ -145,6 +145,24 @@ def stripe_customer_get(*, user) -> StripeCustomer:
         return StripeCustomer.objects.get(user=user)
 
 
+def stripe_customer_replace(*, customer: StripeCustomer) -> StripeCustomer:
+    """A new Stripe Customer for a user whose customer Stripe no longer knows (deleted in the
+    dashboard; a local test server restarted from scratch). Only the row's id changes; two
+    requests at once agree on one replacement (the conditional update, then a re-read)."""
+    lost = customer.customer_id
+    user = customer.user
+    try:
+        new_id = gateway.customer_create(
+            user_id=user.pk, email=user.email, username=user.username, replacing=lost
+        )
+    except gateway.StripeError as exc:
+        log.warning("stripe customer re-create failed for user %s: %s", user.pk, exc)
+        raise PaymentProviderError() from exc
+    StripeCustomer.objects.filter(pk=customer.pk, customer_id=lost).update(customer_id=new_id)
+    log.warning("stripe customer %s of user %s is gone at Stripe: replaced", lost, user.pk)
+    return StripeCustomer.objects.get(pk=customer.pk)
+
+
 def _purchased_today(user) -> int:
     since = timezone.now() - timedelta(days=1)
     total = (
@@ -269,15 +287,19 @@ def recharge_create(
     if key_hash:
         _attempt_note(key_hash)
     try:
-        intent = gateway.payment_intent_create(
-            amount=quote.price,
-            customer_id=customer.customer_id,
-            user_id=user.pk,
-            recharge_id=None if key_hash else recharge.pk,
-            client_key_hash=key_hash,
-            payment_method=payment_method,
-            coins=quote.coins,
-        )
+        try:
+            intent = _payment_intent_for(recharge, quote, customer, key_hash, payment_method)
+        except gateway.StripeError as exc:
+            # A customer Stripe lost is ours to fix, never the card's fault: make a new one
+            # and go on (once).
+            if getattr(exc, "http_status", None) not in (400, 404):
+                raise
+            if not gateway.customer_is_missing(customer.customer_id):
+                raise
+            customer = stripe_customer_replace(customer=customer)
+            intent = _payment_intent_for(
+                recharge, quote, customer, key_hash, payment_method, replaced_customer=True
+            )
     except gateway.StripeError as exc:
         if payment_method and getattr(exc, "http_status", None) in (400, 404):
             raise InvalidInput(
@@ -292,6 +314,26 @@ def recharge_create(
     recharge.save(update_fields=["payment_intent", "updated_at"])
     return _recharge_settle(
         recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+    )
+
+
+def _payment_intent_for(
+    recharge: Recharge,
+    quote: Quote,
+    customer: StripeCustomer,
+    key_hash: str | None,
+    payment_method: str | None,
+    replaced_customer: bool = False,
+) -> Any:
+    return gateway.payment_intent_create(
+        amount=quote.price,
+        customer_id=customer.customer_id,
+        user_id=recharge.user_id,
+        recharge_id=None if key_hash else recharge.pk,
+        client_key_hash=key_hash,
+        payment_method=payment_method,
+        coins=quote.coins,
+        replaced_customer=replaced_customer,
     )
 
 
