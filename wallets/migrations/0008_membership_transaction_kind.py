@@ -3,24 +3,13 @@
 from django.db import migrations, models
 
 
-def refunded_in_recharge_currency(apps, schema_editor):
-    """Recharges made before the fix carry a USD zero as ``amount_refunded`` whatever their
-    currency; a refund or dispute of a EUR or GBP recharge then failed (mixed currencies)."""
-    Recharge = apps.get_model("wallets", "Recharge")
-    for currency in Recharge.objects.values_list("price_currency", flat=True).distinct():
-        Recharge.objects.filter(price_currency=currency, amount_refunded=0).exclude(
-            amount_refunded_currency=currency
-        ).update(amount_refunded_currency=currency)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallets', '0005_recharge_client_key'),
+        ('wallets', '0007_recharge_refund_currency_check'),
     ]
 
     operations = [
-        migrations.RunPython(refunded_in_recharge_currency, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='ledgertransaction',
             name='kind',
