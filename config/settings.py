@@ -228,6 +228,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "memberships.tasks.renew_memberships_task",
         "schedule": timedelta(minutes=env.int("MEMBERSHIP_RENEWAL_EVERY_MINUTES", default=10)),
     },
+    # Payouts held for a recently changed destination go out once the hold has passed.
+    "send-released-payouts": {
+        "task": "payouts.tasks.payouts_send_released_task",
+        "schedule": crontab(minute=20),
+    },
 }
 
 # --- REST framework -------------------------------------------------------------------------
@@ -380,6 +385,9 @@ PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
 # queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.
 PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
 PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
+# A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
+# waits (held, the creator sees until when): a stolen login cannot redirect the next payout.
+PAYOUT_DESTINATION_HOLD_HOURS = env.int("PAYOUT_DESTINATION_HOLD_HOURS", default=72)
 # --- end of payouts settings ----------------------------------------------------------------
 
 # --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------

@@ -44,6 +44,12 @@ class PayoutOutput(serializers.Serializer):
     failure_reason = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
+    held_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Set while the payout waits because its destination was set or changed less "
+        "than PAYOUT_DESTINATION_HOLD_HOURS ago: it goes out after this moment "
+        "(`status_reason` says why). Null when no such hold applies.",
+    )
     expected_at = serializers.SerializerMethodField(
         help_text="When the money should reach the creator (paid: when it was paid; held or "
         "failed: the earliest date if the creator acts now; null when it cannot be known)."
@@ -55,6 +61,12 @@ class PayoutOutput(serializers.Serializer):
         help_text="What the creator can do about it (empty when nothing is needed)."
     )
     statement_url = serializers.SerializerMethodField()
+
+    def to_representation(self, payout):
+        data = super().to_representation(payout)
+        if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
+            data["held_until"] = None  # a past hold of a payout that has moved on
+        return data
 
     def get_failure_reason(self, payout) -> str:
         return payout_failure_words(payout)
@@ -125,6 +137,12 @@ class PayoutMethodInput(serializers.Serializer):
     rail = serializers.ChoiceField(choices=Rail.choices)
     account_holder = serializers.CharField(required=False, allow_blank=True, max_length=200)
     iban = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        max_length=4096,
+        help_text="The account's password: a change of where payouts go needs it every time.",
+    )
 
 
 def _method_data(method: PayoutMethod, onboarding_url: str | None = None) -> dict:
@@ -149,12 +167,17 @@ class PayoutMethodView(APIView):
 
     @extend_schema(
         request=PayoutMethodInput,
-        responses={200: PayoutMethodOutput, **error_responses(400, 401, 403)},
-        summary="Set my payout method (a change clears verification)",
+        responses={200: PayoutMethodOutput, **error_responses(400, 401, 403, 429)},
+        summary="Set my payout method (needs the password; a change clears verification)",
         description=(
-            '`{"rail": "manual", "account_holder", "iban"}` (verified by staff) or '
-            '`{"rail": "stripe"}`: the answer carries an `onboarding_url` for Stripe Connect; '
-            "the method is verified once Stripe says the account can receive payouts."
+            '`{"rail": "manual", "account_holder", "iban", "password"}` (verified by staff) or '
+            '`{"rail": "stripe", "password"}`: the answer carries an `onboarding_url` for Stripe '
+            "Connect; the method is verified once Stripe says the account can receive payouts.\n\n"
+            "`password` is the account's password, required on every call: missing → 400 "
+            "`validation_error` (`fields.password`); wrong → 403 `password_incorrect` (wrong "
+            "passwords count towards the login lockout). A new destination is held: payouts to "
+            "it wait `PAYOUT_DESTINATION_HOLD_HOURS` (72 by default; the payout's `held_until` "
+            "says until when)."
         ),
     )
     def put(self, request):
@@ -162,6 +185,8 @@ class PayoutMethodView(APIView):
         data.is_valid(raise_exception=True)
         result = payout_method_set(
             user=request.user,
+            password=data.validated_data["password"],
+            request=request,
             rail=data.validated_data["rail"],
             account_holder=data.validated_data.get("account_holder", ""),
             iban=data.validated_data.get("iban", ""),

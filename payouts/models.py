@@ -5,6 +5,8 @@ creator's ``diamonds_in_payout`` account from the moment the payout row exists u
 paid (→ platform ``diamonds_paid_out``) or failed / cancelled (→ back to available).
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -43,6 +45,9 @@ class PayoutMethod(models.Model):
         max_length=16, choices=TaxFormStatus.choices, default=TaxFormStatus.MISSING
     )
     tax_form_received_at = models.DateTimeField(null=True, blank=True)
+    # When the destination (rail, account holder, IBAN or Stripe account) was last set: payouts
+    # to it wait ``PAYOUT_DESTINATION_HOLD_HOURS`` from then. Null: set before holds existed.
+    destination_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -61,6 +66,20 @@ class PayoutMethod(models.Model):
     @property
     def iban_last4(self) -> str:
         return self.iban[-4:] if self.iban else ""
+
+    @property
+    def destination(self) -> str:
+        """Where a payout made now would go (what ``Payout.destination`` records)."""
+        return self.stripe_account_id if self.rail == Rail.STRIPE else self.iban
+
+    @property
+    def destination_held_until(self):
+        """Until when payouts to this destination wait (None: no hold)."""
+        if self.destination_changed_at is None:
+            return None
+        hours = settings.PAYOUT_DESTINATION_HOLD_HOURS
+        until = self.destination_changed_at + timedelta(hours=hours)
+        return until if hours > 0 and until > timezone.now() else None
 
 
 class PayoutBatch(models.Model):
@@ -114,6 +133,9 @@ class Payout(models.Model):
     # redirect money already on its way).
     destination = models.CharField(max_length=255, blank=True)
     hold_reason = models.CharField(max_length=200, blank=True)
+    # Set when the sender found the destination changed less than
+    # ``PAYOUT_DESTINATION_HOLD_HOURS`` ago: the payout stays requested until then.
+    held_until = models.DateTimeField(null=True, blank=True)
     rail_reference = models.CharField(max_length=255, blank=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)

@@ -20,6 +20,10 @@ FAILURE_WORDS = {
     "insufficient_funds": "A temporary problem on our side. The money will go out next time.",
     "cancelled": "Cancelled by our payments team. The diamonds are back in your balance.",
     "staff": "The bank transfer did not go through. Please check your bank details.",
+    "destination_changed": "Not sent: your payout method changed after this payout was made. "
+    "The diamonds are back in your balance.",
+    "method_unverified": "Not sent: your payout method is not verified. "
+    "The diamonds are back in your balance.",
 }
 DEFAULT_FAILURE_WORDS = "The payout did not go through. The diamonds are back in your balance."
 
@@ -147,6 +151,18 @@ def payout_status_words(
             "by our payments team before they go out.",
             f"Nothing to do. Review takes up to {APPROVAL_BUSINESS_DAYS} business days.",
         )
+    if status in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING) and (
+        payout.held_until is not None and payout.held_until > now
+    ):
+        hours = settings.PAYOUT_DESTINATION_HOLD_HOURS
+        return StatusWords(
+            add_business_days(payout.held_until, rail_days),
+            f"Held until {payout.held_until:%Y-%m-%d %H:%M} UTC: your payout method was set or "
+            f"changed less than {hours} hours ago. For your security, money never goes to a new "
+            f"destination until {hours} hours have passed.",
+            "Nothing to do: it goes out by itself when the hold ends. If you did not change your "
+            f"payout method, contact {SUPPORT_EMAIL} at once.",
+        )
     if status in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
         start = payout.sent_at or payout.approved_at or payout.created_at
         expected = add_business_days(start, rail_days)
@@ -174,6 +190,14 @@ def payout_status_words(
             else "Failed: your payout method is not verified.",
             f"Finish setting up your payout method ({METHOD_PAGE}). {back} and go out with the "
             "first weekly payout after it is verified.",
+        )
+    if code in ("destination_changed", "method_unverified"):
+        return StatusWords(
+            again,
+            FAILURE_WORDS[code],
+            "It goes out with the first weekly payout after your payout method is verified and "
+            f"its {settings.PAYOUT_DESTINATION_HOLD_HOURS}-hour hold has passed. If you did not "
+            f"change it, contact {SUPPORT_EMAIL} at once.",
         )
     if code == "staff":
         return StatusWords(
@@ -261,6 +285,14 @@ def next_payout_estimate(
     expected = None
     if not blocked and run is not None and method is not None:
         expected = add_business_days(run, RAIL_BUSINESS_DAYS.get(method.rail, 3))
+    held_until = method.destination_held_until if method is not None else None
+    if not blocked and held_until is not None and run is not None and held_until > run:
+        warning = (
+            f"Your payout method was set or changed recently: payouts to it wait until "
+            f"{held_until:%Y-%m-%d %H:%M} UTC ({settings.PAYOUT_DESTINATION_HOLD_HOURS}-hour "
+            f"security hold). If you did not change it, contact {SUPPORT_EMAIL} at once."
+        )
+        expected = add_business_days(held_until, RAIL_BUSINESS_DAYS.get(method.rail, 3))
     return NextPayout(
         diamonds_available=available,
         available_value=value,
@@ -294,6 +326,11 @@ def payout_panel(*, user, limit: int = 10) -> PayoutPanel:
     for payout in payouts:
         payout.failure_words = payout_failure_words(payout)  # type: ignore[attr-defined]
         payout.words = payout_status_words(payout, method=method, now=now)  # type: ignore[attr-defined]
+        payout.is_held = (  # type: ignore[attr-defined]
+            payout.status in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING)
+            and payout.held_until is not None
+            and payout.held_until > now
+        )
     has_open = Payout.objects.filter(creator__user=user, status__in=OPEN_STATUSES).exists()
     estimate = next_payout_estimate(user=user, method=method, has_open=has_open)
     return PayoutPanel(

@@ -21,11 +21,13 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
+from accounts.audit import audit_record
 from config.errors import DomainError, InsufficientFunds, InvalidInput, NotFound
 from creators.models import Creator
 from payouts import rails
@@ -59,6 +61,12 @@ class PayoutStateError(DomainError):
     code = "payout_state_conflict"
     status = 409
     default_message = "The payout is not in a state that allows this."
+
+
+class PasswordIncorrect(DomainError):
+    code = "password_incorrect"
+    status = 403
+    default_message = "That password is not right. Changing where payouts go needs your password."
 
 
 class NotACreator(DomainError):
@@ -99,22 +107,43 @@ def creator_of(user) -> Creator:
     return creator
 
 
+def password_confirm(*, user, password: str, request=None) -> None:
+    """The account's password again, for an action a stolen token or session must not do alone.
+
+    Through ``authenticate()``: a wrong password counts towards the login lockout like a wrong
+    login, and a locked account is refused whatever it sends.
+    """
+    if not password:
+        raise InvalidInput(
+            "Confirm this change with your password.",
+            fields={"password": ["This field is required."]},
+        )
+    confirmed = authenticate(request, username=user.get_username(), password=password)
+    if confirmed is None or confirmed.pk != user.pk:
+        audit_record(actor=user, action="password_confirm_failed", obj=user, request=request)
+        raise PasswordIncorrect()
+
+
 def payout_method_set(
     *,
     user,
+    password: str,
     rail: str,
     account_holder: str = "",
     iban: str = "",
     refresh_url: str = "",
     return_url: str = "",
+    request=None,
 ) -> MethodResult:
-    """Set the caller's payout method. A different destination clears verification.
+    """Set the caller's payout method, confirmed with the password. A different destination
+    clears verification and starts the destination hold (``PAYOUT_DESTINATION_HOLD_HOURS``).
 
     For Stripe, a Connect account is created once per creator (idempotency key from the
     creator id) and the answer carries a fresh onboarding link. The Stripe calls happen outside
     the database transaction; the row update is short.
     """
     creator = creator_of(user)
+    password_confirm(user=user, password=password, request=request)
     if rail not in Rail.values:
         raise InvalidInput("Unknown payout rail.", fields={"rail": ["Choose manual or stripe."]})
     current = PayoutMethod.objects.filter(creator=creator).first()
@@ -139,7 +168,9 @@ def payout_method_set(
             and current.account_holder == holder
         )
         with transaction.atomic():
-            method = _method_save(creator, current, rail, changes, keep_verified=destination_same)
+            method = _method_save(
+                creator, current, rail, changes, keep_verified=destination_same, request=request
+            )
         return MethodResult(method)
 
     account_id = current.stripe_account_id if current else ""
@@ -151,7 +182,13 @@ def payout_method_set(
     destination_same = bool(current and current.rail == Rail.STRIPE)
     with transaction.atomic():
         method = _method_save(
-            creator, current, rail, {"stripe_account_id": account_id}, keep_verified=False
+            creator,
+            current,
+            rail,
+            {"stripe_account_id": account_id},
+            keep_verified=False,
+            destination_same=destination_same,
+            request=request,
         )
     if destination_same and current and current.is_verified:
         # Re-opening onboarding for the same verified account: ask Stripe rather than guess.
@@ -160,12 +197,20 @@ def payout_method_set(
 
 
 def _method_save(
-    creator: Creator, current: PayoutMethod | None, rail: str, changes: dict, *, keep_verified: bool
+    creator: Creator,
+    current: PayoutMethod | None,
+    rail: str,
+    changes: dict,
+    *,
+    keep_verified: bool,
+    destination_same: bool | None = None,
+    request=None,
 ) -> PayoutMethod:
     now = timezone.now()
     method = PayoutMethod.objects.select_for_update().filter(creator=creator).first()
     if method is None:
         method = PayoutMethod(creator=creator)
+    before = _method_state(method) if method.pk else {}
     method.rail = rail
     for name, value in changes.items():
         setattr(method, name, value)
@@ -173,9 +218,31 @@ def _method_save(
         method.is_verified = False
         method.verified_at = None
         method.verified_by = None
+    if not (keep_verified if destination_same is None else destination_same):
+        # The hold runs from the last change: a payout to it waits until then + the hold.
+        method.destination_changed_at = now
     method.updated_at = now
     method.save()
+    audit_record(
+        actor=creator.user,
+        action="payout_method_set",
+        obj=method,
+        before=before,
+        after=_method_state(method),
+        request=request,
+    )
     return method
+
+
+def _method_state(method: PayoutMethod) -> dict:
+    """What the audit log keeps of a method: never the whole IBAN."""
+    return {
+        "rail": method.rail,
+        "iban_last4": method.iban_last4,
+        "stripe_account_id": method.stripe_account_id,
+        "verified": method.is_verified,
+        "destination_changed_at": method.destination_changed_at,
+    }
 
 
 @transaction.atomic
@@ -570,6 +637,9 @@ def payout_send(*, payout_id: int) -> Payout:
         if payout is None:
             return Payout.objects.get(pk=payout_id)
         if payout.status == PayoutStatus.REQUESTED:
+            stopped = payout_send_check(payout)
+            if stopped is not None:
+                return stopped
             payout = _transition(
                 payout,
                 to=PayoutStatus.PROCESSING,
@@ -590,6 +660,12 @@ def payout_send(*, payout_id: int) -> Payout:
         )
         if payout is None:
             return Payout.objects.get(pk=payout_id)
+        if payout.attempts <= 1:
+            # No transfer can exist yet: check again right before the rail call (the method row
+            # stays locked until we commit, so it cannot change in between).
+            stopped = payout_send_check(payout)
+            if stopped is not None:
+                return stopped
         try:
             transfer = None
             if payout.attempts > 1:
@@ -611,6 +687,71 @@ def payout_send(*, payout_id: int) -> Payout:
                 reason=f"The payout provider refused the transfer: {exc.message}",
             )
         return _record_paid(payout, reference=transfer.id, note="Stripe transfer created")
+
+
+def payout_send_check(payout: Payout) -> Payout | None:
+    """Whether a payout may go to its rail now; called by the sender, not only the batch.
+
+    Between the batch (or staff approval) and the send, the creator's method may have changed.
+    Inside the sender's transaction, with the method row locked so it cannot change until the
+    send commits:
+
+    - the destination is no longer the creator's (changed or removed): the payout fails and its
+      diamonds return; the next batch pays the new destination once it is verified and held;
+    - the method is not verified any more: the same;
+    - the destination was set less than ``PAYOUT_DESTINATION_HOLD_HOURS`` ago: the payout
+      stays where it is with ``held_until`` (the hourly ``payouts_send_released`` sends it).
+
+    Returns the payout when it must not go now, None when it may.
+    """
+    method = PayoutMethod.objects.select_for_update().filter(creator_id=payout.creator_id).first()
+    if method is None or method.rail != payout.rail or method.destination != payout.destination:
+        return _return_diamonds(
+            payout,
+            to=PayoutStatus.FAILED,
+            allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING],
+            actor=None,
+            code="destination_changed",
+            reason="Not sent: the payout method changed after this payout was made.",
+        )
+    if not method.is_verified:
+        return _return_diamonds(
+            payout,
+            to=PayoutStatus.FAILED,
+            allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING],
+            actor=None,
+            code="method_unverified",
+            reason="Not sent: the payout method is not verified.",
+        )
+    until = method.destination_held_until
+    if until is None:
+        return None
+    if payout.held_until != until:
+        changed = method.destination_changed_at
+        Payout.objects.filter(pk=payout.pk).update(held_until=until, updated_at=timezone.now())
+        PayoutEvent.objects.create(
+            payout=payout,
+            from_status=payout.status,
+            to_status=payout.status,
+            note=f"held until {until:%Y-%m-%d %H:%M} UTC: payout destination set "
+            f"{changed:%Y-%m-%d %H:%M} UTC",
+        )
+        payout.refresh_from_db()
+    return payout
+
+
+def payouts_send_released() -> int:
+    """Send the payouts whose destination hold has passed (beat, hourly). Returns how many."""
+    due = list(
+        Payout.objects.filter(held_until__lte=timezone.now())
+        .filter(
+            Q(status=PayoutStatus.REQUESTED) | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
+        )
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        _enqueue_send(due)
+    return len(due)
 
 
 # --- Staff actions --------------------------------------------------------------------------

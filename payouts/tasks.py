@@ -2,7 +2,7 @@ from celery import shared_task
 from django.conf import settings
 
 from payouts.rails import RailUnavailable
-from payouts.services import payout_batch_run, payout_send
+from payouts.services import payout_batch_run, payout_send, payouts_send_released
 
 
 @shared_task(
@@ -41,6 +41,11 @@ def payout_send_many_task(payout_ids: list[int]) -> dict:
 @shared_task
 def payout_batch_task() -> str:
     return payout_batch_run().summary
+
+
+@shared_task
+def payouts_send_released_task() -> int:
+    return payouts_send_released()
 
 
 @shared_task

@@ -1,6 +1,7 @@
 """Portal pages: set the payout method (the dashboard itself lives in ``creators``)."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -9,7 +10,12 @@ from django.shortcuts import redirect, render
 from config.errors import DomainError
 from payouts.models import Rail
 from payouts.selectors import payout_method_for_user, payout_status_words
-from payouts.services import creator_of, payout_method_refresh, payout_method_set
+from payouts.services import (
+    PasswordIncorrect,
+    creator_of,
+    payout_method_refresh,
+    payout_method_set,
+)
 from payouts.statements import (
     gift_trace,
     payout_for_creator,
@@ -35,13 +41,32 @@ class PayoutMethodForm(forms.Form):
     )
 
 
+class PasswordConfirmForm(forms.Form):
+    password = forms.CharField(
+        strip=False,
+        label="Your password",
+        help_text="Changing where your money goes needs your password, every time.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+def _destination_words(data: dict) -> str:
+    if data.get("rail") == Rail.STRIPE:
+        return "Stripe Connect (you finish on Stripe's pages)"
+    iban = "".join((data.get("iban") or "").split())
+    return f"bank transfer to {data.get('account_holder', '')}, IBAN ending {iban[-4:]}"
+
+
 @login_required
 def payout_method_edit(request):
+    """Two steps: the new method, then the password to confirm it (a stolen session alone
+    cannot redirect payouts). The details travel back in hidden fields of the second step."""
     try:
         creator_of(request.user)
     except DomainError:
         return redirect("/creator/")
     method = payout_method_for_user(user=request.user)
+    confirming = request.method == "POST" and request.POST.get("step") == "confirm"
     form = PayoutMethodForm(
         request.POST or None,
         initial={
@@ -49,29 +74,59 @@ def payout_method_edit(request):
             "account_holder": method.account_holder if method else "",
         },
     )
-    if request.method == "POST" and form.is_valid():
-        try:
-            result = payout_method_set(
-                user=request.user,
-                rail=form.cleaned_data["rail"],
-                account_holder=form.cleaned_data["account_holder"],
-                iban=form.cleaned_data["iban"],
-                refresh_url=request.build_absolute_uri("/creator/payout-method/"),
-                return_url=request.build_absolute_uri("/creator/payout-method/return/"),
-            )
-        except DomainError as exc:
-            for name, errors in exc.fields.items():
-                if name in form.fields:
-                    for error in errors:
-                        form.add_error(name, error)
-            if not exc.fields:
-                form.add_error(None, exc.message)
-        else:
-            if result.onboarding_url:
-                return redirect(result.onboarding_url)
-            messages.success(request, "Payout method saved. Our team will verify it shortly.")
-            return redirect("/creator/")
-    return render(request, "payouts/method.html", {"form": form, "method": method})
+    if request.method != "POST" or not form.is_valid():
+        return _method_page(request, form, method)
+    confirm = PasswordConfirmForm(request.POST if confirming else None)
+    if not confirming or not confirm.is_valid():
+        return _confirm_page(request, form, confirm, method)
+    try:
+        result = payout_method_set(
+            user=request.user,
+            password=confirm.cleaned_data["password"],
+            rail=form.cleaned_data["rail"],
+            account_holder=form.cleaned_data["account_holder"],
+            iban=form.cleaned_data["iban"],
+            refresh_url=request.build_absolute_uri("/creator/payout-method/"),
+            return_url=request.build_absolute_uri("/creator/payout-method/return/"),
+            request=request,
+        )
+    except PasswordIncorrect as exc:
+        confirm.add_error("password", exc.message)
+        return _confirm_page(request, form, confirm, method)
+    except DomainError as exc:
+        for name, errors in exc.fields.items():
+            if name in form.fields:
+                for error in errors:
+                    form.add_error(name, error)
+        if not exc.fields or "password" in exc.fields:
+            form.add_error(None, exc.message)
+        return _method_page(request, form, method)
+    if result.onboarding_url:
+        return redirect(result.onboarding_url)
+    messages.success(request, "Payout method saved. Our team will verify it shortly.")
+    return redirect("/creator/")
+
+
+def _method_page(request, form: PayoutMethodForm, method):
+    return render(
+        request,
+        "payouts/method.html",
+        {"form": form, "method": method, "hold_hours": settings.PAYOUT_DESTINATION_HOLD_HOURS},
+    )
+
+
+def _confirm_page(request, form: PayoutMethodForm, confirm: PasswordConfirmForm, method):
+    return render(
+        request,
+        "payouts/method_confirm.html",
+        {
+            "form": form,
+            "confirm": confirm,
+            "method": method,
+            "destination": _destination_words(form.cleaned_data),
+            "hold_hours": settings.PAYOUT_DESTINATION_HOLD_HOURS,
+        },
+    )
 
 
 @login_required

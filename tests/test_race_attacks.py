@@ -18,7 +18,7 @@ from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from accounts.tests.factories import UserFactory
+from accounts.tests.factories import PASSWORD, UserFactory
 from config.throttles import RechargeThrottle
 from gifts.models import GiftEvent
 from gifts.tests.factories import GiftFactory, fund, make_creator
@@ -151,13 +151,20 @@ def iban(bank: int) -> str:
     return f"DE{98 - int(digits) % 97:02d}{bban}"
 
 
-def test_fifty_payout_method_changes_leave_one_unverified_method():
+@pytest.fixture
+def fast_password_hashing(settings):
+    # Every payout method change checks the password: keep fifty of them cheap.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def test_fifty_payout_method_changes_leave_one_unverified_method(fast_password_hashing):
     creator = make_creator("payee")
     PayoutMethod.objects.create(
         creator=creator, rail="manual", account_holder="Payee", iban=iban(1), is_verified=True
     )
     bodies = [
-        {"rail": "manual", "account_holder": "Payee", "iban": iban(1000 + i)} for i in range(BURST)
+        {"rail": "manual", "account_holder": "Payee", "iban": iban(1000 + i), "password": PASSWORD}
+        for i in range(BURST)
     ]
 
     answers = burst(creator.user, "put", "/api/v1/payouts/method/", bodies, None)
@@ -169,12 +176,14 @@ def test_fifty_payout_method_changes_leave_one_unverified_method():
     assert method.iban in {body["iban"] for body in bodies}
 
 
-def test_fifty_identical_payout_method_puts_keep_a_verified_method_verified():
+def test_fifty_identical_payout_method_puts_keep_a_verified_method_verified(
+    fast_password_hashing,
+):
     creator = make_creator("steady")
     PayoutMethod.objects.create(
         creator=creator, rail="manual", account_holder="Steady", iban=iban(7), is_verified=True
     )
-    body = {"rail": "manual", "account_holder": "Steady", "iban": iban(7)}
+    body = {"rail": "manual", "account_holder": "Steady", "iban": iban(7), "password": PASSWORD}
 
     answers = burst(creator.user, "put", "/api/v1/payouts/method/", same(body), None)
 

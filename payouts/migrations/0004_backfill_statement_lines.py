@@ -13,7 +13,13 @@ def backfill(apps, schema_editor):
         .objects.values_list("payout_id", flat=True)
         .distinct()
     )
-    for payout in Payout.objects.select_related("creator").order_by("id"):
+    # The real models are newer than this migration: load only the columns that exist here.
+    historical = apps.get_model("payouts", "Payout")._meta
+    creator = apps.get_model("creators", "Creator")._meta
+    columns = [f.name for f in historical.concrete_fields] + [
+        f"creator__{f.name}" for f in creator.concrete_fields
+    ]
+    for payout in Payout.objects.select_related("creator").only(*columns).order_by("id"):
         if payout.pk not in done:
             statement_allocate(payout=payout)
 

@@ -1,7 +1,7 @@
 import pytest
 from django.test import Client
 
-from accounts.tests.factories import UserFactory
+from accounts.tests.factories import PASSWORD, UserFactory
 from config.errors import InvalidInput
 from conftest import client_for
 from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail
@@ -9,6 +9,8 @@ from payouts.services import iban_normalize, payout_batch_run
 from payouts.tests.factories import VALID_IBAN, make_payout_creator
 
 pytestmark = pytest.mark.django_db
+
+PW = {"password": PASSWORD}
 
 
 def test_payout_list_is_the_callers_own_filtered_by_status():
@@ -42,12 +44,12 @@ def test_manual_method_put_validates_iban_and_never_echoes_it():
 
     bad = api.put(
         "/api/v1/payouts/method/",
-        {"rail": "manual", "account_holder": "Ada", "iban": "DE89370400440532013001"},
+        {"rail": "manual", "account_holder": "Ada", "iban": "DE89370400440532013001", **PW},
         format="json",
     )
     ok = api.put(
         "/api/v1/payouts/method/",
-        {"rail": "manual", "account_holder": "Ada", "iban": "de89 3704 0044 0532 0130 00"},
+        {"rail": "manual", "account_holder": "Ada", "iban": "de89 3704 0044 0532 0130 00", **PW},
         format="json",
     )
 
@@ -64,14 +66,19 @@ def test_changing_the_method_clears_verification():
     api = client_for(creator.user)
     same = api.put(
         "/api/v1/payouts/method/",
-        {"rail": "manual", "account_holder": "Ada Lovelace", "iban": VALID_IBAN},
+        {"rail": "manual", "account_holder": "Ada Lovelace", "iban": VALID_IBAN, **PW},
         format="json",
     )
     assert same.json()["verified"] is True  # nothing changed
 
     changed = api.put(
         "/api/v1/payouts/method/",
-        {"rail": "manual", "account_holder": "Ada Lovelace", "iban": "GB82WEST12345698765432"},
+        {
+            "rail": "manual",
+            "account_holder": "Ada Lovelace",
+            "iban": "GB82WEST12345698765432",
+            **PW,
+        },
         format="json",
     )
 
@@ -87,7 +94,7 @@ def test_stripe_method_answers_an_onboarding_url_and_verifies_from_stripe(connec
     creator = make_payout_creator(with_method=False)
     api = client_for(creator.user)
 
-    response = api.put("/api/v1/payouts/method/", {"rail": "stripe"}, format="json")
+    response = api.put("/api/v1/payouts/method/", {"rail": "stripe", **PW}, format="json")
 
     body = response.json()
     assert response.status_code == 200 and body["rail"] == "stripe"
@@ -133,7 +140,13 @@ def test_payout_method_page_saves_a_manual_method():
 
     response = client.post(
         "/creator/payout-method/",
-        {"rail": "manual", "account_holder": "Ada", "iban": "GB82WEST12345698765432"},
+        {
+            "rail": "manual",
+            "account_holder": "Ada",
+            "iban": "GB82WEST12345698765432",
+            "step": "confirm",
+            **PW,
+        },
     )
 
     assert response.status_code == 302
