@@ -33,17 +33,41 @@ def _describe(run) -> str:
     return f"{status}" + (f" ({details})" if details else "")
 
 
-def reconcile_all() -> str:
-    """Run both reconciliations; one failing does not stop the other. One-line summary."""
+def reconcile_all_checked() -> tuple[str, bool]:
+    """Run both reconciliations; one failing does not stop the other.
+
+    Returns the one-line summary and whether any part failed (a Stripe or rail error, or an
+    exception), so the command can exit non-zero and say so."""
     parts = []
+    failed = False
     payments = _payments_reconcile()
     if payments is None:
         parts.append("payments: not available yet")
     else:
         try:
-            parts.append("payments: " + _describe(payments()))
+            run = payments()
         except Exception as exc:  # the payout side must still run
             log.exception("payment reconciliation failed")
             parts.append(f"payments: FAILED ({exc})")
-    parts.append(payouts_reconcile().summary)
-    return "reconcile: " + "; ".join(parts)
+            failed = True
+        else:
+            parts.append("payments: " + _describe(run))
+            failed = failed or getattr(run, "status", "") == "failed"
+    try:
+        outcome = payouts_reconcile()
+    except Exception as exc:
+        log.exception("payout reconciliation failed")
+        parts.append(f"payouts: FAILED ({exc})")
+        failed = True
+    else:
+        parts.append(outcome.summary)
+        failed = failed or (outcome.run is not None and outcome.run.status == "failed")
+    return "reconcile: " + "; ".join(parts), failed
+
+
+def reconcile_all() -> str:
+    """The one-line summary of a run (Celery's task result)."""
+    summary, failed = reconcile_all_checked()
+    if failed:
+        log.error("%s", summary)
+    return summary

@@ -866,6 +866,8 @@ class PayoutReconciliation:
     def summary(self) -> str:
         if self.run is None:
             return "payouts: another reconciliation is running; skipped"
+        if self.run.status == "failed":
+            return f"payouts: FAILED ({self.run.error[:300] or 'see the log'})"
         return (
             f"payouts: {self.transfers} transfers checked, {self.recovered} payouts recorded "
             f"paid, {self.discrepancies} new discrepancies"

@@ -183,6 +183,24 @@ def payouts_open() -> dict | None:
     return summary
 
 
+def reconciliation_failures() -> list[dict]:
+    """The kinds (payments, payouts) whose most recent finished reconciliation failed."""
+    from wallets.models import ReconciliationRun
+
+    failures = []
+    for kind in ("payments", "payouts"):
+        last = (
+            ReconciliationRun.objects.filter(kind=kind, status__in=["done", "failed"])
+            .order_by("-id")
+            .first()
+        )
+        if last is not None and last.status == "failed":
+            failures.append(
+                {"kind": kind, "at": last.finished_at or last.started_at, "error": last.error}
+            )
+    return failures
+
+
 def discrepancies_open() -> int | None:
     found = None
     for app_label, name in (("wallets", "Discrepancy"), ("payouts", "PayoutDiscrepancy")):

@@ -242,6 +242,8 @@ class StaffAdminSite(admin.AdminSite):
         extra_context = {
             **(extra_context or {}),
             "dashboard": selectors.dashboard_cached(),
+            # Not cached: staff must see a failed run at once.
+            "reconciliation_failures": selectors.reconciliation_failures(),
             "links": {
                 "payouts": self._changelist_url("payouts", "payout"),
                 "discrepancies": self._changelist_url("wallets", "discrepancy"),

@@ -97,3 +97,34 @@ def test_reconcile_command_runs_both_sides_with_a_one_line_summary(connect_fake,
     assert out.startswith("reconcile: payments: ")
     assert "payouts: 0 transfers checked" in out
     assert "\n" not in out
+
+
+@pytest.fixture
+def finance_client():
+    from staff.permissions import FINANCE
+    from staff.tests.factories import staff_user, verified_client
+
+    return verified_client(staff_user(FINANCE))
+
+
+def test_reconcile_says_when_a_part_failed_and_exits_non_zero(capsys, finance_client):
+    # No Connect stand-in here: the rail answers 404, as in the first `make run` report.
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="FAILED"):
+        call_command("reconcile")
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("reconcile: payments: ")
+    assert "payouts: FAILED (" in out
+    assert ReconciliationRun.objects.filter(kind="payouts", status="failed").exists()
+
+    page = finance_client.get("/admin/").content.decode()
+    assert 'data-testid="reconcile-failed"' in page
+    assert "Last payouts reconciliation failed" in page
+
+
+def test_a_good_run_after_a_failed_one_clears_the_dashboard_alert(connect_fake, finance_client):
+    ReconciliationRun.objects.create(kind="payouts", status="failed", error="rail down")
+    assert "Last payouts reconciliation failed" in finance_client.get("/admin/").content.decode()
+    call_command("reconcile")  # succeeds: no exception
+    assert "reconcile-failed" not in finance_client.get("/admin/").content.decode()
