@@ -339,7 +339,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The access log (config.middleware) already has every 4xx; keep 5xx only here, so a
+        # request is logged once, not two or three times.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # --- Extension points -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import lockout  # noqa: F401  (connects the login-failure signal receivers)
@@ -17,6 +18,8 @@ portal = [
 ]
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page that names none (the overlay, the admin).
+    path("favicon.ico", RedirectView.as_view(url="/static/img/favicon.svg", permanent=True)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),

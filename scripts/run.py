@@ -95,9 +95,11 @@ def stop_all() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     live = [(n, p) for n, p in children if p.poll() is None]
+    # SIGTERM to each leader only: Celery then shuts its pool down itself (a SIGTERM to the
+    # whole group made every pool process log "ERROR ... signal 15" over the banner).
     for _, proc in live:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 5
@@ -199,6 +201,8 @@ def main() -> int:
                 "127.0.0.1",
                 "--port",
                 port,
+                # Our middleware logs one line per request; uvicorn's own would repeat it.
+                "--no-access-log",
             ],
         )
         start(

@@ -46,3 +46,18 @@ def test_an_unmatched_post_is_a_404_not_a_csrf_403():
     response = client.post("/api/v1/recharges/null,null/refund/", {})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_favicon_ico_is_never_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/img/favicon.svg"
+
+
+def test_a_client_error_is_logged_once_by_the_access_log_only():
+    import logging
+
+    # django.request would repeat every 4xx that config.middleware already logged.
+    assert logging.getLogger("django.request").getEffectiveLevel() == logging.ERROR
+    assert logging.getLogger("applause.request").isEnabledFor(logging.INFO)
