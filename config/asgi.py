@@ -14,3 +14,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_asgi_application()
+
+# Production refuses the public Stripe defaults (wallets/checks.py): no worker serves a request.
+from wallets.checks import refuse_unsafe_production  # noqa: E402
+
+refuse_unsafe_production()

@@ -308,11 +308,27 @@ COIN_UNIT_PRICE = {
 LEDGER_ROLLUP_LAG_SECONDS = env.int("LEDGER_ROLLUP_LAG_SECONDS", default=300)
 
 # --- Stripe ---------------------------------------------------------------------------------
+# The defaults are public (they are in this file): they only ever talk to localstripe.
+# With DEBUG off, wallets/checks.py refuses to start while any of these is still a built-in
+# default, or the API base or Stripe.js URL is not HTTPS (docs/operations.md).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_applause_local")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_applause_local")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_applause_local")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="http://127.0.0.1:8420")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default=f"{STRIPE_API_BASE}/js.stripe.com/v3/")
+STRIPE_BUILTIN_DEFAULTS = {
+    "STRIPE_SECRET_KEY": "sk_test_applause_local",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_applause_local",
+    "STRIPE_WEBHOOK_SECRET": "whsec_applause_local",
+    "STRIPE_API_BASE": "http://127.0.0.1:8420",
+    # Unset, the Stripe.js URL follows the API base (right for localstripe only; the check
+    # refuses that derived value too).
+    "STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/",
+}
+# Only for production-mode runs against localstripe on this machine (``make bench``,
+# ``make chaos``, ``scripts/with_services.sh``): with a loopback API base, the refusals above
+# become warnings. Never set it in production: payments would go to a fake.
+STRIPE_ALLOW_LOCALSTRIPE = env.bool("STRIPE_ALLOW_LOCALSTRIPE", default=False)
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
 # Where the admin links a PaymentIntent (``/test`` is added for test-mode keys).

@@ -186,6 +186,10 @@ export STRIPE_SECRET_KEY=sk_test_applause_local
 export STRIPE_PUBLISHABLE_KEY=pk_test_applause_local
 export STRIPE_WEBHOOK_SECRET=whsec_applause_test
 export STRIPE_JS_URL="http://127.0.0.1:$STRIPE_PORT/js.stripe.com/v3/"
+# Production-mode processes started here (the benchmarks, the chaos run, gunicorn and Celery
+# in tests) talk to this localstripe: let them start (wallets/checks.py: a warning, not a
+# refusal, and only for a loopback API base).
+export STRIPE_ALLOW_LOCALSTRIPE=1
 log "localstripe on 127.0.0.1:$STRIPE_PORT"
 
 # ---------------------------------------------------------------- Chromium

@@ -11,12 +11,19 @@ REPO = Path(__file__).resolve().parent.parent
 def test_check_deploy_is_clean_with_production_settings():
     # Playwright tests set DJANGO_ALLOW_ASYNC_UNSAFE for their own process; production doesn't.
     dropped = {"DEBUG", "PYTEST_XDIST_WORKER", "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    # make test's localstripe values (and STRIPE_ALLOW_LOCALSTRIPE) are what production refuses
+    # (wallets/checks.py): production has Stripe's own.
+    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("STRIPE")}
     env.update(
         DEBUG="0",
         SECRET_KEY="prod-" + "k3y" * 20,
         ALLOWED_HOSTS="applause.example.com",
         APPLAUSE_TESTING="0",
+        STRIPE_SECRET_KEY="sk_live_51Example0000000000000000",
+        STRIPE_PUBLISHABLE_KEY="pk_live_51Example0000000000000000",
+        STRIPE_WEBHOOK_SECRET="whsec_0123456789abcdefABCDEF",
+        STRIPE_API_BASE="https://api.stripe.com",
+        STRIPE_JS_URL="https://js.stripe.com/v3/",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -496,14 +496,30 @@ def _is_attempt_of(intent: Any, *, user, key_hash: str) -> bool:
     )
 
 
-def _amount_matches(recharge: Recharge, intent: Any) -> bool:
+def _intent_problem(recharge: Recharge, intent: Any) -> tuple[str, str, str] | None:
+    """Why Stripe's PaymentIntent does not pay for this recharge, as (discrepancy kind,
+    expected, found); None when it does. A missing amount or currency is a mismatch."""
     amount = gateway.get(intent, "amount")
-    currency = gateway.get(intent, "currency")
-    if amount is None or currency is None:
-        return True
-    return int(amount) == gateway.to_minor(recharge.price) and str(currency).upper() == str(
-        recharge.price.currency
-    )
+    currency = str(gateway.get(intent, "currency") or "").upper()
+    try:
+        amount_ok = amount is not None and int(amount) == gateway.to_minor(recharge.price)
+    except (TypeError, ValueError):
+        amount_ok = False
+    if not amount_ok or currency != str(recharge.price.currency):
+        return (
+            "amount_mismatch",
+            f"{recharge.price} (recharge {recharge.pk})",
+            f"{amount} {currency or None}",
+        )
+    metadata = gateway.get(intent, "metadata") or {}
+    app, user_id = gateway.get(metadata, "app"), gateway.get(metadata, "user_id")
+    if app != "applause" or user_id != str(recharge.user_id):
+        return (
+            "metadata_mismatch",
+            f"app=applause user_id={recharge.user_id} (recharge {recharge.pk})",
+            f"app={app} user_id={user_id}",
+        )
+    return None
 
 
 def _lock_wallet_and_debt(user) -> tuple[Account, Account]:
@@ -548,23 +564,35 @@ def coins_credit(
 
 
 @transaction.atomic
-def recharge_apply_success(*, payment_intent_id: str, intent: Any = None) -> Recharge | None:
+def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge | None:
     """Credit a succeeded payment's coins, exactly once. The webhook and reconciliation
     both come here; the conditional status flip and the ledger's unique key
     ``recharge:<payment_intent>`` each make duplicates harmless.
+
+    ``intent`` is the PaymentIntent as Stripe answered it (retrieved, listed or confirmed by
+    us), never a webhook body. Coins are credited only when it succeeded and its amount,
+    currency and metadata (ours, this user) match the recharge; a mismatch credits nothing
+    and opens a discrepancy.
     """
     recharge = Recharge.objects.filter(payment_intent=payment_intent_id).first()
     if recharge is None:
         return None
-    if intent is not None and not _amount_matches(recharge, intent):
+    if gateway.get(intent, "id") != payment_intent_id or gateway.get(intent, "status") != (
+        "succeeded"
+    ):
+        return recharge
+    problem = _intent_problem(recharge, intent)
+    if problem is not None:
         from wallets.services.reconciliation import discrepancy_record
 
+        kind, expected, found = problem
+        log.warning("payment intent %s not credited: %s (%s)", payment_intent_id, kind, found)
         discrepancy_record(
-            kind="amount_mismatch",
+            kind=kind,
             object_type="payment_intent",
             object_id=payment_intent_id,
-            expected=f"{recharge.price} (recharge {recharge.pk})",
-            found=f"{gateway.get(intent, 'amount')} {gateway.get(intent, 'currency')}",
+            expected=expected,
+            found=found,
         )
         return recharge
     flipped = Recharge.objects.filter(

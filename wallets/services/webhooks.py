@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from wallets import stripe_gateway as gateway
-from wallets.models import Recharge, StripeEvent
+from wallets.models import CREDITED_STATUSES, Recharge, StripeEvent
 from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+from wallets.services.reconciliation import discrepancy_record
 from wallets.services.refunds import (
     recharge_dispute_close,
     recharge_dispute_open,
@@ -24,8 +25,28 @@ log = logging.getLogger(__name__)
 
 
 def _payment_succeeded(obj: Any) -> str:
-    applied = recharge_apply_success(payment_intent_id=obj["id"], intent=obj)
-    return "credited" if applied is not None else "unknown payment"
+    """Never trust the body (a leaked or default signing secret would let anyone write one):
+    the PaymentIntent as Stripe has it now decides, checked against our recharge."""
+    pi_id = str(gateway.get(obj, "id") or "")
+    recharge = Recharge.objects.filter(payment_intent=pi_id).first() if pi_id else None
+    if recharge is None:
+        return "unknown payment"
+    intent = gateway.payment_intent_retrieve(pi_id)
+    status = gateway.get(intent, "status")
+    if status != "succeeded":
+        log.warning("payment_intent.succeeded for %s, but Stripe says %s", pi_id, status)
+        discrepancy_record(
+            kind="succeeded_event_not_succeeded",
+            object_type="payment_intent",
+            object_id=pi_id,
+            expected="payment intent succeeded",
+            found=f"Stripe says {status}",
+        )
+        return f"not credited (Stripe says {status})"
+    applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
+    if applied is None or applied.status not in CREDITED_STATUSES:
+        return "not credited (mismatch)"
+    return "credited"
 
 
 def _payment_failed(obj: Any) -> str:
