@@ -43,6 +43,9 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
         raise InvalidInput(
             "That username is taken.", fields={"username": ["That username is taken."]}
         ) from exc
+    from notifications.services import email_verification_send  # sits beside accounts
+
+    email_verification_send(user=candidate)
     return candidate
 
 

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "creators",
     "payouts",
     "memberships",
+    "notifications",
     "staff",
 ]
 
@@ -366,7 +367,16 @@ LOGGING = {
 # --- Extension points -----------------------------------------------------------------------
 # Our own apps, in dependency order. For each, seed_demo runs ``<app>.demo.seed`` and
 # verify_ledger runs the functions in ``<app>.ledger_checks.EXTRA_CHECKS`` when they exist.
-LOCAL_APPS = ["accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff"]
+LOCAL_APPS = [
+    "accounts",
+    "wallets",
+    "gifts",
+    "creators",
+    "payouts",
+    "memberships",
+    "notifications",
+    "staff",
+]
 
 # --- Staff console (owned by the staff app) -------------------------------------------------
 # Manual credits above this many coins wait for a second finance user (maker-checker).
@@ -409,6 +419,8 @@ PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
 # A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
 # waits (held, the creator sees until when): a stolen login cannot redirect the next payout.
 PAYOUT_DESTINATION_HOLD_HOURS = env.int("PAYOUT_DESTINATION_HOLD_HOURS", default=72)
+# "Cash out now": the fee, in percent of the payout's value, kept from an instant payout.
+INSTANT_PAYOUT_FEE_PCT = Decimal(env.str("INSTANT_PAYOUT_FEE_PCT", default="1.5"))
 # --- end of payouts settings ----------------------------------------------------------------
 
 # --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------
@@ -446,3 +458,32 @@ LIVE_SYNC_STREAMS_MAX = env.int(
     "LIVE_SYNC_STREAMS_MAX", default=max(1, env.int("WEB_THREADS", default=4) // 2)
 )
 LIVE_ASYNC_STREAMS_MAX = env.int("LIVE_ASYNC_STREAMS_MAX", default=500)
+
+# --- Email and app webhooks (owned by the notifications app) --------------------------------
+# The portal's public address, for links in emails (verification, unsubscribe, undo).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Applause <no-reply@applause.local>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+MAIL_DIR = Path(env.str("MAIL_DIR", default=str(VAR_DIR / "mail")))
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    from notifications.email_url import email_url_settings
+
+    globals().update(email_url_settings(EMAIL_URL, mail_dir=MAIL_DIR))
+elif DEBUG or TESTING:
+    # make run: each message becomes one .eml file under var/mail/ (open it in a mail client).
+    EMAIL_BACKEND = "notifications.backends.EmlFileBackend"
+else:
+    # Production without EMAIL_URL: the machine's own mail transfer agent (the Unix default).
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST, EMAIL_PORT = "localhost", 25
+# Failed sends are retried with backoff (1 min, 2, 4, ... capped at an hour) this many times.
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=10)
+# Sign-up verification links stay valid this long.
+EMAIL_VERIFY_DAYS = env.int("EMAIL_VERIFY_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["email-outbox-flush"] = {
+    "task": "notifications.tasks.email_outbox_flush_task",
+    "schedule": timedelta(minutes=1),
+}
+# --- end email and app webhooks -------------------------------------------------------------

@@ -14,7 +14,16 @@ api_v1 = [
 ]
 portal = [
     path("", include(f"{app}.portal_urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff")
+    for app in (
+        "accounts",
+        "wallets",
+        "gifts",
+        "creators",
+        "payouts",
+        "memberships",
+        "notifications",
+        "staff",
+    )
 ]
 
 urlpatterns = [

@@ -42,6 +42,7 @@ from payouts.models import (
     Rail,
     TaxFormStatus,
 )
+from payouts.notices import payout_notify
 from payouts.statements import statement_allocate
 from wallets.models import Account, AccountKind, ReconciliationRun, TransactionKind
 from wallets.services import (
@@ -326,6 +327,7 @@ def _transition(
     PayoutEvent.objects.create(
         payout=payout, from_status=previous, to_status=to, actor=actor, note=note[:500]
     )
+    payout_notify(payout=payout)
     return payout
 
 
@@ -477,6 +479,31 @@ class BatchResult:
         )
 
 
+def payout_holds(
+    *,
+    method: PayoutMethod,
+    amount: Money,
+    paid_this_year: Decimal,
+    approval_above: Money | None = None,
+    tax_threshold: Decimal | None = None,
+) -> list[str]:
+    """Why a new payout must wait for staff (empty: it may go at once). The batch and
+    "cash out now" (payouts.instant) both ask this."""
+    if approval_above is None:
+        approval_above = Money(settings.PAYOUT_APPROVAL_ABOVE, settings.PAYOUT_CURRENCY)
+    if tax_threshold is None:
+        tax_threshold = settings.PAYOUT_TAX_FORM_THRESHOLD
+    holds = []
+    if amount > approval_above:
+        holds.append(f"above the approval threshold of {approval_above}")
+    if (
+        method.tax_form_status == TaxFormStatus.MISSING
+        and paid_this_year + amount.amount > tax_threshold
+    ):
+        holds.append(f"tax form needed (over {tax_threshold} {amount.currency} this year)")
+    return holds
+
+
 def payout_batch_run(*, actor=None, set_based: bool | None = None) -> BatchResult:
     """Create one payout per due creator, then send every payout that is due to its rail.
 
@@ -570,14 +597,13 @@ def create_payouts_one_by_one(
         if diamonds < minimum:
             continue
         amount = diamonds_value(diamonds)
-        holds = []
-        if amount > approval_above:
-            holds.append(f"above the approval threshold of {approval_above}")
-        if (
-            method.tax_form_status == TaxFormStatus.MISSING
-            and yearly.get(creator_id, Decimal(0)) + amount.amount > tax_threshold
-        ):
-            holds.append(f"tax form needed (over {tax_threshold} {amount.currency} this year)")
+        holds = payout_holds(
+            method=method,
+            amount=amount,
+            paid_this_year=yearly.get(creator_id, Decimal(0)),
+            approval_above=approval_above,
+            tax_threshold=tax_threshold,
+        )
         status = PayoutStatus.AWAITING_APPROVAL if holds else PayoutStatus.REQUESTED
         destination = method.stripe_account_id if method.rail == Rail.STRIPE else method.iban
         try:
@@ -607,6 +633,7 @@ def create_payouts_one_by_one(
                 )
                 # Which gifts this payout pays (its statement), in the same transaction.
                 statement_allocate(payout=payout)
+                payout_notify(payout=payout)
         except (IntegrityError, InsufficientFunds) as exc:
             # A concurrent run opened a payout first, or the balance moved since the read.
             log.warning("payout for creator %s skipped: %s", creator_id, exc)

@@ -259,3 +259,24 @@ def require_refund_allowed(*, actor, coins: int) -> None:
         raise PermissionDenied(
             f"Support can refund up to {limit:,} coins; ask finance for this one."
         )
+
+
+def admin_sign_in_notify(*, user, request) -> None:
+    """A security email for every admin sign-in (one per session), even to an unverified
+    address: a stolen staff password plus codes must not go unnoticed."""
+    from notifications.models import EmailCategory
+    from notifications.services import email_enqueue
+
+    if not request.session.session_key:
+        request.session.save()
+    email_enqueue(
+        event=f"admin_sign_in:{request.session.session_key}",
+        user=user,
+        template="admin_sign_in",
+        category=EmailCategory.SECURITY,
+        context={
+            "when": timezone.now(),
+            "ip": _client_ip(request) or "unknown",
+            "user_agent": (request.META.get("HTTP_USER_AGENT") or "unknown")[:200],
+        },
+    )

@@ -91,7 +91,7 @@ class StaffAdminSite(admin.AdminSite):
         return self._redirect_keeping_next(request, name)
 
     def _complete_login(self, request, user, device, *, enrolled: bool) -> HttpResponseRedirect:
-        from staff.services import audit_record
+        from staff.services import admin_sign_in_notify, audit_record
 
         nxt = self._next_url(request)
         otp.pending_clear(request)
@@ -101,6 +101,7 @@ class StaffAdminSite(admin.AdminSite):
         if enrolled:
             audit_record(actor=user, action="otp_enrol", obj=device, request=request)
         audit_record(actor=user, action="admin_login", obj=user, request=request)
+        admin_sign_in_notify(user=user, request=request)
         return HttpResponseRedirect(nxt)
 
     def _code_failed(self, request, user) -> bool:

@@ -20,6 +20,7 @@ a memo the creator's statement shows; a won dispute reverses them.
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Sum
@@ -150,6 +151,7 @@ def chargeback_allocate(
             memo=memo,
             reference=f"dispute:{dispute.dispute_id}"[:100],
         )
+        _creator_notice(pending, dispute=dispute, coins=coins_total, clawed=clawed_total)
         # Oldest gifts are clawed first; the rest of each gift is absorbed.
         left = clawed_total
         for tx, coins, diamonds in parts:
@@ -169,6 +171,25 @@ def chargeback_allocate(
                 )
             )
     return allocations
+
+
+def _creator_notice(pending: Account, *, dispute: StripeDispute, coins: int, clawed: int) -> None:
+    """Tell the creator, in the same transaction, what the chargeback cost them (maybe 0)."""
+    from notifications.services import email_enqueue, site_url
+
+    value = (Decimal(clawed) * settings.DIAMOND_VALUE).quantize(Decimal("0.01"))
+    email_enqueue(
+        event=f"chargeback_creator:{dispute.dispute_id}",
+        user=pending.user,
+        template="chargeback_creator",
+        context={
+            "coins": f"{coins:,}",
+            "diamonds": f"{clawed:,}",
+            "cost": clawed > 0,
+            "value": f"{settings.PAYOUT_CURRENCY} {value}",
+            "dashboard_url": site_url("/creator/"),
+        },
+    )
 
 
 def chargeback_reverse(*, dispute: StripeDispute) -> int:

@@ -607,8 +607,29 @@ def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge |
             memo=f"Recharge #{recharge.pk}: {recharge.coins:,} coins for {recharge.price}",
             reference=f"recharge:{recharge.pk}",
         )
+        recharge.refresh_from_db()
+        _receipt_enqueue(recharge)
     recharge.refresh_from_db()
     return recharge
+
+
+def _receipt_enqueue(recharge: Recharge) -> None:
+    """The receipt email, written in the same transaction as the credit."""
+    from notifications.services import email_enqueue, site_url
+
+    email_enqueue(
+        event=f"recharge_receipt:{recharge.pk}",
+        user=recharge.user,
+        template="recharge_receipt",
+        context={
+            "recharge_id": recharge.pk,
+            "coins": f"{recharge.coins:,}",
+            "price": f"{recharge.price.currency} {recharge.price.amount:,.2f}",
+            "paid_at": recharge.succeeded_at,
+            "payment_intent": recharge.payment_intent,
+            "receipt_url": site_url(f"/recharges/{recharge.pk}/receipt/"),
+        },
+    )
 
 
 @transaction.atomic

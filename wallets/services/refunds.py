@@ -155,7 +155,28 @@ def recharge_refund_apply(
     elif recharge.coins_refunded >= recharge.coins and recharge.status == RechargeStatus.SUCCEEDED:
         recharge.status = RechargeStatus.REFUNDED
     recharge.save(update_fields=["coins_refunded", "amount_refunded", "status", "updated_at"])
+    _refund_notice(recharge, refund)
     return refund
+
+
+def _refund_notice(recharge: Recharge, refund: RechargeRefund) -> None:
+    """Tell the viewer, in the refund's transaction, what was refunded and clawed back."""
+    from notifications.services import email_enqueue, site_url
+
+    email_enqueue(
+        event=f"recharge_refund:{refund.pk}",
+        user=recharge.user,
+        template="recharge_refunded",
+        context={
+            "recharge_id": recharge.pk,
+            "disputed": refund.source == RefundSource.DISPUTE,
+            "coins": f"{refund.coins:,}",
+            "price": f"{refund.amount.currency} {refund.amount.amount:,.2f}",
+            "coins_clawed": f"{refund.coins_from_wallet:,}",
+            "coins_debt": f"{refund.coins_to_debt:,}" if refund.coins_to_debt else "",
+            "wallet_url": site_url("/wallet/"),
+        },
+    )
 
 
 @transaction.atomic
