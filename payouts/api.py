@@ -5,8 +5,9 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
+from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
 from config.errors import NotFound
+from payouts.instant import payout_instant_create, payout_instant_quote
 from payouts.models import PayoutMethod, PayoutStatus, Rail
 from payouts.selectors import (
     StatusWords,
@@ -39,6 +40,10 @@ class PayoutOutput(serializers.Serializer):
     id = serializers.IntegerField()
     diamonds = serializers.IntegerField()
     amount = MoneyOutputField()
+    fee = MoneyOutputField(
+        help_text="Kept from an instant payout (INSTANT_PAYOUT_FEE_PCT); 0 for the weekly batch."
+    )
+    is_instant = serializers.BooleanField(help_text='"Cash out now" rather than the batch.')
     status = serializers.ChoiceField(choices=PayoutStatus.choices)
     rail = serializers.ChoiceField(choices=Rail.choices)
     failure_reason = serializers.SerializerMethodField()
@@ -96,6 +101,10 @@ class PayoutFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=PayoutStatus.choices, required=False)
 
 
+class InstantPayoutInput(serializers.Serializer):
+    diamonds = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+
+
 class PayoutListView(ListAPIView):
     serializer_class = PayoutOutput
 
@@ -118,6 +127,59 @@ class PayoutListView(ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=InstantPayoutInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: PayoutOutput, **error_responses(400, 401, 402, 403, 409)},
+        summary="Cash out now: an instant payout of my available diamonds",
+        description='All available diamonds, or `{"diamonds": N}`. The fee '
+        "(`INSTANT_PAYOUT_FEE_PCT` of the value) is kept from the amount sent; see it first "
+        "with GET `payouts/instant/`. The batch's rules apply: a verified payout method "
+        "(409 `payout_method_unverified`), the minimum (400 `below_minimum`), approval and "
+        "tax-form holds (the payout is then `awaiting_approval`), and one open payout at a "
+        "time (409 `payout_open`, also when the weekly batch or another request got there "
+        "first). More diamonds than available: 402 `insufficient_funds`.",
+    )
+    def post(self, request, *args, **kwargs):
+        data = InstantPayoutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def handler() -> Response:
+            payout = payout_instant_create(
+                user=request.user, diamonds=data.validated_data.get("diamonds")
+            )
+            context = {"method": payout_method_for_user(user=request.user)}
+            return Response(PayoutOutput(payout, context=context).data, status=201)
+
+        return idempotent(request, handler)
+
+
+class InstantQuoteOutput(serializers.Serializer):
+    diamonds = serializers.IntegerField()
+    diamonds_available = serializers.IntegerField()
+    value = MoneyOutputField()
+    fee = MoneyOutputField()
+    amount = MoneyOutputField(help_text="What is sent: value minus fee.")
+    fee_pct = serializers.DecimalField(max_digits=6, decimal_places=2)
+    holds = serializers.ListField(
+        child=serializers.CharField(), help_text="Why staff must approve it first (if any)."
+    )
+
+
+class InstantQuoteView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("diamonds", OpenApiTypes.INT, required=False)],
+        responses={200: InstantQuoteOutput, **error_responses(400, 401, 402, 403, 409)},
+        summary="What cashing out now would send, its fee, and any hold (nothing is created)",
+    )
+    def get(self, request):
+        data = InstantPayoutInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        quote = payout_instant_quote(
+            user=request.user, diamonds=data.validated_data.get("diamonds")
+        )
+        return Response(InstantQuoteOutput(quote).data)
 
 
 class PayoutMethodOutput(serializers.Serializer):

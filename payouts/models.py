@@ -152,6 +152,10 @@ class Payout(models.Model):
     # The USD value of one diamond when the payout was made (its statement shows this rate
     # even if DIAMOND_VALUE changes later). Null for payouts made before statements existed.
     diamond_value = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    # "Cash out now" (payouts.instant): asked for by the creator, outside the weekly batch, for
+    # a fee kept from the amount (``amount`` is what is sent: the diamonds' value minus ``fee``).
+    is_instant = models.BooleanField(default=False)
+    fee = MoneyField(max_digits=14, decimal_places=2, default=0, default_currency="USD")
 
     class Meta:
         constraints = [

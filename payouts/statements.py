@@ -316,9 +316,12 @@ def payout_statement(*, payout: Payout) -> Statement:
         diamond_value=value_per_diamond,
         diamonds_per_coin=_ratio(settings.DIAMONDS_PER_COIN_NUM, settings.DIAMONDS_PER_COIN_DEN),
         gross_value=gross,
-        fees=Money(Decimal("0.00"), currency),
-        # Amounts are rounded down to the cent (payouts.services.diamonds_value).
-        rounding=Money(paid.amount - gross.quantize(Decimal("0.0001")), currency)
+        fees=Money(payout.fee.amount, currency),
+        # Amounts are rounded down to the cent (payouts.services.diamonds_value); an instant
+        # payout's fee is kept from the amount sent.
+        rounding=Money(
+            paid.amount + payout.fee.amount - gross.quantize(Decimal("0.0001")), currency
+        )
         if total
         else Money(Decimal("0.00"), currency),
         amount=paid,
