@@ -486,4 +486,8 @@ CELERY_BEAT_SCHEDULE["email-outbox-flush"] = {
     "task": "notifications.tasks.email_outbox_flush_task",
     "schedule": timedelta(minutes=1),
 }
+CELERY_BEAT_SCHEDULE["weekly-earnings-digest"] = {
+    "task": "payouts.tasks.weekly_digest_task",
+    "schedule": crontab(minute=0, hour=7, day_of_week=1),
+}
 # --- end email and app webhooks -------------------------------------------------------------

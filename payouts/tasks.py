@@ -53,3 +53,10 @@ def reconcile_task() -> str:
     from payouts.reconcile import reconcile_all
 
     return reconcile_all()
+
+
+@shared_task
+def weekly_digest_task() -> int:
+    from payouts.digest import weekly_digest_enqueue
+
+    return weekly_digest_enqueue()

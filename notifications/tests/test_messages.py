@@ -75,3 +75,32 @@ def test_payout_messages_sent_paid_failed_and_held(settings):
     assert failed_payout.pk and failed.event == f"payout_{PayoutStatus.FAILED}:{failed_payout.pk}"
     assert "failed" in failed.subject and "What to do: " in failed.body_text
     assert failed.category == EmailCategory.ACCOUNT
+
+
+def test_weekly_digest_once_per_week_and_not_after_unsubscribing():
+    from datetime import timedelta
+
+    from accounts.tests.factories import UserFactory
+    from gifts.tests.factories import fund, make_creator
+    from payouts.digest import weekly_digest_enqueue
+    from wallets.tests.test_viewer_protections import gift
+
+    creator = make_creator("digested")
+    verify(creator.user)
+    fan = fund(UserFactory(username="bigfan"), 1000)
+    gift(fan, creator, coins_each=300)
+    gift(fan, creator, coins_each=100, quantity=2)
+    next_week = timezone.now() + timedelta(days=7)
+
+    assert weekly_digest_enqueue(now=next_week) == 1
+    assert weekly_digest_enqueue(now=next_week) == 1  # a rerun: still one message
+    row = only("weekly_digest", creator.user)
+    assert row.status == EmailStatus.PENDING and row.category == EmailCategory.DIGEST
+    assert "Gifts received:     2" in row.body_text
+    assert "1. bigfan: 500 coins" in row.body_text
+    assert row.headers["List-Unsubscribe"].startswith("<http")
+    assert weekly_digest_enqueue(now=timezone.now()) == 0  # nothing the week before
+
+    EmailPreference.objects.filter(user=creator.user).update(weekly_digest=False)
+    weekly_digest_enqueue(now=next_week + timedelta(days=7))  # no gifts that week either
+    assert OutboxEmail.objects.filter(template="weekly_digest").count() == 1
