@@ -30,7 +30,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
-from payouts.models import OPEN_STATUSES, PayoutBatch, PayoutStatus, Rail, TaxFormStatus
+from payouts.models import OPEN_STATUSES, Payout, PayoutBatch, PayoutStatus, Rail, TaxFormStatus
 from payouts.statements import LATE_COMMIT_MARGIN, NOT_SOURCES, VOID_STATUSES
 from wallets.models import UNIT_OF_KIND, AccountKind, TransactionKind
 from wallets.services.bulk import Move, accounts_lock, ledger_move_bulk
@@ -153,12 +153,12 @@ def chunk_create(
             INSERT INTO payouts_payout (
                 creator_id, batch_id, diamonds, amount, amount_currency, status, rail,
                 destination, hold_reason, rail_reference, failure_code, failure_reason,
-                attempts, created_at, updated_at, diamond_value
+                attempts, created_at, updated_at, diamond_value, is_instant, fee, fee_currency
             )
             SELECT creator_id, %(batch)s, diamonds, amount, %(currency)s,
                    CASE WHEN hold_reason = '' THEN %(requested)s ELSE %(awaiting)s END,
                    rail, destination, left(hold_reason, 200), '', '', '',
-                   0, %(now)s, %(now)s, %(value)s
+                   0, %(now)s, %(now)s, %(value)s, false, 0, %(currency)s
             FROM held
             ORDER BY creator_id
             RETURNING id, creator_id, diamonds, amount, status, hold_reason
@@ -327,6 +327,16 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
         return cursor.rowcount
 
 
+AWAITING = PayoutStatus.AWAITING_APPROVAL
+
+
+def _notify_held(payout_ids: list[int]) -> None:
+    from payouts.notices import payout_notify
+
+    for payout in Payout.objects.filter(pk__in=payout_ids).select_related("creator__user"):
+        payout_notify(payout=payout)
+
+
 def batch_chunks(
     *, batch: PayoutBatch, actor_id: int | None, minimum: int, on_chunk
 ) -> tuple[list[int], list[int], int, int]:
@@ -352,6 +362,8 @@ def batch_chunks(
                 rows = chunk_create(
                     batch=batch, creator_ids=ids, actor_id=actor_id, minimum=minimum
                 )
+                # The "on hold" emails, in the chunk's transaction (held payouts are few).
+                _notify_held([pid for pid, _d, status in rows if status == AWAITING])
         except DatabaseError as exc:
             # A concurrent single payout (or a lock timeout) broke the chunk: the rare case
             # goes through the per-creator service, which skips only that creator.

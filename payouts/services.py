@@ -618,6 +618,7 @@ def create_payouts_one_by_one(
                     destination=destination,
                     hold_reason="; ".join(holds)[:200],
                     diamond_value=settings.DIAMOND_VALUE,
+                    fee=Money(0, settings.PAYOUT_CURRENCY),
                 )
                 PayoutEvent.objects.create(
                     payout=payout, to_status=status, actor_id=actor_id, note=payout.hold_reason
