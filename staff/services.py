@@ -276,7 +276,7 @@ def admin_sign_in_notify(*, user, request) -> None:
         category=EmailCategory.SECURITY,
         context={
             "when": timezone.now(),
-            "ip": _client_ip(request) or "unknown",
+            "ip": client_address(request) or "unknown",
             "user_agent": (request.META.get("HTTP_USER_AGENT") or "unknown")[:200],
         },
     )

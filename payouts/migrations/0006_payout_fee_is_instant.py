@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0004_backfill_statement_lines'),
+        ('payouts', '0005_statement_membership_lines'),
     ]
 
     operations = [
