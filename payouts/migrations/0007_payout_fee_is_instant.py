@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0005_statement_membership_lines'),
+        ('payouts', '0006_destination_hold'),
     ]
 
     operations = [
