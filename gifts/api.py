@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
 from config.throttles import MoneyThrottle
 from creators.selectors import creator_find
+from gifts.badges import badges_by_username
 from gifts.models import Gift
-from gifts.selectors import PERIODS, leaderboard
+from gifts.selectors import METRICS, PERIODS, leaderboard
 from gifts.services import MESSAGE_MAX, QUANTITY_MAX, CreatorNotFound, gift_send
 
 # --- Catalog --------------------------------------------------------------------------------
@@ -182,13 +183,22 @@ class GiftSendView(APIView):
 # --- Leaderboards ---------------------------------------------------------------------------
 
 
+class BadgeOutput(serializers.Serializer):
+    kind = serializers.CharField(help_text="member, level or top3")
+    label = serializers.CharField()
+    value = serializers.IntegerField(help_text="member: months; level: the level; top3: rank")
+
+
 class LeaderRow(serializers.Serializer):
     username = serializers.CharField()
-    coins = serializers.IntegerField()
+    coins = serializers.IntegerField(required=False, help_text="metric=coins")
+    days = serializers.IntegerField(required=False, help_text="metric=days")
+    badges = BadgeOutput(many=True)
 
 
 class LeaderboardOutput(serializers.Serializer):
     period = serializers.ChoiceField(choices=PERIODS)
+    metric = serializers.ChoiceField(choices=METRICS)
     results = LeaderRow(many=True)
 
 
@@ -202,8 +212,17 @@ class LeaderboardView(APIView):
                 OpenApiTypes.STR,
                 enum=list(PERIODS),
                 default="day",
-                description="day: today (UTC); week: since Monday (UTC); all: all time.",
-            )
+                description="day: today (UTC); week: since Monday (UTC); month: since the "
+                "1st (UTC); all: all time.",
+            ),
+            OpenApiParameter(
+                "metric",
+                OpenApiTypes.STR,
+                enum=list(METRICS),
+                default="coins",
+                description="coins: most coins; days: most distinct days with a gift (UTC), "
+                "so steady support outranks one big night. Rows carry `coins` or `days`.",
+            ),
         ],
         responses={200: LeaderboardOutput, **error_responses(400, 404)},
         summary="Top gifters of a creator",
@@ -212,9 +231,13 @@ class LeaderboardView(APIView):
         period = request.query_params.get("period", "day")
         if period not in PERIODS:
             raise serializers.ValidationError({"period": [f"One of: {', '.join(PERIODS)}."]})
+        metric = request.query_params.get("metric", "coins")
+        if metric not in METRICS:
+            raise serializers.ValidationError({"metric": [f"One of: {', '.join(METRICS)}."]})
         creator = creator_find(handle=handle)
         if creator is None:
             raise CreatorNotFound()
-        return Response(
-            {"period": period, "results": leaderboard(creator_id=creator.pk, period=period)}
-        )
+        rows = leaderboard(creator_id=creator.pk, period=period, metric=metric)
+        badges = badges_by_username(creator_id=creator.pk, usernames=[r["username"] for r in rows])
+        results = [{**row, "badges": badges.get(row["username"], [])} for row in rows]
+        return Response({"period": period, "metric": metric, "results": results})

@@ -47,6 +47,7 @@ from rest_framework.views import APIView
 from config.api import error_responses
 from config.errors import ServiceBusy
 from creators.selectors import creator_find
+from gifts.badges import badges_for
 from gifts.combos import ComboTracker, combo_window, tracker_at
 from gifts.models import GiftEvent
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
@@ -119,6 +120,9 @@ def _frame(event: GiftEvent, tracker: ComboTracker) -> str:
         "coins": hit.coins,
         "quantity": event.quantity,
         "sender": event.sender.username,
+        "badges": badges_for(
+            creator_id=event.creator_id, user_id=event.sender_id, username=event.sender.username
+        ),
         "gift": {
             "slug": gift.slug,
             "name": gift.name,
@@ -342,7 +346,8 @@ class LiveEventsView(APIView):
         summary="Live gift feed (Server-Sent Events) for stream overlays",
         description=(
             "A `text/event-stream`: `event: gift` per gift on that live stream, `data` a JSON "
-            "object `{id, combo_id, count, hits, coins, quantity, sender, gift: {slug, name, "
+            "object `{id, combo_id, count, hits, coins, quantity, sender, badges: [{kind, label, "
+            "value}], gift: {slug, name, "
             "coins, image_url}, message, big, at, combo_expires_at}`. A combo (same sender and "
             "gift within LIVE_COMBO_SECONDS, extended by each hit) keeps its `combo_id` while "
             "`count` grows. The SSE `id` is the gift event id (on the opening `hello` event, "

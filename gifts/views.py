@@ -27,7 +27,7 @@ from gifts.selectors import (
 )
 from wallets.selectors import wallet_find
 
-PERIOD_LABELS = {"day": "Today", "week": "This week", "all": "All time"}
+PERIOD_LABELS = {"day": "Today", "week": "This week", "month": "This month", "all": "All time"}
 
 
 def _initials(name: str) -> str:

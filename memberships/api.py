@@ -1,6 +1,7 @@
 """Memberships API: tiers (the creator's and a creator's public list), joining and gifting,
 my memberships and cancelling (PRODUCT.md, second round)."""
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -9,12 +10,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
+from config.errors import NotFound
 from config.throttles import MoneyThrottle
 from creators.api import NotACreator
 from creators.selectors import creator_find, creator_of
+from gifts.api import BadgeOutput
+from gifts.badges import badges_for
+from gifts.selectors import viewer_level
 from gifts.services import CreatorNotFound
 from memberships.models import Membership, MembershipStatus, Tier
-from memberships.selectors import memberships_of, renewal_preview, tiers_of
+from memberships.selectors import (
+    fan_level,
+    membership_live,
+    memberships_of,
+    renewal_preview,
+    tiers_of,
+)
 from memberships.services import (
     NAME_MAX,
     PERKS_MAX,
@@ -351,3 +362,54 @@ class MembershipDetailView(APIView):
     def delete(self, request, membership_id: int):
         membership = membership_cancel(member=request.user, membership_id=membership_id)
         return Response(membership_data(membership))
+
+
+# --- Fans: levels and badges ----------------------------------------------------------------
+
+
+class FanMembershipOutput(serializers.Serializer):
+    tier = serializers.CharField(help_text="The tier's name.")
+    months = serializers.IntegerField()
+
+
+class FanOutput(serializers.Serializer):
+    username = serializers.CharField()
+    level = serializers.IntegerField(help_text="Supporter level 1-50 (lifetime coins gifted).")
+    fan_level = serializers.IntegerField(help_text="Fan level 1-50 for this creator.")
+    badges = BadgeOutput(many=True)
+    membership = FanMembershipOutput(allow_null=True)
+
+
+class FanNotFound(NotFound):
+    code = "fan_not_found"
+    default_message = "There is no viewer with that username."
+
+
+class FanView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: FanOutput, **error_responses(404)},
+        summary="A viewer's level, fan level and badges for a creator",
+        description=(
+            "`level`: 1-50 from lifetime coins gifted (level L needs 10 × (L − 1)³ coins); "
+            "`fan_level`: the same curve over coins given to this creator (gifts and "
+            "membership months) plus 20 points per day supported. Badges: `member` (tier and "
+            "months), `level`, `top3` (this week's board)."
+        ),
+    )
+    def get(self, request, handle: str, username: str):
+        creator = _public_creator(handle)
+        fan = get_user_model().objects.filter(username=username[:150], is_active=True).first()
+        if fan is None:
+            raise FanNotFound()
+        live = membership_live(member_id=fan.pk, creator_id=creator.pk)
+        return Response(
+            {
+                "username": fan.username,
+                "level": viewer_level(user_id=fan.pk),
+                "fan_level": fan_level(creator_id=creator.pk, user_id=fan.pk),
+                "badges": badges_for(creator_id=creator.pk, user_id=fan.pk, username=fan.username),
+                "membership": {"tier": live.tier.name, "months": live.months} if live else None,
+            }
+        )

@@ -11,6 +11,7 @@ from django.utils import timezone
 from memberships.models import (
     RENEWING_STATUSES,
     Membership,
+    MembershipCharge,
     MembershipEvent,
     MembershipStatus,
     Tier,
@@ -84,3 +85,61 @@ def notices_of(*, user, limit: int = 10) -> QuerySet[MembershipEvent]:
         .select_related("membership__creator")
         .order_by("-id")[:limit]
     )
+
+
+# --- Badges and fan levels ------------------------------------------------------------------
+
+FAN_POINTS_PER_DAY = 20
+DAYS_PER_MEMBER_MONTH = 30
+
+
+def member_badges(creator_id: int, user_id: int) -> list[dict]:
+    """The ``member`` badge (registered with ``gifts.badges``): tier and months."""
+    membership = membership_live(member_id=user_id, creator_id=creator_id)
+    if membership is None:
+        return []
+    months = membership.months
+    return [
+        {
+            "kind": "member",
+            "label": f"{membership.tier.name} · {months} month{'s' if months != 1 else ''}",
+            "value": months,
+        }
+    ]
+
+
+def fan_points(*, creator_id: int, user_id: int) -> int:
+    """Coins given to this creator (gifts and membership months paid) plus
+    ``FAN_POINTS_PER_DAY`` per day supported (days with a gift, 30 per membership month)."""
+    from gifts.selectors import creator_support
+
+    gift_coins, gift_days = creator_support(creator_id=creator_id, user_id=user_id)
+    member_coins = (
+        MembershipCharge.objects.filter(
+            payer_id=user_id, membership__creator_id=creator_id
+        ).aggregate(total=Sum("coins"))["total"]
+        or 0
+    )
+    months = (
+        Membership.objects.filter(member_id=user_id, creator_id=creator_id)
+        .values_list("months", flat=True)
+        .first()
+        or 0
+    )
+    days = gift_days + DAYS_PER_MEMBER_MONTH * months
+    return gift_coins + member_coins + FAN_POINTS_PER_DAY * days
+
+
+def fan_level(*, creator_id: int, user_id: int) -> int:
+    """The viewer's fan level for one creator (1..50, the same curve as the supporter level
+    applied to ``fan_points``), cached for a minute."""
+    from django.core.cache import cache
+
+    from gifts.selectors import LEVEL_CACHE_SECONDS, level_for
+
+    key = f"fan-level:{creator_id}:{user_id}"
+    level = cache.get(key)
+    if level is None:
+        level = level_for(fan_points(creator_id=creator_id, user_id=user_id))
+        cache.set(key, level, LEVEL_CACHE_SECONDS)
+    return level

@@ -11,6 +11,9 @@ urlpatterns = [
         api.CreatorMembershipsView.as_view(),
         name="api-creator-memberships",
     ),
+    path(
+        "creators/<str:handle>/fans/<str:username>/", api.FanView.as_view(), name="api-creator-fan"
+    ),
     path("memberships/", api.MyMembershipsView.as_view(), name="api-memberships"),
     path(
         "memberships/<int:membership_id>/",

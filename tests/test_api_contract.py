@@ -106,6 +106,18 @@ CONTRACT = [
         + ["results[].status", "results[].current_period_end", "results[].months"],
     ),
     (
+        "get",
+        "/api/v1/creators/{handle}/fans/{username}/",
+        "200",
+        ["username", "level", "fan_level", "badges", "membership"],
+    ),
+    (
+        "get",
+        "/api/v1/creators/{handle}/leaderboard/",
+        "200",
+        ["results", "results[].username", "results[].coins", "results[].days"],
+    ),
+    (
         "delete",
         "/api/v1/memberships/{id}/",
         "200",

@@ -39,7 +39,14 @@
       img.src = data.gift.image_url;
       img.alt = "";
       var body = document.createElement("span");
-      body.appendChild(text("span", "gift-who", data.sender));
+      var who = text("span", "gift-who", data.sender);
+      (data.badges || []).forEach(function (badge) {
+        var mark = text("span", "gift-badge gift-badge--" + badge.kind, badge.label);
+        mark.dataset.badge = badge.kind;
+        who.appendChild(document.createTextNode(" "));
+        who.appendChild(mark);
+      });
+      body.appendChild(who);
       body.appendChild(text("span", "gift-what", "sent " + data.gift.name));
       if (data.message) body.appendChild(text("span", "gift-who gift-message", data.message));
       var count = text("span", "gift-count", "");

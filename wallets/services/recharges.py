@@ -343,9 +343,6 @@ def _recharge_row(*, user, quote: Quote, client_key: str | None, payment_intent=
         package=quote.package,
         coins=quote.coins,
         price=quote.price,
-        # In the recharge's currency: a USD zero (the field's default) cannot be subtracted
-        # from a EUR or GBP price when a refund or dispute comes in.
-        amount_refunded=Money(0, quote.price.currency),
         payment_intent=payment_intent,
         client_key=client_key,
     )
