@@ -9,6 +9,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
+from config import health
 
 # Headless Chromium as root (no sandbox), never reaching out to the internet.
 CHROMIUM_ARGS = [
@@ -32,6 +33,7 @@ def launch_chromium(playwright):
 def _clear_cache():
     # Throttle counters and cached reads live in the shared cache (Redis in make test).
     cache.clear()
+    health.checks_forget()  # /readyz caches its dependency checks per process
     yield
 
 

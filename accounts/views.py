@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.forms import LoginForm, SignupForm
 from accounts.services import user_register
 from config.errors import DomainError
+from config.redirects import safe_next
 from config.throttles import SignupThrottle
 
 
@@ -41,7 +42,7 @@ def signup(request):
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to Applause, {user.username}!")
-            return redirect(request.GET.get("next") or "/recharge/")
+            return redirect(safe_next(request, "/recharge/"))
     return render(request, "accounts/signup.html", {"form": form})
 
 

@@ -1,10 +1,14 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 
+import logging
+import threading
 import time
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -45,22 +49,57 @@ def _check_stripe() -> None:
         return  # any HTTP answer means it is reachable
 
 
-def readyz(request):
-    """Database, broker, cache and Stripe reachable: 200, else 503 naming what failed."""
-    checks = {
-        "database": _check_database,
-        "broker": _check_broker,
-        "cache": _check_cache,
-        "stripe": _check_stripe,
-    }
+_CHECKS = {
+    "database": _check_database,
+    "broker": _check_broker,
+    "cache": _check_cache,
+    "stripe": _check_stripe,
+}
+_cached: dict = {"at": None, "results": None}
+_cached_lock = threading.Lock()
+
+
+def _run_checks() -> dict[str, bool]:
     results = {}
-    for name, check in checks.items():
-        started = time.monotonic()
+    for name, check in _CHECKS.items():
         try:
             check()
         except Exception as exc:  # a probe reports, it never raises
-            results[name] = {"ok": False, "error": type(exc).__name__}
+            logger.warning("readyz: %s is down (%s: %s)", name, type(exc).__name__, exc)
+            results[name] = False
         else:
-            results[name] = {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}
-    ready = all(r["ok"] for r in results.values())
-    return JsonResponse({"ready": ready, "checks": results}, status=200 if ready else 503)
+            results[name] = True
+    return results
+
+
+def checks_cached() -> dict[str, bool]:
+    """Each dependency up or down, checked at most once per ``READYZ_CACHE_SECONDS`` in this
+    process (probes come often and from several balancers; Stripe should not see them)."""
+    with _cached_lock:
+        at = _cached["at"]
+        if at is None or time.monotonic() - at >= settings.READYZ_CACHE_SECONDS:
+            _cached["results"] = _run_checks()
+            _cached["at"] = time.monotonic()
+        return dict(_cached["results"])
+
+
+def checks_forget() -> None:
+    """Drop the cached result (tests)."""
+    with _cached_lock:
+        _cached["at"] = None
+        _cached["results"] = None
+
+
+def readyz(request):
+    """Database, broker, cache and Stripe reachable: 200, else 503 naming what is down.
+
+    The answer says only which dependency is down; why is in the log (``readyz: ...``).
+    """
+    results = checks_cached()
+    ready = all(results.values())
+    body = {
+        "ready": ready,
+        "checks": {name: {"ok": ok} for name, ok in results.items()},
+        "down": [name for name, ok in results.items() if not ok],
+    }
+    return JsonResponse(body, status=200 if ready else 503)

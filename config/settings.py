@@ -350,6 +350,9 @@ if not DEBUG and not TESTING:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# /readyz checks its dependencies at most this often per process (cached result).
+READYZ_CACHE_SECONDS = env.int("READYZ_CACHE_SECONDS", default=30)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -381,6 +384,9 @@ LOCAL_APPS = [
 # --- Staff console (owned by the staff app) -------------------------------------------------
 # Manual credits above this many coins wait for a second finance user (maker-checker).
 ADJUSTMENT_APPROVAL_ABOVE = env.int("ADJUSTMENT_APPROVAL_ABOVE", default=10_000)
+# A signed-in admin session ends after this many hours, or after this many idle minutes.
+ADMIN_SESSION_MAX_HOURS = env.int("ADMIN_SESSION_MAX_HOURS", default=12)
+ADMIN_SESSION_IDLE_MINUTES = env.int("ADMIN_SESSION_IDLE_MINUTES", default=30)
 # The largest refund (in coins) the support role may make; finance has no limit.
 SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000)
 

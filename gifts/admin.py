@@ -43,7 +43,9 @@ class GiftAdmin(admin.ModelAdmin):
         )
 
     def has_delete_permission(self, request, obj=None):
-        # Sent gifts point at their gift: switch it off instead of deleting it.
+        # Django's permission first; and sent gifts point at their gift: switch it off instead.
+        if not super().has_delete_permission(request, obj):
+            return False
         return obj is None or not obj.events.exists()
 
 

@@ -22,6 +22,10 @@ PENDING_USER = "staff_otp_user"
 PENDING_BACKEND = "staff_otp_backend"
 PENDING_AT = "staff_otp_at"
 PENDING_TTL_SECONDS = 300
+# A verified admin session: when it started and when it was last used (unix seconds).
+ADMIN_SESSION_STARTED = "staff_admin_started"
+ADMIN_SESSION_SEEN = "staff_admin_seen"
+SEEN_WRITE_EVERY_SECONDS = 30  # refresh "last used" at most this often (fewer session writes)
 ENROL_DEVICE_NAME = "Authenticator app"
 
 
@@ -49,6 +53,31 @@ def pending_user(request):
     if user is not None:
         user.backend = request.session.get(PENDING_BACKEND)
     return user
+
+
+def admin_session_start(request) -> None:
+    now = int(time.time())
+    request.session[ADMIN_SESSION_STARTED] = now
+    request.session[ADMIN_SESSION_SEEN] = now
+
+
+def admin_session_fresh(request) -> bool:
+    """True while this verified admin session is younger than ``ADMIN_SESSION_MAX_HOURS`` and
+    was used in the last ``ADMIN_SESSION_IDLE_MINUTES``; marks it used."""
+    from django.conf import settings
+
+    started = request.session.get(ADMIN_SESSION_STARTED)
+    seen = request.session.get(ADMIN_SESSION_SEEN)
+    now = int(time.time())
+    if not isinstance(started, int) or not isinstance(seen, int):
+        return False  # verified some other way than our sign-in: sign in again
+    if now - started > settings.ADMIN_SESSION_MAX_HOURS * 3600:
+        return False
+    if now - seen > settings.ADMIN_SESSION_IDLE_MINUTES * 60:
+        return False
+    if now - seen >= SEEN_WRITE_EVERY_SECONDS:
+        request.session[ADMIN_SESSION_SEEN] = now
+    return True
 
 
 def confirmed_devices(user) -> list:

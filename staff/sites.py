@@ -12,13 +12,13 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
 from config import lockout
+from config.redirects import safe_next
 from staff import otp
 
 _protect = [sensitive_post_parameters(), csrf_protect, never_cache]
@@ -53,7 +53,14 @@ class StaffAdminSite(admin.AdminSite):
     def has_permission(self, request):
         user = request.user
         is_verified = getattr(user, "is_verified", None)
-        return bool(user.is_active and user.is_staff and callable(is_verified) and is_verified())
+        if not (user.is_active and user.is_staff and callable(is_verified) and is_verified()):
+            return False
+        if not otp.admin_session_fresh(request):
+            # Past ADMIN_SESSION_MAX_HOURS or idle for ADMIN_SESSION_IDLE_MINUTES: sign in
+            # again, password and code.
+            auth.logout(request)
+            return False
+        return True
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
@@ -72,12 +79,7 @@ class StaffAdminSite(admin.AdminSite):
     # --- Sign-in -------------------------------------------------------------------------
 
     def _next_url(self, request) -> str:
-        candidate = request.POST.get("next") or request.GET.get("next") or ""
-        if candidate and url_has_allowed_host_and_scheme(
-            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            return candidate
-        return reverse("admin:index", current_app=self.name)
+        return safe_next(request, reverse("admin:index", current_app=self.name))
 
     def _redirect_keeping_next(self, request, url_name: str) -> HttpResponseRedirect:
         url = reverse(url_name, current_app=self.name)
@@ -98,6 +100,7 @@ class StaffAdminSite(admin.AdminSite):
         # Its user_logged_in signal clears the lockout's failure count, as a password login does.
         auth.login(request, user, backend=user.backend)
         otp_login(request, device)
+        otp.admin_session_start(request)
         if enrolled:
             audit_record(actor=user, action="otp_enrol", obj=device, request=request)
         audit_record(actor=user, action="admin_login", obj=user, request=request)

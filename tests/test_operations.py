@@ -63,12 +63,42 @@ def test_healthz_and_readyz_on_real_services(client):
 
 
 @pytest.mark.django_db
-def test_readyz_names_what_is_down(client, settings):
+def test_readyz_names_what_is_down_and_nothing_more(client, settings):
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens on the discard port
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"]["stripe"]["ok"] is False
-    assert response.json()["checks"]["database"]["ok"] is True
+    body = response.json()
+    assert body["checks"]["stripe"] == {"ok": False}
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["down"] == ["stripe"]
+    # No exception class, message or timing for a stranger to learn from.
+    text = response.content.decode()
+    assert "Error" not in text and "refused" not in text.lower() and "ms" not in body["checks"]
+
+
+@pytest.mark.django_db
+def test_readyz_checks_dependencies_at_most_every_30_seconds(client, settings, monkeypatch):
+    from config import health
+
+    assert settings.READYZ_CACHE_SECONDS == 30
+    calls = []
+
+    def stripe_down():
+        calls.append(1)
+        raise ConnectionRefusedError("no")
+
+    monkeypatch.setitem(health._CHECKS, "stripe", stripe_down)
+    clock = [1000.0]
+    monkeypatch.setattr(health.time, "monotonic", lambda: clock[0])
+    for _ in range(5):
+        assert client.get("/readyz").status_code == 503
+    assert len(calls) == 1  # one Stripe call for five probes
+    clock[0] += 29
+    client.get("/readyz")
+    assert len(calls) == 1
+    clock[0] += 1
+    monkeypatch.setitem(health._CHECKS, "stripe", lambda: None)
+    assert client.get("/readyz").status_code == 200  # checked again after 30 s
 
 
 @pytest.mark.django_db

@@ -9,6 +9,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.tests.factories import PASSWORD, UserFactory
+from staff import otp
 
 
 def staff_user(role: str | None = None, *, device: bool = True, **fields):
@@ -46,6 +47,7 @@ def verified_client(user) -> Client:
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device_of(user).persistent_id
+    session[otp.ADMIN_SESSION_STARTED] = session[otp.ADMIN_SESSION_SEEN] = int(time.time())
     session.save()
     return client
 

@@ -1,4 +1,5 @@
 import re
+import time
 
 import pytest
 from django.test import Client
@@ -257,3 +258,48 @@ def test_a_locked_non_staff_username_writes_no_audit(lockout_after_3):
         client.post("/admin/login/", {"username": viewer.username, "password": "guess"})
     client.post("/admin/login/", {"username": "nobody-at-all", "password": "guess"})
     assert not AuditLog.objects.filter(action="admin_login_locked").exists()
+
+
+# --- Admin sessions: 12 h at most, 30 minutes idle --------------------------------------------
+
+
+def _signed_in(user) -> Client:
+    client = Client()
+    _password_step(client, user)
+    response = client.post("/admin/otp/", {"otp_token": current_code(device_of(user))})
+    assert response["Location"] == "/admin/"
+    return client
+
+
+def _age_session(client: Client, *, started_ago: int, seen_ago: int) -> None:
+    session = client.session
+    now = int(time.time())
+    session[otp.ADMIN_SESSION_STARTED] = now - started_ago
+    session[otp.ADMIN_SESSION_SEEN] = now - seen_ago
+    session.save()
+
+
+def test_an_admin_session_ends_after_30_idle_minutes(settings):
+    assert settings.ADMIN_SESSION_IDLE_MINUTES == 30
+    user = staff_user("finance")
+    client = _signed_in(user)
+    _age_session(client, started_ago=29 * 60, seen_ago=29 * 60)
+    assert client.get("/admin/").status_code == 200  # used again within 30 minutes
+    assert client.session[otp.ADMIN_SESSION_SEEN] >= int(time.time()) - 5
+
+    _age_session(client, started_ago=40 * 60, seen_ago=31 * 60)
+    response = client.get("/admin/staff/wallet/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert "_auth_user_id" not in client.session  # signed out, not just bounced
+    assert client.get("/admin/").status_code == 302
+
+
+def test_an_admin_session_ends_after_12_hours_however_busy(settings):
+    assert settings.ADMIN_SESSION_MAX_HOURS == 12
+    user = staff_user("finance")
+    client = _signed_in(user)
+    _age_session(client, started_ago=11 * 3600, seen_ago=60)
+    assert client.get("/admin/").status_code == 200
+    _age_session(client, started_ago=12 * 3600 + 60, seen_ago=60)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
