@@ -387,6 +387,8 @@ ADJUSTMENT_APPROVAL_ABOVE = env.int("ADJUSTMENT_APPROVAL_ABOVE", default=10_000)
 # A signed-in admin session ends after this many hours, or after this many idle minutes.
 ADMIN_SESSION_MAX_HOURS = env.int("ADMIN_SESSION_MAX_HOURS", default=12)
 ADMIN_SESSION_IDLE_MINUTES = env.int("ADMIN_SESSION_IDLE_MINUTES", default=30)
+# How long a staff member's one-time 2FA enrolment link works.
+ENROL_LINK_TTL_HOURS = env.int("ENROL_LINK_TTL_HOURS", default=24)
 # The largest refund (in coins) the support role may make; finance has no limit.
 SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000)
 

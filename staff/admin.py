@@ -290,3 +290,6 @@ class AdjustmentRequestAdmin(ReadOnlyModelAdmin):
             return f"Adjustment request #{adjustment.pk} rejected."
 
         return self._decide(request, pk, decide)
+
+
+from staff import admin_enrolment  # noqa: E402,F401  (the 2FA enrolment-link action on users)

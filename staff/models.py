@@ -143,3 +143,38 @@ class AdjustmentRequest(models.Model):
     @property
     def idempotency_key(self) -> str:
         return f"adjustment-request:{self.pk}"
+
+
+class EnrolmentLink(models.Model):
+    """A one-time link that lets a staff member set up their first two-factor device.
+
+    A password alone never enrols a device: a superuser issues the link (admin action or
+    ``manage.py staff_totp --enrol-link USER``). Only a SHA-256 digest of the link's secret is
+    stored; it works once, for ``ENROL_LINK_TTL_HOURS`` (24), and a newer link ends older ones.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when issued on the command line.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "2FA enrolment link"
+
+    def __str__(self) -> str:
+        return f"2FA enrolment link #{self.pk} for {self.user}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()

@@ -8,15 +8,25 @@ right, so a session is never authenticated for staff pages by a password alone.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import secrets
 import time
+from datetime import timedelta
+from typing import Any
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from config.errors import DomainError
 
 PENDING_USER = "staff_otp_user"
 PENDING_BACKEND = "staff_otp_backend"
@@ -64,8 +74,6 @@ def admin_session_start(request) -> None:
 def admin_session_fresh(request) -> bool:
     """True while this verified admin session is younger than ``ADMIN_SESSION_MAX_HOURS`` and
     was used in the last ``ADMIN_SESSION_IDLE_MINUTES``; marks it used."""
-    from django.conf import settings
-
     started = request.session.get(ADMIN_SESSION_STARTED)
     seen = request.session.get(ADMIN_SESSION_SEEN)
     now = int(time.time())
@@ -132,3 +140,104 @@ def qr_svg(data: str, size_px: int = 220) -> str:
         r'width="[^"]+" height="[^"]+"', f'width="{size_px}" height="{size_px}"', svg, count=1
     )
     return svg.replace("<svg ", '<svg role="img" aria-label="QR code for your authenticator" ', 1)
+
+
+# --- Enrolment links: a password alone never enrols the first device ---------------------------
+
+ENROL_LINK_SESSION = "staff_otp_enrol_link"
+
+
+class EnrolmentLinkRefused(DomainError):
+    code = "enrolment_link_refused"
+    status = 400
+    default_message = "No enrolment link can be issued for this account."
+
+
+def _link_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def enrolment_link_issue(*, user, actor, request=None, reason: str = "") -> tuple[Any, str]:
+    """A new one-time enrolment link for ``user``; returns (link, secret for the URL).
+
+    ``actor`` is the superuser issuing it (None on the command line). Older unused links of
+    the user stop working. Audited as ``otp_enrol_link``.
+    """
+    from staff.models import EnrolmentLink
+    from staff.services import audit_record
+
+    if actor is not None and not actor.is_superuser:
+        raise PermissionDenied("Only a superuser issues enrolment links.")
+    if not (user.is_active and user.is_staff):
+        raise EnrolmentLinkRefused(f"{user.get_username()} is not an active staff member.")
+    if has_confirmed_device(user):
+        raise EnrolmentLinkRefused(
+            f"{user.get_username()} already has a two-factor device: remove it first "
+            "(OTP TOTP › TOTP devices) if the phone is lost."
+        )
+    now = timezone.now()
+    EnrolmentLink.objects.filter(user=user, used_at=None, revoked_at=None).update(revoked_at=now)
+    secret = secrets.token_urlsafe(32)
+    link = EnrolmentLink.objects.create(
+        user=user,
+        digest=_link_digest(secret),
+        issued_by=actor,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.ENROL_LINK_TTL_HOURS),
+    )
+    audit_record(
+        actor=actor,
+        action="otp_enrol_link",
+        obj=user,
+        after={"link": link.pk, "expires_at": link.expires_at},
+        reason=reason or "2FA enrolment link issued",
+        request=request,
+    )
+    return link, secret
+
+
+def enrolment_link_path(secret: str) -> str:
+    return reverse("admin:otp_enrol_link", kwargs={"secret": secret})
+
+
+def enrolment_link_find(secret: str):
+    """The usable link with this secret, or None (unknown, used, replaced or expired)."""
+    from staff.models import EnrolmentLink
+
+    if not secret or len(secret) > 100:
+        return None
+    link = EnrolmentLink.objects.select_related("user").filter(digest=_link_digest(secret)).first()
+    if link is None or not link.is_usable:
+        return None
+    if not (link.user.is_active and link.user.is_staff):
+        return None
+    return link
+
+
+def enrolment_link_for_session(request, user):
+    """The usable link this browser opened for ``user``, or None."""
+    from staff.models import EnrolmentLink
+
+    link_id = request.session.get(ENROL_LINK_SESSION)
+    if link_id is None:
+        return None
+    link = EnrolmentLink.objects.filter(pk=link_id, user=user).first()
+    if link is None or not link.is_usable:
+        return None
+    return link
+
+
+@transaction.atomic
+def enrolment_confirm(*, link, device: TOTPDevice) -> bool:
+    """Confirm ``device`` with ``link``, once: False when the link was used (or ended) since."""
+    from staff.models import EnrolmentLink
+
+    locked = EnrolmentLink.objects.select_for_update().get(pk=link.pk)
+    if not locked.is_usable or locked.user_id != device.user_id:
+        return False
+    locked.used_at = timezone.now()
+    locked.save(update_fields=["used_at"])
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return True

@@ -73,6 +73,7 @@ class StaffAdminSite(admin.AdminSite):
         return [
             path("otp/", self.otp_verify_view, name="otp_verify"),
             path("otp/enrol/", self.otp_enrol_view, name="otp_enrol"),
+            path("otp/enrol/<str:secret>/", self.otp_enrol_link_view, name="otp_enrol_link"),
             *super().get_urls(),
         ]
 
@@ -97,6 +98,7 @@ class StaffAdminSite(admin.AdminSite):
 
         nxt = self._next_url(request)
         otp.pending_clear(request)
+        request.session.pop(otp.ENROL_LINK_SESSION, None)
         # Its user_logged_in signal clears the lockout's failure count, as a password login does.
         auth.login(request, user, backend=user.backend)
         otp_login(request, device)
@@ -224,8 +226,26 @@ class StaffAdminSite(admin.AdminSite):
         return TemplateResponse(request, "admin/staff/otp_verify.html", context)
 
     @method_decorator(_protect)
+    def otp_enrol_link_view(self, request, secret: str):
+        """The one-time link a superuser issued: remember it in this browser, then the usual
+        password step. Opening it enrols nothing (mail scanners open links too)."""
+        link = otp.enrolment_link_find(secret)
+        if link is None:
+            context = {**self.each_context(request), "title": "Enrolment link not valid"}
+            request.current_app = self.name
+            return TemplateResponse(
+                request, "admin/staff/otp_enrol_link_invalid.html", context, status=404
+            )
+        request.session[otp.ENROL_LINK_SESSION] = link.pk
+        pending = otp.pending_user(request)
+        if pending is not None and pending.pk == link.user_id:
+            return HttpResponseRedirect(reverse("admin:otp_enrol", current_app=self.name))
+        return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
+
+    @method_decorator(_protect)
     def otp_enrol_view(self, request):
-        """Step 2 for a staff member without a device: scan a QR code, confirm one code."""
+        """Step 2 for a staff member without a device, who opened an enrolment link: scan a
+        QR code, confirm one code. Without a link: how to get one, and nothing else."""
         user = otp.pending_user(request)
         if user is None:
             return self._redirect_keeping_next(request, "admin:login")
@@ -234,14 +254,22 @@ class StaffAdminSite(admin.AdminSite):
         if otp.has_confirmed_device(user):
             # Enrolment is only for the first device; a second one needs the first.
             return self._redirect_keeping_next(request, "admin:otp_verify")
+        link = otp.enrolment_link_for_session(request, user)
+        if link is None:
+            context = {**self.each_context(request), "title": "Two-factor set-up needs a link"}
+            context["staff_user"] = user
+            request.current_app = self.name
+            return TemplateResponse(
+                request, "admin/staff/otp_enrol_needs_link.html", context, status=403
+            )
         device = otp.enrolment_device(user)
         error = ""
         if request.method == "POST":
             token = "".join((request.POST.get("otp_token") or "").split())
             if token and device.verify_token(token):
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
-                return self._complete_login(request, user, device, enrolled=True)
+                if otp.enrolment_confirm(link=link, device=device):
+                    return self._complete_login(request, user, device, enrolled=True)
+                return self._redirect_keeping_next(request, "admin:otp_enrol")
             if self._code_failed(request, user):
                 return self._locked_out(request, user)
             error = "That code is not right. Check the time on your phone and try the current one."

@@ -1,12 +1,26 @@
+import io
 import re
 import time
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
+from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from staff import otp
-from staff.models import AuditLog
-from staff.tests.factories import PASSWORD, current_code, device_of, next_code, staff_user
+from staff.models import AuditLog, EnrolmentLink
+from staff.tests.factories import (
+    PASSWORD,
+    current_code,
+    device_of,
+    next_code,
+    staff_user,
+    verified_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -79,10 +93,20 @@ def test_otp_step_without_password_step_goes_back_to_login():
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_staff_without_device_is_walked_through_enrolment(settings):
+def _open_link(client: Client, user, actor=None) -> str:
+    """Issue an enrolment link for ``user`` and open it in ``client``; returns its path."""
+    _link, secret = otp.enrolment_link_issue(user=user, actor=actor)
+    path = otp.enrolment_link_path(secret)
+    response = client.get(path)
+    assert response.status_code == 302, response.content
+    return path
+
+
+def test_staff_with_a_link_is_walked_through_enrolment(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0  # the wrong code below would delay the right one
     user = staff_user("support", device=False)
     client = Client()
+    _open_link(client, user)
     assert _password_step(client, user) == "/admin/otp/enrol/"
     page = client.get("/admin/otp/enrol/")
     assert page.status_code == 200
@@ -102,6 +126,171 @@ def test_staff_without_device_is_walked_through_enrolment(settings):
     assert client.get("/admin/").status_code == 200
     actions = set(AuditLog.objects.filter(actor=user).values_list("action", flat=True))
     assert {"otp_enrol", "admin_login"} <= actions
+    assert EnrolmentLink.objects.get(user=user).used_at is not None
+
+
+def test_a_password_alone_does_not_enrol_the_first_device():
+    user = staff_user("finance", device=False, is_superuser=True)
+    client = Client()
+    assert _password_step(client, user) == "/admin/otp/enrol/"
+    page = client.get("/admin/otp/enrol/")
+    assert page.status_code == 403
+    html = page.content.decode()
+    assert "enrolment link" in html and "staff-qr" not in html and "otp-secret" not in html
+    response = client.post("/admin/otp/enrol/", {"otp_token": "123456"})
+    assert response.status_code == 403
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_link_can_be_opened_after_the_password_too():
+    user = staff_user("finance", device=False)
+    client = Client()
+    assert _password_step(client, user) == "/admin/otp/enrol/"
+    _link, secret = otp.enrolment_link_issue(user=user, actor=None)
+    response = client.get(otp.enrolment_link_path(secret))
+    assert response["Location"] == "/admin/otp/enrol/"
+    assert client.get("/admin/otp/enrol/").status_code == 200
+
+
+def test_an_enrolment_link_works_once():
+    user = staff_user("finance", device=False)
+    first, second = Client(), Client()
+    path = _open_link(first, user)
+    assert second.get(path).status_code == 302  # a second browser opened it too
+    _password_step(first, user)
+    _password_step(second, user)
+    first.get("/admin/otp/enrol/")
+    device = device_of(user)
+    second.get("/admin/otp/enrol/")  # same unconfirmed device, same QR
+    assert (
+        first.post("/admin/otp/enrol/", {"otp_token": current_code(device)})["Location"]
+        == "/admin/"
+    )
+
+    # The link is spent: the other browser is not enrolled by it, nor can it open it again.
+    response = second.post("/admin/otp/enrol/", {"otp_token": current_code(device)})
+    assert response["Location"].startswith("/admin/otp/")
+    assert second.get("/admin/").status_code == 302
+    assert Client().get(path).status_code == 404
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1
+
+
+def test_an_enrolment_link_expires_after_24_hours(settings):
+    assert settings.ENROL_LINK_TTL_HOURS == 24
+    user = staff_user("finance", device=False)
+    link, secret = otp.enrolment_link_issue(user=user, actor=None)
+    assert abs((link.expires_at - link.created_at).total_seconds() - 24 * 3600) < 1
+    EnrolmentLink.objects.filter(pk=link.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    client = Client()
+    response = client.get(otp.enrolment_link_path(secret))
+    assert response.status_code == 404 and b"does not work" in response.content
+    _password_step(client, user)
+    assert client.get("/admin/otp/enrol/").status_code == 403
+
+
+def test_a_link_opened_before_it_expired_stops_working_when_it_expires():
+    user = staff_user("finance", device=False)
+    client = Client()
+    _open_link(client, user)
+    _password_step(client, user)
+    assert client.get("/admin/otp/enrol/").status_code == 200
+    EnrolmentLink.objects.filter(user=user).update(expires_at=timezone.now())
+    response = client.post("/admin/otp/enrol/", {"otp_token": current_code(device_of(user))})
+    assert response.status_code == 403
+    assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def test_a_new_link_ends_the_older_one_and_a_link_is_for_one_person():
+    user = staff_user("finance", device=False)
+    other = staff_user("finance", device=False)
+    _old, old_secret = otp.enrolment_link_issue(user=user, actor=None)
+    _new, new_secret = otp.enrolment_link_issue(user=user, actor=None)
+    assert Client().get(otp.enrolment_link_path(old_secret)).status_code == 404
+
+    # Someone else's link does not let ``other`` enrol.
+    client = Client()
+    assert client.get(otp.enrolment_link_path(new_secret)).status_code == 302
+    _password_step(client, other)
+    assert client.get("/admin/otp/enrol/").status_code == 403
+    assert Client().get("/admin/otp/enrol/not-a-real-link/").status_code == 404
+
+
+def test_no_link_for_a_non_staff_user_or_one_who_has_a_device():
+    from accounts.tests.factories import UserFactory
+    from config.errors import DomainError
+
+    with pytest.raises(DomainError):
+        otp.enrolment_link_issue(user=UserFactory(), actor=None)
+    with pytest.raises(DomainError):
+        otp.enrolment_link_issue(user=staff_user("finance"), actor=None)
+    assert not EnrolmentLink.objects.exists()
+
+
+def test_a_superuser_issues_a_link_from_the_user_list_and_it_is_audited():
+    boss = staff_user(is_superuser=True)
+    newcomer = staff_user("support", device=False)
+    response = verified_client(boss).post(
+        "/admin/accounts/user/",
+        {"action": "issue_enrolment_link", "_selected_action": [newcomer.pk]},
+    )
+    assert response.status_code == 200
+    url = re.search(r'class="enrol-link">([^<]+)<', response.content.decode()).group(1)
+    assert url.startswith("http://testserver/admin/otp/enrol/")
+    audit = AuditLog.objects.get(action="otp_enrol_link")
+    assert audit.actor == boss and audit.object_id == str(newcomer.pk)
+    assert EnrolmentLink.objects.get(user=newcomer).issued_by == boss
+    # The secret is not stored, only its digest.
+    secret = url.rstrip("/").rsplit("/", 1)[1]
+    assert not EnrolmentLink.objects.filter(digest__contains=secret).exists()
+
+    client = Client()
+    assert client.get(url.removeprefix("http://testserver")).status_code == 302
+    _password_step(client, newcomer)
+    assert client.get("/admin/otp/enrol/").status_code == 200
+
+
+def test_only_a_superuser_may_issue_links():
+    finance = staff_user("finance")
+    finance.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="accounts", codename__in=["view_user", "change_user"]
+        )
+    )
+    newcomer = staff_user("support", device=False)
+    client = verified_client(finance)
+    listing = client.get("/admin/accounts/user/")
+    assert listing.status_code == 200 and b"issue_enrolment_link" not in listing.content
+    client.post(
+        "/admin/accounts/user/",
+        {"action": "issue_enrolment_link", "_selected_action": [newcomer.pk]},
+    )
+    assert not EnrolmentLink.objects.exists()
+    with pytest.raises(PermissionDenied):
+        otp.enrolment_link_issue(user=newcomer, actor=finance)
+
+
+def test_the_command_issues_a_link(settings):
+    newcomer = staff_user("support", device=False)
+    out = io.StringIO()
+    call_command(
+        "staff_totp",
+        "--enrol-link",
+        newcomer.username,
+        "--base-url",
+        "https://a.example",
+        stdout=out,
+    )
+    url = out.getvalue().split()[0]
+    assert url.startswith("https://a.example/admin/otp/enrol/")
+    audit = AuditLog.objects.get(action="otp_enrol_link")
+    assert audit.actor is None and "command line" in audit.reason
+    client = Client()
+    assert client.get(url.removeprefix("https://a.example")).status_code == 302
+    with pytest.raises(CommandError):
+        call_command("staff_totp", "--enrol-link", "nobody-here", stdout=io.StringIO())
 
 
 def test_enrolled_user_cannot_enrol_a_second_device_with_a_password():
@@ -221,6 +410,7 @@ def test_a_right_code_before_the_limit_signs_in_and_resets_the_count(lockout_aft
 def test_wrong_enrolment_codes_count_against_the_lockout_too(lockout_after_3):
     user = staff_user("support", device=False)
     client = Client()
+    _open_link(client, user)
     assert _password_step(client, user) == "/admin/otp/enrol/"
     for _ in range(2):
         assert client.post("/admin/otp/enrol/", {"otp_token": "000000"}).status_code == 200
