@@ -1,4 +1,4 @@
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import authenticate, logout, update_session_auth_hash
 from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
 from rest_framework import serializers, status
@@ -6,11 +6,22 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.services import token_issue, token_revoke, user_register
+from accounts.services import (
+    password_change,
+    password_reset_request,
+    token_issue,
+    token_revoke,
+    user_register,
+)
 from config import lockout
 from config.api import error_responses
 from config.errors import DomainError
-from config.throttles import AuthIPThrottle, AuthUsernameThrottle, SignupThrottle
+from config.throttles import (
+    AuthIPThrottle,
+    AuthUsernameThrottle,
+    PasswordResetIPThrottle,
+    SignupThrottle,
+)
 
 
 class RegisterInput(serializers.Serializer):
@@ -140,4 +151,83 @@ class MeView(APIView):
                 "is_creator": user.is_creator,
                 "creator_handle": user.creator_handle,
             }
+        )
+
+
+class PasswordChangeInput(serializers.Serializer):
+    old_password = serializers.CharField(max_length=128, write_only=True)
+    new_password = serializers.CharField(max_length=128, write_only=True)
+
+
+class PasswordChangeOutput(serializers.Serializer):
+    tokens_revoked = serializers.IntegerField(
+        help_text="How many API tokens of other devices stopped working."
+    )
+
+
+class PasswordResetInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetOutput(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class PasswordChangeView(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthIPThrottle]
+
+    @extend_schema(
+        request=PasswordChangeInput,
+        responses={200: PasswordChangeOutput, **error_responses(400, 401, 429)},
+        summary="Change my password",
+        description="Needs the current password (`wrong_password` otherwise; wrong guesses "
+        "count towards the login lockout, 429 `account_locked`). Every other API token and "
+        "every other session stops working; the token (or session) making the call keeps "
+        "working.",
+    )
+    def post(self, request):
+        data = PasswordChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user
+        lockout.check_or_raise(user.get_username(), request)
+        try:
+            revoked = password_change(
+                user=user,
+                old_password=data.validated_data["old_password"],
+                new_password=data.validated_data["new_password"],
+                keep_token=request.auth if isinstance(request.auth, AuthToken) else None,
+            )
+        except DomainError as exc:
+            if exc.code == "wrong_password":
+                lockout.record_failure(user.get_username(), request)
+            raise
+        if request.auth is None:
+            update_session_auth_hash(request, user)  # this session stays signed in
+        return Response({"tokens_revoked": revoked})
+
+
+class PasswordResetView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [PasswordResetIPThrottle]
+
+    @extend_schema(
+        request=PasswordResetInput,
+        responses={202: PasswordResetOutput, **error_responses(400, 429)},
+        auth=[],
+        summary="Mail a password reset link",
+        description="Always 202, whether or not an account has this address. The mail links "
+        "to the portal's reset page; the link works once, for `PASSWORD_RESET_TIMEOUT_MINUTES`. "
+        "Setting a new password there signs out every device and session.",
+    )
+    def post(self, request):
+        data = PasswordResetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        password_reset_request(
+            email=data.validated_data["email"], site_url=request.build_absolute_uri("/")
+        )
+        return Response(
+            {"detail": "If an account has this address, a reset link is on its way."},
+            status=status.HTTP_202_ACCEPTED,
         )

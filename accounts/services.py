@@ -1,13 +1,22 @@
+import hashlib
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from knox.models import AuthToken
 
-from config.errors import InvalidInput
+from config.errors import DomainError, InvalidInput
 
 User = get_user_model()
 
@@ -70,3 +79,103 @@ def tokens_revoke_all(*, user, keep: AuthToken | None = None) -> int:
         tokens = tokens.exclude(pk=keep.pk)
     deleted, _ = tokens.delete()
     return deleted
+
+
+# --- Passwords: change and reset. Either one signs every other device out. --------------------
+
+
+class WrongPassword(DomainError):
+    code = "wrong_password"
+    status = 400
+    default_message = "The current password is not right."
+
+
+def _password_check_new(user, new_password: str) -> None:
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise InvalidInput(exc.messages[0], fields={"new_password": exc.messages}) from exc
+
+
+@transaction.atomic
+def password_change(
+    *, user, old_password: str, new_password: str, keep_token: AuthToken | None = None
+) -> int:
+    """Set a new password after checking the current one; revokes every API token but
+    ``keep_token`` (the caller's) and returns how many. Other sessions end by themselves: a
+    session carries a hash of the password it was opened with."""
+    if not user.check_password(old_password):
+        raise WrongPassword(fields={"old_password": ["The current password is not right."]})
+    _password_check_new(user, new_password)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    return tokens_revoke_all(user=user, keep=keep_token)
+
+
+@transaction.atomic
+def password_reset_done(*, user) -> int:
+    """After a reset (the password is already saved): every API token goes."""
+    return tokens_revoke_all(user=user)
+
+
+def password_reset_users(*, email: str) -> list:
+    """Active accounts with this address and a password (Django's reset form's rule)."""
+    return [
+        user
+        for user in User.objects.filter(email__iexact=email.strip(), is_active=True)
+        if user.has_usable_password()
+    ]
+
+
+def password_reset_mail_count_and_allow(*, email: str) -> bool:
+    """Count a reset request for this address; False past ``PASSWORD_RESET_MAILS_PER_HOUR``.
+
+    Counted whether or not the address has an account, so the answer reveals nothing."""
+    key = "pwreset-mail:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    cache.add(key, 0, timeout=3600)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=3600)
+        count = 1
+    return count <= settings.PASSWORD_RESET_MAILS_PER_HOUR
+
+
+def password_reset_request(*, email: str, site_url: str) -> None:
+    """Queue the reset mail for whoever owns ``email`` (maybe nobody): the same work and the
+    same answer either way. The mail goes out from a Celery task after the commit."""
+    from accounts.tasks import password_reset_send_task
+
+    if not password_reset_mail_count_and_allow(email=email):
+        return
+    transaction.on_commit(lambda: password_reset_send_task.delay(email, site_url))
+
+
+def password_reset_send(*, email: str, site_url: str) -> int:
+    """Send a reset link to each account with this address; returns how many mails."""
+    sent = 0
+    for user in password_reset_users(email=email):
+        uid = urlsafe_base64_encode(force_bytes(user.pk))
+        token = default_token_generator.make_token(user)
+        path = reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+        password_reset_mail_send(user=user, reset_url=site_url.rstrip("/") + path)
+        sent += 1
+    return sent
+
+
+def password_reset_mail_send(*, user, reset_url: str) -> None:
+    """The reset mail itself (plain text and HTML), through Django's email framework."""
+    context = {
+        "user": user,
+        "reset_url": reset_url,
+        "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
+    }
+    message = EmailMultiAlternatives(
+        subject="Reset your Applause password",
+        body=render_to_string("accounts/email/password_reset.txt", context),
+        to=[user.email],
+    )
+    message.attach_alternative(
+        render_to_string("accounts/email/password_reset.html", context), "text/html"
+    )
+    message.send()

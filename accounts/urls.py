@@ -5,5 +5,7 @@ from accounts import api
 urlpatterns = [
     path("auth/register/", api.RegisterView.as_view(), name="api-register"),
     path("auth/token/", api.TokenView.as_view(), name="api-token"),
+    path("auth/password/", api.PasswordChangeView.as_view(), name="api-password-change"),
+    path("auth/password/reset/", api.PasswordResetView.as_view(), name="api-password-reset"),
     path("me/", api.MeView.as_view(), name="api-me"),
 ]

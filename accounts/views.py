@@ -2,15 +2,18 @@ import math
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import LoginView, LogoutView
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms import LoginForm, SignupForm
-from accounts.services import user_register
+from accounts.services import password_reset_done, password_reset_request, user_register
 from config.errors import DomainError
 from config.redirects import safe_next
-from config.throttles import SignupThrottle
+from config.throttles import PasswordResetIPThrottle, SignupThrottle
 
 
 def landing(request):
@@ -60,3 +63,58 @@ class PortalLoginView(LoginView):
 
 class PortalLogoutView(LogoutView):
     pass
+
+
+# --- Passwords: Django's change and reset flows, in the portal's look --------------------------
+
+
+class PortalPasswordChangeView(auth_views.PasswordChangeView):
+    """Signed in: current password, new one twice. This session stays; every other session
+    and every API token stops working."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # saves, keeps this session (update_session_auth_hash)
+        password_reset_done(user=form.user)
+        return response
+
+
+class PortalPasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    template_name = "accounts/password_change_done.html"
+
+
+class PortalPasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link. The same page follows whether or not the address has an
+    account; requests are limited per client address and per email address."""
+
+    template_name = "accounts/password_reset.html"
+    success_url = reverse_lazy("password_reset_sent")
+
+    def form_valid(self, form):
+        if not PasswordResetIPThrottle().allow_request(self.request, None):
+            form.add_error(None, "Too many reset requests from here. Try again in an hour.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        password_reset_request(
+            email=form.cleaned_data["email"], site_url=self.request.build_absolute_uri("/")
+        )
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PortalPasswordResetSentView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_sent.html"
+
+
+class PortalPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        password_reset_done(user=form.user)
+        return response
+
+
+class PortalPasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"

@@ -254,6 +254,7 @@ REST_FRAMEWORK = {
         "recharge": env.str("THROTTLE_RECHARGE", default="20/hour"),
         "signup": env.str("THROTTLE_SIGNUP", default="20/hour"),
         "live_open": env.str("THROTTLE_LIVE_OPEN", default="60/min"),
+        "password_reset": env.str("THROTTLE_PASSWORD_RESET", default="5/hour"),
     },
     # Only for DRF throttles of others: ours read accounts.client_address (the same count).
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
@@ -266,6 +267,9 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
     "AUTO_REFRESH": False,
 }
+# Password reset: links work this long; at most this many reset mails per address an hour.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_MINUTES", default=60) * 60
+PASSWORD_RESET_MAILS_PER_HOUR = env.int("PASSWORD_RESET_MAILS_PER_HOUR", default=3)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Applause API",
     "DESCRIPTION": "Coins, gifts, creator earnings and payouts.",

@@ -58,6 +58,15 @@ class AuthUsernameThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": "auth-user", "ident": digest}
 
 
+class PasswordResetIPThrottle(_ClientAddressThrottle):
+    """Password reset requests per client address (API and portal)."""
+
+    scope = "password_reset"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": "pwreset-ip", "ident": self.get_ident(request)}
+
+
 class MoneyThrottle(SimpleRateThrottle):
     """Money-moving POSTs per user."""
 
