@@ -285,6 +285,16 @@ class StaffAdminSite(admin.AdminSite):
         request.current_app = self.name
         return TemplateResponse(request, "admin/staff/otp_enrol.html", context)
 
+    def password_change(self, request, extra_context=None):
+        """Django's admin password change; a new password also revokes every API token (this
+        session stays, other sessions end by themselves)."""
+        from accounts.services import tokens_revoke_all
+
+        response = super().password_change(request, extra_context)
+        if request.method == "POST" and response.status_code == 302:
+            tokens_revoke_all(user=request.user)
+        return response
+
     # --- Dashboard -----------------------------------------------------------------------
 
     def _changelist_url(self, app_label: str, model_name: str) -> str:

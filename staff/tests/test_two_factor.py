@@ -493,3 +493,22 @@ def test_an_admin_session_ends_after_12_hours_however_busy(settings):
     _age_session(client, started_ago=12 * 3600 + 60, seen_ago=60)
     response = client.get("/admin/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_a_password_change_in_the_admin_revokes_every_api_token():
+    from knox.models import AuthToken
+
+    from conftest import client_for
+
+    user = staff_user("finance")
+    app = client_for(user)
+    client = verified_client(user)
+    new = "a-brand-new-long-passphrase"
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+    )
+    assert response.status_code == 302
+    assert app.get("/api/v1/me/").status_code == 401
+    assert not AuthToken.objects.filter(user=user).exists()
+    assert client.get("/admin/").status_code == 200  # this session stays
