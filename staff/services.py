@@ -246,19 +246,56 @@ def adjustment_request_reject(
     return adjustment
 
 
-# --- Refund limit for support ---------------------------------------------------------------
+# --- Refunds: support's limit, spent coins need finance ------------------------------------
 
 
-def require_refund_allowed(*, actor, coins: int) -> None:
-    """Support may refund up to ``SUPPORT_REFUND_LIMIT_COINS`` coins; finance any amount."""
+@transaction.atomic
+def staff_recharge_refund(
+    *,
+    actor,
+    recharge,
+    reason: str,
+    coins: int | None = None,
+    idempotency_key: str | None = None,
+    request=None,
+):
+    """A staff refund through Stripe, with clawback, audited.
+
+    Finance may refund anything. Support may refund up to ``SUPPORT_REFUND_LIMIT_COINS``
+    coins, counted cumulatively per recharge and per member over a rolling 24 h, and only
+    coins the viewer still holds: a refund that would put the viewer into coin debt (and claw
+    back the creators they gifted) needs finance. Both limits are checked under the locks of
+    ``wallets.services.recharge_refund`` (race-safe)."""
     require_role(actor, (SUPPORT, FINANCE))
-    if has_role(actor, FINANCE):
-        return
-    limit = int(getattr(settings, "SUPPORT_REFUND_LIMIT_COINS", 5_000))
-    if coins > limit:
-        raise PermissionDenied(
-            f"Support can refund up to {limit:,} coins; ask finance for this one."
-        )
+    reason = _required_reason(reason)
+    is_finance = has_role(actor, FINANCE)
+    before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
+    refund = wallet_services.recharge_refund(
+        recharge=recharge,
+        reason=reason,
+        coins=coins,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        support_limit=None if is_finance else int(settings.SUPPORT_REFUND_LIMIT_COINS),
+        allow_debt=is_finance,
+    )
+    recharge.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="recharge_refund",
+        obj=recharge,
+        before=before,
+        after={
+            "status": recharge.status,
+            "coins_refunded": recharge.coins_refunded,
+            "refund": refund.pk,
+            "amount": str(refund.amount),
+            "coins_to_debt": refund.coins_to_debt,
+        },
+        reason=reason,
+        request=request,
+    )
+    return refund
 
 
 def admin_sign_in_notify(*, user, request) -> None:

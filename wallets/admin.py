@@ -25,7 +25,7 @@ from wallets.models import (
     StripeDispute,
     StripeEvent,
 )
-from wallets.services import account_balance, discrepancy_resolve, recharge_refund
+from wallets.services import account_balance, discrepancy_resolve
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -202,7 +202,7 @@ class RechargeAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
     def refund_action(self, request, queryset):
-        from staff.services import audit_record, require_refund_allowed  # staff sits on top
+        from staff.services import staff_recharge_refund  # staff sits on top
 
         if not request.user.has_perm("wallets.change_recharge"):
             self.message_user(request, "You may not refund recharges.", messages.ERROR)
@@ -212,32 +212,14 @@ class RechargeAdmin(ReadOnlyAdmin):
             done = 0
             for recharge in queryset:
                 try:
-                    coins = form.cleaned_data["coins"] or recharge.coins - recharge.coins_refunded
-                    require_refund_allowed(actor=request.user, coins=coins)
-                    before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
-                    with transaction.atomic():
-                        refund = recharge_refund(
-                            recharge=recharge,
-                            reason=form.cleaned_data["reason"],
-                            coins=form.cleaned_data["coins"],
-                            actor=request.user,
-                            idempotency_key=f"{form.cleaned_data['idempotency_key']}-{recharge.pk}",
-                        )
-                        recharge.refresh_from_db()
-                        audit_record(
-                            actor=request.user,
-                            action="recharge_refund",
-                            obj=recharge,
-                            before=before,
-                            after={
-                                "status": recharge.status,
-                                "coins_refunded": recharge.coins_refunded,
-                                "refund": refund.pk,
-                                "amount": str(refund.amount),
-                            },
-                            reason=form.cleaned_data["reason"],
-                            request=request,
-                        )
+                    staff_recharge_refund(
+                        actor=request.user,
+                        recharge=recharge,
+                        reason=form.cleaned_data["reason"],
+                        coins=form.cleaned_data["coins"],
+                        idempotency_key=f"{form.cleaned_data['idempotency_key']}-{recharge.pk}",
+                        request=request,
+                    )
                     done += 1
                 except PermissionDenied as exc:
                     self.message_user(request, f"Recharge #{recharge.pk}: {exc}", messages.ERROR)

@@ -403,6 +403,9 @@ class RechargeRefund(models.Model):
     )
     # The staff form's idempotency key: a double submit refunds once.
     request_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # Made by a support member (not finance): counts against SUPPORT_REFUND_LIMIT_COINS, per
+    # recharge and per member over a rolling day (wallets.services.refunds).
+    support_limited = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -410,6 +413,13 @@ class RechargeRefund(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["stripe_id", "source"], name="rechargerefund_once_per_stripe_object"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["actor", "created_at"],
+                condition=Q(support_limited=True),
+                name="rechargerefund_support_day",
             ),
         ]
 
@@ -566,14 +576,25 @@ class SpendingLimits(models.Model):
 
 
 class ChargebackAllocation(models.Model):
-    """Which gift a disputed recharge's spent coins funded, and who bore the diamonds.
+    """Which gift a clawed-back recharge's spent coins funded, and who bore the diamonds.
 
-    One row per (dispute, gift transaction). ``diamonds`` = ``diamonds_clawed`` (taken from the
-    creator's pending diamonds) + ``diamonds_absorbed`` (kept by the creator, booked to the
-    platform's chargeback losses). ``transaction`` is the creator's clawback journal row.
+    One row per (clawback, gift transaction). A clawback is a ``RechargeRefund`` (a dispute,
+    a staff refund or one made in Stripe); a dispute's rows also name the dispute (a won
+    dispute reverses them). ``diamonds`` = ``diamonds_clawed`` (taken from the creator's
+    pending diamonds) + ``diamonds_absorbed`` (kept by the creator, booked to the platform's
+    chargeback losses). ``transaction`` is the creator's clawback journal row.
     """
 
-    dispute = models.ForeignKey(StripeDispute, on_delete=models.PROTECT, related_name="allocations")
+    dispute = models.ForeignKey(
+        StripeDispute, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations"
+    )
+    refund = models.ForeignKey(
+        RechargeRefund,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="allocations",
+    )
     gift_transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="chargeback_allocations"
     )
@@ -593,6 +614,13 @@ class ChargebackAllocation(models.Model):
             models.UniqueConstraint(
                 fields=["dispute", "gift_transaction"], name="chargebackalloc_once_per_gift"
             ),
+            models.UniqueConstraint(
+                fields=["refund", "gift_transaction"], name="chargebackalloc_once_per_refund_gift"
+            ),
+            models.CheckConstraint(
+                condition=Q(dispute__isnull=False) | Q(refund__isnull=False),
+                name="chargebackalloc_has_a_cause",
+            ),
             models.CheckConstraint(
                 condition=Q(coins__gt=0)
                 & Q(diamonds_clawed__gte=0)
@@ -603,4 +631,5 @@ class ChargebackAllocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.dispute_id}: gift tx {self.gift_transaction_id}, {self.coins} coins"
+        cause = self.dispute_id or f"refund {self.refund_id}"
+        return f"{cause}: gift tx {self.gift_transaction_id}, {self.coins} coins"

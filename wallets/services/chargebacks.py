@@ -1,8 +1,10 @@
-"""Chargebacks that don't ruin creators: who bears a dispute on coins already gifted.
+"""Chargebacks that don't ruin creators: who bears a clawback of coins already gifted.
 
-When a dispute claws back a recharge and the wallet cannot cover it, the shortfall is coins
-the viewer already spent (they become the viewer's coin debt, as before). This module traces
-which gifts (and membership months, booked the same way) those coins funded and books the creators' side by ``CHARGEBACK_POLICY``:
+When a dispute or a refund (by staff, or one made in Stripe's dashboard) claws back a
+recharge and the wallet cannot cover it, the shortfall is coins the viewer already spent
+(they become the viewer's coin debt). ``chargeback_allocate`` is the one policy for every
+such clawback: it traces which gifts (and membership months, booked the same way) those
+coins funded and books the creators' side by ``CHARGEBACK_POLICY``:
 
 - ``absorb``: the creators keep their diamonds; the platform books them to its
   ``chargeback_losses`` account.
@@ -13,8 +15,9 @@ which gifts (and membership months, booked the same way) those coins funded and 
 Tracing is FIFO: the viewer's gifts since the recharge was paid, oldest first, take the
 spent coins until they are covered (coins of a gift already traced by another dispute are
 skipped). Each gift's diamonds are pro rata to the coins traced to it (rounded down).
-One clawback transaction per creator (key ``chargeback:<dispute>:<pending account>``) with
-a memo the creator's statement shows; a won dispute reverses them.
+One clawback transaction per creator (key ``chargeback:<dispute or refund id>:<pending
+account>``) with a memo the creator's statement shows, naming the cause (a chargeback, or a
+refund to the buyer); a won dispute reverses its own.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from wallets.models import (
     Entry,
     LedgerTransaction,
     Recharge,
+    RechargeRefund,
+    RefundSource,
     StripeDispute,
     TransactionKind,
 )
@@ -76,13 +81,26 @@ def _trace_gifts(*, recharge: Recharge, spent_coins: int) -> list[tuple[int, int
     return traced
 
 
+def _cause(refund: RechargeRefund, who: str, recharge: Recharge) -> str:
+    if refund.source == RefundSource.DISPUTE:
+        return f"Chargeback on recharge #{recharge.pk} by {who}"
+    by = "by Applause support" if refund.source == RefundSource.STAFF else "through Stripe"
+    return f"Refund of recharge #{recharge.pk} to {who} ({by})"
+
+
 def chargeback_allocate(
-    *, recharge: Recharge, dispute: StripeDispute, spent_coins: int
+    *,
+    recharge: Recharge,
+    refund: RechargeRefund,
+    spent_coins: int,
+    dispute: StripeDispute | None = None,
 ) -> list[ChargebackAllocation]:
-    """Book the creators' side of a dispute's spent coins. Runs inside the dispute's
-    transaction (recharge row locked); idempotent per dispute."""
-    if spent_coins <= 0 or dispute.allocations.exists():
+    """Book the creators' side of a clawback's spent coins (a dispute's, or a refund's).
+    Runs inside the clawback's transaction (recharge row locked); idempotent per clawback."""
+    if spent_coins <= 0 or refund.allocations.exists():
         return []
+    if dispute is not None and dispute.allocations.exists():
+        return []  # booked before allocations named their refund
     policy = settings.CHARGEBACK_POLICY
     traced = _trace_gifts(recharge=recharge, spent_coins=spent_coins)
     if not traced:
@@ -111,6 +129,7 @@ def chargeback_allocate(
     issuance = platform_account(AccountKind.DIAMOND_ISSUANCE)
     losses = platform_account(AccountKind.CHARGEBACK_LOSSES)
     who = recharge.user.username
+    cause = _cause(refund, who, recharge)
     allocations: list[ChargebackAllocation] = []
     # Creators in account-id order: the pending rows are locked in the ledger's lock order.
     for account_id in sorted(by_creator):
@@ -136,20 +155,24 @@ def chargeback_allocate(
             outcome = f"{clawed_total:,} diamonds taken back from your pending earnings"
         else:
             outcome = f"your {absorbed_total:,} diamonds are untouched (absorbed by Applause)"
+        taken = "charged back" if refund.source == RefundSource.DISPUTE else "refunded"
         memo = (
-            f"Chargeback on recharge #{recharge.pk} by {who}: {coins_total:,} coins of "
-            f"{len(parts)} gift(s) to you were charged back; {outcome}."
+            f"{cause}: {coins_total:,} coins of {len(parts)} gift(s) to you were {taken}; "
+            f"{outcome}."
+        )
+        reference = (
+            f"dispute:{dispute.dispute_id}" if dispute is not None else f"refund:{refund.pk}"
         )
         result = ledger_post(
             kind=TransactionKind.CLAWBACK,
-            idempotency_key=f"chargeback:{dispute.dispute_id}:{account_id}",
+            idempotency_key=f"chargeback:{refund.stripe_id}:{account_id}",
             postings=[
                 Posting(pending, -clawed_total),
                 Posting(issuance, owed),
                 Posting(losses, -absorbed_total),
             ],
-            memo=memo,
-            reference=f"dispute:{dispute.dispute_id}"[:100],
+            memo=memo[:500],
+            reference=reference[:100],
         )
         _creator_notice(pending, dispute=dispute, coins=coins_total, clawed=clawed_total)
         # Oldest gifts are clawed first; the rest of each gift is absorbed.
@@ -160,6 +183,7 @@ def chargeback_allocate(
             allocations.append(
                 ChargebackAllocation.objects.create(
                     dispute=dispute,
+                    refund=refund,
                     gift_transaction_id=tx,
                     pending_account_id=account_id,
                     transaction=result.transaction,

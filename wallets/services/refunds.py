@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
 from djmoney.money import Money
 
 from config.errors import DomainError, InvalidInput
@@ -37,6 +40,18 @@ class RefundNotAllowed(DomainError):
     code = "refund_not_allowed"
     status = 409
     default_message = "This recharge cannot be refunded."
+
+
+class RefundLimitExceeded(DomainError):
+    code = "refund_limit_exceeded"
+    status = 403
+    default_message = "This refund is above what support may refund; ask finance."
+
+
+class RefundNeedsFinance(DomainError):
+    code = "refund_needs_finance"
+    status = 403
+    default_message = "Some of these coins were already spent; only finance can refund them."
 
 
 class RefundCurrencyMismatch(ValueError):
@@ -111,9 +126,15 @@ def recharge_refund_apply(
     reason: str = "",
     actor=None,
     request_key: str | None = None,
+    support_limited: bool = False,
+    dispute: StripeDispute | None = None,
 ) -> RechargeRefund:
     """Record a refund (or dispute) of a locked recharge and claw its coins back, once per
-    Stripe object. Must run inside ``transaction.atomic`` with the recharge row locked."""
+    Stripe object. Must run inside ``transaction.atomic`` with the recharge row locked.
+
+    Coins the wallet cannot cover were spent: they become coin debt, and the gifts they
+    funded are booked by ``CHARGEBACK_POLICY`` (``chargeback_allocate``), whatever the cause
+    (a dispute, a staff refund, a refund made in Stripe)."""
     if not _same_currency(recharge, amount):
         raise RefundCurrencyMismatch(f"{amount} for a purchase in {recharge.price.currency}")
     existing = RechargeRefund.objects.filter(stripe_id=stripe_id, source=source).first()
@@ -130,6 +151,7 @@ def recharge_refund_apply(
                 reason=reason[:500],
                 actor=actor,
                 request_key=request_key,
+                support_limited=support_limited,
             )
     except IntegrityError:
         return RechargeRefund.objects.get(stripe_id=stripe_id, source=source)
@@ -148,6 +170,12 @@ def recharge_refund_apply(
             coins_from_wallet=from_wallet, coins_to_debt=to_debt
         )
         refund.coins_from_wallet, refund.coins_to_debt = from_wallet, to_debt
+        if to_debt:
+            from wallets.services.chargebacks import chargeback_allocate
+
+            chargeback_allocate(
+                recharge=recharge, refund=refund, spent_coins=to_debt, dispute=dispute
+            )
     recharge.coins_refunded += coins
     recharge.amount_refunded += amount
     if source == RefundSource.DISPUTE:
@@ -188,10 +216,22 @@ def recharge_refund(
     coins: int | None = None,
     amount: Money | None = None,
     idempotency_key: str | None = None,
+    support_limit: int | None = None,
+    allow_debt: bool = True,
 ) -> RechargeRefund:
     """Staff refund, full or partial (by coins or by amount), through Stripe, with clawback.
 
-    Idempotent per ``idempotency_key`` (the admin form sends one).
+    Idempotent per ``idempotency_key`` (the admin form sends one). The staff console
+    (``staff.services.staff_recharge_refund``) decides the two limits from the actor's role:
+
+    - ``support_limit``: coins a support member may refund, cumulative per recharge and per
+      member over a rolling 24 h (``RefundLimitExceeded``). Race-safe: the recharge row and
+      the member's user row are locked before counting, so two refunds at once are counted
+      one after the other.
+    - ``allow_debt=False``: refuse a refund the wallet cannot cover (coins already spent:
+      it would create coin debt and claw back creators; ``RefundNeedsFinance``). The wallet
+      row stays locked until the refund commits, so a gift cannot spend the coins between
+      the check and the clawback.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -234,6 +274,16 @@ def recharge_refund(
         coins = _coins_for_amount(recharge, amount)
     if amount.amount <= 0:
         raise InvalidInput("That refund is too small.", fields={"coins": ["Too small."]})
+    if support_limit is not None:
+        _support_limit_check(recharge=recharge, actor=actor, coins=coins, limit=support_limit)
+    if not allow_debt:
+        wallet, _ = _lock_wallet_and_debt(recharge.user)
+        if wallet.balance < coins:
+            raise RefundNeedsFinance(
+                f"The viewer has only {wallet.balance:,} of these {coins:,} coins left (the "
+                "rest was spent): refunding would put them into coin debt and claw back the "
+                "creators they gifted. Ask finance for this one."
+            )
     key = idempotency_key or f"{recharge.pk}-{recharge.refunds.count() + 1}"
     try:
         stripe_refund = gateway.refund_create(
@@ -254,7 +304,36 @@ def recharge_refund(
         reason=reason,
         actor=actor,
         request_key=idempotency_key,
+        support_limited=support_limit is not None,
     )
+
+
+def _support_limit_check(*, recharge: Recharge, actor, coins: int, limit: int) -> None:
+    """Support's refund cap, cumulative per recharge and per member over a rolling day.
+
+    The caller holds the recharge row lock (per-recharge refunds queue there); the member's
+    user row is locked here, always after a recharge row, so one member's refunds of
+    different recharges are counted one after the other too."""
+    from accounts.models import User
+
+    User.objects.select_for_update().filter(pk=actor.pk).first()
+    limited = RechargeRefund.objects.filter(support_limited=True)
+    on_recharge = limited.filter(recharge=recharge).aggregate(total=Sum("coins"))["total"] or 0
+    if on_recharge + coins > limit:
+        raise RefundLimitExceeded(
+            f"Support can refund up to {limit:,} coins of one purchase; {on_recharge:,} of this "
+            f"one are already refunded by support. Ask finance for this one."
+        )
+    since = timezone.now() - timedelta(days=1)
+    today = (
+        limited.filter(actor=actor, created_at__gte=since).aggregate(total=Sum("coins"))["total"]
+        or 0
+    )
+    if today + coins > limit:
+        raise RefundLimitExceeded(
+            f"Support can refund up to {limit:,} coins in 24 hours; you refunded {today:,} "
+            f"already. Ask finance for this one."
+        )
 
 
 def _refund_coins_hint(recharge: Recharge, stripe_refund: Any, amount: Money) -> int:
@@ -358,6 +437,8 @@ def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
     else:
         amount = remaining
     coins = _coins_for_amount(recharge, amount)
+    # Coins already spent (the part the wallet cannot cover) funded gifts: the creators'
+    # side of that is decided by CHARGEBACK_POLICY, as for every clawback (chargebacks.py).
     applied = recharge_refund_apply(
         recharge=recharge,
         stripe_id=row.dispute_id,
@@ -365,14 +446,10 @@ def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
         amount=amount,
         coins=coins,
         reason=f"chargeback {row.dispute_id}",
+        dispute=row,
     )
     row.coins = applied.coins
     row.clawed_back = True
-    # Coins already spent (the part the wallet could not cover) funded gifts: the creators'
-    # side of that is decided by CHARGEBACK_POLICY (see chargebacks.py).
-    from wallets.services.chargebacks import chargeback_allocate
-
-    chargeback_allocate(recharge=recharge, dispute=row, spent_coins=applied.coins_to_debt)
 
 
 @transaction.atomic
