@@ -15,6 +15,7 @@ from accounts.tests.factories import UserFactory
 from config.errors import DomainError
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, make_creator
+from notifications.models import OutboxEmail
 from staff.models import AuditLog
 from staff.permissions import FINANCE, SUPPORT
 from staff.services import staff_recharge_refund
@@ -207,6 +208,10 @@ def test_staff_refund_of_gifted_coins_follows_the_chargeback_policy(settings, po
     memo = line.transaction.memo
     assert f"Refund of recharge #{recharge.pk}" in memo and "by Applause support" in memo
     assert "600 coins of 1 gift(s) to you were refunded" in memo
+    # The creator is told it was a refund (not a chargeback at the viewer's bank).
+    (notice,) = OutboxEmail.objects.filter(template="chargeback_creator", user=creator.user)
+    assert notice.subject.startswith("A refund on gifts you received")
+    assert "refunded to them" in notice.body_text and "bank" not in notice.body_text
     assert failures() == []
 
 

@@ -174,7 +174,7 @@ def chargeback_allocate(
             memo=memo[:500],
             reference=reference[:100],
         )
-        _creator_notice(pending, dispute=dispute, coins=coins_total, clawed=clawed_total)
+        _creator_notice(pending, refund=refund, coins=coins_total, clawed=clawed_total)
         # Oldest gifts are clawed first; the rest of each gift is absorbed.
         left = clawed_total
         for tx, coins, diamonds in parts:
@@ -197,19 +197,20 @@ def chargeback_allocate(
     return allocations
 
 
-def _creator_notice(pending: Account, *, dispute: StripeDispute, coins: int, clawed: int) -> None:
-    """Tell the creator, in the same transaction, what the chargeback cost them (maybe 0)."""
+def _creator_notice(pending: Account, *, refund: RechargeRefund, coins: int, clawed: int) -> None:
+    """Tell the creator, in the same transaction, what the clawback cost them (maybe 0)."""
     from notifications.services import email_enqueue, site_url
 
     value = (Decimal(clawed) * settings.DIAMOND_VALUE).quantize(Decimal("0.01"))
     email_enqueue(
-        event=f"chargeback_creator:{dispute.dispute_id}",
+        event=f"chargeback_creator:{refund.stripe_id}",
         user=pending.user,
         template="chargeback_creator",
         context={
             "coins": f"{coins:,}",
             "diamonds": f"{clawed:,}",
             "cost": clawed > 0,
+            "refunded": refund.source != RefundSource.DISPUTE,
             "value": f"{settings.PAYOUT_CURRENCY} {value}",
             "dashboard_url": site_url("/creator/"),
         },
