@@ -210,6 +210,14 @@ class Statement:
     def balances(self) -> bool:
         return self.diamonds == self.payout.diamonds
 
+    @property
+    def gross_value_money(self) -> Money:
+        return Money(self.gross_value, self.currency)
+
+    @property
+    def diamond_value_money(self) -> Money:
+        return Money(self.diamond_value, self.currency)
+
 
 def _ratio(num: int, den: int) -> str:
     value = Fraction(num, den)

@@ -20,7 +20,6 @@ from rest_framework.views import APIView
 from config.api import idempotent
 from config.errors import DomainError, InvalidInput
 from config.throttles import MoneyThrottle, RechargeThrottle
-from wallets import stripe_gateway as gateway
 from wallets.api import recharge_create_from_request
 from wallets.models import CoinPackagePrice, RechargeStatus
 from wallets.selectors import (
@@ -44,16 +43,13 @@ from wallets.services.limits import (
     day_start,
     month_start,
 )
+from wallets.templatetags.money import format_money
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 def money_text(money) -> str:
-    currency = str(money.currency)
-    exponent = gateway.currency_exponent(currency)
-    amount = f"{money.amount:,.{exponent}f}"
-    symbol = SYMBOLS.get(currency)
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency}"
+    return format_money(money)
 
 
 @login_required

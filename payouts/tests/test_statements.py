@@ -240,3 +240,23 @@ def test_verify_ledger_catches_a_statement_that_does_not_add_up(gifts):
     PayoutStatementLine.objects.filter(payout__creator=creator, position=3).delete()
     with pytest.raises(CommandError):
         call_command("verify_ledger")
+
+
+def test_money_is_shown_one_way_on_the_page_and_agrees_with_the_csv():
+    # 2,301 diamonds x USD 0.005 = 11.505: paid 11.50, rounded down by half a cent.
+    creator = make_payout_creator(2301)
+    payout_batch_run()
+    payout = Payout.objects.get(creator=creator)
+    portal = Client()
+    portal.force_login(creator.user, backend="django.contrib.auth.backends.ModelBackend")
+
+    page = portal.get(f"/creator/payouts/{payout.pk}/statement/").content.decode()
+    rows = csv.DictReader(
+        io.StringIO(portal.get(f"/creator/payouts/{payout.pk}/statement.csv").content.decode())
+    )
+    totals = {r["kind"]: r["value"] for r in rows if r["line"] == ""}
+
+    assert "data-value>$11.5050<" in page
+    assert "data-rounding>−$0.0050<" in page and totals["rounding"] == "-0.0050"
+    assert "<strong>$11.50</strong>" in page and totals["amount_paid"] == "11.50"
+    assert "−$0.00<" not in page and "USD 11.5050" not in page
