@@ -297,6 +297,8 @@ PAYOUT_CURRENCY = env.str("PAYOUT_CURRENCY", default="USD")
 PAYOUT_MINIMUM = Decimal(env.str("PAYOUT_MINIMUM", default="10"))
 PAYOUT_APPROVAL_ABOVE = Decimal(env.str("PAYOUT_APPROVAL_ABOVE", default="1000"))
 EARNINGS_HOLD_DAYS = env.int("EARNINGS_HOLD_DAYS", default=7)
+# release_earnings moves this many creators per database transaction (PostgreSQL).
+EARNINGS_RELEASE_CHUNK = env.int("EARNINGS_RELEASE_CHUNK", default=5000)
 MINIMUM_AGE = 18
 DAILY_PURCHASE_LIMIT = env.int("DAILY_PURCHASE_LIMIT", default=500_000)  # coins per day
 DAILY_GIFT_LIMIT = env.int("DAILY_GIFT_LIMIT", default=1_000_000)  # coins per day

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from config.errors import DomainError, InvalidInput
 from creators.models import RESERVED_HANDLES, Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 from wallets.services import Posting, account_balance, account_get, ledger_post
+from wallets.services.bulk import Move, accounts_lock, bulk_supported, ledger_move_bulk
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ def _release_one(*, creator_id: int, now: datetime) -> ReleaseResult:
     if creator.pending_account_id is None:
         return ReleaseResult(creator_id, 0, creator.released_until)
     # The pending account's row lock serialises releases, payouts and rollups of this creator
-    # (never gifts: they only append). Read the watermark again once we hold it.
-    pending = Account.objects.select_for_update().get(pk=creator.pending_account_id)
+    # (never gifts: they only append, and FOR NO KEY UPDATE leaves their foreign-key checks
+    # alone). Read the watermark again once we hold it.
+    pending = Account.objects.select_for_update(no_key=True).get(pk=creator.pending_account_id)
     creator = Creator.objects.get(pk=creator_id)
     watermark = creator.released_until
     if watermark is not None and watermark >= cutoff:
@@ -128,24 +130,107 @@ def _release_one(*, creator_id: int, now: datetime) -> ReleaseResult:
 def earnings_release(*, creator: Creator | None = None, now: datetime | None = None) -> list:
     """Move pending diamonds credited more than ``EARNINGS_HOLD_DAYS`` ago to available.
 
-    One transaction per creator. Idempotent (the watermark only moves forward and the ledger
-    key names it) and safe beside itself (the pending account's row lock).
+    Idempotent (the watermark only moves forward and the ledger key names it) and safe beside
+    itself (the pending account's row lock). On PostgreSQL, set-based: ``EARNINGS_RELEASE_CHUNK``
+    creators per transaction (``_release_chunk``); elsewhere (SQLite), one transaction per
+    creator. A kill keeps the chunks committed before it; a rerun continues with the rest.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.EARNINGS_HOLD_DAYS)
     if creator is not None:
-        ids = [creator.pk]
-    else:
-        ids = list(
-            Creator.objects.filter(pending_account__isnull=False)
-            .exclude(released_until__gte=cutoff)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-    results = []
-    for creator_id in ids:
         with transaction.atomic():
-            results.append(_release_one(creator_id=creator_id, now=now))
+            return [_release_one(creator_id=creator.pk, now=now)]
+    due = (
+        Creator.objects.filter(pending_account__isnull=False)
+        .exclude(released_until__gte=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    results: list[ReleaseResult] = []
+    if not bulk_supported():
+        for creator_id in list(due):
+            with transaction.atomic():
+                results.append(_release_one(creator_id=creator_id, now=now))
+        return results
+    after = 0
+    while True:
+        ids = list(due.filter(pk__gt=after)[: settings.EARNINGS_RELEASE_CHUNK])
+        if not ids:
+            return results
+        with transaction.atomic():
+            results += _release_chunk(creator_ids=ids, cutoff=cutoff)
+        after = ids[-1]
+
+
+def _release_chunk(*, creator_ids: list[int], cutoff: datetime) -> list[ReleaseResult]:
+    """Release one chunk of creators set-based (inside the chunk's transaction).
+
+    The pending and available accounts are locked in id order ``FOR NO KEY UPDATE``: a gift's
+    foreign-key check on the pending row (``FOR KEY SHARE``) does not wait for it, and neither
+    does a gift event's check on the creator row when the watermark moves.
+    """
+    pending_kind = AccountKind.DIAMONDS_PENDING.value
+    available_kind = AccountKind.DIAMONDS_AVAILABLE.value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.pending_account_id FROM creators_creator c WHERE c.id = ANY(%s) "
+            "AND c.pending_account_id IS NOT NULL UNION ALL "
+            "SELECT a.id FROM creators_creator c JOIN wallets_account a "
+            "ON a.user_id = c.user_id AND a.kind = %s WHERE c.id = ANY(%s)",
+            [creator_ids, available_kind, creator_ids],
+        )
+        accounts_lock(account_ids=[row[0] for row in cursor.fetchall()])
+        # Under the locks: the watermark, what matured since it, and the live pending balance.
+        cursor.execute(
+            """
+            SELECT c.id, c.pending_account_id, av.id, c.released_until,
+                   (SELECT COALESCE(SUM(e.amount), 0) FROM wallets_entry e
+                    WHERE e.account_id = pa.id AND e.amount > 0 AND e.created_at < %(cutoff)s
+                      AND (c.released_until IS NULL OR e.created_at >= c.released_until)),
+                   pa.balance + (SELECT COALESCE(SUM(e.amount), 0) FROM wallets_entry e
+                    WHERE e.account_id = pa.id
+                      AND (pa.checkpoint_at IS NULL OR e.created_at >= pa.checkpoint_at))
+            FROM creators_creator c
+            JOIN wallets_account pa ON pa.id = c.pending_account_id AND pa.kind = %(pending)s
+            LEFT JOIN wallets_account av ON av.user_id = c.user_id AND av.kind = %(available)s
+            WHERE c.id = ANY(%(ids)s)
+              AND (c.released_until IS NULL OR c.released_until < %(cutoff)s)
+            ORDER BY c.id
+            """,
+            {
+                "cutoff": cutoff,
+                "pending": pending_kind,
+                "available": available_kind,
+                "ids": creator_ids,
+            },
+        )
+        rows = cursor.fetchall()
+    moves, results = [], []
+    for creator_id, pending_id, available_id, _watermark, matured, balance in rows:
+        # Clawbacks may have taken diamonds out of pending: never release more than is there.
+        diamonds = max(0, min(matured, balance))
+        if diamonds and available_id is None:
+            creator = Creator.objects.select_related("user").get(pk=creator_id)
+            available_id = account_get(kind=available_kind, user=creator.user).pk
+        if diamonds:
+            moves.append(
+                Move(
+                    idempotency_key=f"release:{creator_id}:{cutoff.isoformat()}",
+                    debit=pending_id,
+                    credit=available_id,
+                    amount=diamonds,
+                    memo=f"Earnings credited before {cutoff:%Y-%m-%d %H:%M} UTC",
+                    reference=f"creator:{creator_id}",
+                )
+            )
+        results.append(ReleaseResult(creator_id, diamonds, cutoff))
+    ledger_move_bulk(kind=TransactionKind.RELEASE, moves=moves)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE creators_creator SET released_until = %s WHERE id = ANY(%s) "
+            "AND (released_until IS NULL OR released_until < %s)",
+            [cutoff, [r.creator_id for r in results], cutoff],
+        )
     return results
 
 
