@@ -65,8 +65,9 @@ beat: venv
 		--scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 # ------------------------------------------------------------------ benchmarks
+# make bench BENCH=bulk runs one section (step names: pgbench, gift_send, http, bulk, ...).
 bench: venv-dev
-	scripts/with_services.sh $(PY) bench/run.py
+	$(if $(BENCH),BENCH_ONLY=$(BENCH)) scripts/with_services.sh $(PY) bench/run.py
 
 chaos: venv-dev
 	scripts/with_services.sh $(PY) bench/chaos.py

@@ -9,7 +9,8 @@ and uses ``REDIS_URL`` (cache, throttles, a private Celery broker database) when
 2. ``hot_gifts_per_s`` / ``spread_gifts_per_s``: ``gifts.services.gift_send`` from 16 processes.
 3. ``http_gifts_per_s`` / ``http_p99_ms``: ``POST /api/v1/gifts/send/`` through gunicorn +
    threaded workers (config/gunicorn.conf.py, as ``make serve``), 32 closed-loop clients.
-4. ``payout_batch_{10k,100k}_s``: ``payouts.services.payout_batch_run`` over bulk-seeded creators.
+4. ``payout_batch_100k_s``, ``release_earnings_2m_s`` (bench/bulk.py): the payout batch and the
+   earnings release over 100k creators and 2M gifts seeded in SQL, on a durable PostgreSQL.
 5. ``reconcile_10k_s``: ``wallets.services.payments_reconcile`` over a recorded listing.
 
 Prints a table and, last, ``RESULT key=value ...``; writes the same to BENCHMARKS.md (between
@@ -42,8 +43,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.bulk import KEYS as BULK_KEYS  # noqa: E402
+from bench.bulk import TARGETS as BULK_TARGETS  # noqa: E402
+
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-FULL = os.environ.get("BENCH_FULL", "") not in ("", "0")  # every size measured, however long
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 BEGIN_MARK = "<!-- bench:generated:begin -->"
@@ -61,8 +64,6 @@ if QUICK:
         senders_per_worker=2,
         creators=20,
         http_senders=32,
-        payout_sizes=[50, 200, 500],
-        payout_budget_s=60,
         reconcile=200,
         profile_calls=20,
         pyspy_s=0,
@@ -79,9 +80,6 @@ else:
         senders_per_worker=8,
         creators=1000,
         http_senders=32,
-        payout_sizes=[1_000, 10_000, 100_000],
-        # make bench stays under ~10 minutes: a size predicted to pass this is extrapolated.
-        payout_budget_s=int(os.environ.get("BENCH_PAYOUT_BUDGET_S", "200")),
         reconcile=10_000,
         profile_calls=200,
         pyspy_s=10,
@@ -98,10 +96,7 @@ KEYS = [
     "http_p99_ms",
     "http_errors",
     "web_peak_rss_mb",
-    "payout_batch_10k_s",
     "payout_batch_100k_s",
-    "payout_batch_100k_measured",
-    "payout_batch_1m_est_s",
     "reconcile_10k_s",
 ]
 TARGETS = {
@@ -113,6 +108,8 @@ TARGETS = {
     "payout_batch_100k_s": ("<=", 30),
     "ledger_ok": (">=", 1),
 }
+KEYS += [key for key in BULK_KEYS if key not in KEYS]
+TARGETS.update(BULK_TARGETS)
 GIFT_SLUG = "bench-rose"
 
 results: dict[str, object] = {}
@@ -873,170 +870,14 @@ def bench_http(senders, handles, workdir: Path) -> None:
         server_log.close()
 
 
-# ---------------------------------------------------------------------------------- 4. payouts
-
-PAYOUT_SEED_SQL = """
-WITH u AS (
-    INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, email,
-                               is_staff, is_active, date_joined, date_of_birth)
-    SELECT '!', false, 'bench-p{tag}-' || g, '', '', '', false, true, now(), '1990-01-01'
-    FROM generate_series(1, %(n)s) g
-    RETURNING id
-), pending AS (
-    INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at, is_frozen,
-                                 frozen_reason, created_at)
-    SELECT 'diamonds_pending', 'DIAMOND', u.id, 0, true, NULL, false, '', now() FROM u
-    RETURNING id, user_id
-), available AS (
-    INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at, is_frozen,
-                                 frozen_reason, created_at)
-    SELECT 'diamonds_available', 'DIAMOND', u.id, 4000 + u.id %% 1000, false, NULL, false, '',
-           now() FROM u
-    RETURNING id, user_id, balance
-), creator AS (
-    INSERT INTO creators_creator (user_id, handle, display_name, bio, is_active, created_at,
-                                  pending_account_id, released_until)
-    SELECT p.user_id, 'bench-p' || p.user_id, 'Bench creator', '', true, now(), p.id, NULL
-    FROM pending p
-    RETURNING id
-), method AS (
-    INSERT INTO payouts_payoutmethod (creator_id, rail, account_holder, iban, stripe_account_id,
-                                      is_verified, verified_at, verified_by_id, tax_form_status,
-                                      tax_form_received_at, created_at, updated_at)
-    SELECT c.id, 'manual', 'Bench Creator', 'DE89370400440532013000', '', true, now(), NULL,
-           'w9', now(), now(), now()
-    FROM creator c
-    RETURNING id
-), tx AS (
-    INSERT INTO wallets_ledgertransaction (kind, idempotency_key, actor_id, memo, reference,
-                                           reverses_id, created_at)
-    SELECT 'adjustment', 'bench-seed:' || a.id, NULL, 'bench: diamonds granted', 'bench', NULL,
-           now()
-    FROM available a
-    RETURNING id, idempotency_key
-)
-INSERT INTO wallets_entry (transaction_id, account_id, amount, balance_after, created_at)
-SELECT tx.id, a.id, a.balance, a.balance, now()
-FROM tx JOIN available a ON tx.idempotency_key = 'bench-seed:' || a.id
-UNION ALL
-SELECT tx.id, %(adjustments)s, -a.balance, NULL, now()
-FROM tx JOIN available a ON tx.idempotency_key = 'bench-seed:' || a.id
-"""
+# ---------------------------------------------------------------------------------- 4. bulk
+# Payout batch and earnings release over 100k creators on a durable server: bench/bulk.py.
 
 
-def seed_payout_creators(n: int, tag: str) -> float:
-    """``n`` creators with a verified manual payout method and 4,000-4,999 diamonds available.
+def bench_bulk() -> None:
+    from bench import bulk
 
-    Each is an adjustment transaction (platform diamond adjustments -D, available +D) with
-    consistent balances: the adjustments account is hot (its checkpoint stays 0, the entries
-    carry it), the available account is cold (balance and the entry's balance_after = D).
-    """
-    from django.db import connection, transaction
-
-    from wallets.models import AccountKind
-    from wallets.services import platform_account
-
-    adjustments = platform_account(AccountKind.DIAMOND_ADJUSTMENTS).pk
-
-    started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(PAYOUT_SEED_SQL.replace("{tag}", tag), {"n": n, "adjustments": adjustments})
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    return time.perf_counter() - started
-
-
-def bench_payouts() -> None:
-    from django.conf import settings
-    from django.db import connection
-
-    from payouts import tasks
-    from payouts.services import payout_batch_run
-
-    enqueue = {"n": 0, "s": 0.0}
-    original_delay = tasks.payout_send_task.delay
-    real_broker = settings.CELERY_BROKER_URL.startswith("redis")
-
-    def timed_delay(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            if real_broker:
-                return original_delay(*args, **kwargs)
-            return None
-        finally:
-            enqueue["n"] += 1
-            enqueue["s"] += time.perf_counter() - started
-
-    tasks.payout_send_task.delay = timed_delay
-    try:
-        timings: dict[int, float] = {}
-        budget = CFG["payout_budget_s"]
-        spent = 0.0
-        sizes = CFG["payout_sizes"]
-        for i, size in enumerate(sizes):
-            # The sizes the keys name up to 10k are always measured; beyond, within budget.
-            if timings and not FULL and i >= len(sizes) - 1:
-                largest = max(timings)
-                # Per-payout cost has grown with size in every run so far: a safety factor.
-                predicted = 1.5 * timings[largest] / largest * size
-                if spent + predicted > budget:
-                    notes.append(
-                        f"payout batch over {size:,} not run: predicted {predicted:.0f} s from "
-                        f"the {largest:,} run would pass the {budget} s budget "
-                        "(BENCH_FULL=1 runs it)"
-                    )
-                    break
-            seed_s = seed_payout_creators(size, f"s{i}")
-            log(f"payouts: seeded {size} creators in {seed_s:.1f} s; running the batch")
-            enqueue.update(n=0, s=0.0)
-            started = time.perf_counter()
-            result = payout_batch_run()
-            elapsed = time.perf_counter() - started
-            spent += elapsed
-            if result.batch is None or len(result.created) != size:
-                raise RuntimeError(
-                    f"payout batch over {size}: created {len(result.created)}, "
-                    f"skipped {result.skipped}, {result.summary}"
-                )
-            timings[size] = elapsed
-            notes.append(
-                f"payout batch over {size:,} creators: {elapsed:.1f} s "
-                f"({elapsed / size * 1e3:.2f} ms per payout; of it {enqueue['s']:.1f} s enqueueing "
-                f"{enqueue['n']:,} send tasks to "
-                f"{'Redis' if real_broker else 'a stub (no Redis broker)'}); seeding {seed_s:.1f} s"
-            )
-            # A worker would now take them: manual payouts wait in processing for the bank
-            # run. Done in SQL so the next batch does not resend them.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE payouts_payout SET status = 'processing', sent_at = now() "
-                    "WHERE status = 'requested'"
-                )
-        measured = sorted(timings)
-        if len(measured) >= 2:
-            a, b = measured[-2], measured[-1]
-            slope = (timings[b] - timings[a]) / (b - a)
-            intercept = timings[b] - slope * b
-        else:
-            b = measured[-1]
-            slope, intercept = timings[b] / b, 0.0
-
-        def at(size: int) -> float:
-            return timings[size] if size in timings else max(0.0, intercept + slope * size)
-
-        ten_k, hundred_k, one_m = sizes[-2], sizes[-1], sizes[-1] * 10
-        results["payout_batch_10k_s"] = round(at(ten_k), 2)
-        results["payout_batch_100k_s"] = round(at(hundred_k), 2)
-        results["payout_batch_100k_measured"] = int(hundred_k in timings)
-        results["payout_batch_1m_est_s"] = round(at(one_m), 1)
-        growth = ", ".join(f"{n:,}: {timings[n]:.1f} s" for n in measured)
-        notes.append(
-            f"payout batch measured at {growth}; linear fit {slope * 1e3:.2f} ms per payout"
-            + ("" if hundred_k in timings else f"; the {hundred_k:,} value is extrapolated")
-            + (f" (quick sizes {sizes})" if QUICK else "")
-        )
-    finally:
-        tasks.payout_send_task.delay = original_delay
+    bulk.run_section(results, notes, quick=QUICK)
 
 
 # ---------------------------------------------------------------------------------- 5. reconcile
@@ -1320,13 +1161,7 @@ def main() -> int:
 
         token = AuthToken.objects.create(user=senders[-1])[1]
         _step("request profile", (), profile_request, token, handles)
-        payout_keys = (
-            "payout_batch_10k_s",
-            "payout_batch_100k_s",
-            "payout_batch_100k_measured",
-            "payout_batch_1m_est_s",
-        )
-        _step("payouts", payout_keys, bench_payouts)
+        _step("bulk", tuple(BULK_KEYS), bench_bulk)
         _step("reconcile", ("reconcile_10k_s",), bench_reconcile, senders)
         _step("verify_ledger (end)", ("ledger_ok",), verify_ledger)
 

@@ -229,3 +229,88 @@ def test_bulk_chunk_rolls_back_whole_when_a_creator_breaks_it(monkeypatch):
         assert PayoutStatementLine.objects.filter(payout=payout).count() == 1
         assert LedgerTransaction.objects.filter(reference=f"payout:{payout.pk}").count() == 1
     assert _ledger_failures() == {}
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transactional_db):
+    """The batch (``run_payouts``, a separate process) is killed with SIGKILL while its second
+    chunk has written everything and waits to commit; its backend goes too. The first chunk
+    stays, the second leaves nothing, and a rerun pays each remaining creator exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from payouts.tests.test_worker_crash import REPO, _env
+
+    env = _env("http://127.0.0.1:9")  # no Stripe: manual payouts only
+    env["PAYOUT_BATCH_CHUNK"] = "3"
+    creators = [make_payout_creator(2000 + 100 * i) for i in range(8)]
+    # A source entry of a creator in the second chunk: its statement line's foreign-key check
+    # (deferred to COMMIT) waits for this lock, so the chunk is fully written when we kill.
+    target = creators[4]
+    entry = Entry.objects.get(
+        account=account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=target.user)
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM wallets_entry WHERE id = %s FOR UPDATE", [entry.pk])
+        batch = subprocess.Popen(
+            [sys.executable, "manage.py", "run_payouts"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        backend = None
+        deadline = time.monotonic() + 90
+        while backend is None and time.monotonic() < deadline:
+            # pg_stat_activity is read once per transaction unless the snapshot is cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            row = cursor.fetchone()
+            backend = row[0] if row else None
+            if backend is None:
+                assert batch.poll() is None, batch.communicate()
+                time.sleep(0.05)
+        if backend is None:
+            cursor.execute(
+                "SELECT pid, state, wait_event_type, wait_event, left(query, 200) "
+                "FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            activity = cursor.fetchall()
+            batch.kill()
+            out, err = batch.communicate()
+            raise AssertionError(f"the batch never waited: {activity} {out[-800:]} {err[-1500:]}")
+        os.kill(batch.pid, signal.SIGKILL)
+        batch.wait(timeout=30)
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    # The first chunk (3 creators) committed; nothing of the second.
+    first = set(Payout.objects.values_list("creator_id", flat=True))
+    assert first == {c.pk for c in creators[:3]}
+    assert PayoutStatementLine.objects.count() == 3
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.PAYOUT_CREATED).count() == 3
+
+    rerun = subprocess.run(
+        [sys.executable, "manage.py", "run_payouts"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "5 payouts created" in rerun.stdout
+
+    for i, creator in enumerate(creators):
+        (payout,) = Payout.objects.filter(creator=creator)
+        assert payout.diamonds == 2000 + 100 * i
+        assert sum(line.diamonds for line in payout.statement_lines.all()) == payout.diamonds
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.PAYOUT_CREATED).count() == 8
+    call_command("verify_ledger")
