@@ -323,6 +323,10 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_appl
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_applause_local")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="http://127.0.0.1:8420")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default=f"{STRIPE_API_BASE}/js.stripe.com/v3/")
+# Offline (localstripe's Stripe.js stand-in): the portal shows its own card fields, styled like
+# the page, and turns them into a card with the stand-in's token endpoint. With Stripe's own
+# Stripe.js (production) the card form is always Stripe's Card Element.
+STRIPE_OFFLINE_CARD_FORM = not STRIPE_JS_URL.startswith("https://js.stripe.com/")
 STRIPE_BUILTIN_DEFAULTS = {
     "STRIPE_SECRET_KEY": "sk_test_applause_local",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_applause_local",

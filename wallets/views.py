@@ -91,6 +91,8 @@ def recharge_page(request):
         "customMax": settings.CUSTOM_COINS_MAX,
         "bestByCurrency": best_by_currency,
         "confirmAbove": confirm_above,
+        "offlineCard": settings.STRIPE_OFFLINE_CARD_FORM,
+        "offlineApiBase": settings.STRIPE_JS_URL.split("/js.stripe.com/")[0],
     }
     return render(
         request,
@@ -101,6 +103,7 @@ def recharge_page(request):
             "currencies": settings.CURRENCIES,
             "config": config,
             "stripe_js_url": settings.STRIPE_JS_URL,
+            "offline_card": settings.STRIPE_OFFLINE_CARD_FORM,
             "unit_price": settings.COIN_UNIT_PRICE[currency],
             "symbol": SYMBOLS.get(currency, ""),
             "custom_min": settings.CUSTOM_COINS_MIN,

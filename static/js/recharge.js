@@ -122,7 +122,34 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  // Offline (localstripe): our own card fields, accepting the number as the page prints it
+  // ("4242 4242 4242 4242"), turned into a card by the stand-in's token endpoint.
+  function offlineCardBody() {
+    var number = document.getElementById("card-number").value.replace(/[\s-]/g, "");
+    var expiry = document.getElementById("card-expiry").value.replace(/\s/g, "").split("/");
+    var cvc = document.getElementById("card-cvc").value.trim();
+    if (!/^\d{12,19}$/.test(number)) throw { message: "Enter the card number (12 to 19 digits)." };
+    var month = parseInt(expiry[0], 10), year = parseInt(expiry[1] || "", 10);
+    if (!(month >= 1 && month <= 12) || isNaN(year)) throw { message: "Enter the expiry as MM / YY." };
+    if (year < 100) year += 2000;
+    if (!/^\d{3,4}$/.test(cvc)) throw { message: "Enter the 3 or 4 digit CVC." };
+    return "card[number]=" + number + "&card[exp_month]=" + month + "&card[exp_year]=" + year +
+      "&card[cvc]=" + cvc + "&key=" + encodeURIComponent(config.publishableKey);
+  }
+
+  async function offlinePaymentMethodId() {
+    var response = await fetch(config.offlineApiBase + "/v1/tokens", {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: offlineCardBody()
+    });
+    var token = await response.json().catch(function () { return {}; });
+    if (response.ok && token.card && token.card.id) return token.card.id;
+    throw (token && token.error) || { message: "Check your card details." };
+  }
+
   async function paymentMethodId() {
+    if (config.offlineCard) return offlinePaymentMethodId();
     if (typeof stripe.createPaymentMethod === "function") {
       var result = await stripe.createPaymentMethod({ type: "card", card: card });
       if (result && result.paymentMethod) return result.paymentMethod.id;
@@ -132,6 +159,20 @@
     var tokenResult = await stripe.createToken(card);
     if (tokenResult && tokenResult.token && tokenResult.token.card) return tokenResult.token.card.id;
     throw (tokenResult && tokenResult.error) || { message: "Check your card details." };
+  }
+
+  function setUpOfflineCard() {
+    var number = document.getElementById("card-number");
+    var expiry = document.getElementById("card-expiry");
+    number.addEventListener("input", function () {
+      var digits = number.value.replace(/\D/g, "").slice(0, 19);
+      number.value = digits.replace(/(\d{4})(?=\d)/g, "$1 ");
+      cardErrors.textContent = "";
+    });
+    expiry.addEventListener("input", function () {
+      var digits = expiry.value.replace(/\D/g, "").slice(0, 4);
+      expiry.value = digits.length > 2 ? digits.slice(0, 2) + " / " + digits.slice(2) : digits;
+    });
   }
 
   // Cooling-off: above the threshold, ask "are you sure?" (a <dialog>) before paying.
@@ -201,7 +242,7 @@
     cardErrors.textContent = "";
     var sel = selection();
     if (!sel || sel.error) { showError((sel && sel.error) || "Choose a package or a custom amount."); return; }
-    if (!stripe || !card) { showError("Card payments are unavailable right now. Please try again later."); return; }
+    if (!stripe || (!card && !config.offlineCard)) { showError("Card payments are unavailable right now. Please try again later."); return; }
     setBusy(true, "Checking your card…");
     try {
       var pmId = await paymentMethodId();
@@ -271,9 +312,13 @@
   if (typeof window.Stripe === "function") {
     try {
       stripe = window.Stripe(config.publishableKey);
-      card = stripe.elements().create("card", { hidePostalCode: true });
-      card.mount("#card-element");
-      if (typeof card.on === "function") {
+      if (config.offlineCard) {
+        setUpOfflineCard();
+      } else {
+        card = stripe.elements().create("card", { hidePostalCode: true });
+        card.mount("#card-element");
+      }
+      if (card && typeof card.on === "function") {
         card.on("change", function (ev) {
           cardErrors.textContent = ev && ev.error ? ev.error.message : "";
         });

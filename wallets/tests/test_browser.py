@@ -62,6 +62,16 @@ def _sign_up(page, base, username):
 
 
 def _fill_card(page, number):
+    """The offline card form (make run, tests): the number typed as the page prints it."""
+    if page.locator("#card-number").count() == 0:
+        return _fill_stripe_element(page, number.replace(" ", ""))
+    page.locator("#card-number").type(number)
+    page.locator("#card-expiry").type("1234")
+    page.fill("#card-cvc", "123")
+
+
+def _fill_stripe_element(page, number):
+    # Stripe.js's Card Element (production); offline, localstripe's stand-in of it.
     card = page.locator("#card-element input")
     card.nth(0).fill(number)
     card.nth(1).fill("12")
@@ -72,14 +82,24 @@ def _fill_card(page, number):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sign_up_recharge_and_see_the_coins(live_server, stripe_webhook, page):
+@pytest.mark.parametrize("offline_form", [True, False], ids=["offline-form", "card-element"])
+def test_sign_up_recharge_and_see_the_coins(
+    live_server, stripe_webhook, page, settings, offline_form
+):
+    settings.STRIPE_OFFLINE_CARD_FORM = offline_form
     seed_packages()
     base = live_server.url
     _sign_up(page, base, f"fan{uuid.uuid4().hex[:8]}")
     page.click("label[for^=pkg-]:has-text('1,400')")
     pay = page.locator("#pay-button")
     assert pay.inner_text().strip() == "Pay $19.99"
-    _fill_card(page, "4242424242424242")
+    if offline_form:
+        _fill_card(page, "4242 4242 4242 4242")  # as the page prints it
+        assert page.locator("#card-number").input_value() == "4242 4242 4242 4242"
+        assert page.locator("#card-expiry").input_value() == "12 / 34"
+    else:
+        assert page.locator("#card-number").count() == 0
+        _fill_stripe_element(page, "4242424242424242")
     pay.click()
     page.wait_for_url("**/recharges/*/receipt/", timeout=20000)
     page.wait_for_selector("[data-testid=new-balance]", timeout=30000)
@@ -98,7 +118,7 @@ def test_declined_card_shows_an_error_and_credits_nothing(live_server, stripe_we
     _sign_up(page, base, f"fan{uuid.uuid4().hex[:8]}")
     page.fill("#custom-coins", "500")
     assert page.locator("#pay-button").inner_text().strip() == "Pay $7.15"
-    _fill_card(page, "4000000000000341")
+    _fill_card(page, "4000 0000 0000 0341")
     page.click("#pay-button")
     from playwright.sync_api import expect
 
