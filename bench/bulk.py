@@ -260,7 +260,7 @@ def seed(*, creators: int, gifts: int, viewers: int) -> None:
                    now() - interval '30 days'
                        + (g::float8 / %(gifts)s) * interval '22 days' AS at,
                    nextval('{tx_seq}') AS tx_id
-            FROM generate_series(1, %(gifts)s) g;
+            FROM generate_series(1, %(gifts)s::bigint) g;
             ALTER TABLE bg ADD COLUMN coins bigint;
             UPDATE bg SET coins = quantity * (%(gift_coins)s::bigint[])[gift_i];
             CREATE TEMP TABLE bvc AS

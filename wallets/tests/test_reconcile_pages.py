@@ -1,0 +1,82 @@
+"""Payment reconciliation reads the database a page of PaymentIntents at a time: the steady
+state (everything agrees) costs a few queries per page, not two per PaymentIntent."""
+
+import time
+
+import pytest
+import stripe
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.tests.factories import UserFactory
+from wallets import stripe_gateway as gateway
+from wallets.ledger_checks import run_checks
+from wallets.models import LedgerTransaction, Recharge, RechargeStatus
+from wallets.services import payments_reconcile
+from wallets.services.reconciliation import RECONCILE_PAGE
+
+pytestmark = pytest.mark.django_db
+
+N = 2 * RECONCILE_PAGE + 30
+
+
+def _listing(monkeypatch, intents) -> None:
+    monkeypatch.setattr(gateway, "payment_intents_since", lambda since: iter(intents))
+    monkeypatch.setattr(gateway, "refunds_since", lambda since: iter(()))
+
+
+def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
+    users = [UserFactory() for _ in range(5)]
+    now = int(time.time())
+    intents = []
+    for i in range(N):
+        user = users[i % len(users)]
+        recharge = Recharge.objects.create(
+            user=user, coins=100, price=1.43, price_currency="USD", payment_intent=f"pi_page_{i}"
+        )
+        status = "canceled" if i % 10 == 3 else "succeeded"
+        intents.append(
+            stripe.StripeObject.construct_from(
+                {
+                    "id": recharge.payment_intent,
+                    "object": "payment_intent",
+                    "status": status,
+                    "amount": 143,
+                    "currency": "usd",
+                    "created": now,
+                    "metadata": {
+                        "app": "applause",
+                        "recharge_id": str(recharge.pk),
+                        "user_id": str(user.pk),
+                    },
+                    "latest_charge": f"ch_page_{i}",
+                },
+                "sk_test_x",
+            )
+        )
+    # Plus PaymentIntents that are not ours: nothing to do with them.
+    intents += [
+        stripe.StripeObject.construct_from(
+            {"id": f"pi_other_{i}", "status": "succeeded", "metadata": {}}, "sk_test_x"
+        )
+        for i in range(7)
+    ]
+    _listing(monkeypatch, intents)
+
+    first = payments_reconcile()
+
+    canceled = sum(1 for i in range(N) if i % 10 == 3)
+    assert first.counts["credited"] == N - canceled
+    assert first.counts["marked_failed"] == canceled
+    assert Recharge.objects.filter(status=RechargeStatus.SUCCEEDED).count() == N - canceled
+    assert LedgerTransaction.objects.filter(kind="recharge").count() == N - canceled
+
+    with CaptureQueriesContext(connection) as queries:
+        again = payments_reconcile()
+
+    assert again.counts.get("credited", 0) == 0 and again.counts.get("marked_failed", 0) == 0
+    assert again.counts["payment_intents"] == N + 7
+    pages = -(-(N + 7) // RECONCILE_PAGE)
+    # Two reads per page, plus the run's own bookkeeping (a handful, whatever N is).
+    assert len(queries) <= 2 * pages + 12, [q["sql"][:80] for q in queries.captured_queries]
+    assert {name: f for name, f in run_checks() if f} == {}
