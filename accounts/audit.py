@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from config.errors import DomainError
+
 log = logging.getLogger("applause.audit")
 
 Recorder = Callable[..., Any]
@@ -48,3 +50,33 @@ def audit_record(
         reason=reason,
         request=request,
     )
+
+
+class OwnAccountRefused(DomainError):
+    code = "own_account_refused"
+    status = 403
+    default_message = (
+        "Staff may not act on their own wallet, creator profile or payouts. Ask a colleague."
+    )
+
+
+def refuse_own_account(*, actor, owner, action: str, obj=None, request=None) -> None:
+    """Refuse (and audit) a staff action on the actor's own wallet, creator profile or payouts.
+
+    Call it before the action opens its transaction: the refusal's audit row is written (and,
+    outside any transaction, committed) before the error is raised, so the attempt stays on
+    record even though the action itself changes nothing.
+    """
+    if actor is None or owner is None or getattr(actor, "pk", None) != getattr(owner, "pk", None):
+        return
+    if not (getattr(actor, "is_staff", False) or getattr(actor, "is_superuser", False)):
+        return  # a viewer or creator acting on their own things through their own pages
+    audit_record(
+        actor=actor,
+        action="own_account_refused",
+        obj=obj,
+        after={"refused": action},
+        reason=f"{action} refused: staff may not act on their own accounts",
+        request=request,
+    )
+    raise OwnAccountRefused()

@@ -1,6 +1,9 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db import transaction
+from django.http import HttpResponseRedirect
 
+from accounts.audit import OwnAccountRefused, refuse_own_account
 from creators.models import Creator
 from creators.selectors import creator_earnings
 from creators.services import earnings_release
@@ -30,6 +33,24 @@ class CreatorAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":
+            creator = self.get_object(request, unquote(object_id))
+            if creator is not None:
+                try:
+                    # Before Django's transaction: the refusal's audit row must survive.
+                    refuse_own_account(
+                        actor=request.user,
+                        owner=creator.user,
+                        action="creator_change",
+                        obj=creator,
+                        request=request,
+                    )
+                except OwnAccountRefused as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                    return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="earnings (diamonds)")
     def earnings(self, obj):
         e = creator_earnings(creator=obj)
@@ -45,7 +66,18 @@ class CreatorAdmin(admin.ModelAdmin):
 
         require_role(request.user, FINANCE)
         total = 0
-        for creator in queryset:
+        for creator in queryset.select_related("user"):
+            try:
+                refuse_own_account(
+                    actor=request.user,
+                    owner=creator.user,
+                    action="earnings_release",
+                    obj=creator,
+                    request=request,
+                )
+            except OwnAccountRefused as exc:
+                self.message_user(request, f"@{creator.handle}: {exc.message}", messages.ERROR)
+                continue
             with transaction.atomic():
                 released = sum(r.diamonds for r in earnings_release(creator=creator))
                 audit_record(

@@ -12,6 +12,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from accounts.audit import refuse_own_account
 from config.errors import DomainError
 from payouts.models import (
     Payout,
@@ -98,12 +99,14 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "stripe_account_id",
         "is_verified",
         "verified_by",
+        "verification_requested_by",
         "tax_form_status",
+        "destination_changed_at",
         "updated_at",
     )
     list_filter = ("rail", "is_verified", "tax_form_status")
     search_fields = ("creator__handle", "account_holder", "stripe_account_id")
-    list_select_related = ("creator", "verified_by")
+    list_select_related = ("creator", "verified_by", "verification_requested_by")
     exclude = ("iban",)
     actions = ["verify_action", "tax_w9_action", "tax_w8ben_action"]
 
@@ -114,17 +117,34 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def iban_masked(self, obj):
         return f"•••• {obj.iban_last4}" if obj.iban else ""
 
-    def _each(self, request, queryset, action: str, run: Callable[[PayoutMethod], PayoutMethod]):
+    def _each(
+        self,
+        request,
+        queryset,
+        action: str,
+        run: Callable[[PayoutMethod], PayoutMethod],
+        *,
+        audited_by_service: bool = False,
+    ):
         if not _finance_only(self, request):
             return
         done = 0
-        for method in queryset:
+        for method in queryset.select_related("creator__user"):
             before = {"verified": method.is_verified, "tax_form": method.tax_form_status}
             try:
+                # Outside the transaction below: a refusal's own audit row must survive it.
+                refuse_own_account(
+                    actor=request.user,
+                    owner=method.creator.user,
+                    action=action,
+                    obj=method,
+                    request=request,
+                )
                 with transaction.atomic():
                     method = run(method)
                     after = {"verified": method.is_verified, "tax_form": method.tax_form_status}
-                    _audit(request, action, method, before, after)
+                    if not audited_by_service:
+                        _audit(request, action, method, before, after)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{method.creator}: {exc.message}", messages.ERROR)
@@ -132,15 +152,27 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
             self.message_user(request, f"{action}: {done} payout method(s).", messages.SUCCESS)
 
     @admin.action(
-        description="Verify the selected methods (Stripe: ask Stripe)", permissions=["change"]
+        description="Verify the selected methods (bank details: a second finance member "
+        "approves; Stripe: ask Stripe)",
+        permissions=["change"],
     )
     def verify_action(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            "payout_method_verify",
-            lambda m: payout_method_verify(method=m, actor=request.user),
-        )
+        waiting = []
+
+        def verify(method: PayoutMethod) -> PayoutMethod:
+            method = payout_method_verify(method=method, actor=request.user, request=request)
+            if not method.is_verified and method.verification_requested_by_id == request.user.pk:
+                waiting.append(str(method.creator))
+            return method
+
+        self._each(request, queryset, "payout_method_verify", verify, audited_by_service=True)
+        if waiting:
+            self.message_user(
+                request,
+                f"Verification proposed for {', '.join(waiting)}: a different finance member "
+                "must now verify it too.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Record W-9 received", permissions=["change"])
     def tax_w9_action(self, request, queryset):
@@ -220,6 +252,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "status",
         "rail",
         "hold_reason",
+        "held_until",
         "failure_reason",
         "created_at",
         "paid_at",
@@ -250,9 +283,17 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if not _finance_only(self, request):
             return
         done = 0
-        for payout in queryset:
+        for payout in queryset.select_related("creator__user"):
             before = {"status": payout.status}
             try:
+                # Outside the transaction below: a refusal's own audit row must survive it.
+                refuse_own_account(
+                    actor=request.user,
+                    owner=payout.creator.user,
+                    action=action,
+                    obj=payout,
+                    request=request,
+                )
                 with transaction.atomic():
                     payout = run(payout)
                     _audit(request, action, payout, before, {"status": payout.status}, reason)

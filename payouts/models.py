@@ -41,6 +41,12 @@ class PayoutMethod(models.Model):
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Four-eyes on bank details: one finance member proposes the verification, a different one
+    # approves it. A change of destination clears the proposal.
+    verification_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verification_requested_at = models.DateTimeField(null=True, blank=True)
     tax_form_status = models.CharField(
         max_length=16, choices=TaxFormStatus.choices, default=TaxFormStatus.MISSING
     )
@@ -57,6 +63,13 @@ class PayoutMethod(models.Model):
                 fields=["stripe_account_id"],
                 condition=~Q(stripe_account_id=""),
                 name="payoutmethod_unique_stripe_account",
+            ),
+            # The approver is never the proposer, whatever the code above does.
+            models.CheckConstraint(
+                condition=Q(verified_by__isnull=True)
+                | Q(verification_requested_by__isnull=True)
+                | ~Q(verified_by=models.F("verification_requested_by")),
+                name="payoutmethod_verification_four_eyes",
             ),
         ]
 

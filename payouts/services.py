@@ -19,15 +19,17 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
+from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts.audit import audit_record
+from accounts.audit import audit_record, refuse_own_account
 from config.errors import DomainError, InsufficientFunds, InvalidInput, NotFound
 from creators.models import Creator
 from payouts import rails
@@ -219,6 +221,8 @@ def _method_save(
         method.is_verified = False
         method.verified_at = None
         method.verified_by = None
+        method.verification_requested_by = None
+        method.verification_requested_at = None
     if not (keep_verified if destination_same is None else destination_same):
         # The hold runs from the last change: a payout to it waits until then + the hold.
         method.destination_changed_at = now
@@ -246,16 +250,88 @@ def _method_state(method: PayoutMethod) -> dict:
     }
 
 
-@transaction.atomic
-def payout_method_verify(*, method: PayoutMethod, actor) -> PayoutMethod:
-    """Staff confirm a manual method (or a Stripe one Stripe says can receive payouts)."""
-    if method.rail == Rail.STRIPE:
-        return payout_method_refresh(method=method, actor=actor)
-    PayoutMethod.objects.filter(pk=method.pk).update(
-        is_verified=True, verified_at=timezone.now(), verified_by=actor
+class SecondApproverRequired(DomainError):
+    code = "second_approver_required"
+    status = 403
+    default_message = "A different finance member must approve this."
+
+
+def payout_method_verify(*, method: PayoutMethod, actor, request=None) -> PayoutMethod:
+    """Staff verify a payout method. Stripe: ask Stripe (it decides). Manual (bank details):
+    four-eyes, one finance member proposes and a different one approves; the first call records
+    the proposal, a call by someone else verifies. The proposer approving is refused (and
+    audited); so is anyone verifying their own method. A change of destination in between
+    clears the proposal (``_method_save``): an approval never covers details it did not see.
+    """
+    refuse_own_account(
+        actor=actor,
+        owner=method.creator.user,
+        action="payout_method_verify",
+        obj=method,
+        request=request,
     )
-    method.refresh_from_db()
-    return method
+    if method.rail == Rail.STRIPE:
+        before = method.is_verified
+        method = payout_method_refresh(method=method, actor=actor)
+        audit_record(
+            actor=actor,
+            action="payout_method_verify",
+            obj=method,
+            before={"verified": before},
+            after={"verified": method.is_verified, "asked": "stripe"},
+            request=request,
+        )
+        return method
+    if actor is None:
+        raise SecondApproverRequired(
+            "Bank details are verified by two finance members: name each with --by USERNAME."
+        )
+    if not actor.has_perm("payouts.change_payoutmethod"):
+        raise PermissionDenied("This needs the finance role.")
+    current = PayoutMethod.objects.get(pk=method.pk)
+    if not current.is_verified and current.verification_requested_by_id == actor.pk:
+        audit_record(
+            actor=actor,
+            action="four_eyes_refused",
+            obj=current,
+            after={"refused": "payout_method_verify"},
+            reason="the proposer of a verification cannot approve it",
+            request=request,
+        )
+        raise SecondApproverRequired(
+            "You proposed verifying these bank details: a different finance member must approve it."
+        )
+    with transaction.atomic():
+        locked = PayoutMethod.objects.select_for_update().get(pk=method.pk)
+        if locked.is_verified or locked.rail != Rail.MANUAL:
+            return locked
+        now = timezone.now()
+        if locked.verification_requested_by_id is None:
+            PayoutMethod.objects.filter(pk=locked.pk).update(
+                verification_requested_by=actor, verification_requested_at=now
+            )
+            action = "payout_method_verify_request"
+        elif locked.verification_requested_by_id == actor.pk:
+            raise SecondApproverRequired()  # proposed concurrently; the CHECK is the backstop
+        else:
+            PayoutMethod.objects.filter(pk=locked.pk).update(
+                is_verified=True, verified_at=now, verified_by=actor
+            )
+            action = "payout_method_verify"
+        locked.refresh_from_db()
+        audit_record(
+            actor=actor,
+            action=action,
+            obj=locked,
+            before={"verified": False},
+            after={
+                "verified": locked.is_verified,
+                "iban_last4": locked.iban_last4,
+                "requested_by": locked.verification_requested_by_id,
+            },
+            request=request,
+        )
+    return locked
 
 
 def payout_method_refresh(*, method: PayoutMethod, actor=None) -> PayoutMethod:
@@ -276,10 +352,18 @@ def payout_method_refresh(*, method: PayoutMethod, actor=None) -> PayoutMethod:
     return method
 
 
-@transaction.atomic
-def payout_method_record_tax_form(*, method: PayoutMethod, status: str, actor) -> PayoutMethod:
+def payout_method_record_tax_form(
+    *, method: PayoutMethod, status: str, actor, request=None
+) -> PayoutMethod:
     if status not in TaxFormStatus.values:
         raise InvalidInput("Unknown tax form status.")
+    refuse_own_account(
+        actor=actor,
+        owner=method.creator.user,
+        action="payout_method_tax_form",
+        obj=method,
+        request=request,
+    )
     PayoutMethod.objects.filter(pk=method.pk).update(
         tax_form_status=status,
         tax_form_received_at=None if status == TaxFormStatus.MISSING else timezone.now(),
@@ -785,6 +869,24 @@ def payouts_send_released() -> int:
 # --- Staff actions --------------------------------------------------------------------------
 
 
+def _refuses_own_payout(action: str):
+    """Staff may not act on their own payouts: refused (and audited) before the action's
+    transaction opens, so the refusal's audit row stays although the action changes nothing."""
+
+    def decorate(service):
+        @wraps(service)
+        def guarded(*, payout: Payout, actor, request=None, **kwargs):
+            refuse_own_account(
+                actor=actor, owner=payout.creator.user, action=action, obj=payout, request=request
+            )
+            return service(payout=payout, actor=actor, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+@_refuses_own_payout("payout_approve")
 @transaction.atomic
 def payout_approve(*, payout: Payout, actor) -> Payout:
     method = PayoutMethod.objects.filter(creator_id=payout.creator_id).first()
@@ -805,6 +907,7 @@ def payout_approve(*, payout: Payout, actor) -> Payout:
     return payout
 
 
+@_refuses_own_payout("payout_cancel")
 @transaction.atomic
 def payout_cancel(*, payout: Payout, actor, reason: str) -> Payout:
     """Cancel a payout that has not gone to the rail yet; its diamonds return to available."""
@@ -819,6 +922,7 @@ def payout_cancel(*, payout: Payout, actor, reason: str) -> Payout:
     )
 
 
+@_refuses_own_payout("payout_mark_paid")
 @transaction.atomic
 def payout_mark_paid(*, payout: Payout, actor, reference: str = "") -> Payout:
     """Staff confirm a manual (bank run) payout went out."""
@@ -827,6 +931,7 @@ def payout_mark_paid(*, payout: Payout, actor, reference: str = "") -> Payout:
     return _record_paid(payout, actor=actor, reference=reference, note="marked paid by staff")
 
 
+@_refuses_own_payout("payout_mark_failed")
 def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
     """Staff record that a payout did not arrive; the diamonds return to available.
 
@@ -848,6 +953,7 @@ def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
         )
 
 
+@_refuses_own_payout("payout_retry")
 @transaction.atomic
 def payout_retry(*, payout: Payout, actor) -> Payout:
     """Send a stuck payout again (same idempotency key: it cannot be paid twice)."""

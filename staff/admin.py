@@ -158,10 +158,11 @@ class WalletAdmin(ReadOnlyModelAdmin):
                 idempotency_key=str(data["nonce"]),
                 request=request,
             )
-            if isinstance(result, AdjustmentRequest):
+            if result.status != AdjustmentStatus.POSTED:
                 return (
-                    f"{data['coins']:+,} coins is above {services.approval_threshold():,}: "
-                    f"adjustment request #{result.pk} waits for a second finance user."
+                    f"{data['coins']:+,} coins would take your or this wallet's adjustments "
+                    f"over {services.approval_threshold():,} coins in 24 hours: adjustment "
+                    f"request #{result.pk} waits for a second finance user."
                 )
             return f"{data['coins']:+,} coins posted to {wallet.user.username}'s wallet."
 

@@ -95,14 +95,17 @@ class Wallet(Account):
 
 
 class AdjustmentStatus(models.TextChoices):
+    POSTED = "posted", "Posted at once (within the 24-hour limit)"
     PENDING = "pending", "Awaiting a second approver"
     APPROVED = "approved", "Approved and posted"
     REJECTED = "rejected", "Rejected"
 
 
 class AdjustmentRequest(models.Model):
-    """A manual credit above ``ADJUSTMENT_APPROVAL_ABOVE`` coins: one finance user asks, a
-    different one approves (maker-checker); only then does it reach the ledger."""
+    """Every staff credit or debit of a wallet. Within ``ADJUSTMENT_APPROVAL_ABOVE`` coins over
+    24 hours (per actor and per wallet) it is ``posted`` at once; beyond, one finance user asks
+    and a different one approves (maker-checker); only then does it reach the ledger.
+    ``requested_by`` is empty for ``grant_coins`` run at the console without ``--by``."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustment_requests"
@@ -113,9 +116,11 @@ class AdjustmentRequest(models.Model):
         max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     requested_at = models.DateTimeField(default=timezone.now)
+    # The form's (or command's) idempotency key: a double submit finds its first row.
+    request_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -135,7 +140,12 @@ class AdjustmentRequest(models.Model):
                 name="adjustmentrequest_four_eyes",
             ),
         ]
-        indexes = [models.Index(fields=["status", "-requested_at"], name="adjreq_status_recent")]
+        indexes = [
+            models.Index(fields=["status", "-requested_at"], name="adjreq_status_recent"),
+            # The rolling 24-hour totals, per actor and per wallet.
+            models.Index(fields=["requested_by", "requested_at"], name="adjreq_actor_recent"),
+            models.Index(fields=["user", "requested_at"], name="adjreq_user_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"Adjustment request #{self.pk}: {self.coins:+d} coins ({self.status})"

@@ -20,6 +20,7 @@ _VIEW_EVERYTHING = [
     "wallets.view_rechargerefund",
     "wallets.view_coinpackage",
     "wallets.view_coinpackageprice",
+    "wallets.view_coinpackagepricechange",
     "wallets.view_discrepancy",
     "wallets.view_reconciliationrun",
     "wallets.view_stripeevent",

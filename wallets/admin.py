@@ -15,9 +15,11 @@ from wallets.models import (
     Account,
     CoinPackage,
     CoinPackagePrice,
+    CoinPackagePriceChange,
     Discrepancy,
     Entry,
     LedgerTransaction,
+    PriceChangeStatus,
     Recharge,
     RechargeRefund,
     ReconciliationRun,
@@ -25,7 +27,13 @@ from wallets.models import (
     StripeDispute,
     StripeEvent,
 )
-from wallets.services import account_balance, discrepancy_resolve
+from wallets.services import (
+    account_balance,
+    coin_package_price_approve,
+    coin_package_price_propose,
+    coin_package_price_reject,
+    discrepancy_resolve,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -88,9 +96,20 @@ class EntryAdmin(ReadOnlyAdmin):
 
 
 class CoinPackagePriceInline(admin.TabularInline):
+    """Prices are shown here, never edited: a price (new or changed) is a *coin package price
+    change* that a second finance member approves (``CoinPackagePriceChangeAdmin``)."""
+
     model = CoinPackagePrice
     extra = 0
-    min_num = 1
+    fields = ("price",)
+    readonly_fields = ("price",)
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(CoinPackage)
@@ -109,12 +128,116 @@ class CoinPackageAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     inlines = [CoinPackagePriceInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # What a package gives for its price is part of the price: fixed once created (a
+        # different bundle is a new package, whose prices need a second finance member).
+        return ("coins", "bonus_coins") if obj is not None else ()
+
     @admin.display(description="prices")
     def prices_list(self, obj):
         return ", ".join(str(p.price) for p in obj.prices.all())
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("prices")
+
+
+class PriceChangeForm(forms.ModelForm):
+    class Meta:
+        model = CoinPackagePriceChange
+        fields = ("package", "price", "reason")
+
+    def clean(self):
+        data = super().clean() or {}
+        package, price = data.get("package"), data.get("price")
+        if package is not None and price is not None:
+            waiting = CoinPackagePriceChange.objects.filter(
+                package=package,
+                price_currency=str(price.currency),
+                status=PriceChangeStatus.PENDING,
+            ).exists()
+            if waiting:
+                raise forms.ValidationError(
+                    "A price change for this package and currency is already waiting: approve "
+                    "or reject it first."
+                )
+        return data
+
+
+@admin.register(CoinPackagePriceChange)
+class CoinPackagePriceChangeAdmin(admin.ModelAdmin):
+    """Propose a price (Add), and approve or reject someone else's proposal (actions)."""
+
+    form = PriceChangeForm
+    list_display = (
+        "id",
+        "package",
+        "price",
+        "previous_amount",
+        "status",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+    )
+    list_filter = ("status", "price_currency")
+    list_select_related = ("package", "requested_by", "decided_by")
+    actions = ["approve_action", "reject_action"]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("wallets.change_coinpackageprice")
+
+    def has_change_permission(self, request, obj=None):
+        # The change list's actions need it; the change form itself is read-only.
+        return obj is None and request.user.has_perm("wallets.change_coinpackageprice")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        created = coin_package_price_propose(
+            actor=request.user,
+            package=form.cleaned_data["package"],
+            price=form.cleaned_data["price"],
+            reason=form.cleaned_data["reason"],
+            request=request,
+        )
+        obj.pk = created.pk
+
+    def _decide(self, request, queryset, decide, verb: str):
+        done = 0
+        for change in queryset:
+            try:
+                decide(change)
+                done += 1
+            except PermissionDenied as exc:
+                self.message_user(request, f"#{change.pk}: {exc}", messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, f"#{change.pk}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} price change(s).", messages.SUCCESS)
+
+    @admin.action(description="Approve the selected price changes (not your own)")
+    def approve_action(self, request, queryset):
+        self._decide(
+            request,
+            queryset,
+            lambda c: coin_package_price_approve(actor=request.user, change=c, request=request),
+            "Approved",
+        )
+
+    @admin.action(description="Reject the selected price changes")
+    def reject_action(self, request, queryset):
+        self._decide(
+            request,
+            queryset,
+            lambda c: coin_package_price_reject(
+                actor=request.user,
+                change=c,
+                note=f"rejected in the admin by {request.user}",
+                request=request,
+            ),
+            "Rejected",
+        )
 
 
 def stripe_dashboard_payment_url(payment_intent: str) -> str:

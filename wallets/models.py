@@ -274,6 +274,57 @@ class CoinPackagePrice(models.Model):
         return f"{self.package}: {self.price}"
 
 
+class PriceChangeStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting a second finance member"
+    APPROVED = "approved", "Approved and in effect"
+    REJECTED = "rejected", "Rejected"
+
+
+class CoinPackagePriceChange(models.Model):
+    """A proposed price of a coin package in one currency (new or changed). Prices change only
+    through these: one finance member proposes, a different one approves, and only then does
+    the ``CoinPackagePrice`` row change (``wallets.services.packages``)."""
+
+    package = models.ForeignKey(CoinPackage, on_delete=models.PROTECT, related_name="+")
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price_currency: str
+    # The price when it was proposed (null: the package had none in this currency).
+    previous_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=16, choices=PriceChangeStatus.choices, default=PriceChangeStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="pricechange_positive"),
+            # The checker is never the maker, whatever the code does.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("requested_by")),
+                name="pricechange_four_eyes",
+            ),
+            # One open proposal per package and currency: a second must wait or replace it.
+            models.UniqueConstraint(
+                fields=["package", "price_currency"],
+                condition=Q(status="pending"),
+                name="pricechange_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Price change #{self.pk}: {self.package} → {self.price} ({self.status})"
+
+
 class StripeCustomer(models.Model):
     """The Stripe Customer of a user, created once and reused for every payment."""
 

@@ -24,6 +24,13 @@ from wallets.services.limits import (
     spending_limits_effective,
     spending_limits_set,
 )
+from wallets.services.packages import (
+    PriceChangeConflict,
+    SecondFinanceMemberRequired,
+    coin_package_price_approve,
+    coin_package_price_propose,
+    coin_package_price_reject,
+)
 from wallets.services.recharges import (
     PaymentProviderError,
     coin_debt_write_off,
@@ -51,6 +58,11 @@ from wallets.services.self_refund import recharge_self_refund, self_refund_statu
 from wallets.services.webhooks import stripe_webhook_receive
 
 __all__ = [
+    "PriceChangeConflict",
+    "SecondFinanceMemberRequired",
+    "coin_package_price_approve",
+    "coin_package_price_propose",
+    "coin_package_price_reject",
     "ConfirmationRequired",
     "SpendingLimitExceeded",
     "chargeback_allocate",

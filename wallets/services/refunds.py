@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
+from accounts.audit import refuse_own_account
 from config.errors import DomainError, InvalidInput
 from wallets import stripe_gateway as gateway
 from wallets.models import (
@@ -236,6 +237,9 @@ def recharge_refund(
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
+    # Staff never refund their own purchases (callers check first, outside their transaction,
+    # so the refusal's audit row survives; this is the backstop).
+    refuse_own_account(actor=actor, owner=recharge.user, action="recharge_refund", obj=recharge)
     recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
     if idempotency_key:
         done = RechargeRefund.objects.filter(request_key=idempotency_key).first()
