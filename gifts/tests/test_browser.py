@@ -114,3 +114,26 @@ def test_gifts_from_the_creator_page_reach_the_live_overlay(live_server, browser
     assert event.live_id == session.live_id
     context.close()
     connections.close_all()
+
+
+def test_on_a_phone_send_stays_in_reach_below_a_long_gift_grid(live_server, browser):
+    for i in range(16):
+        GiftFactory(slug=f"g{i}", name=f"Gift {i}", coins=1, sort_order=i)
+    make_creator("phone")
+    viewer = fund(UserFactory(), 20)
+    client = Client()
+    client.force_login(viewer)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    context = browser.new_context(viewport={"width": 390, "height": 760})
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+    )
+    page = context.new_page()
+    page.goto(f"{live_server.url}/creators/phone/")
+    page.locator("label[for=gift-g1]").click()  # a gift at the top of the grid
+    send = page.locator("#gift-send").bounding_box()
+    assert send is not None
+    assert send["y"] + send["height"] <= 760  # visible without scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    context.close()
+    connections.close_all()
