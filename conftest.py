@@ -62,3 +62,15 @@ def user_api(user):
 def idem() -> dict:
     """Headers for a money POST with a fresh Idempotency-Key."""
     return {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
+
+
+@pytest.fixture(params=["sql", "python"])
+def gift_path(request, settings):
+    """Run a gift test against both implementations of ``gift_send`` (issue #15): the
+    PostgreSQL function ``gift_send_v1`` and the Python reference. They must agree."""
+    from django.db import connection
+
+    if request.param == "sql" and connection.vendor != "postgresql":
+        pytest.skip("the SQL gift function needs PostgreSQL")
+    settings.GIFT_SEND_SQL = request.param == "sql"
+    return request.param

@@ -150,16 +150,8 @@ def _request_hash(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def idempotent(request, handler: Callable[[], Response]) -> Response:
-    """Run ``handler`` at most once per (user, Idempotency-Key).
-
-    The key row is inserted in the same database transaction as the handler's writes, so a
-    crash leaves neither; a concurrent duplicate blocks on the unique index until the first
-    commits, then replays its answer. Client errors (4xx) are stored and replayed too, like
-    Stripe does; unexpected errors roll everything back so the client may retry.
-    """
-    from accounts.models import IdempotencyRecord
-
+def idempotency_key(request) -> str:
+    """The request's Idempotency-Key header, checked (400 when missing or too long)."""
     key = (request.headers.get("Idempotency-Key") or "").strip()
     if not key:
         raise InvalidInput(
@@ -171,6 +163,60 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
             "The Idempotency-Key header is too long (255 characters at most).",
             fields={"Idempotency-Key": ["Ensure this value has at most 255 characters."]},
         )
+    return key
+
+
+def idempotency_request_hash(request) -> str:
+    """What a replay must match: method, path and body."""
+    return _request_hash(request)
+
+
+def replayed(status: int, body: Any) -> Response:
+    response = Response(body, status=status)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent_refusal(request, *, key: str, request_hash: str, exc: Exception) -> Response:
+    """Store a refused request's answer under its key (as ``idempotent`` does) and send it.
+
+    For handlers that write their success answer themselves (the one-round-trip gift): only a
+    refusal, which wrote nothing, comes here. If a copy of the request answered first, its
+    answer is replayed (or 409 for another body).
+    """
+    from accounts.models import IdempotencyRecord
+
+    response = exception_handler(exc, {"request": request})
+    assert response is not None
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(
+                user=request.user,
+                key=key,
+                request_hash=request_hash,
+                path=request.path[:255],
+                response_status=response.status_code,
+                response_body=response.data,
+            )
+    except IntegrityError:
+        existing = IdempotencyRecord.objects.get(user=request.user, key=key)
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict() from None
+        return replayed(existing.response_status, existing.response_body)
+    return response
+
+
+def idempotent(request, handler: Callable[[], Response]) -> Response:
+    """Run ``handler`` at most once per (user, Idempotency-Key).
+
+    The key row is inserted in the same database transaction as the handler's writes, so a
+    crash leaves neither; a concurrent duplicate blocks on the unique index until the first
+    commits, then replays its answer. Client errors (4xx) are stored and replayed too, like
+    Stripe does; unexpected errors roll everything back so the client may retry.
+    """
+    from accounts.models import IdempotencyRecord
+
+    key = idempotency_key(request)
     request_hash = _request_hash(request)
     try:
         with transaction.atomic():
@@ -200,9 +246,7 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
             raise
     if existing.request_hash != request_hash:
         raise IdempotencyConflict()
-    replay = Response(existing.response_body, status=existing.response_status)
-    replay["Idempotent-Replayed"] = "true"
-    return replay
+    return replayed(existing.response_status, existing.response_body)
 
 
 # Throttles live in config/throttles.py: DRF's settings import them while

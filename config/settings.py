@@ -405,6 +405,9 @@ SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000
 # --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
 GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
+# On PostgreSQL a gift is one call of the SQL function gift_send_v1 (issue #15); off, or on
+# SQLite, the Python reference in gifts/services.py sends it (same rules, more round trips).
+GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
 # Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
 LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
 LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)

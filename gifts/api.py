@@ -5,18 +5,34 @@ from django.utils import timezone
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
+from config.api import (
+    IDEMPOTENCY_HEADER,
+    error_responses,
+    idempotency_key,
+    idempotency_request_hash,
+    idempotent,
+    idempotent_refusal,
+    replayed,
+)
+from config.errors import DomainError, IdempotencyConflict
 from config.throttles import MoneyThrottle
 from creators.selectors import creator_find
 from gifts.badges import badges_by_username
 from gifts.models import Gift
 from gifts.selectors import METRICS, PERIODS, leaderboard
-from gifts.services import MESSAGE_MAX, QUANTITY_MAX, CreatorNotFound, gift_send
+from gifts.services import (
+    MESSAGE_MAX,
+    QUANTITY_MAX,
+    CreatorNotFound,
+    gift_send,
+    gift_send_answer,
+    gift_send_uses_sql,
+)
 
 # --- Catalog --------------------------------------------------------------------------------
 
@@ -153,6 +169,9 @@ class GiftSendView(APIView):
         ),
     )
     def post(self, request):
+        if gift_send_uses_sql():
+            return self._post_one_round_trip(request)
+
         def handler():
             data = GiftSendInput(data=request.data)
             data.is_valid(raise_exception=True)
@@ -178,6 +197,38 @@ class GiftSendView(APIView):
             )
 
         return idempotent(request, handler)
+
+    def _post_one_round_trip(self, request):
+        """PostgreSQL: the gift and its Idempotency-Key answer are one database call.
+
+        Same contract as ``idempotent``: a retry with the key and body replays the first
+        answer (refusals too), another body is 409.
+        """
+        key = idempotency_key(request)
+        body_hash = idempotency_request_hash(request)
+        try:
+            data = GiftSendInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            answer = gift_send_answer(
+                sender=request.user,
+                creator_handle=values["creator"],
+                gift_slug=values["gift"],
+                quantity=values["quantity"],
+                live_id=values.get("live_id"),
+                video_id=values.get("video_id"),
+                message=values.get("message", ""),
+                client_key=key,
+                request_hash=body_hash,
+                path=request.path,
+            )
+        except IdempotencyConflict:
+            raise
+        except (DomainError, exceptions.APIException) as exc:
+            return idempotent_refusal(request, key=key, request_hash=body_hash, exc=exc)
+        if answer.replayed:
+            return replayed(answer.status, answer.body)
+        return Response(answer.body, status=answer.status)
 
 
 # --- Leaderboards ---------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """Sending gifts: one transaction that debits the sender, credits the creator and records it.
 
-Per gift this runs three reads (creator with its pending account, gift, the sender's wallet
+On PostgreSQL (``GIFT_SEND_SQL``, default on) the whole gift is ONE database call: the
+PL/pgSQL function ``gift_send_v1`` (gifts/migrations/0002_gift_send_v1.py) does the reads,
+checks every rule below in the same order and writes the same rows. The Python below is the
+readable reference and the SQLite path (``make run``); the gift tests run against both.
+
+In the Python reference, per gift this runs three reads (creator with its pending account, gift, the sender's wallet
 plus the two platform accounts) and six writes (ledger_post: journal insert in a savepoint,
 the wallet's conditional debit, the entries; the daily spend upsert; the gift event; the
 leaderboard tally upsert). The creator's row and its pending account row are never written
@@ -10,16 +15,27 @@ or locked: the credit is an appended entry.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.html import strip_tags
 
-from config.errors import AgeRestricted, DomainError, InsufficientFunds, InvalidInput, NotFound
+from config.errors import (
+    AgeRestricted,
+    DomainError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
 from creators.models import Creator
 from gifts.models import Gift, GiftEvent
 from wallets.models import Account, AccountKind, TransactionKind
@@ -30,6 +46,7 @@ from wallets.services import (
     platform_account,
     spending_limits_effective,
     wallet_check_can_spend,
+    wallet_frozen_error,
 )
 
 QUANTITY_MAX = 9999
@@ -282,7 +299,6 @@ def _validate(*, sender, creator_handle, gift_slug, quantity, live_id, video_id,
     return quantity, live_id, video_id, message, creator, gift, wallet, spent, issuance
 
 
-@transaction.atomic
 def gift_send(
     *,
     sender,
@@ -299,8 +315,42 @@ def gift_send(
 
     Returns the GiftEvent with two extra attributes: ``created`` (False for a repeated key,
     which returns the original gift and writes nothing) and ``wallet_coins`` (the sender's
-    balance after it).
+    balance after it). On PostgreSQL one call of ``gift_send_v1``; elsewhere the Python
+    reference ``gift_send_python``.
     """
+    args = dict(
+        sender=sender,
+        creator_handle=creator_handle,
+        gift_slug=gift_slug,
+        quantity=quantity,
+        live_id=live_id,
+        video_id=video_id,
+        message=message,
+        client_key=client_key,
+        country=country,
+    )
+    if not gift_send_uses_sql():
+        return gift_send_python(**args)
+    answer = _gift_send_sql(**args, http=None)
+    event = _event_from_row(answer["event"], sender)
+    event.created = answer["result"] == "created"
+    return event
+
+
+@transaction.atomic
+def gift_send_python(
+    *,
+    sender,
+    creator_handle: str,
+    gift_slug: str,
+    quantity: int = 1,
+    live_id: str | None = None,
+    video_id: str | None = None,
+    message: str = "",
+    client_key: str,
+    country: str | None = None,
+) -> GiftEvent:
+    """The reference implementation of ``gift_send`` (and the SQLite path)."""
     key = _ledger_key(sender.pk, client_key)
     try:
         (quantity, live_id, video_id, message, creator, gift, wallet, spent, issuance) = _validate(
@@ -362,3 +412,184 @@ def gift_send(
     event.created = True
     event.wallet_coins = result.balances.get(wallet.pk, 0)
     return event
+
+
+# --- One round trip (PostgreSQL) --------------------------------------------------------------
+
+# The SQL function this code calls. A new rule or argument means a new function (and a new
+# migration), never a changed one: during a rolling deploy old code calls the old version.
+GIFT_SEND_FUNCTION = "gift_send_v1"
+GIFT_SEND_SQL = (
+    f"SELECT {GIFT_SEND_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s, %s)"
+)
+# Raised by the function when a refused copy of the same HTTP request stored its answer while
+# this one was being sent: everything was rolled back, the stored answer is the answer.
+ANSWERED_MEANWHILE = "AP409"
+
+
+def gift_send_uses_sql() -> bool:
+    return settings.GIFT_SEND_SQL and connection.vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class HttpIdempotency:
+    """The API's Idempotency-Key claim, stored by the gift function with its answer."""
+
+    key: str
+    request_hash: str
+    path: str
+
+
+@dataclass(frozen=True)
+class GiftAnswer:
+    status: int
+    body: dict
+    replayed: bool
+
+
+def _refusal(answer: dict) -> DomainError:
+    code = answer["code"]
+    if code == "spending_limit_exceeded":
+        return SpendingLimitExceeded(
+            f"This gift would go over your own {answer['period']} limit of "
+            f"{answer['limit']:,} coins."
+        )
+    if code == "wallet_frozen":
+        return wallet_frozen_error(answer.get("reason") or "")
+    if code == "age_restricted":
+        return AgeRestricted("You must be 18 or older to send gifts.")
+    if code == "client_key_used":
+        return InvalidInput("This client key was already used.")
+    errors: dict[str, type[DomainError]] = {
+        "creator_not_found": CreatorNotFound,
+        "self_gift": SelfGift,
+        "creator_cannot_receive": CreatorCannotReceive,
+        "gift_not_found": GiftNotFound,
+        "gift_unavailable": GiftUnavailable,
+        "daily_limit_exceeded": DailyLimitExceeded,
+        "insufficient_funds": InsufficientFunds,
+    }
+    return errors[code]()
+
+
+def _gift_send_sql(
+    *,
+    sender,
+    creator_handle,
+    gift_slug,
+    quantity,
+    live_id,
+    video_id,
+    message,
+    client_key,
+    country,
+    http: HttpIdempotency | None,
+) -> dict[str, Any]:
+    """One call of the gift function. Input is checked here first, as the reference does.
+
+    No ``transaction.atomic``: one statement is its own transaction in autocommit, and BEGIN
+    and COMMIT would be two more round trips. Inside a caller's transaction it joins it.
+    """
+    key = _ledger_key(sender.pk, client_key)
+    quantity = _check_quantity(quantity)
+    live_id, video_id = _clean_context(live_id, video_id)
+    message = message_clean(message or "")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            GIFT_SEND_SQL,
+            [
+                sender.pk,
+                key,
+                (creator_handle or "").strip().lower(),
+                (gift_slug or "").strip().lower(),
+                quantity,
+                live_id,
+                video_id,
+                message,
+                country or None,
+                timezone.now(),
+                settings.MINIMUM_AGE,
+                settings.DAILY_GIFT_LIMIT,
+                settings.DIAMONDS_PER_COIN_NUM,
+                settings.DIAMONDS_PER_COIN_DEN,
+                http.key if http else None,
+                http.request_hash if http else None,
+                http.path if http else None,
+            ],
+        )
+        answer = cursor.fetchone()[0]
+    if isinstance(answer, str):  # a driver without jsonb loading
+        answer = json.loads(answer)
+    if answer["result"] == "refused":
+        raise _refusal(answer)
+    if answer["result"] == "conflict":
+        raise IdempotencyConflict()
+    return answer
+
+
+def _event_from_row(row: dict, sender) -> GiftEvent:
+    event = GiftEvent(
+        id=row["id"],
+        sender=sender,
+        creator_id=row["creator_id"],
+        gift_id=row["gift_id"],
+        quantity=row["quantity"],
+        coins=row["coins"],
+        diamonds=row["diamonds"],
+        live_id=row["live_id"],
+        video_id=row["video_id"],
+        message=row["message"],
+        transaction_id=row["transaction_id"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
+    event.created = True
+    event.wallet_coins = row["wallet_coins"]
+    return event
+
+
+def gift_send_answer(
+    *,
+    sender,
+    creator_handle: str,
+    gift_slug: str,
+    quantity: int = 1,
+    live_id: str | None = None,
+    video_id: str | None = None,
+    message: str = "",
+    client_key: str,
+    request_hash: str,
+    path: str,
+) -> GiftAnswer:
+    """``POST gifts/send/`` on PostgreSQL: the gift and its Idempotency-Key record in one call.
+
+    Returns the answer to send: 201 with the gift, or the stored answer of an earlier request
+    with this key (``replayed``). Raises the refusal's DomainError (nothing was written: the
+    caller stores the refusal as the key's answer) or IdempotencyConflict (another body).
+    """
+    from accounts.models import IdempotencyRecord
+
+    http = HttpIdempotency(key=client_key, request_hash=request_hash, path=path)
+    try:
+        answer = _gift_send_sql(
+            sender=sender,
+            creator_handle=creator_handle,
+            gift_slug=gift_slug,
+            quantity=quantity,
+            live_id=live_id,
+            video_id=video_id,
+            message=message,
+            client_key=client_key,
+            country=None,
+            http=http,
+        )
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != ANSWERED_MEANWHILE:
+            raise
+        record = IdempotencyRecord.objects.get(user=sender, key=client_key)
+        if record.request_hash != request_hash:
+            raise IdempotencyConflict() from None
+        return GiftAnswer(record.response_status, record.response_body, True)
+    return GiftAnswer(answer["status"], answer["body"], answer["result"] == "replay")

@@ -77,6 +77,7 @@ def statuses(answers) -> Counter:
 # --- Gifts ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("gift_path")  # the SQL function and the Python reference
 def test_fifty_copies_of_one_gift_send_one_gift():
     viewer = fund(UserFactory(), 100)
     make_creator("racer")
@@ -92,6 +93,7 @@ def test_fifty_copies_of_one_gift_send_one_gift():
     ledger_ok()
 
 
+@pytest.mark.usefixtures("gift_path")  # the SQL function and the Python reference
 def test_fifty_different_gifts_never_spend_more_than_the_balance():
     viewer = fund(UserFactory(), 100)
     make_creator("racer")

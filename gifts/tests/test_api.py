@@ -10,7 +10,8 @@ from gifts.models import GiftEvent
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from wallets.services import wallet_get
 
-pytestmark = pytest.mark.django_db
+# Every rule runs against the SQL function and the Python reference (conftest.gift_path).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gift_path")]
 
 
 @pytest.fixture

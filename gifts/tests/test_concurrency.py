@@ -15,7 +15,11 @@ from gifts.tests.factories import GiftFactory, fund, make_creator
 from wallets.models import Account, LedgerTransaction
 from wallets.services import account_balance, wallet_get
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("gift_path"),  # the SQL function and the Python reference
+]
 
 
 def run_threads(count, work):

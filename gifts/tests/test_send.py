@@ -14,7 +14,8 @@ from gifts.tests.factories import GiftFactory, fund, make_creator
 from wallets.models import Account, AccountKind, LedgerTransaction, TransactionKind
 from wallets.services import account_balance, wallet_freeze, wallet_get
 
-pytestmark = pytest.mark.django_db
+# Every rule runs against the SQL function and the Python reference (conftest.gift_path).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gift_path")]
 
 
 @pytest.fixture
@@ -170,10 +171,15 @@ def test_bad_context_and_message(sender, creator, rose):
     _refused("message_blocked", sender, message="this is a SCAM")
 
 
-def test_few_queries_per_gift(sender, creator, rose):
+def test_few_queries_per_gift(gift_path, sender, creator, rose):
     send(sender)  # the platform accounts exist from here on
     with CaptureQueriesContext(connection) as queries:
         send(sender)
+    if gift_path == "sql":
+        # One round trip: the function, nothing around it (the test's own transaction adds
+        # no savepoint: gift_send opens none on this path).
+        assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v1("], queries
+        return
     # 4 reads (creator, gift, accounts, the sender's own spending limits) + 6 writes +
     # ledger_post's savepoint pair around the journal insert = 12; the test's own transaction
     # adds a savepoint pair around gift_send (BEGIN/COMMIT in real use).

@@ -15,6 +15,7 @@ from wallets.services.ledger import (
     wallet_adjust,
     wallet_check_can_spend,
     wallet_freeze,
+    wallet_frozen_error,
     wallet_get,
     wallet_unfreeze,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "wallet_adjust",
     "wallet_check_can_spend",
     "wallet_freeze",
+    "wallet_frozen_error",
     "wallet_get",
     "wallet_unfreeze",
 ]

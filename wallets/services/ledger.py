@@ -258,12 +258,13 @@ def hot_accounts_rollup() -> int:
 # --- Wallet operations ----------------------------------------------------------------------
 
 
+def wallet_frozen_error(reason: str) -> WalletFrozen:
+    return WalletFrozen("This wallet is frozen" + (f": {reason}." if reason else "."))
+
+
 def _ensure_not_frozen(wallet: Account) -> None:
     if wallet.is_frozen:
-        raise WalletFrozen(
-            "This wallet is frozen"
-            + (f": {wallet.frozen_reason}." if wallet.frozen_reason else ".")
-        )
+        raise wallet_frozen_error(wallet.frozen_reason)
 
 
 @transaction.atomic

@@ -105,6 +105,7 @@ def run_threads(count, work):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("gift_path")
 def test_lowering_a_limit_applies_at_once_and_raising_it_after_24_hours(user, user_api):
     creator = make_creator("limited")
     fund(user, 10_000)
@@ -155,6 +156,7 @@ def test_a_lowering_cancels_a_pending_raise_and_removing_a_limit_waits(user):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("gift_path")
 def test_own_monthly_limit_refuses_gifts_and_purchases(user, user_api):
     creator = make_creator("monthly")
     fund(user, 1000)
@@ -184,6 +186,7 @@ def test_own_monthly_limit_refuses_gifts_and_purchases(user, user_api):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("gift_path")
 def test_concurrent_gifts_cannot_exceed_the_own_daily_limit():
     sender = fund(UserFactory(), 5000)
     creator = make_creator("rush")
@@ -338,6 +341,7 @@ def test_concurrent_double_clicks_refund_once():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("gift_path")
 def test_refund_racing_a_gift_of_the_same_coins_lets_only_one_win():
     buyer = UserFactory()
     creator = make_creator("racer")
