@@ -65,9 +65,10 @@ beat: venv
 		--scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 # ------------------------------------------------------------------ benchmarks
+# Durable PostgreSQL (fsync, synchronous_commit, full_page_writes on), as in production.
 # make bench BENCH=bulk runs one section (step names: pgbench, gift_send, http, bulk, ...).
 bench: venv-dev
-	$(if $(BENCH),BENCH_ONLY=$(BENCH)) scripts/with_services.sh $(PY) bench/run.py
+	$(if $(BENCH),BENCH_ONLY=$(BENCH)) APPLAUSE_PG_DURABLE=1 scripts/with_services.sh $(PY) bench/run.py
 
 chaos: venv-dev
 	scripts/with_services.sh $(PY) bench/chaos.py

@@ -42,6 +42,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "bench"))
+import gift_bench  # noqa: E402  (bench/gift_bench.py: the gift benchmarks of issue #15)
 
 from bench.bulk import KEYS as BULK_KEYS  # noqa: E402
 from bench.bulk import TARGETS as BULK_TARGETS  # noqa: E402
@@ -87,6 +89,8 @@ else:
 
 KEYS = [
     "db_ceiling_tx_per_s",
+    "db_ceiling_gift_fn_tx_per_s",
+    "db_ceiling_gift_fn_async_commit_tx_per_s",
     "hot_gifts_per_s",
     "spread_gifts_per_s",
     "hot_spread_ratio",
@@ -96,6 +100,13 @@ KEYS = [
     "http_p99_ms",
     "http_errors",
     "web_peak_rss_mb",
+    "two_servers_gifts_per_s",
+    "two_servers_totals_ok",
+    "pgbouncer_http_gifts_per_s",
+    "pgbouncer_http_p99_ms",
+    "pgbouncer_http_errors",
+    "one_sender_8conn_gifts_per_s",
+    "one_sender_double_spend",
     "payout_batch_100k_s",
     "reconcile_10k_s",
 ]
@@ -107,6 +118,9 @@ TARGETS = {
     "http_errors": ("<=", 0),
     "payout_batch_100k_s": ("<=", 30),
     "ledger_ok": (">=", 1),
+    "two_servers_totals_ok": (">=", 1),
+    "one_sender_double_spend": ("<=", 0),
+    "pgbouncer_http_errors": ("<=", 0),
 }
 KEYS += [key for key in BULK_KEYS if key not in KEYS]
 TARGETS.update(BULK_TARGETS)
@@ -445,11 +459,12 @@ def bench_gifts(senders, handles) -> None:
     results["hot_gifts_per_s"] = round(hot["per_s"])
     results["spread_gifts_per_s"] = round(spread["per_s"])
     results["hot_spread_ratio"] = round(hot["per_s"] / spread["per_s"], 3) if spread["per_s"] else 0
-    ceiling = results.get("db_ceiling_tx_per_s")
+    # Like for like (issue #15): against pgbench calling the very function a gift calls.
+    ceiling = results.get("db_ceiling_gift_fn_tx_per_s")
     if isinstance(ceiling, (int, float)) and ceiling:
         results["service_vs_ceiling"] = round(spread["per_s"] / ceiling, 3)
     else:
-        na("service_vs_ceiling", why="no pgbench ceiling")
+        na("service_vs_ceiling", why="no gift_send_v1 pgbench ceiling")
     CPU["gift_py"], CPU["gift_pg"] = spread["py_cpu_ms"], spread["pg_cpu_ms"]
     CPU["gift_hot_py"], CPU["gift_hot_pg"] = hot["py_cpu_ms"], hot["pg_cpu_ms"]
     for name, phase in (("hot", hot), ("spread", spread)):
@@ -723,153 +738,6 @@ def _short_path(path: str) -> str:
     return path
 
 
-def bench_http(senders, handles, workdir: Path) -> None:
-    from knox.models import AuthToken
-
-    users = senders[-CFG["http_senders"] - 1 : -1]
-    tokens = [AuthToken.objects.create(user=u)[1] for u in users]
-    (workdir / "tokens.json").write_text(json.dumps(tokens))
-    (workdir / "creators.json").write_text(json.dumps(handles))
-    cores = os.cpu_count() or 1
-    workers = int(os.environ.get("BENCH_WEB_WORKERS") or cores + 1)  # as make serve
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        DEBUG="0",
-        THROTTLE_MONEY="100000000/min",
-        LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "INFO"),
-    )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server_log = open(workdir / "gunicorn.log", "w")
-    # The production server exactly as `make serve` runs it (config/gunicorn.conf.py).
-    cmd = [
-        str(gunicorn), "-c", "config/gunicorn.conf.py",
-        "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-    ]  # fmt: skip
-    if os.environ.get("BENCH_ASGI"):  # experiment: the previous setup, uvicorn workers
-        cmd[1:3] = ["config.asgi:application", "-k", "uvicorn_worker.UvicornWorker"]
-    log(f"http: gunicorn {workers} workers (config/gunicorn.conf.py) on 127.0.0.1:{port}")
-    server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=server_log, stderr=server_log)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 90
-        while True:
-            try:
-                probe = urllib.request.Request(
-                    base + "/healthz", headers={"X-Forwarded-Proto": "https"}
-                )
-                with urllib.request.urlopen(probe, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError(
-                    "gunicorn did not come up: " + (workdir / "gunicorn.log").read_text()[-2000:]
-                )
-            time.sleep(0.3)
-        time.sleep(1.0)  # let every worker finish booting
-        worker_pids = _children(server.pid)
-        client_cmd = [
-            sys.executable, str(REPO / "bench" / "http_client.py"), "--url", base,
-            "--tokens", str(workdir / "tokens.json"), "--creators", str(workdir / "creators.json"),
-            "--gift", GIFT_SLUG, "--concurrency", str(CFG["http_clients"]),
-            "--warmup", str(CFG["http_warmup_s"]), "--duration", str(CFG["http_s"]),
-        ]  # fmt: skip
-        log(f"http: {CFG['http_clients']} clients, {CFG['http_warmup_s']} s warm-up, "
-            f"{CFG['http_s']} s measured")  # fmt: skip
-        client = subprocess.Popen(client_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        spy = None
-        spy_out = workdir / "pyspy.txt"
-        peak_rss = 0
-        started = time.time()
-        window = (started + CFG["http_warmup_s"], started + CFG["http_warmup_s"] + CFG["http_s"])
-        cpu_marks: list[tuple[float, float, float]] = []  # (web workers, postgres, client)
-
-        def cpu_mark() -> tuple[float, float, float]:
-            web = sum(proc_cpu_s(pid) for pid in worker_pids)
-            return web, pg_cpu_s(), proc_cpu_s(client.pid)
-
-        while client.poll() is None:
-            if len(cpu_marks) < 2 and time.time() >= window[len(cpu_marks)]:
-                cpu_marks.append(cpu_mark())
-            if spy is None and worker_pids and time.time() - started > CFG["http_warmup_s"]:
-                spy = _pyspy(worker_pids[0], CFG["pyspy_s"], spy_out) or False
-            rss = sum(_vm_kb(pid, "VmRSS") for pid in worker_pids)
-            peak_rss = max(peak_rss, rss)
-            time.sleep(0.25)
-        out, err = client.communicate()
-        if client.returncode != 0:
-            raise RuntimeError(f"http client failed: {err.decode()[-1500:]}")
-        data = json.loads(out.decode().strip().splitlines()[-1])
-        served = data["requests_in_window"]
-        if len(cpu_marks) == 2 and served:
-            (w0, p0, c0), (w1, p1, c1) = cpu_marks
-            CPU["http_web"] = (w1 - w0) / served * 1000
-            CPU["http_pg"] = (p1 - p0) / served * 1000
-            CPU["http_client"] = (c1 - c0) / served * 1000
-        hwm = sum(_vm_kb(pid, "VmHWM") for pid in worker_pids)
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            )
-            backends = cursor.fetchone()[0]
-        notes.append(
-            f"http: {backends} PostgreSQL connections open to the bench database after the load "
-            f"({workers} web workers; CONN_MAX_AGE={os.environ.get('CONN_MAX_AGE', '60')}"
-            f"{', WSGI gthread' if os.environ.get('BENCH_WSGI') else ', ASGI'})"
-        )
-        results["http_gifts_per_s"] = round(data["per_s"])
-        results["http_p99_ms"] = round(data["p99_ms"], 1)
-        results["http_errors"] = data["errors"]
-        if data["errors"]:
-            server_log.flush()
-            text = (workdir / "gunicorn.log").read_text(errors="replace")
-            causes = [
-                line.strip()
-                for line in text.splitlines()
-                if re.match(r"^[\w.]+(Error|Exception|Violation|Deadlock\w*)\b", line.strip())
-            ]
-            counted: dict[str, int] = {}
-            for cause in causes:
-                counted[cause[:200]] = counted.get(cause[:200], 0) + 1
-            notes.append(
-                "http errors, the server's exceptions: "
-                + ("; ".join(f"{n}x {c}" for c, n in counted.items()) or "none logged")
-            )
-            (REPO / "var").mkdir(exist_ok=True)
-            (REPO / "var" / "bench-gunicorn.log").write_text(text[-200_000:])
-        results["web_peak_rss_mb"] = round(max(hwm, peak_rss) / 1024)
-        notes.append(
-            f"http: {workers} workers, p50 {data['p50_ms']:.1f} ms, p90 {data['p90_ms']:.1f} ms, "
-            f"max {data['max_ms']:.1f} ms, {data['errors']} errors"
-            + (f" e.g. {data['error_samples']}" if data["errors"] else "")
-            + f"; peak RSS {max(hwm, peak_rss) / 1024:.0f} MB over {len(worker_pids)} workers "
-            f"({max(hwm, peak_rss) / 1024 / max(1, len(worker_pids)):.0f} MB each)"
-        )
-        if spy:
-            spy.wait(timeout=60)
-            summary = _pyspy_summary(spy_out)
-            if summary:
-                sections["py-spy of one web worker under the HTTP load"] = (
-                    f"`py-spy record` of one of the {workers} web workers for "
-                    f"{CFG['pyspy_s']} s of the load (inclusive share of samples, idle "
-                    f"included):\n\n```\n{summary}\n```\n"
-                )
-            else:
-                notes.append(f"py-spy gave no samples: {spy.stderr.read()[-300:]}")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server_log.close()
-
-
 # ---------------------------------------------------------------------------------- 4. bulk
 # Payout batch and earnings release over 100k creators on a durable server: bench/bulk.py.
 
@@ -970,11 +838,13 @@ def machine() -> dict:
         fsync = cursor.fetchone()[0]
         cursor.execute("SHOW synchronous_commit")
         sync = cursor.fetchone()[0]
+        cursor.execute("SHOW full_page_writes")
+        fpw = cursor.fetchone()[0]
     return dict(
         nproc=os.cpu_count(),
         memory=f"{mem_kb / 1024 / 1024:.1f} GiB",
         cpu=cpu,
-        postgresql=f"{pg} (fsync={fsync}, synchronous_commit={sync})",
+        postgresql=f"{pg} (fsync={fsync}, synchronous_commit={sync}, full_page_writes={fpw})",
         python=platform.python_version(),
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
@@ -1061,8 +931,13 @@ def cpu_summary() -> None:
         hot = CPU.get("gift_hot_py", 0) + CPU.get("gift_hot_pg", 0)
         if hot:
             parts.append(f"gift_send (hot) {hot:.2f} ms in all")
-        if tx:
-            parts.append(f"CPU-projected service_vs_ceiling {tx / gift:.3f}")
+        fn = CPU.get("gift_fn_pg", 0) + CPU.get("gift_fn_client", 0)
+        if fn:
+            parts.append(
+                f"pgbench gift_send_v1 {CPU['gift_fn_pg']:.2f} ms PostgreSQL + "
+                f"{CPU['gift_fn_client']:.2f} ms pgbench (CPU-bound ceiling {budget / fn:,.0f}/s); "
+                f"CPU-projected service_vs_ceiling {fn / gift:.3f}"
+            )
     web = CPU.get("http_web", 0) + CPU.get("http_pg", 0)
     if web:
         parts.append(
@@ -1150,13 +1025,26 @@ def main() -> int:
         senders, handles = seed_gift_world(n_senders, CFG["creators"])
         log(f"seeded {n_senders} senders, {len(handles)} creators in "
             f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        this = sys.modules[__name__]
+        _step("gift fn pgbench", ("db_ceiling_gift_fn_tx_per_s",
+                                  "db_ceiling_gift_fn_async_commit_tx_per_s"),
+              gift_bench.gift_fn_ceiling, this, db_url, workdir, senders, handles)  # fmt: skip
         gift_keys = ("hot_gifts_per_s", "spread_gifts_per_s", "hot_spread_ratio",
                      "service_vs_ceiling")  # fmt: skip
         _step("gift_send", gift_keys, bench_gifts, senders, handles)
+        _step("one sender 8 connections",
+              ("one_sender_8conn_gifts_per_s", "one_sender_double_spend"),
+              gift_bench.one_sender_eight_connections, this, handles)  # fmt: skip
         _step("gift profile", (), profile_gift, senders, handles)
         _step("verify_ledger", ("ledger_ok",), verify_ledger)
         http_keys = ("http_gifts_per_s", "http_p99_ms", "http_errors", "web_peak_rss_mb")
-        _step("http", http_keys, bench_http, senders, handles, workdir)
+        _step("http", http_keys, gift_bench.http_open_loop, this, workdir, senders, handles)
+        _step("two servers", ("two_servers_gifts_per_s", "two_servers_totals_ok"),
+              gift_bench.two_servers, this, workdir, senders, handles)  # fmt: skip
+        _step("pgbouncer", ("pgbouncer_http_gifts_per_s", "pgbouncer_http_p99_ms",
+                            "pgbouncer_http_errors"),
+              gift_bench.http_through_pgbouncer, this, workdir, db_url, senders,
+              handles)  # fmt: skip
         from knox.models import AuthToken
 
         token = AuthToken.objects.create(user=senders[-1])[1]

@@ -112,11 +112,17 @@ trap 'exit 143' TERM
 install -d -o postgres -g postgres -m 700 "$PG_DIR"
 runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
     >"$SVC_DIR/initdb.log" 2>&1 || { cat "$SVC_DIR/initdb.log" >&2; exit 1; }
+# Tests run without durability (fast); APPLAUSE_PG_DURABLE=1 (make bench) keeps PostgreSQL's
+# production defaults: fsync, synchronous_commit and full_page_writes on.
+PG_NOT_DURABLE="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [[ ${APPLAUSE_PG_DURABLE:-0} == 1 ]]; then
+    PG_NOT_DURABLE=""
+fi
 for attempt in 1 2 3 4 5; do
     PG_PORT="$(free_port)"
     if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/pg.log" -w -t 60 \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off \
-            -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $PG_NOT_DURABLE \
+            -c max_connections=300" \
         start >/dev/null 2>&1; then
         PG_STARTED=1
         break
@@ -127,7 +133,7 @@ done
 [[ $PG_STARTED -eq 1 ]] || { log "postgres did not start"; exit 1; }
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres applause
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/applause"
-log "postgresql 15 on 127.0.0.1:$PG_PORT (db applause)"
+log "postgresql 15 on 127.0.0.1:$PG_PORT (db applause)${PG_NOT_DURABLE:+, not durable}"
 
 # ---------------------------------------------------------------- Redis
 mkdir -p "$REDIS_DIR"

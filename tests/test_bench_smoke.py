@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 KEYS = [
     "db_ceiling_tx_per_s",
+    "db_ceiling_gift_fn_tx_per_s",
+    "db_ceiling_gift_fn_async_commit_tx_per_s",
     "hot_gifts_per_s",
     "spread_gifts_per_s",
     "hot_spread_ratio",
@@ -21,6 +23,13 @@ KEYS = [
     "http_p99_ms",
     "http_errors",
     "web_peak_rss_mb",
+    "two_servers_gifts_per_s",
+    "two_servers_totals_ok",
+    "pgbouncer_http_gifts_per_s",
+    "pgbouncer_http_p99_ms",
+    "pgbouncer_http_errors",
+    "one_sender_8conn_gifts_per_s",
+    "one_sender_double_spend",
     "payout_batch_100k_s",
     "reconcile_10k_s",
     # bench/bulk.py (issue 16)
@@ -59,3 +68,6 @@ def test_bench_quick_prints_every_key():
     # The ledger must hold after the benchmark's concurrent gifts, payouts and reconciliation.
     assert values["ledger_ok"] == "1", result.stdout[-3000:]
     assert values["bulk_ledger_ok"] == "1", result.stdout[-3000:]
+    # Two servers at once and one sender from 8 connections: nothing lost, nothing spent twice.
+    assert values["two_servers_totals_ok"] == "1", result.stdout[-3000:]
+    assert values["one_sender_double_spend"] == "0", result.stdout[-3000:]
