@@ -333,6 +333,8 @@ class Chaos:
             DAILY_PURCHASE_LIMIT="1000000000",
             DAILY_GIFT_LIMIT="1000000000",
             CONN_MAX_AGE="60",
+            # PostgreSQL is restarted under load here: check a reused connection per request.
+            CONN_HEALTH_CHECKS="1",
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
         )

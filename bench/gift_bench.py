@@ -522,3 +522,29 @@ def http_through_pgbouncer(b, workdir: Path, db_url: str, senders, handles) -> N
         + "\n"
         + _row(f"through PgBouncer (transaction pooling, {pool} server connections)", d)
     )
+
+
+# --------------------------------------------------------------- web server variants
+
+# (worker class, workers, threads): make serve's default first. BENCH_WEB_VARIANTS=1 runs them.
+WEB_VARIANTS = [("gthread", 3, 4), ("gthread", 2, 8), ("gthread", 5, 2), ("sync", 5, 1)]
+
+
+def web_variants(b, workdir: Path, senders, handles) -> None:
+    """The headline rate against other worker / thread counts (an experiment, not a key)."""
+    _tokens(b, workdir, senders, handles)
+    rate = CFG["open_headline_rate"]
+    rows = []
+    for klass, workers, threads in WEB_VARIANTS:
+        env = {"WEB_WORKERS": str(workers), "WEB_THREADS": str(threads), "WEB_CLASS": klass}
+        server = Server(b, workdir, f"{klass}-{workers}x{threads}", env)
+        try:
+            b.log(f"web variant {klass} {workers} workers x {threads} threads at {rate}/s")
+            d = _load(b, workdir, [server], rate)
+        finally:
+            server.stop()
+        rows.append(_row(f"{klass}, {workers} workers × {threads} threads", d))
+    b.sections["web server variants"] = (
+        f"The same open-loop load at {rate}/s against other gunicorn settings "
+        "(`BENCH_WEB_VARIANTS=1`):\n\n" + TABLE_HEAD + "\n" + "\n".join(rows)
+    )

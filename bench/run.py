@@ -1045,6 +1045,8 @@ def main() -> int:
                             "pgbouncer_http_errors"),
               gift_bench.http_through_pgbouncer, this, workdir, db_url, senders,
               handles)  # fmt: skip
+        if os.environ.get("BENCH_WEB_VARIANTS"):
+            _step("web variants", (), gift_bench.web_variants, this, workdir, senders, handles)
         from knox.models import AuthToken
 
         token = AuthToken.objects.create(user=senders[-1])[1]

@@ -12,7 +12,7 @@ import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "config.wsgi:application"
-worker_class = "gthread"
+worker_class = os.environ.get("WEB_CLASS") or "gthread"
 workers = int(os.environ.get("WEB_WORKERS") or multiprocessing.cpu_count() + 1)
 threads = int(os.environ.get("WEB_THREADS") or 4)
 timeout = int(os.environ.get("WEB_TIMEOUT") or 60)

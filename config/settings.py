@@ -115,7 +115,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Off by default: the check is a `SELECT 1` round trip at the start of every request. A
+    # connection PostgreSQL dropped (a restart) then fails one request (500) and is replaced;
+    # behind PgBouncer the web servers' connections survive a PostgreSQL restart anyway.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite just ignores the extra columns.
 SILENCED_SYSTEM_CHECKS = [] if IS_POSTGRES else ["models.W040"]
@@ -239,7 +242,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "accounts.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -268,6 +271,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 }
 # API tokens (django-rest-knox): one per sign-in (per device), stored as a SHA-512 digest,
 # expiring after API_TOKEN_TTL_HOURS; ``Authorization: Token <key>`` as before.
+# A verified token (with its user) is cached this long under its digest (0: off); revoking it
+# or saving its user deletes the entry (accounts/auth.py).
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=60)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=24 * 30)),
     "AUTH_HEADER_PREFIX": "Token",
