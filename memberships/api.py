@@ -325,7 +325,7 @@ class MyMembershipsView(ListAPIView):
         return memberships_of(user=self.request.user)
 
     def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.get_queryset()) or []
         return self.get_paginated_response([membership_data(m) for m in page])
 
     @extend_schema(

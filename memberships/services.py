@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -227,7 +228,7 @@ def tier_update(
                     detail={
                         "old": old_price,
                         "new": tier.coins_per_month,
-                        "effective_at": effective.isoformat(),
+                        "effective_at": effective.isoformat() if effective else None,
                     },
                     created_at=now,
                 )
@@ -751,7 +752,7 @@ class RenewalRun:
         )
 
 
-def memberships_renew(*, now: datetime | None = None, chunk_size: int = 500) -> RenewalRun:
+def memberships_renew(*, now: datetime | None = None, chunk_size: int = 200) -> RenewalRun:
     """Renew every membership due at ``now``; safe to run twice, beside itself, or after a
     crash (see the module docstring). Each chunk is one transaction."""
     now = now or timezone.now()
@@ -770,6 +771,8 @@ def memberships_renew(*, now: datetime | None = None, chunk_size: int = 500) -> 
                 try:
                     with transaction.atomic():
                         outcome = _renew_one(membership, now=now)
+                except SoftTimeLimitExceeded:
+                    raise  # the task's time is up: this chunk rolls back, the next run redoes it
                 except Exception:
                     # Never stall the run on one row: look at it again after the retry delay.
                     log.exception("renewal of membership %s failed", membership.pk)
@@ -798,7 +801,8 @@ def _load_related(memberships: list[Membership]) -> None:
 def _renew_one(membership: Membership, *, now: datetime) -> str:
     if membership.status == MembershipStatus.ACTIVE and not membership.renews:
         return _lapse(membership, reason="not renewing")
-    if membership.status == MembershipStatus.GRACE and now >= membership.grace_until:
+    grace_until = membership.grace_until
+    if membership.status == MembershipStatus.GRACE and grace_until and now >= grace_until:
         return _lapse(membership, reason="unpaid after the grace period")
     tier = membership.next_tier or membership.tier
     # A failed attempt rolls back to here (its journal row too): nothing half-paid remains.
@@ -833,7 +837,7 @@ def _renew_one(membership: Membership, *, now: datetime) -> str:
         )
         return "grace"
     Membership.objects.filter(pk=membership.pk).update(
-        next_attempt_at=min(retry_at, membership.grace_until)
+        next_attempt_at=min(retry_at, membership.grace_until or retry_at)
     )
     return "retry_later"
 

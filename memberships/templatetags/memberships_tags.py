@@ -46,12 +46,12 @@ def tier_editor(context, creator):
     from memberships.models import TIERS_MAX
 
     tiers = list(tiers_of(creator_id=creator.pk))
-    monthly_diamonds = diamonds_for(sum(t.monthly_coins or 0 for t in tiers))
+    monthly_diamonds = diamonds_for(sum(getattr(t, "monthly_coins", 0) or 0 for t in tiers))
     return {
         "creator": creator,
         "tiers": tiers,
         "can_add": len(tiers) < TIERS_MAX,
-        "members": sum(t.members for t in tiers),
+        "members": sum(getattr(t, "members", 0) for t in tiers),
         "monthly_diamonds": monthly_diamonds,
         "monthly_value": diamonds_value(monthly_diamonds),
         "notice_days": settings.MEMBERSHIP_PRICE_NOTICE_DAYS,
