@@ -461,6 +461,10 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"] = (
     "wallets.models.RechargeStatus"
 )
+# Card testing (wallets/services/declines.py): declined card payments allowed per user, per
+# client address and per card fingerprint in a window; past it, 429 too_many_declines.
+RECHARGE_DECLINES_MAX = env.int("RECHARGE_DECLINES_MAX", default=5)
+RECHARGE_DECLINE_WINDOW_SECONDS = env.int("RECHARGE_DECLINE_WINDOW_SECONDS", default=3600)
 # --- end wallets ----------------------------------------------------------------------------
 
 # --- wallets: viewer protections (issue 8 items 3-5; owned by the wallets app) -------------

@@ -304,7 +304,7 @@ class RechargeAdmin(ReadOnlyAdmin):
         "created_at",
     )
     list_filter = ("status", "price_currency")
-    search_fields = ("user__username", "payment_intent", "=id")
+    search_fields = ("user__username", "payment_intent", "=id", "=card_fingerprint")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     inlines = [RechargeRefundInline]

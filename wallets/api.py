@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.client_address import client_address
 from config.api import (
     IDEMPOTENCY_HEADER,
     NewestFirstCursorPagination,
@@ -229,6 +230,11 @@ class RechargeOutput(serializers.Serializer):
     price = MoneyOutput()
     coins_refunded = serializers.IntegerField()
     failure_message = serializers.CharField(allow_blank=True)
+    failure_code = serializers.CharField(
+        allow_blank=True,
+        help_text="Why it failed, in a word: `card_declined` for any declined card (the "
+        "message stays generic on purpose); empty otherwise.",
+    )
     created_at = serializers.DateTimeField()
     succeeded_at = serializers.DateTimeField(allow_null=True)
 
@@ -248,6 +254,7 @@ def recharge_json(recharge: Recharge) -> dict:
         "price": money_json(recharge.price),
         "coins_refunded": recharge.coins_refunded,
         "failure_message": recharge.failure_message,
+        "failure_code": recharge.failure_code,
         "created_at": serializers.DateTimeField().to_representation(recharge.created_at),
         "succeeded_at": serializers.DateTimeField().to_representation(recharge.succeeded_at)
         if recharge.succeeded_at
@@ -280,6 +287,7 @@ def recharge_create_from_request(request, *, portal: bool = False) -> Response:
         confirmed=values.get("confirm", False),
         portal=portal,
         client_key=request.headers.get("Idempotency-Key"),
+        client_address=client_address(request),
     )
     return Response(recharge_create_json(recharge), status=status.HTTP_201_CREATED)
 
@@ -315,14 +323,20 @@ class RechargesView(ListAPIView):
             "Give `package` (an id from coin-packages/) or a custom number of `coins`, and a "
             "`currency`. Confirm the card with Stripe.js using `client_secret`, or send "
             "`payment_method` (a PaymentMethod id made with Stripe's SDK) and the server "
-            "confirms at once: then `status` is succeeded, failed (`failure_message`), or "
+            "confirms at once: then `status` is succeeded, failed (`failure_code`, "
+            "`failure_message`), or "
             "pending with `requires_action` (finish 3-D Secure with Stripe's SDK). Coins are "
             "credited when Stripe reports the payment succeeded. 403 `age_restricted` under "
             "18, 403 `limit_exceeded` over the daily limit, 423 `wallet_frozen`. Viewer "
             "protections (additive): 403 `spending_limit_exceeded` over your own daily or "
             "monthly limit (wallet/limits/); 409 `confirmation_required` above your own "
             "`confirm_above` threshold unless the body has `confirm: true` (only when you set "
-            "a threshold)."
+            "a threshold). A declined card is `status` failed with `failure_code` "
+            "`card_declined` and the same generic message whatever the bank's reason. "
+            "Declines are limited per account, per network address and per card "
+            "(RECHARGE_DECLINES_MAX in RECHARGE_DECLINE_WINDOW_SECONDS, 5 an hour): past that, "
+            "every purchase is refused with 429 `too_many_declines` and Retry-After. Purchases "
+            "have their own rate limit per account (THROTTLE_RECHARGE, 429 `throttled`)."
         ),
     )
     def post(self, request):

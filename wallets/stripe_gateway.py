@@ -204,6 +204,27 @@ def payment_intent_retrieve(payment_intent_id: str) -> Any:
     return client().v1.payment_intents.retrieve(payment_intent_id)
 
 
+def payment_method_fingerprint(payment_method_id: str) -> str:
+    """The card's fingerprint (the same for every PaymentMethod made from one card number;
+    localstripe gives one too), or "" for a method that is not a card."""
+    method = client().v1.payment_methods.retrieve(payment_method_id)
+    card = _get(method, "card")
+    return str(_get(card, "fingerprint") or "") if card else ""
+
+
+def card_error_details(error: Any) -> tuple[str, str]:
+    """From a ``stripe.CardError`` (or a PaymentIntent's ``last_payment_error``): Stripe's
+    reason for staff ("code / decline_code / message") and the card's fingerprint if given."""
+    body = getattr(error, "error", None) or error
+    code = getattr(error, "code", None) or _get(body, "code")
+    message = getattr(error, "user_message", None) or _get(body, "message")
+    parts = [code, _get(body, "decline_code"), message]
+    reason = " / ".join(str(p) for p in parts if p)[:500]
+    method = _get(body, "payment_method")
+    card = _get(method, "card") if method is not None and not isinstance(method, str) else None
+    return reason, str(_get(card, "fingerprint") or "") if card else ""
+
+
 def charge_retrieve(charge_id: str) -> Any:
     return client().v1.charges.retrieve(charge_id)
 

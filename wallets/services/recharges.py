@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -35,6 +35,7 @@ from wallets.models import (
     TransactionKind,
     recharge_row_new,
 )
+from wallets.services.declines import PurchaseOrigin, decline_check, decline_record
 from wallets.services.ledger import (
     Posting,
     _ensure_not_frozen,
@@ -46,6 +47,11 @@ from wallets.services.ledger import (
 from wallets.services.limits import purchase_confirmation_check, purchase_limits_check
 
 log = logging.getLogger(__name__)
+
+# What a buyer is told about any declined card: the reason (stolen card, wrong CVC, no funds)
+# would tell a card tester which cards work. Stripe's own reason stays with staff.
+DECLINE_MESSAGE = "Your card was declined."
+DECLINE_CODE = "card_declined"
 
 # A wallet frozen for coin debt carries this reason; settling the debt lifts that freeze only.
 DEBT_FREEZE_REASON = "coin debt after a refund or chargeback"
@@ -227,6 +233,7 @@ def recharge_create(
     confirmed: bool = False,
     portal: bool = False,
     client_key: str | None = None,
+    client_address: str | None = None,
 ) -> Recharge:
     """A pending Recharge with its Stripe PaymentIntent.
 
@@ -244,6 +251,11 @@ def recharge_create(
     Viewer protections (docs/viewer-protections.md): above the cooling-off threshold the
     purchase needs ``confirmed`` (409 ``confirmation_required``), and the viewer's own daily
     and monthly limits apply (403 ``spending_limit_exceeded``).
+
+    Card testing (``wallets.services.declines``): a decline is answered with
+    ``failure_code`` ``card_declined`` and a generic message, and counted per user,
+    ``client_address`` and card fingerprint; past the limit, 429 ``too_many_declines`` before
+    any PaymentIntent is made.
     """
     _check_can_buy(user)
     quote = recharge_quote(currency=currency, package_id=package_id, coins=coins)
@@ -256,6 +268,9 @@ def recharge_create(
             raise InvalidInput(
                 "Invalid payment method.", fields={"payment_method": ["Invalid payment method."]}
             )
+    origin = _purchase_origin(
+        user=user, client_address=client_address, payment_method=payment_method
+    )
     client_key = (client_key or "").strip()[:255] or None
     key_hash = (
         gateway.recharge_client_key_hash(user_id=user.pk, client_key=client_key)
@@ -274,7 +289,11 @@ def recharge_create(
         if earlier is not None:
             recharge, intent = earlier
             return _recharge_settle(
-                recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+                recharge=recharge,
+                intent=intent,
+                payment_method=payment_method,
+                key_hash=key_hash,
+                origin=origin,
             )
     limit = settings.DAILY_PURCHASE_LIMIT
     if _purchased_today(user) + quote.coins > limit:
@@ -313,7 +332,11 @@ def recharge_create(
     recharge.payment_intent = intent.id
     recharge.save(update_fields=["payment_intent", "updated_at"])
     return _recharge_settle(
-        recharge=recharge, intent=intent, payment_method=payment_method, key_hash=key_hash
+        recharge=recharge,
+        intent=intent,
+        payment_method=payment_method,
+        key_hash=key_hash,
+        origin=origin,
     )
 
 
@@ -348,8 +371,58 @@ def _recharge_row(*, user, quote: Quote, client_key: str | None, payment_intent=
     )
 
 
+def _purchase_origin(
+    *, user, client_address: str | None, payment_method: str | None
+) -> PurchaseOrigin:
+    """Who pays, from where, with which card; refused while any of them has too many declines.
+
+    The card's fingerprint needs one call to Stripe; if that fails for any reason but an
+    unknown payment method, the user and address limits still apply."""
+    origin = PurchaseOrigin(user_id=user.pk, client_address=client_address or "")
+    decline_check(origin=origin)
+    if not payment_method:
+        return origin
+    try:
+        fingerprint = gateway.payment_method_fingerprint(payment_method)
+    except gateway.StripeError as exc:
+        if getattr(exc, "http_status", None) in (400, 404):
+            raise InvalidInput(
+                "That payment method cannot be used.",
+                fields={"payment_method": ["Unknown or unusable payment method."]},
+            ) from exc
+        log.warning("card fingerprint of %s unavailable: %s", payment_method, exc)
+        return origin
+    origin = replace(origin, card_fingerprint=fingerprint)
+    decline_check(origin=origin)
+    return origin
+
+
+def _recharge_declined(
+    *, recharge: Recharge, payment_intent_id: str, error: Any, origin: PurchaseOrigin | None
+) -> None:
+    """A declined card: a generic answer for the buyer, Stripe's reason for staff, and (for a
+    decline at our own confirm, ``origin`` given) one more decline counted."""
+    reason, fingerprint = gateway.card_error_details(error)
+    if origin is not None and fingerprint and not origin.card_fingerprint:
+        origin = replace(origin, card_fingerprint=fingerprint)
+    recharge_mark_failed(
+        payment_intent_id=payment_intent_id,
+        message=DECLINE_MESSAGE,
+        failure_code=DECLINE_CODE,
+        decline_reason=reason or DECLINE_CODE,
+        card_fingerprint=origin.card_fingerprint if origin is not None else fingerprint,
+    )
+    if origin is not None:
+        decline_record(origin=origin, recharge_id=recharge.pk, reason=reason)
+
+
 def _recharge_settle(
-    *, recharge: Recharge, intent: Any, payment_method: str | None, key_hash: str | None
+    *,
+    recharge: Recharge,
+    intent: Any,
+    payment_method: str | None,
+    key_hash: str | None,
+    origin: PurchaseOrigin | None = None,
 ) -> Recharge:
     """Confirm the PaymentIntent if it still needs it, and record what Stripe says now.
 
@@ -368,8 +441,9 @@ def _recharge_settle(
                 client_key_hash=key_hash,
             )
         except gateway.CardError as exc:
-            message = getattr(exc, "user_message", None) or "Your card was declined."
-            recharge_mark_failed(payment_intent_id=intent.id, message=message)
+            _recharge_declined(
+                recharge=recharge, payment_intent_id=intent.id, error=exc, origin=origin
+            )
             status = None
         except gateway.StripeError as exc:
             # The PaymentIntent exists; its webhook or reconciliation will settle the outcome.
@@ -381,6 +455,23 @@ def _recharge_settle(
     error = gateway.get(intent, "last_payment_error")
     if status == "succeeded":
         recharge_apply_success(payment_intent_id=intent.id, intent=intent)
+    elif (
+        status == "requires_payment_method"
+        and error
+        and gateway.get(error, "type")
+        in (
+            None,
+            "card_error",
+        )
+    ):
+        # Declined at this confirm (counted), or an adopted earlier attempt's decline (counted
+        # when it happened).
+        _recharge_declined(
+            recharge=recharge,
+            payment_intent_id=intent.id,
+            error=error,
+            origin=origin if confirmed_now else None,
+        )
     elif status == "canceled" or (status == "requires_payment_method" and (confirmed_now or error)):
         recharge_mark_failed(
             payment_intent_id=intent.id,
@@ -630,10 +721,24 @@ def _receipt_enqueue(recharge: Recharge) -> None:
 
 
 @transaction.atomic
-def recharge_mark_failed(*, payment_intent_id: str, message: str = "") -> Recharge | None:
-    """A pending recharge whose payment failed. Never touches a credited one."""
+def recharge_mark_failed(
+    *,
+    payment_intent_id: str,
+    message: str = "",
+    failure_code: str = "",
+    decline_reason: str = "",
+    card_fingerprint: str = "",
+) -> Recharge | None:
+    """A pending recharge whose payment failed. Never touches a credited one.
+
+    ``message`` and ``failure_code`` are what the buyer sees; ``decline_reason`` (Stripe's
+    reason) and ``card_fingerprint`` are for staff only (the admin)."""
     Recharge.objects.filter(payment_intent=payment_intent_id, status=RechargeStatus.PENDING).update(
-        status=RechargeStatus.FAILED, failure_message=(message or "The payment failed.")[:500]
+        status=RechargeStatus.FAILED,
+        failure_message=(message or "The payment failed.")[:500],
+        failure_code=failure_code[:64],
+        decline_reason=decline_reason[:500],
+        card_fingerprint=card_fingerprint[:64],
     )
     return Recharge.objects.filter(payment_intent=payment_intent_id).first()
 
