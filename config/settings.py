@@ -495,6 +495,12 @@ LIVE_SYNC_STREAMS_MAX = env.int(
     "LIVE_SYNC_STREAMS_MAX", default=max(1, env.int("WEB_THREADS", default=4) // 2)
 )
 LIVE_ASYNC_STREAMS_MAX = env.int("LIVE_ASYNC_STREAMS_MAX", default=500)
+# Across every process (leases in Redis): open streams per client address (past it 429
+# live_streams_limit) and per (creator, live) (503 live_streams_busy). A stream with no gift
+# for LIVE_STREAM_IDLE_SECONDS ends and EventSource reconnects (Last-Event-ID: nothing missed).
+LIVE_STREAMS_PER_ADDRESS = env.int("LIVE_STREAMS_PER_ADDRESS", default=8)
+LIVE_STREAMS_PER_LIVE = env.int("LIVE_STREAMS_PER_LIVE", default=200)
+LIVE_STREAM_IDLE_SECONDS = env.int("LIVE_STREAM_IDLE_SECONDS", default=60)
 
 # --- Email and app webhooks (owned by the notifications app) --------------------------------
 # The portal's public address, for links in emails (verification, unsubscribe, undo).

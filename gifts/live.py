@@ -19,6 +19,14 @@ threads, so overlays can never take every thread the API needs) and ``LIVE_ASYNC
 under ASGI; past that a new stream is refused with 503 ``live_streams_busy`` and a
 Retry-After, and the overlay page tries again after it.
 
+So that one client cannot take those slots (issue 14 item 7), across every process (leases
+in Redis, ``gifts.live_leases``): at most ``LIVE_STREAMS_PER_ADDRESS`` open streams per client
+address (429 ``live_streams_limit``) and ``LIVE_STREAMS_PER_LIVE`` per (creator, live) (503
+``live_streams_busy``); opening one is throttled per address (``THROTTLE_LIVE_OPEN``, 429
+``throttled``); and a stream with no gift for ``LIVE_STREAM_IDLE_SECONDS`` ends (EventSource
+reconnects at once with ``Last-Event-ID``, so an overlay misses nothing, while a client that
+only holds connections open has to come back through the throttle and the caps).
+
 Public on purpose, like an overlay URL: what it shows (sender's username, gift, count,
 message) is what the live stream shows anyway. No auth, no cookies read, no CSRF.
 """
@@ -44,11 +52,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
+from accounts.client_address import client_address
 from config.api import error_responses
 from config.errors import ServiceBusy
+from config.throttles import LiveOpenThrottle
 from creators.selectors import creator_find
 from gifts.badges import badges_for
 from gifts.combos import ComboTracker, combo_window, tracker_at
+from gifts.live_leases import LEASES, Lease
 from gifts.models import GiftEvent
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
 
@@ -153,6 +164,8 @@ class _Stream:
         self.seen: dict[int, float] = {}  # id -> when we sent it (monotonic)
         self.tracker: ComboTracker | None = None
         self.last_sent = time.monotonic()
+        self.last_gift = time.monotonic()  # or the stream's start: idle streams end
+        self.lease: Lease | None = None
 
     def start(self) -> None:
         if self.after_id is None:
@@ -193,10 +206,18 @@ class _Stream:
         """One poll: the new gifts' frames, else a keep-alive comment when one is due, else ''."""
         chunk = self.poll()
         now = time.monotonic()
+        if chunk:
+            self.last_gift = now
+        if self.lease is not None:
+            self.lease.renew_if_due()
         if chunk or now - self.last_sent >= heartbeat_seconds:
             self.last_sent = now
             return chunk or f": keep-alive {timezone.now().isoformat()}\n\n"
         return ""
+
+    def is_open(self, started: float, max_seconds: float, idle_seconds: float) -> bool:
+        now = time.monotonic()
+        return now - started < max_seconds and now - self.last_gift < idle_seconds
 
     def opening(self) -> str:
         window_ms = int(combo_window().total_seconds() * 1000)
@@ -222,12 +243,12 @@ class _Slots:
         name = "LIVE_ASYNC_STREAMS_MAX" if kind == "async" else "LIVE_SYNC_STREAMS_MAX"
         return int(_setting(name, 2))
 
-    def take(self, kind: str) -> _Slot:
+    def take(self, kind: str, lease: Lease | None = None) -> _Slot:
         with self.lock:
             if self.open[kind] >= self.limit(kind):
                 raise LiveStreamsBusy()
             self.open[kind] += 1
-        return _Slot(self, kind)
+        return _Slot(self, kind, lease)
 
     def give_back(self, kind: str) -> None:
         with self.lock:
@@ -240,14 +261,16 @@ SLOTS = _Slots()
 class _Slot:
     """One taken stream slot, given back exactly once however the stream ends."""
 
-    def __init__(self, slots: _Slots, kind: str) -> None:
-        self.slots, self.kind = slots, kind
+    def __init__(self, slots: _Slots, kind: str, lease: Lease | None = None) -> None:
+        self.slots, self.kind, self.lease = slots, kind, lease
         self.held = True
 
     def release(self) -> None:
         if self.held:
             self.held = False
             self.slots.give_back(self.kind)
+            if self.lease is not None:
+                self.lease.release()
 
     def __del__(self) -> None:  # a response dropped before it was ever served or closed
         self.release()
@@ -284,13 +307,14 @@ class _HeldStream:
 def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
     poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
     max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
+    idle_seconds = float(_setting("LIVE_STREAM_IDLE_SECONDS", 60))
 
     async def generate():
         started = time.monotonic()
         try:
             await sync_to_async(stream.start)()
             yield stream.opening()
-            while time.monotonic() - started < max_seconds:
+            while stream.is_open(started, max_seconds, idle_seconds):
                 chunk = await sync_to_async(stream.tick)(HEARTBEAT_SECONDS)
                 if chunk:
                     yield chunk
@@ -311,10 +335,11 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
 def _run_sync(stream: _Stream) -> Iterator[str]:
     poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
     max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
+    idle_seconds = float(_setting("LIVE_STREAM_IDLE_SECONDS", 60))
     started = time.monotonic()
     stream.start()
     yield stream.opening()
-    while time.monotonic() - started < max_seconds:
+    while stream.is_open(started, max_seconds, idle_seconds):
         chunk = stream.tick(SYNC_HEARTBEAT_SECONDS)
         if chunk:
             yield chunk
@@ -339,7 +364,7 @@ def _live_creator(handle: str, live_id: str):
 class LiveEventsView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes: list = []
+    throttle_classes = [LiveOpenThrottle]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     @extend_schema(
@@ -356,7 +381,12 @@ class LiveEventsView(APIView):
             "stream starts at the newest gift. Heartbeat comments every 15 s (4 s under WSGI); the stream ends "
             "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth. "
             "503 `live_streams_busy` (with Retry-After) when this server holds as many streams "
-            "as it allows (LIVE_SYNC_STREAMS_MAX / LIVE_ASYNC_STREAMS_MAX)."
+            "as it allows (LIVE_SYNC_STREAMS_MAX / LIVE_ASYNC_STREAMS_MAX) or this live has "
+            "LIVE_STREAMS_PER_LIVE open. 429 `live_streams_limit` (with Retry-After) when your "
+            "address already has LIVE_STREAMS_PER_ADDRESS streams open; 429 `throttled` past "
+            "THROTTLE_LIVE_OPEN openings per address. A stream with no gift for "
+            "LIVE_STREAM_IDLE_SECONDS ends; EventSource reconnects with Last-Event-ID and "
+            "misses nothing."
         ),
         parameters=[
             OpenApiParameter(
@@ -377,17 +407,27 @@ class LiveEventsView(APIView):
             (200, "text/event-stream"): OpenApiResponse(
                 response=OpenApiTypes.STR, description="The event stream."
             ),
-            **error_responses(404, 503),
+            **error_responses(404, 429, 503),
         },
     )
     def get(self, request, handle: str, live_id: str):
         creator = _live_creator(handle, live_id)
         stream = _Stream(creator.pk, live_id, _resume_id(request))
+        kind = "async" if isinstance(request._request, ASGIRequest) else "sync"
+        lease = LEASES.take(
+            address=client_address(request) or "-", creator_id=creator.pk, live_id=live_id
+        )
+        try:
+            slot = SLOTS.take(kind, lease)
+        except LiveStreamsBusy:
+            lease.release()
+            raise
+        stream.lease = lease
         body: AsyncIterator[str] | _HeldStream
-        if isinstance(request._request, ASGIRequest):
-            body = _run_async(stream, SLOTS.take("async"))
+        if kind == "async":
+            body = _run_async(stream, slot)
         else:
-            body = _HeldStream(_run_sync(stream), SLOTS.take("sync"))
+            body = _HeldStream(_run_sync(stream), slot)
         response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache, no-transform"
         response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
