@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallets', '0008_membership_transaction_kind'),
+        ("wallets", "0011_coin_price_four_eyes"),
     ]
 
     operations = [
