@@ -219,6 +219,10 @@ def main() -> int:
                 "2",
                 "--scheduler",
                 "django_celery_beat.schedulers:DatabaseScheduler",
+                # Its start-up banner and task lines would bury ours (the URLs and logins).
+                "--quiet",
+                "--logfile",
+                str(REPO / "var" / "celery.log"),
             ],
         )
         home = f"http://127.0.0.1:{port}/"
@@ -232,6 +236,7 @@ def main() -> int:
             f"  admin        {home}admin/",
             f"  API docs     {home}api/docs/",
             f"  localstripe  {api_base}",
+            "  Celery log   var/celery.log    mail  var/mail/",
         ]
         logins = REPO / "var" / "demo_logins.txt"
         if logins.is_file():
