@@ -22,7 +22,7 @@ from config.errors import InvalidInput
 from staff.models import AdjustmentRequest, AdjustmentStatus, AuditLog
 from staff.permissions import FINANCE, SUPPORT, has_role, require_role
 from wallets import services as wallet_services
-from wallets.models import Account
+from wallets.models import Account, RechargeRefund
 
 TRANSACTION_BAN_PREFIX = "Transaction ban: "
 
@@ -434,6 +434,10 @@ def _staff_recharge_refund(
     require_role(actor, (SUPPORT, FINANCE))
     reason = _required_reason(reason)
     is_finance = has_role(actor, FINANCE)
+    if idempotency_key:
+        done = RechargeRefund.objects.filter(request_key=idempotency_key).first()
+        if done is not None:
+            return done  # a double submit: refunded and audited once
     before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
     refund = wallet_services.recharge_refund(
         recharge=recharge,

@@ -132,6 +132,21 @@ def test_a_refund_into_coin_debt_needs_finance():
 
 
 @pytest.mark.django_db
+def test_a_double_submit_refunds_and_audits_once():
+    support = staff_user(SUPPORT)
+    recharge = paid(currency="GBP")
+    first, again = (
+        staff_recharge_refund(
+            actor=support, recharge=recharge, reason="x", coins=100, idempotency_key="form-1"
+        )
+        for _ in range(2)
+    )
+    assert first.pk == again.pk and RechargeRefund.objects.count() == 1
+    assert AuditLog.objects.filter(action="recharge_refund").count() == 1
+    assert stripe_refunded(recharge) == gateway.to_minor(first.amount)
+
+
+@pytest.mark.django_db
 def test_a_viewer_cannot_refund_as_staff():
     recharge = paid()
     with pytest.raises(PermissionDenied):
