@@ -529,6 +529,18 @@ CELERY_BEAT_SCHEDULE["email-outbox-flush"] = {
     "task": "notifications.tasks.email_outbox_flush_task",
     "schedule": timedelta(minutes=1),
 }
+# App webhooks: loopback and private addresses (and plain http) only in DEBUG and tests;
+# production refuses them, after DNS resolution too (no env switch on purpose).
+WEBHOOK_ALLOW_PRIVATE = DEBUG or TESTING
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+# A delivery is retried with backoff (1 min, 2, 4 … 6 h) for this long; an endpoint that has
+# failed for this long is disabled and its owner emailed.
+WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=72)
+WEBHOOK_ENDPOINTS_MAX = env.int("WEBHOOK_ENDPOINTS_MAX", default=10)
+CELERY_BEAT_SCHEDULE["webhook-flush"] = {
+    "task": "notifications.tasks.webhook_flush_task",
+    "schedule": timedelta(minutes=1),
+}
 CELERY_BEAT_SCHEDULE["weekly-earnings-digest"] = {
     "task": "payouts.tasks.weekly_digest_task",
     "schedule": crontab(minute=0, hour=7, day_of_week=1),

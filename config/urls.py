@@ -10,7 +10,16 @@ from config.views import api_unknown_path
 # Each app owns ``urls.py`` (its API under /api/v1/) and ``portal_urls.py`` (its pages).
 api_v1 = [
     path("", include(f"{app}.urls"))
-    for app in ("accounts", "wallets", "gifts", "creators", "payouts", "memberships", "staff")
+    for app in (
+        "accounts",
+        "wallets",
+        "gifts",
+        "creators",
+        "payouts",
+        "memberships",
+        "notifications",
+        "staff",
+    )
 ]
 portal = [
     path("", include(f"{app}.portal_urls"))

@@ -38,6 +38,7 @@ from config.errors import (
 )
 from creators.models import Creator
 from gifts.models import Gift, GiftEvent
+from notifications.webhooks import webhook_event_emit
 from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import (
     Posting,
@@ -409,6 +410,22 @@ def gift_send_python(
         created_at=now,
     )
     _tally_add(creator_id=creator.pk, sender_id=sender.pk, day=day, coins=coins, diamonds=diamonds)
+    webhook_event_emit(
+        user_id=creator.user_id,
+        type="gift.received",
+        key=f"gift.received:{event.pk}",
+        data={
+            "id": event.pk,
+            "sender": sender.username,
+            "gift": gift.slug,
+            "quantity": quantity,
+            "coins": coins,
+            "diamonds": diamonds,
+            "live_id": live_id,
+            "video_id": video_id,
+            "message": message,
+        },
+    )
     event.created = True
     event.wallet_coins = result.balances.get(wallet.pk, 0)
     return event

@@ -88,3 +88,76 @@ class EmailPreference(models.Model):
 
     def is_verified_for(self, email: str) -> bool:
         return bool(email) and self.verified_email.lower() == email.lower()
+
+
+class WebhookEndpoint(models.Model):
+    """A creator's app subscribed to events (``events``: types or ``prefix.*`` patterns)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list)
+    secret = models.CharField(max_length=80)
+    enabled = models.BooleanField(default=True)
+    # Set at the first failure since the last success; disabled when it is too old.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "enabled"], name="webhookendpoint_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.owner})"
+
+
+class WebhookEvent(models.Model):
+    """Something that happened to a person, stored once, delivered to each subscribed app."""
+
+    public_id = models.CharField(max_length=40, unique=True)  # evt_…
+    key = models.CharField(max_length=200, unique=True)  # "payout.paid:42": one per happening
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="webhookdelivery_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=Q(status="pending"),
+                name="webhookdelivery_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint_id} ({self.status})"

@@ -22,3 +22,19 @@ def email_send_task(self, email_id: int) -> str:
 @shared_task
 def email_outbox_flush_task() -> dict:
     return email_outbox_flush()
+
+
+@shared_task
+def webhook_endpoint_flush_task(endpoint_id: int) -> int:
+    """Deliver one endpoint's due events in order. Beside itself, one of them waits its turn
+    (the endpoint row lock); failures are retried by the beat flush when they are due."""
+    from notifications.webhooks import webhook_endpoint_flush
+
+    return webhook_endpoint_flush(endpoint_id=endpoint_id)
+
+
+@shared_task
+def webhook_flush_task() -> int:
+    from notifications.webhooks import webhook_flush_all
+
+    return webhook_flush_all()

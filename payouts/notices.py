@@ -25,10 +25,38 @@ def _destination(payout: Payout) -> str:
     return f"the bank account ending {payout.destination[-4:]}" if payout.destination else "bank"
 
 
+WEBHOOK_TYPES = {
+    PayoutStatus.AWAITING_APPROVAL: "payout.held",
+    PayoutStatus.PROCESSING: "payout.sent",
+    PayoutStatus.PAID: "payout.paid",
+    PayoutStatus.FAILED: "payout.failed",
+}
+
+
 def payout_notify(*, payout: Payout) -> None:
+    """The creator's email and their apps' webhook event about this payout's new status."""
     if payout.status not in NOTIFIED_STATUSES:
         return
     from notifications.services import email_enqueue, site_url
+    from notifications.webhooks import webhook_event_emit
+
+    webhook_event_emit(
+        user_id=payout.creator.user_id,
+        type=WEBHOOK_TYPES[PayoutStatus(payout.status)],
+        key=f"payout.{payout.status}:{payout.pk}",
+        data={
+            "id": payout.pk,
+            "status": str(payout.status),
+            "diamonds": payout.diamonds,
+            "amount": {
+                "amount": str(payout.amount.amount),
+                "currency": str(payout.amount.currency),
+            },
+            "fee": {"amount": str(payout.fee.amount), "currency": str(payout.fee.currency)},
+            "is_instant": payout.is_instant,
+            "hold_reason": payout.hold_reason,
+        },
+    )
 
     words = payout_status_words(payout)
     fee = getattr(payout, "fee", None)

@@ -1,0 +1,272 @@
+"""App webhooks against a real HTTP receiver on loopback."""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from conftest import client_for
+from creators.services import creator_create
+from notifications.models import DeliveryStatus, OutboxEmail, WebhookDelivery, WebhookEndpoint
+from notifications.tests.factories import verified_user
+from notifications.webhooks import webhook_endpoint_flush, webhook_event_emit, webhook_flush_all
+
+pytestmark = pytest.mark.django_db
+
+
+def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
+    """The receiver's check, as the docs show it."""
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    signed = parts["t"].encode() + b"." + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    fresh = abs(time.time() - int(parts["t"])) <= tolerance
+    return fresh and hmac.compare_digest(expected, parts["v1"])
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records POSTs and answers from a script."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, bytes]] = []
+        self.statuses: list[int] = []
+        self.delay = 0.0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                time.sleep(receiver.delay)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/applause"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _headers, body in self.requests]
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def creator_user():
+    user = verified_user()
+    creator_create(user=user, handle=f"hooked{user.pk}", display_name="Hooked")
+    return user
+
+
+def subscribe(user, url, events=("payout.*", "gift.received")) -> dict:
+    response = client_for(user).post(
+        "/api/v1/webhooks/endpoints/", {"url": url, "events": list(events)}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def emit(user, n: int, type="payout.paid"):
+    with transaction.atomic():
+        return webhook_event_emit(user_id=user.pk, type=type, key=f"test:{n}", data={"n": n})
+
+
+def test_create_list_delete_and_the_secret_shown_once(creator_user, user, receiver):
+    created = subscribe(creator_user, receiver.url)
+    assert created["secret"].startswith("whsec_") and created["enabled"] is True
+    assert created["events"] == ["payout.*", "gift.received"]
+    api = client_for(creator_user)
+    listed = api.get("/api/v1/webhooks/endpoints/").json()["results"]
+    assert [e["id"] for e in listed] == [created["id"]] and "secret" not in listed[0]
+    # Someone else's endpoint does not exist for them.
+    other = client_for(user)
+    assert other.delete(f"/api/v1/webhooks/endpoints/{created['id']}/").status_code == 404
+    assert other.get("/api/v1/webhooks/endpoints/").json()["results"] == []
+    assert api.delete(f"/api/v1/webhooks/endpoints/{created['id']}/").status_code == 204
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"url": "http://x.example/", "events": ["nope.event"]}, "validation_error"),
+        ({"url": "http://x.example/", "events": []}, "validation_error"),
+        ({"url": "not a url", "events": ["payout.*"]}, "validation_error"),
+        ({"url": "ftp://127.0.0.1/", "events": ["payout.*"]}, "webhook_url_refused"),
+        ({"url": "http://no-such-host.invalid/", "events": ["payout.*"]}, "webhook_url_refused"),
+    ],
+)
+def test_bad_input_is_a_clear_400(creator_user, body, code):
+    response = client_for(creator_user).post("/api/v1/webhooks/endpoints/", body, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == code
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_viewers_have_no_endpoints(user_api):
+    response = user_api.post(
+        "/api/v1/webhooks/endpoints/",
+        {"url": "https://example.com/hook", "events": ["payout.*"]},
+        format="json",
+    )
+    assert response.status_code == 403 and response.json()["error"]["code"] == "not_a_creator"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.10/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "http://93.184.216.34/hook",  # public, but not https
+    ],
+)
+def test_production_refuses_private_addresses_and_plain_http(creator_user, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    response = client_for(creator_user).post(
+        "/api/v1/webhooks/endpoints/", {"url": url, "events": ["payout.*"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "webhook_url_refused"
+
+
+def test_a_name_that_resolves_to_loopback_later_is_refused_at_delivery(
+    creator_user, receiver, settings
+):
+    subscribe(creator_user, receiver.url)
+    emit(creator_user, 1)
+    settings.WEBHOOK_ALLOW_PRIVATE = False  # the check runs again on every delivery
+    webhook_flush_all()
+    assert receiver.requests == []
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING and "https" in delivery.last_error
+
+
+def test_delivery_is_signed_and_a_forged_signature_fails(
+    creator_user, receiver, eager_celery, django_capture_on_commit_callbacks
+):
+    secret = subscribe(creator_user, receiver.url)["secret"]
+    with django_capture_on_commit_callbacks(execute=True):
+        event = emit(creator_user, 1)
+    ((headers, body),) = receiver.requests
+    assert headers["Content-Type"] == "application/json"
+    assert verify(secret, body, headers["Applause-Signature"])
+    payload = json.loads(body)
+    assert payload == {
+        "id": event.public_id,
+        "type": "payout.paid",
+        "created": int(event.created_at.timestamp()),
+        "data": {"n": 1},
+    }
+    assert not verify(secret, body.replace(b'"n":1', b'"n":2'), headers["Applause-Signature"])
+    assert not verify("whsec_wrong", body, headers["Applause-Signature"])
+    stale = headers["Applause-Signature"].replace("t=", "t=1")
+    assert not verify(secret, body, stale)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.last_status_code == 200
+
+
+def test_500_then_200_is_retried_in_order(creator_user, receiver):
+    subscribe(creator_user, receiver.url)
+    receiver.statuses = [500]
+    emit(creator_user, 1)
+    emit(creator_user, 2)
+    webhook_flush_all()
+    first, second = WebhookDelivery.objects.order_by("id")
+    first.refresh_from_db()
+    assert first.status == DeliveryStatus.PENDING and first.last_error == "HTTP 500"
+    assert first.next_attempt_at > timezone.now() + timedelta(seconds=50)
+    assert second.status == DeliveryStatus.PENDING and second.attempts == 0  # waits its turn
+    assert WebhookEndpoint.objects.get().failing_since is not None
+
+    WebhookDelivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
+    assert webhook_flush_all() == 2
+    assert [b["data"]["n"] for b in receiver.bodies()] == [1, 1, 2]
+    assert WebhookEndpoint.objects.get().failing_since is None
+    assert webhook_flush_all() == 0  # nothing twice
+
+
+def test_slow_receiver_times_out_and_is_retried(creator_user, receiver, settings):
+    settings.WEBHOOK_TIMEOUT = 0.3
+    subscribe(creator_user, receiver.url)
+    receiver.delay = 1.0
+    emit(creator_user, 1)
+    webhook_flush_all()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert "timed out" in delivery.last_error
+
+
+def test_failing_for_the_retry_window_disables_and_emails_then_replay_revives(
+    creator_user, receiver, settings
+):
+    endpoint_id = subscribe(creator_user, receiver.url)["id"]
+    emit(creator_user, 1)
+    long_ago = timezone.now() - timedelta(hours=settings.WEBHOOK_RETRY_HOURS + 1)
+    WebhookEndpoint.objects.update(failing_since=long_ago)
+    WebhookDelivery.objects.update(created_at=long_ago)
+    receiver.statuses = [503]
+    webhook_endpoint_flush(endpoint_id=endpoint_id)
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.enabled is False and "failing since" in endpoint.disabled_reason
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    mail = OutboxEmail.objects.get(template="webhook_disabled")
+    assert receiver.url in mail.body_text and mail.user == creator_user
+    assert emit(creator_user, 2) is None  # a disabled endpoint gets nothing new
+
+    api = client_for(creator_user)
+    log = api.get(f"/api/v1/webhooks/endpoints/{endpoint_id}/deliveries/").json()["results"]
+    assert [(d["status"], d["last_status_code"]) for d in log] == [("failed", 503)]
+    replay = api.post(f"/api/v1/webhooks/endpoints/{endpoint_id}/deliveries/{log[0]['id']}/replay/")
+    assert replay.status_code == 202
+    webhook_flush_all()
+    assert WebhookEndpoint.objects.get().enabled is True
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert (
+        client_for(verified_user())
+        .post(f"/api/v1/webhooks/endpoints/{endpoint_id}/deliveries/{log[0]['id']}/replay/")
+        .status_code
+        == 404
+    )
+
+
+def test_gifts_and_payouts_emit_their_events(creator_user, receiver):
+    from accounts.tests.factories import UserFactory
+    from gifts.services import gift_send
+    from gifts.tests.factories import GiftFactory, fund
+
+    subscribe(creator_user, receiver.url, events=["gift.*"])
+    fan = fund(UserFactory(), 100)
+    GiftFactory(slug="rose", coins=10)
+    gift_send(
+        sender=fan,
+        creator_handle=creator_user.creator.handle,
+        gift_slug="rose",
+        quantity=3,
+        client_key="k1",
+    )
+    webhook_flush_all()
+    (body,) = receiver.bodies()
+    assert body["type"] == "gift.received"
+    assert body["data"]["coins"] == 30 and body["data"]["sender"] == fan.username
