@@ -264,3 +264,17 @@ class PayoutStatementLine(models.Model):
 
     def __str__(self) -> str:
         return f"payout {self.payout_id} line {self.position}: {self.diamonds:+d}"
+
+
+class PayoutMethodChange(models.Model):
+    """A change of payout destination and what it replaced, so the owner can undo it from
+    the security email within the destination hold (``payouts.destination``)."""
+
+    method = models.ForeignKey(PayoutMethod, on_delete=models.CASCADE, related_name="changes")
+    # The method's fields before the change (the whole IBAN: it is ours to restore).
+    previous = models.JSONField(default=dict)
+    changed_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"change of {self.method} at {self.changed_at:%Y-%m-%d %H:%M}"

@@ -4,6 +4,11 @@ from payouts import views
 
 urlpatterns = [
     path("creator/payout-method/", views.payout_method_edit, name="payout-method"),
+    path(
+        "creator/payout-method/undo/<str:token>/",
+        views.payout_method_undo,
+        name="payout-method-undo",
+    ),
     path("creator/payout-method/return/", views.payout_method_return, name="payout-method-return"),
     path(
         "creator/payouts/<int:payout_id>/statement/",

@@ -14,6 +14,7 @@ move, a ledger transaction keyed on the payout id in the same database transacti
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from config.errors import DomainError, InsufficientFunds, InvalidInput, NotFound
 from creators.models import Creator
 from payouts import rails
 from payouts.bulk import batch_chunks
+from payouts.destination import destination_change_record
 from payouts.models import (
     OPEN_STATUSES,
     Payout,
@@ -214,6 +216,7 @@ def _method_save(
     if method is None:
         method = PayoutMethod(creator=creator)
     before = _method_state(method) if method.pk else {}
+    previous = copy.copy(method) if method.pk else None
     method.rail = rail
     for name, value in changes.items():
         setattr(method, name, value)
@@ -228,6 +231,13 @@ def _method_save(
         method.destination_changed_at = now
     method.updated_at = now
     method.save()
+    if (
+        previous is not None
+        and method.destination_changed_at == now
+        and (previous.iban or previous.stripe_account_id)
+    ):
+        # A destination that already existed was replaced: tell the owner, with an undo link.
+        destination_change_record(before=previous, after=method)
     audit_record(
         actor=creator.user,
         action="payout_method_set",

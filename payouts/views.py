@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from config.errors import DomainError
 from payouts.models import Rail
@@ -218,3 +219,19 @@ def gift_trace_page(request):
     return render(
         request, "payouts/trace.html", {"trace": trace, "error": error, "query": raw}, status=200
     )
+
+
+@require_http_methods(["GET", "POST"])
+def payout_method_undo(request, token: str):
+    """The undo link of the "payout destination changed" email: no sign-in needed (the signed
+    token is the proof, and it can only restore the owner's previous destination)."""
+    from payouts.destination import UndoRefused, destination_change_read, destination_change_undo
+
+    try:
+        change = destination_change_read(token=token)
+        if request.method == "POST":
+            destination_change_undo(token=token, request=request)
+            return render(request, "payouts/method_undo.html", {"done": True, "change": change})
+    except UndoRefused as exc:
+        return render(request, "payouts/method_undo.html", {"error": exc.message}, status=400)
+    return render(request, "payouts/method_undo.html", {"change": change})
