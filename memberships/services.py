@@ -43,6 +43,7 @@ from memberships.models import (
     MembershipStatus,
     Tier,
 )
+from notifications.webhooks import webhook_event_emit
 from wallets.models import Account, AccountKind, LedgerTransaction, TransactionKind
 from wallets.services import (
     Posting,
@@ -365,8 +366,18 @@ def _locked_or_new(*, member, creator: Creator, tier: Tier, now: datetime):
     )
 
 
+# Membership events a creator's apps hear about (notifications.webhooks).
+WEBHOOK_TYPES = {
+    EventKind.JOINED: "membership.started",
+    EventKind.RENEWED: "membership.renewed",
+    EventKind.GRACE: "membership.grace",
+    EventKind.LAPSED: "membership.lapsed",
+    EventKind.CANCELLED: "membership.cancelled",
+}
+
+
 def _event(membership: Membership, kind: str, *, actor=None, message: str = "", **detail):
-    return MembershipEvent.objects.create(
+    event = MembershipEvent.objects.create(
         membership=membership,
         tier_id=membership.tier_id,
         kind=kind,
@@ -375,6 +386,21 @@ def _event(membership: Membership, kind: str, *, actor=None, message: str = "", 
         detail=detail,
         notify=kind in (EventKind.GIFTED, EventKind.GRACE, EventKind.LAPSED),
     )
+    if kind in WEBHOOK_TYPES:
+        webhook_event_emit(
+            user_id=membership.creator.user_id,
+            type=WEBHOOK_TYPES[EventKind(kind)],
+            key=f"membership:{event.pk}",
+            data={
+                "membership": membership.pk,
+                "member": membership.member.username,
+                "tier": membership.tier_id,
+                "status": str(membership.status),
+                "current_period_end": membership.current_period_end,
+                "months": membership.months,
+            },
+        )
+    return event
 
 
 @dataclass

@@ -47,9 +47,14 @@ class EndpointCreatedOutput(EndpointOutput):
     )
 
 
+class EndpointListOutput(serializers.Serializer):
+    results = EndpointOutput(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
 class EndpointListView(APIView):
     @extend_schema(
-        responses={200: EndpointOutput(many=True), **error_responses(401)},
+        responses={200: EndpointListOutput, **error_responses(401)},
         summary="My webhook endpoints (the secret is never shown again)",
     )
     def get(self, request):
@@ -97,9 +102,14 @@ class DeliveryOutput(serializers.Serializer):
     delivered_at = serializers.DateTimeField(allow_null=True)
 
 
+class DeliveryListOutput(serializers.Serializer):
+    results = DeliveryOutput(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
 class DeliveryListView(APIView):
     @extend_schema(
-        responses={200: DeliveryOutput(many=True), **error_responses(401, 404)},
+        responses={200: DeliveryListOutput, **error_responses(401, 404)},
         summary="An endpoint's delivery log, newest first (the last 100)",
     )
     def get(self, request, endpoint_id: int):
