@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0007_payout_fee_is_instant'),
+        ('payouts', '0008_verification_four_eyes'),
     ]
 
     operations = [
