@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -334,7 +333,6 @@ def gift_send(
     if not gift_send_uses_sql():
         return gift_send_python(**args)
     answer = _gift_send_sql(**args, http=None)
-    _gift_webhook_after_sql(answer, sender=sender, gift_slug=gift_slug)
     event = _event_from_row(answer["event"], sender)
     event.created = answer["result"] == "created"
     return event
@@ -547,43 +545,6 @@ def _gift_send_sql(
     return answer
 
 
-def _gift_webhook_after_sql(answer: dict, *, sender, gift_slug: str) -> None:
-    """``gift.received`` for the creator's apps after the one-statement gift committed.
-
-    Not in the gift's transaction (the gift is one autocommit statement): a crash between the
-    two loses this webhook event (never the gift). Costs two cache reads when the creator has
-    no endpoints: which user the creator is (never changes) and whether they have endpoints.
-    """
-    row = answer.get("event")
-    if answer.get("result") != "created" or not row:
-        return
-    creator_id = row["creator_id"]
-    user_id = cache.get_or_set(
-        f"creator-user:{creator_id}",
-        lambda: Creator.objects.filter(pk=creator_id).values_list("user_id", flat=True).first(),
-        None,
-    )
-    if user_id is None:
-        return
-    with transaction.atomic():
-        webhook_event_emit(
-            user_id=user_id,
-            type="gift.received",
-            key=f"gift.received:{row['id']}",
-            data={
-                "id": row["id"],
-                "sender": sender.username,
-                "gift": (gift_slug or "").strip().lower(),
-                "quantity": row["quantity"],
-                "coins": row["coins"],
-                "diamonds": row["diamonds"],
-                "live_id": row["live_id"],
-                "video_id": row["video_id"],
-                "message": row["message"],
-            },
-        )
-
-
 def _event_from_row(row: dict, sender) -> GiftEvent:
     event = GiftEvent(
         id=row["id"],
@@ -648,5 +609,4 @@ def gift_send_answer(
         if record.request_hash != request_hash:
             raise IdempotencyConflict() from None
         return GiftAnswer(record.response_status, record.response_body, True)
-    _gift_webhook_after_sql(answer, sender=sender, gift_slug=gift_slug)
     return GiftAnswer(answer["status"], answer["body"], answer["result"] == "replay")
