@@ -32,6 +32,7 @@ APP_NAMES = {
     "creators": "Creators",
     "gifts": "Gifts",
     "memberships": "Memberships",
+    "notifications": "Emails and app webhooks",
     "accounts": "People",
     "staff": "Staff console and audit log",
     "auth": "Staff roles",
