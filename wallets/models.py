@@ -370,9 +370,11 @@ class Recharge(models.Model):
     failure_message = models.CharField(max_length=500, blank=True)
     # What the buyer is told about a failure ("card_declined"), and for staff only: Stripe's
     # own reason (code / decline code / message) and the card's fingerprint (card testing).
-    failure_code = models.CharField(max_length=64, blank=True)
-    decline_reason = models.CharField(max_length=500, blank=True)
-    card_fingerprint = models.CharField(max_length=64, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # Database defaults too: the set-based writers (bench seeds, bulk SQL) insert rows without
+    # naming every column.
+    decline_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
+    card_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     # Net coins taken back by refunds and disputes (a won dispute gives them back).
     coins_refunded = models.BigIntegerField(default=0)
     # Net money refunded, always in the purchase's currency (a CHECK below holds the two
