@@ -227,7 +227,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wallets.tasks.rollup_hot_accounts_task",
         "schedule": timedelta(minutes=5),
     },
-    # Exactly once per period however often it runs (memberships/services.py).
+    # Exactly once per period however often it runs (memberships/services/renewals.py).
     "renew-memberships": {
         "task": "memberships.tasks.renew_memberships_task",
         "schedule": timedelta(minutes=env.int("MEMBERSHIP_RENEWAL_EVERY_MINUTES", default=10)),

@@ -367,7 +367,7 @@ def test_gift_refusals(settings):
 def test_a_killed_worker_mid_run_leaves_nothing_half_done(monkeypatch):
     """A worker dies (the process, not an exception it could catch) in the middle of a chunk:
     the chunk's transaction never commits, and the next run renews everyone exactly once."""
-    from memberships import services
+    from memberships.services import renewals as services
 
     creator = make_creator("crashy")
     tier = make_tier(creator, coins=100)
