@@ -22,15 +22,9 @@ from djmoney.money import Money
 from config.errors import DomainError, InsufficientFunds, InvalidInput
 from payouts.models import OPEN_STATUSES, Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail
 from payouts.notices import payout_notify
-from payouts.services import (
-    _accounts,
-    _enqueue_send,
-    _paid_this_year,
-    creator_of,
-    diamonds_value,
-    minimum_payout_diamonds,
-    payout_holds,
-)
+from payouts.services import creator_of, diamonds_value, minimum_payout_diamonds, payout_holds
+from payouts.services.batch import _paid_this_year
+from payouts.services.transitions import _accounts, _enqueue_send
 from payouts.statements import statement_allocate
 from wallets.models import AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post

@@ -271,7 +271,7 @@ def next_payout_estimate(
         blocked = f"Reach {_money(minimum)}: you have {_money(value)} available."
         step = "Diamonds become available after the hold period; keep going live."
     if not blocked and method is not None:
-        from payouts.services import _paid_this_year
+        from payouts.services.batch import _paid_this_year
 
         year = _paid_this_year([method.creator_id]).get(method.creator_id, 0)
         if (

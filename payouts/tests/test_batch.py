@@ -16,9 +16,11 @@ pytestmark = pytest.mark.django_db
 def batch_path(request, monkeypatch):
     """Every batch test runs against both paths: the set-based chunks (PostgreSQL) and the
     per-creator reference path that SQLite (make run) uses."""
-    import payouts.services
+    import payouts.services.batch
 
-    monkeypatch.setattr(payouts.services, "bulk_supported", lambda: request.param == "set-based")
+    monkeypatch.setattr(
+        payouts.services.batch, "bulk_supported", lambda: request.param == "set-based"
+    )
     return request.param
 
 

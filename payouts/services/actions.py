@@ -1,0 +1,113 @@
+"""Staff actions on one payout: approve, cancel, mark paid or failed, retry. Staff may never
+act on their own payouts."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import refuse_own_account
+from config.errors import InvalidInput
+from payouts import rails
+from payouts.models import Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
+from payouts.services.errors import PayoutStateError
+from payouts.services.transitions import _enqueue_send, _record_paid, _return_diamonds, _transition
+
+
+def _refuses_own_payout(action: str):
+    """Staff may not act on their own payouts: refused (and audited) before the action's
+    transaction opens, so the refusal's audit row stays although the action changes nothing."""
+
+    def decorate(service):
+        @wraps(service)
+        def guarded(*, payout: Payout, actor, request=None, **kwargs):
+            refuse_own_account(
+                actor=actor, owner=payout.creator.user, action=action, obj=payout, request=request
+            )
+            return service(payout=payout, actor=actor, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+@_refuses_own_payout("payout_approve")
+@transaction.atomic
+def payout_approve(*, payout: Payout, actor) -> Payout:
+    method = PayoutMethod.objects.filter(creator_id=payout.creator_id).first()
+    if "tax form" in payout.hold_reason and (
+        method is None or method.tax_form_status == TaxFormStatus.MISSING
+    ):
+        raise PayoutStateError("Record the creator's tax form before approving this payout.")
+    payout = _transition(
+        payout,
+        to=PayoutStatus.REQUESTED,
+        allowed_from=[PayoutStatus.AWAITING_APPROVAL],
+        actor=actor,
+        note="approved",
+        approved_at=timezone.now(),
+        approved_by=actor,
+    )
+    _enqueue_send([payout.pk])
+    return payout
+
+
+@_refuses_own_payout("payout_cancel")
+@transaction.atomic
+def payout_cancel(*, payout: Payout, actor, reason: str) -> Payout:
+    """Cancel a payout that has not gone to the rail yet; its diamonds return to available."""
+    reason = (reason or "").strip() or "Cancelled by staff"
+    return _return_diamonds(
+        payout,
+        to=PayoutStatus.CANCELLED,
+        allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.AWAITING_APPROVAL],
+        actor=actor,
+        code="cancelled",
+        reason=reason,
+    )
+
+
+@_refuses_own_payout("payout_mark_paid")
+@transaction.atomic
+def payout_mark_paid(*, payout: Payout, actor, reference: str = "") -> Payout:
+    """Staff confirm a manual (bank run) payout went out."""
+    if payout.rail != Rail.MANUAL:
+        raise PayoutStateError("Stripe payouts are marked paid by the rail or reconciliation.")
+    return _record_paid(payout, actor=actor, reference=reference, note="marked paid by staff")
+
+
+@_refuses_own_payout("payout_mark_failed")
+def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
+    """Staff record that a payout did not arrive; the diamonds return to available.
+
+    For Stripe, only when the rail has no transfer for it: otherwise it was paid.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
+    if payout.rail == Rail.STRIPE and rails.transfer_find(payout_id=payout.pk) is not None:
+        raise PayoutStateError("Stripe has a transfer for this payout: it was paid.")
+    with transaction.atomic():
+        return _return_diamonds(
+            payout,
+            to=PayoutStatus.FAILED,
+            allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING],
+            actor=actor,
+            code="staff",
+            reason=reason,
+        )
+
+
+@_refuses_own_payout("payout_retry")
+@transaction.atomic
+def payout_retry(*, payout: Payout, actor) -> Payout:
+    """Send a stuck payout again (same idempotency key: it cannot be paid twice)."""
+    if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
+        raise PayoutStateError(f"Payout #{payout.pk} is {payout.status}; nothing to retry.")
+    PayoutEvent.objects.create(
+        payout=payout, from_status=payout.status, to_status=payout.status, actor=actor, note="retry"
+    )
+    _enqueue_send([payout.pk])
+    return payout
