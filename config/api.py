@@ -10,13 +10,14 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
-from rest_framework import exceptions, serializers
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, IdempotencyConflict, InvalidInput
+from config.openapi import error_responses, status_text  # noqa: F401  (the views' import)
 
 log = logging.getLogger(__name__)
 
@@ -251,87 +252,3 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
 
 # Throttles live in config/throttles.py: DRF's settings import them while
 # rest_framework.views is still loading, so they cannot sit in this module.
-
-
-# --- Schema helpers -------------------------------------------------------------------------
-
-ErrorSerializer = inline_serializer(
-    name="Error",
-    fields={
-        "error": inline_serializer(
-            name="ErrorDetail",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(),
-            },
-        )
-    },
-)
-
-
-def error_responses(*statuses: int) -> dict:
-    return {
-        code: OpenApiResponse(ErrorSerializer, description=status_text(code)) for code in statuses
-    }
-
-
-def status_text(code: int) -> str:
-    return {
-        400: "Validation error",
-        401: "Not authenticated",
-        402: "insufficient_funds",
-        403: "Not allowed",
-        404: "Not found",
-        409: "idempotency_conflict",
-        423: "wallet_frozen",
-        429: "Too many requests",
-        500: "Server error (logged; retry later)",
-        503: "Busy: try again after Retry-After seconds",
-    }.get(code, "Error")
-
-
-def add_common_error_responses(result, generator, request, public):
-    """Document, on every operation, the errors any operation can answer with.
-
-    401 (no or bad token), 403, 404 on paths with an id, 405, 429 (throttled) — all in the
-    error format — so clients and the fuzz tests know every status they may see.
-    """
-    error_ref = {"$ref": "#/components/schemas/Error"}
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas.setdefault(
-        "Error",
-        {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "fields"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "fields": {"type": "object", "additionalProperties": {}},
-                    },
-                }
-            },
-        },
-    )
-    for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            codes = ["400", "401", "403", "405", "429"]
-            if "{" in path:
-                codes.append("404")
-            if method in ("post", "put", "patch", "delete"):
-                codes.append("415")
-            for code in codes:
-                operation["responses"].setdefault(
-                    code,
-                    {
-                        "description": status_text(int(code)),
-                        "content": {"application/json": {"schema": error_ref}},
-                    },
-                )
-    return result
