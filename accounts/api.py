@@ -102,7 +102,10 @@ class TokenView(APIView):
 
     @extend_schema(
         request=TokenInput,
-        responses={200: TokenOutput, **error_responses(400, 429)},
+        responses={
+            200: TokenOutput,
+            **error_responses({400: ["invalid_credentials"], 429: ["account_locked"]}),
+        },
         auth=[],
         summary="Get an API token",
         description="Repeated failed logins lock the username for a while: 429 `account_locked`.",
@@ -179,7 +182,10 @@ class PasswordChangeView(APIView):
 
     @extend_schema(
         request=PasswordChangeInput,
-        responses={200: PasswordChangeOutput, **error_responses(400, 401, 429)},
+        responses={
+            200: PasswordChangeOutput,
+            **error_responses({400: ["wrong_password"]}, 401, {429: ["account_locked"]}),
+        },
         summary="Change my password",
         description="Needs the current password (`wrong_password` otherwise; wrong guesses "
         "count towards the login lockout, 429 `account_locked`). Every other API token and "

@@ -51,7 +51,10 @@ class CreatorCreateView(APIView):
 
     @extend_schema(
         request=CreatorInput,
-        responses={201: CreatorCreated, **error_responses(400, 401, 409)},
+        responses={
+            201: CreatorCreated,
+            **error_responses(400, 401, {409: ["handle_taken", "already_creator"]}),
+        },
         summary="Become a creator",
         description="Errors: `validation_error`, `handle_taken`, `already_creator`.",
     )
@@ -97,7 +100,7 @@ class EarningsView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses={200: EarningsOutput, **error_responses(401, 404)},
+        responses={200: EarningsOutput, **error_responses(401, {404: ["not_a_creator"]})},
         summary="My earnings as a creator",
         description=(
             "Pending diamonds are on hold for EARNINGS_HOLD_DAYS after each gift; available "

@@ -158,7 +158,25 @@ class GiftSendView(APIView):
     @extend_schema(
         request=GiftSendInput,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: GiftSendOutput, **error_responses(400, 401, 402, 403, 404, 409, 423, 429)},
+        responses={
+            201: GiftSendOutput,
+            **error_responses(
+                {400: ["self_gift", "gift_unavailable", "message_blocked"]},
+                401,
+                402,
+                {
+                    403: [
+                        "age_restricted",
+                        "creator_cannot_receive",
+                        "daily_limit_exceeded",
+                        "spending_limit_exceeded",
+                    ]
+                },
+                {404: ["creator_not_found", "gift_not_found"]},
+                423,
+                429,
+            ),
+        },
         summary="Send a gift to a creator",
         description=(
             "Debits the sender's coins and credits the creator's pending diamonds in one "
@@ -275,7 +293,7 @@ class LeaderboardView(APIView):
                 "so steady support outranks one big night. Rows carry `coins` or `days`.",
             ),
         ],
-        responses={200: LeaderboardOutput, **error_responses(400, 404)},
+        responses={200: LeaderboardOutput, **error_responses(400, {404: ["creator_not_found"]})},
         summary="Top gifters of a creator",
     )
     def get(self, request, handle: str):

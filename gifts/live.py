@@ -407,7 +407,11 @@ class LiveEventsView(APIView):
             (200, "text/event-stream"): OpenApiResponse(
                 response=OpenApiTypes.STR, description="The event stream."
             ),
-            **error_responses(404, 429, 503),
+            **error_responses(
+                {404: ["creator_not_found"]},
+                {429: ["live_streams_limit"]},
+                {503: ["live_streams_busy"]},
+            ),
         },
     )
     def get(self, request, handle: str, live_id: str):

@@ -99,7 +99,7 @@ class MyTiersView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses={200: MyTierListOutput, **error_responses(401, 404)},
+        responses={200: MyTierListOutput, **error_responses(401, {404: ["not_a_creator"]})},
         summary="My membership tiers (as a creator)",
     )
     def get(self, request):
@@ -110,7 +110,10 @@ class MyTiersView(APIView):
 
     @extend_schema(
         request=TierInput,
-        responses={201: MyTierOutput, **error_responses(400, 401, 404, 409)},
+        responses={
+            201: MyTierOutput,
+            **error_responses(400, 401, {404: ["not_a_creator"]}, {409: ["tier_limit"]}),
+        },
         summary="Add a membership tier (three at most)",
         description="Errors: `validation_error`, `tier_limit` (409), `not_a_creator` (404).",
     )
@@ -134,7 +137,10 @@ class MyTierDetailView(APIView):
 
     @extend_schema(
         request=TierPatchInput,
-        responses={200: MyTierOutput, **error_responses(400, 401, 404)},
+        responses={
+            200: MyTierOutput,
+            **error_responses(400, 401, {404: ["not_a_creator", "tier_not_found"]}),
+        },
         summary="Edit a membership tier",
         description=(
             "A new price applies to new members at once and to existing members from their "
@@ -165,7 +171,7 @@ class CreatorTiersView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: TierListOutput, **error_responses(404)},
+        responses={200: TierListOutput, **error_responses({404: ["creator_not_found"]})},
         summary="A creator's membership tiers",
     )
     def get(self, request, handle: str):
@@ -269,7 +275,16 @@ class CreatorMembershipsView(APIView):
         responses={
             201: JoinOrGiftOutput,
             200: MembershipOutput,
-            **error_responses(400, 401, 402, 403, 404, 409, 423, 429),
+            **error_responses(
+                {400: ["self_membership", "unknown_recipient"]},
+                401,
+                402,
+                {403: ["age_restricted", "creator_cannot_receive", "spending_limit_exceeded"]},
+                {404: ["creator_not_found", "tier_not_found"]},
+                {409: ["already_member"]},
+                423,
+                429,
+            ),
         },
         summary="Join a creator's tier, or gift memberships",
         description=(
@@ -340,7 +355,7 @@ class MembershipDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses={200: MembershipOutput, **error_responses(401, 404)},
+        responses={200: MembershipOutput, **error_responses(401, {404: ["membership_not_found"]})},
         summary="One of my memberships",
     )
     def get(self, request, membership_id: int):
@@ -352,7 +367,10 @@ class MembershipDetailView(APIView):
         return Response(membership_data(membership))
 
     @extend_schema(
-        responses={200: MembershipOutput, **error_responses(401, 404, 409)},
+        responses={
+            200: MembershipOutput,
+            **error_responses(401, {404: ["membership_not_found"]}, {409: ["membership_ended"]}),
+        },
         summary="Cancel one of my memberships",
         description=(
             "No more renewals; the perks run to `current_period_end`. Cancelling again answers "
@@ -389,7 +407,10 @@ class FanView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: FanOutput, **error_responses(404)},
+        responses={
+            200: FanOutput,
+            **error_responses({404: ["creator_not_found", "fan_not_found"]}),
+        },
         summary="A viewer's level, fan level and badges for a creator",
         description=(
             "`level`: 1-50 from lifetime coins gifted (level L needs 10 × (L − 1)³ coins); "

@@ -63,7 +63,15 @@ class EndpointListView(APIView):
 
     @extend_schema(
         request=EndpointInput,
-        responses={201: EndpointCreatedOutput, **error_responses(400, 401, 403, 409)},
+        responses={
+            201: EndpointCreatedOutput,
+            **error_responses(
+                {400: ["webhook_url_refused"]},
+                401,
+                {403: ["not_a_creator"]},
+                {409: ["too_many_endpoints"]},
+            ),
+        },
         summary="Subscribe an app to events",
         description="Deliveries are POSTs with a JSON body `{id, type, created, data}` and an "
         "`Applause-Signature: t=<unix>,v1=<hex HMAC-SHA256 of 't.body' with the secret>` "

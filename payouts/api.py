@@ -122,7 +122,10 @@ class PayoutListView(ListAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=PayoutStatus.values)],
-        responses={200: PayoutOutput(many=True), **error_responses(400, 401, 403)},
+        responses={
+            200: PayoutOutput(many=True),
+            **error_responses(400, 401, {403: ["not_a_creator"]}),
+        },
         summary="My payouts, newest first",
     )
     def get(self, request, *args, **kwargs):
@@ -131,7 +134,16 @@ class PayoutListView(ListAPIView):
     @extend_schema(
         request=InstantPayoutInput,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: PayoutOutput, **error_responses(400, 401, 402, 403, 409)},
+        responses={
+            201: PayoutOutput,
+            **error_responses(
+                {400: ["below_minimum"]},
+                401,
+                402,
+                {403: ["not_a_creator"]},
+                {409: ["payout_open", "payout_method_unverified"]},
+            ),
+        },
         summary="Cash out now: an instant payout of my available diamonds",
         description='All available diamonds, or `{"diamonds": N}`. The fee '
         "(`INSTANT_PAYOUT_FEE_PCT` of the value) is kept from the amount sent; see it first "
@@ -170,7 +182,16 @@ class InstantQuoteOutput(serializers.Serializer):
 class InstantQuoteView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("diamonds", OpenApiTypes.INT, required=False)],
-        responses={200: InstantQuoteOutput, **error_responses(400, 401, 402, 403, 409)},
+        responses={
+            200: InstantQuoteOutput,
+            **error_responses(
+                {400: ["below_minimum"]},
+                401,
+                402,
+                {403: ["not_a_creator"]},
+                {409: ["payout_open", "payout_method_unverified"]},
+            ),
+        },
         summary="What cashing out now would send, its fee, and any hold (nothing is created)",
     )
     def get(self, request):
@@ -217,7 +238,7 @@ def _method_data(method: PayoutMethod, onboarding_url: str | None = None) -> dic
 
 class PayoutMethodView(APIView):
     @extend_schema(
-        responses={200: PayoutMethodOutput, **error_responses(401, 403, 404)},
+        responses={200: PayoutMethodOutput, **error_responses(401, {403: ["not_a_creator"]}, 404)},
         summary="My payout method (the IBAN is shown by its last four characters only)",
     )
     def get(self, request):
@@ -229,7 +250,17 @@ class PayoutMethodView(APIView):
 
     @extend_schema(
         request=PayoutMethodInput,
-        responses={200: PayoutMethodOutput, **error_responses(400, 401, 403, 429)},
+        responses={
+            200: PayoutMethodOutput,
+            **error_responses(
+                400,
+                401,
+                {403: ["not_a_creator", "password_incorrect"]},
+                {429: ["account_locked"]},
+                {502: ["payout_rail_error"]},
+                {503: ["payout_rail_unavailable"]},
+            ),
+        },
         summary="Set my payout method (needs the password; a change clears verification)",
         description=(
             '`{"rail": "manual", "account_holder", "iban", "password"}` (verified by staff) or '
@@ -275,7 +306,7 @@ class NextPayoutOutput(serializers.Serializer):
 
 class NextPayoutView(APIView):
     @extend_schema(
-        responses={200: NextPayoutOutput, **error_responses(401, 403)},
+        responses={200: NextPayoutOutput, **error_responses(401, {403: ["not_a_creator"]})},
         summary="My next payout: estimate and date, or what blocks it",
         description="`blocked_because` is empty when nothing blocks the next payout; otherwise "
         'it says what does (e.g. "Add a payout method.", "Reach USD 10.00: ...") and '
@@ -333,7 +364,7 @@ class StatementOutput(serializers.Serializer):
 
 class StatementView(APIView):
     @extend_schema(
-        responses={200: StatementOutput, **error_responses(401, 403, 404)},
+        responses={200: StatementOutput, **error_responses(401, {403: ["not_a_creator"]}, 404)},
         summary="A payout's statement: every gift and adjustment it pays, by day and live/video",
         description="The same statement as the portal page (CSV and PDF at "
         "`/creator/payouts/{id}/statement.csv` and `.pdf`). Lines sum to the payout's diamonds.",
@@ -391,7 +422,7 @@ def trace_data(trace) -> dict:
 
 class TraceView(APIView):
     @extend_schema(
-        responses={200: TraceOutput, **error_responses(401, 403, 404)},
+        responses={200: TraceOutput, **error_responses(401, {403: ["not_a_creator"]}, 404)},
         summary="Follow a gift from the sender's debit to the payout that paid it",
         description="`transaction_id` is the gift's ledger transaction (the one that debited "
         "the sender's coins; statements show it). Only the creator who received it can trace it.",

@@ -173,3 +173,115 @@ def test_documented_response_fields_exist(openapi, method, path, status, fields)
 def test_webhook_endpoint_is_documented(openapi):
     method, path = WEBHOOK
     assert method in openapi["paths"].get(path, {})
+
+
+# --- Every answer documented (issue #22 item 1) ----------------------------------------------
+
+# Domain errors no API operation gives: staff screens, the portal and commands only.
+NOT_FROM_THE_API = {
+    "domain_error": "the base class",
+    "ledger_imbalance": "an internal invariant (500 server_error if it ever fires)",
+    "price_change_conflict": "staff: coin package prices",
+    "second_approver_required": "staff: four-eyes approvals",
+    "refund_limit_exceeded": "staff refunds",
+    "refund_needs_finance": "staff refunds",
+    "enrolment_link_refused": "staff two-factor enrolment",
+    "invalid_link": "portal: e-mail links",
+    "undo_refused": "portal: the payout destination undo link",
+    "own_account_refused": "staff: audit of their own account",
+    "payout_state_conflict": "staff: payout actions",
+}
+
+
+def _error_codes(openapi, response) -> list[str] | None:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    for part in schema.get("allOf", []):
+        code = part.get("properties", {}).get("error", {}).get("properties", {}).get("code", {})
+        if "enum" in code:
+            return code["enum"]
+    return None
+
+
+def _operations(openapi):
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield path, method, operation
+
+
+def test_every_error_answer_names_its_codes(openapi):
+    missing = [
+        f"{method.upper()} {path} {status}"
+        for path, method, operation in _operations(openapi)
+        for status, response in operation["responses"].items()
+        if int(status) >= 400 and not _error_codes(openapi, response)
+    ]
+    assert not missing, (
+        "These error answers name no error.code values. List the codes the view can answer "
+        "with, e.g. `**error_responses(400, {409: ['handle_taken']})` (config/openapi.py): "
+        + ", ".join(missing)
+    )
+
+
+def test_every_operation_documents_the_answers_any_operation_can_give(openapi):
+    for path, method, operation in _operations(openapi):
+        statuses = set(operation["responses"])
+        expected = {"400", "401", "403", "405", "406", "429"}
+        if "{}" in path:
+            expected.add("404")
+        if operation.get("requestBody"):
+            expected.add("415")
+        if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+            expected.add("409")
+            assert "idempotency_conflict" in _error_codes(openapi, operation["responses"]["409"])
+        assert expected <= statuses, f"{method.upper()} {path}: missing {expected - statuses}"
+        assert "validation_error" in _error_codes(openapi, operation["responses"]["400"])
+
+
+def _domain_errors():
+    import importlib
+    import pkgutil
+
+    from django.apps import apps
+
+    from config.errors import DomainError
+
+    for config in apps.get_app_configs():
+        if not config.path.startswith(str(_repo())):
+            continue
+        for info in pkgutil.walk_packages([config.path], prefix=f"{config.name}."):
+            if ".tests" in info.name or ".migrations" in info.name:
+                continue
+            importlib.import_module(info.name)
+    importlib.import_module("config.lockout")
+    seen, todo = set(), [DomainError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        todo += [c for c in cls.__subclasses__() if c not in seen]
+    return seen
+
+
+def _repo():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+def test_every_domain_error_code_is_documented_where_the_api_gives_it(openapi):
+    documented = {
+        code
+        for _path, _method, operation in _operations(openapi)
+        for response in operation["responses"].values()
+        for code in _error_codes(openapi, response) or []
+    }
+    undocumented = {
+        f"{cls.code} ({cls.__module__}.{cls.__name__})"
+        for cls in _domain_errors()
+        if cls.code not in documented and cls.code not in NOT_FROM_THE_API
+    }
+    assert not undocumented, (
+        "These domain errors appear in no operation's documented error.code values: add them "
+        "to the error_responses() of the operations that can give them, or to "
+        "NOT_FROM_THE_API here with the reason: " + ", ".join(sorted(undocumented))
+    )

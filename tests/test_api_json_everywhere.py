@@ -12,6 +12,8 @@ from django.test import Client
         "/api/v1/nothing-here/",
         "/api/v1/recharges/not-a-number/",
         "/api/v1/payouts/abc/statement/",
+        "/api/v1/payouts/trace/abc/",
+        "/api/v1/recharges/abc/refund/",
         "/api/nothing/",
     ],
 )

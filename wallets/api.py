@@ -316,7 +316,15 @@ class RechargesView(ListAPIView):
         parameters=[IDEMPOTENCY_HEADER],
         responses={
             201: RechargeCreateOutput,
-            **error_responses(400, 401, 403, 409, 423, 429),
+            **error_responses(
+                400,
+                401,
+                {403: ["age_restricted", "limit_exceeded", "spending_limit_exceeded"]},
+                {409: ["confirmation_required"]},
+                423,
+                {429: ["too_many_declines"]},
+                {502: ["payment_provider_error"]},
+            ),
         },
         summary="Buy coins: create a recharge and its Stripe PaymentIntent",
         description=(
@@ -371,7 +379,7 @@ class StripeWebhookView(APIView):
                 name="WebhookAck",
                 fields={"received": serializers.BooleanField(), "result": serializers.CharField()},
             ),
-            **error_responses(400, 500),
+            **error_responses({400: ["invalid_signature"]}, {500: ["webhook_processing_failed"]}),
         },
         auth=[],
         summary="Stripe webhook (Stripe-Signature verified)",
@@ -450,7 +458,24 @@ class RechargeSelfRefundView(APIView):
     @extend_schema(
         request=None,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: RechargeSelfRefundOutput, **error_responses(401, 404, 409, 423, 429)},
+        responses={
+            201: RechargeSelfRefundOutput,
+            **error_responses(
+                401,
+                404,
+                {
+                    409: [
+                        "coins_already_spent",
+                        "refund_window_closed",
+                        "already_refunded",
+                        "refund_not_allowed",
+                    ]
+                },
+                423,
+                429,
+                {502: ["payment_provider_error"]},
+            ),
+        },
         summary="Refund my recharge (unspent coins, within 48 hours)",
         description=(
             "Refunds the whole recharge to the card and removes its coins from the wallet. "
