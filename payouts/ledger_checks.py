@@ -82,7 +82,7 @@ def check_in_payout_matches_open_payouts() -> list[str]:
 
 
 def check_statement_lines_sum_to_payouts() -> list[str]:
-    """Every payout's statement lines add up to its diamonds (payouts/statements.py)."""
+    """Every payout's statement lines add up to its diamonds (payouts/statements/allocation.py)."""
     rows = _rows(
         f"SELECT p.id, p.diamonds, COALESCE(SUM(l.diamonds), 0) FROM {P} p "
         f"LEFT JOIN {L} l ON l.payout_id = p.id GROUP BY p.id, p.diamonds "
