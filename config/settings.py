@@ -311,6 +311,8 @@ PAYOUT_APPROVAL_ABOVE = Decimal(env.str("PAYOUT_APPROVAL_ABOVE", default="1000")
 EARNINGS_HOLD_DAYS = env.int("EARNINGS_HOLD_DAYS", default=7)
 # release_earnings moves this many creators per database transaction (PostgreSQL).
 EARNINGS_RELEASE_CHUNK = env.int("EARNINGS_RELEASE_CHUNK", default=5000)
+# Chunks of the release run at once, each on its own database connection (PostgreSQL).
+EARNINGS_RELEASE_WORKERS = env.int("EARNINGS_RELEASE_WORKERS", default=2)
 MINIMUM_AGE = 18
 DAILY_PURCHASE_LIMIT = env.int("DAILY_PURCHASE_LIMIT", default=500_000)  # coins per day
 DAILY_GIFT_LIMIT = env.int("DAILY_GIFT_LIMIT", default=1_000_000)  # coins per day
@@ -448,6 +450,8 @@ PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
 # The batch creates payouts this many creators per database transaction (PostgreSQL), and
 # queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.
 PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
+# Chunks of the batch run at once, each on its own database connection (PostgreSQL).
+PAYOUT_BATCH_WORKERS = env.int("PAYOUT_BATCH_WORKERS", default=2)
 PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
 # A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
 # waits (held, the creator sees until when): a stolen login cannot redirect the next payout.

@@ -17,7 +17,13 @@ from config.errors import DomainError, InvalidInput
 from creators.models import RESERVED_HANDLES, Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 from wallets.services import Posting, account_balance, account_get, ledger_post
-from wallets.services.bulk import Move, accounts_lock, bulk_supported, ledger_move_bulk
+from wallets.services.bulk import (
+    Move,
+    accounts_lock,
+    bulk_supported,
+    chunks_in_parallel,
+    ledger_move_bulk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +138,8 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
 
     Idempotent (the watermark only moves forward and the ledger key names it) and safe beside
     itself (the pending account's row lock). On PostgreSQL, set-based: ``EARNINGS_RELEASE_CHUNK``
-    creators per transaction (``_release_chunk``); elsewhere (SQLite), one transaction per
+    creators per transaction (``_release_chunk``), ``EARNINGS_RELEASE_WORKERS`` chunks at once
+    (disjoint creators: they never wait on each other); elsewhere (SQLite), one transaction per
     creator. A kill keeps the chunks committed before it; a rerun continues with the rest.
     """
     now = now or timezone.now()
@@ -152,14 +159,18 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
             with transaction.atomic():
                 results.append(_release_one(creator_id=creator_id, now=now))
         return results
-    after = 0
-    while True:
-        ids = list(due.filter(pk__gt=after)[: settings.EARNINGS_RELEASE_CHUNK])
-        if not ids:
-            return results
+
+    def one_chunk(ids: list[int]) -> list[ReleaseResult]:
         with transaction.atomic():
-            results += _release_chunk(creator_ids=ids, cutoff=cutoff)
-        after = ids[-1]
+            return _release_chunk(creator_ids=ids, cutoff=cutoff)
+
+    for _ids, released in chunks_in_parallel(
+        next_chunk=lambda after: list(due.filter(pk__gt=after)[: settings.EARNINGS_RELEASE_CHUNK]),
+        work=one_chunk,
+        workers=settings.EARNINGS_RELEASE_WORKERS,
+    ):
+        results += released
+    return results
 
 
 def _release_chunk(*, creator_ids: list[int], cutoff: datetime) -> list[ReleaseResult]:

@@ -12,7 +12,9 @@ Per chunk of ``PAYOUT_BATCH_CHUNK`` creators (in creator id order), one database
    ``wallets.services.bulk``), one ``INSERT … SELECT`` of the FIFO statement lines (the same
    lines ``payouts.statements.statement_allocate`` writes one payout at a time).
 
-A crash (even SIGKILL) rolls back the chunk it was in; the chunks before it are committed.
+``PAYOUT_BATCH_WORKERS`` chunks run at once, each on its own connection (chunks hold disjoint
+creators, so they never wait on each other). A crash (even SIGKILL) rolls back the chunks
+that were running; the chunks before them are committed.
 A rerun skips every creator with an open payout (and the partial unique index makes a second
 open payout impossible anyway), so every creator is paid exactly once and none is skipped.
 Sends are queued after each chunk commits, one Celery task per ``PAYOUT_SEND_TASK_SIZE``
@@ -33,7 +35,7 @@ from djmoney.money import Money
 from payouts.models import OPEN_STATUSES, Payout, PayoutBatch, PayoutStatus, Rail, TaxFormStatus
 from payouts.statements import LATE_COMMIT_MARGIN, NOT_SOURCES, VOID_STATUSES
 from wallets.models import UNIT_OF_KIND, AccountKind, TransactionKind
-from wallets.services.bulk import Move, accounts_lock, ledger_move_bulk
+from wallets.services.bulk import Move, accounts_lock, chunks_in_parallel, ledger_move_bulk
 
 log = logging.getLogger(__name__)
 
@@ -348,15 +350,8 @@ def batch_chunks(
     from payouts.services import create_payouts_one_by_one
 
     size = settings.PAYOUT_BATCH_CHUNK
-    after = 0
-    created: list[int] = []
-    awaiting: list[int] = []
-    diamonds = 0
-    fallbacks = 0
-    while True:
-        ids = candidates_after(after=after, limit=size, minimum=minimum)
-        if not ids:
-            break
+
+    def one_chunk(ids: list[int]) -> tuple[list[tuple[int, int, str]], bool]:
         try:
             with transaction.atomic():
                 rows = chunk_create(
@@ -364,17 +359,27 @@ def batch_chunks(
                 )
                 # The "on hold" emails, in the chunk's transaction (held payouts are few).
                 _notify_held([pid for pid, _d, status in rows if status == AWAITING])
+            return rows, False
         except DatabaseError as exc:
             # A concurrent single payout (or a lock timeout) broke the chunk: the rare case
             # goes through the per-creator service, which skips only that creator.
-            log.warning("payout chunk after creator %s fell back to one by one: %s", after, exc)
-            fallbacks += 1
-            rows = create_payouts_one_by_one(batch=batch, creator_ids=ids, actor_id=actor_id)
+            log.warning("payout chunk from creator %s fell back to one by one: %s", ids[0], exc)
+            return create_payouts_one_by_one(batch=batch, creator_ids=ids, actor_id=actor_id), True
+
+    created: list[int] = []
+    awaiting: list[int] = []
+    diamonds = 0
+    fallbacks = 0
+    for _ids, (rows, fell_back) in chunks_in_parallel(
+        next_chunk=lambda after: candidates_after(after=after, limit=size, minimum=minimum),
+        work=one_chunk,
+        workers=settings.PAYOUT_BATCH_WORKERS,
+    ):
+        fallbacks += fell_back
         for payout_id, payout_diamonds, status in rows:
             created.append(payout_id)
             diamonds += payout_diamonds
             if status == PayoutStatus.AWAITING_APPROVAL:
                 awaiting.append(payout_id)
         on_chunk([pid for pid, _d, status in rows if status == PayoutStatus.REQUESTED])
-        after = ids[-1]
     return created, awaiting, diamonds, fallbacks

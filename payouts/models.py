@@ -236,12 +236,32 @@ class PayoutStatementLine(models.Model):
     diamonds.
     """
 
-    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="statement_lines")
+    # A payout writes ~20 lines; the weekly batch writes millions (issue #16). Each foreign-key
+    # check locks the row it points at (FOR KEY SHARE: a write and a WAL record per line), so
+    # the references into the ledger carry no database constraint: ledger entries and journal
+    # rows can never be deleted (a trigger refuses it), the lines are only ever written from a
+    # join with those entries, and ``verify_ledger`` checks that every line names an existing
+    # entry of its payout's creator with its true amount and transaction. No redundant indexes
+    # either: (payout, position) serves the payout's lookups, ``statementline_entry`` the
+    # entry's.
+    payout = models.ForeignKey(
+        Payout, on_delete=models.PROTECT, related_name="statement_lines", db_index=False
+    )
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=24, choices=StatementLineKind.choices)
-    entry = models.ForeignKey("wallets.Entry", on_delete=models.PROTECT, related_name="+")
+    entry = models.ForeignKey(
+        "wallets.Entry",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     transaction = models.ForeignKey(
-        "wallets.LedgerTransaction", on_delete=models.PROTECT, related_name="+"
+        "wallets.LedgerTransaction",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     # This payout's share of the entry (signed like the entry); the entry's whole amount is
     # ``entry_diamonds``, so a gift split across two payouts shows as two partial lines.

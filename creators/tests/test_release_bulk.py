@@ -164,3 +164,35 @@ def test_a_gift_does_not_wait_for_a_release_holding_its_creators_locks(settings)
         thread.join(30)
     assert not errors
     assert _failures() == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_chunks_release_at_once_on_their_own_connections(settings, monkeypatch):
+    settings.EARNINGS_RELEASE_CHUNK = 3
+    settings.EARNINGS_RELEASE_WORKERS = 2
+    creators, _sender = _world()
+    later = timezone.now() + timedelta(days=settings.EARNINGS_HOLD_DAYS, seconds=1)
+    # The first two chunks each wait for the other inside their transaction: one after the
+    # other, the barrier would time out and the release would fail.
+    both = threading.Barrier(2, timeout=20)
+    threads: set[int] = set()
+    original = services._release_chunk
+
+    first_two = {creators[0].pk, creators[3].pk}
+
+    def meets_the_other(**kwargs):
+        threads.add(threading.get_ident())
+        result = original(**kwargs)
+        if kwargs["creator_ids"][0] in first_two:
+            both.wait()
+        return result
+
+    monkeypatch.setattr(services, "_release_chunk", meets_the_other)
+    results = earnings_release(now=later)
+
+    assert threading.get_ident() not in threads and len(threads) == 2
+    assert sorted(r.creator_id for r in results) == sorted(c.pk for c in creators)
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.RELEASE).count() == len(creators)
+    assert all(pending == 0 for pending, _ in _balances(creators))
+    assert sum(r.diamonds for r in earnings_release(now=later)) == 0
+    assert _failures() == {}

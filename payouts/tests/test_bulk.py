@@ -233,9 +233,10 @@ def test_bulk_chunk_rolls_back_whole_when_a_creator_breaks_it(monkeypatch):
 
 @pytest.mark.slow
 def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transactional_db):
-    """The batch (``run_payouts``, a separate process) is killed with SIGKILL while its second
-    chunk has written everything and waits to commit; its backend goes too. The first chunk
-    stays, the second leaves nothing, and a rerun pays each remaining creator exactly once."""
+    """The batch (``run_payouts``, a separate process, two chunks at a time) is killed with
+    SIGKILL while its second chunk has written everything and waits to commit; its backend goes
+    too. The first chunk stays, the second leaves nothing, and a rerun pays each remaining
+    creator exactly once."""
     import os
     import signal
     import subprocess
@@ -250,14 +251,12 @@ def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transact
     env = _env("http://127.0.0.1:9")  # no Stripe: manual payouts only
     env["PAYOUT_BATCH_CHUNK"] = "3"
     creators = [make_payout_creator(2000 + 100 * i) for i in range(8)]
-    # A source entry of a creator in the second chunk: its statement line's foreign-key check
-    # (deferred to COMMIT) waits for this lock, so the chunk is fully written when we kill.
+    # A creator of the second chunk: the chunk's new payout row checks its foreign key to this
+    # creator at COMMIT (Django's constraints are deferred), so the chunk is fully written when
+    # it waits for this lock and we kill it.
     target = creators[4]
-    entry = Entry.objects.get(
-        account=account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=target.user)
-    )
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM wallets_entry WHERE id = %s FOR UPDATE", [entry.pk])
+        cursor.execute("SELECT id FROM creators_creator WHERE id = %s FOR UPDATE", [target.pk])
         batch = subprocess.Popen(
             [sys.executable, "manage.py", "run_payouts"],
             cwd=REPO,
@@ -291,11 +290,16 @@ def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transact
         os.kill(batch.pid, signal.SIGKILL)
         batch.wait(timeout=30)
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
-    # The first chunk (3 creators) committed; nothing of the second.
-    first = set(Payout.objects.values_list("creator_id", flat=True))
-    assert first == {c.pk for c in creators[:3]}
-    assert PayoutStatementLine.objects.count() == 3
-    assert LedgerTransaction.objects.filter(kind=TransactionKind.PAYOUT_CREATED).count() == 3
+    # Whole chunks only: the first (3 creators) committed, nothing of the second; the third ran
+    # beside the second (PAYOUT_BATCH_WORKERS=2) and may or may not have committed.
+    paid = set(Payout.objects.values_list("creator_id", flat=True))
+    chunks = [{c.pk for c in creators[i : i + 3]} for i in (0, 3, 6)]
+    assert paid >= chunks[0] and not paid & chunks[1]
+    assert paid & chunks[2] in (set(), chunks[2])
+    assert PayoutStatementLine.objects.count() == len(paid)
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.PAYOUT_CREATED).count() == len(
+        paid
+    )
 
     rerun = subprocess.run(
         [sys.executable, "manage.py", "run_payouts"],
@@ -306,7 +310,7 @@ def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transact
         timeout=120,
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "5 payouts created" in rerun.stdout
+    assert f"{8 - len(paid)} payouts created" in rerun.stdout
 
     for i, creator in enumerate(creators):
         (payout,) = Payout.objects.filter(creator=creator)
@@ -314,3 +318,56 @@ def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transact
         assert sum(line.diamonds for line in payout.statement_lines.all()) == payout.diamonds
     assert LedgerTransaction.objects.filter(kind=TransactionKind.PAYOUT_CREATED).count() == 8
     call_command("verify_ledger")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_chunks_run_at_once_on_their_own_connections(settings, monkeypatch):
+    import threading
+
+    from payouts import bulk
+
+    settings.PAYOUT_BATCH_CHUNK = 3
+    settings.PAYOUT_BATCH_WORKERS = 2
+    creators = [make_payout_creator(2000 + 10 * i) for i in range(10)]
+    # The first two chunks each wait for the other inside their transaction: one after the
+    # other, the barrier would time out and the batch would fail.
+    both = threading.Barrier(2, timeout=20)
+    first_two = {creators[0].pk, creators[3].pk}
+    threads: set[int] = set()
+    original = bulk.chunk_create
+
+    def meets_the_other(**kwargs):
+        threads.add(threading.get_ident())
+        rows = original(**kwargs)
+        if kwargs["creator_ids"][0] in first_two:
+            both.wait()
+        return rows
+
+    monkeypatch.setattr(bulk, "chunk_create", meets_the_other)
+    result = payout_batch_run(set_based=True)
+
+    assert result.fallbacks == 0 and threading.get_ident() not in threads and len(threads) == 2
+    assert len(result.created) == 10
+    for i, creator in enumerate(creators):
+        (payout,) = Payout.objects.filter(creator=creator)
+        assert payout.diamonds == 2000 + 10 * i
+        assert sum(line.diamonds for line in payout.statement_lines.all()) == payout.diamonds
+    assert payout_batch_run(set_based=True).created == []
+    assert _ledger_failures(gifts=False) == {}
+
+
+def test_a_statement_line_naming_a_missing_entry_fails_verify_ledger():
+    # The lines' references into the ledger carry no foreign-key constraint (the batch writes
+    # millions): verify_ledger is what catches a line that names no entry.
+    creator = make_payout_creator(3000)
+    payout_batch_run(set_based=True)
+    line = PayoutStatementLine.objects.get(payout__creator=creator)
+    PayoutStatementLine.objects.filter(pk=line.pk).update(entry_id=line.entry_id + 10_000_000)
+
+    failures = _ledger_failures(gifts=False)
+
+    assert list(failures) == ["statement lines allocate each entry at most once"]
+    assert (
+        "does not match its ledger entry"
+        in failures["statement lines allocate each entry at most once"][0]
+    )

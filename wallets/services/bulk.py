@@ -15,13 +15,18 @@ not applied twice. The non-negative CHECK constraints stay behind the cold balan
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from wallets.models import Account
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -140,3 +145,58 @@ def ledger_move_bulk(
             [now, tx_ids, account_ids, amounts, after],
         )
     return written
+
+
+def chunks_in_parallel(
+    *,
+    next_chunk: Callable[[int], list[int]],
+    work: Callable[[list[int]], T],
+    workers: int,
+) -> Iterator[tuple[list[int], T]]:
+    """Run ``work`` over the chunks ``next_chunk(after)`` yields (ids ascending; ``after`` is the
+    last id of the chunk before, 0 first; an empty list ends it), ``workers`` chunks at a time,
+    each on a database connection of its own; yields ``(chunk, result)`` as chunks finish.
+
+    For jobs whose chunks share no locked row (disjoint creators), so two chunks never wait on
+    each other: on two cores, one chunk's Python and the other's PostgreSQL work overlap. Each
+    ``work`` call must be its own transaction (a crash keeps the chunks committed before it).
+    Runs the chunks one after the other, on the caller's connection, when ``workers`` is 1, on
+    SQLite, or inside a transaction (a test's, or a caller's: other connections could not see
+    its rows). An error in one chunk stops new chunks, lets the running ones finish, and is
+    raised.
+    """
+    inline = workers <= 1 or not bulk_supported() or connection.in_atomic_block
+    if inline:
+        after = 0
+        while ids := next_chunk(after):
+            yield ids, work(ids)
+            after = ids[-1]
+        return
+
+    def run(ids: list[int]) -> T:
+        try:
+            return work(ids)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    running: dict[Future, list[int]] = {}
+    after = 0
+    exhausted = False
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-chunk") as pool:
+        try:
+            while True:
+                while not exhausted and len(running) < workers:
+                    ids = next_chunk(after)
+                    if not ids:
+                        exhausted = True
+                        break
+                    running[pool.submit(run, ids)] = ids
+                    after = ids[-1]
+                if not running:
+                    return
+                done, _pending = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f][0]):
+                    ids = running.pop(future)
+                    yield ids, future.result()
+        finally:
+            wait(running)  # never leave a chunk running behind an error
