@@ -6,6 +6,7 @@ a real ``SECRET_KEY``.
 """
 
 import os
+import re
 import sys
 from datetime import timedelta
 from decimal import Decimal
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "creators",
     "payouts",
     "memberships",
+    "moderation",
     "notifications",
     "staff",
 ]
@@ -505,6 +507,35 @@ LIVE_ASYNC_STREAMS_MAX = env.int("LIVE_ASYNC_STREAMS_MAX", default=500)
 LIVE_STREAMS_PER_ADDRESS = env.int("LIVE_STREAMS_PER_ADDRESS", default=8)
 LIVE_STREAMS_PER_LIVE = env.int("LIVE_STREAMS_PER_LIVE", default=200)
 LIVE_STREAM_IDLE_SECONDS = env.int("LIVE_STREAM_IDLE_SECONDS", default=60)
+
+
+# --- Live moments: pinned messages and creator moderation (moderation/) ---------------------
+# A gift with a message on a live is pinned on the overlay for a time that grows with its
+# coins: "min_coins:seconds:#colour" per tier, comma separated, e.g. "100:30:#1e88e5,...".
+def _pin_tiers(raw: str) -> list[tuple[int, int, str]]:
+    tiers = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            coins, seconds, colour = part.split(":", 2)
+            tier = (int(coins), int(seconds), colour.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"LIVE_PIN_TIERS: {part!r} is not coins:seconds:#colour.")
+        if tier[0] < 1 or tier[1] < 1 or not re.fullmatch(r"#[0-9A-Fa-f]{6}", tier[2]):
+            raise ImproperlyConfigured(f"LIVE_PIN_TIERS: {part!r} is not coins:seconds:#colour.")
+        tiers.append(tier)
+    return sorted(tiers)
+
+
+LIVE_PIN_TIERS = _pin_tiers(
+    env.str(
+        "LIVE_PIN_TIERS",
+        default="100:30:#1e88e5,500:60:#00897b,1000:120:#f9a825,2000:180:#ef6c00,5000:300:#d81b60",
+    )
+)
+# How often an open live feed looks for pins that start or end and for moderation decisions.
+LIVE_PIN_POLL_SECONDS = env.float("LIVE_PIN_POLL_SECONDS", default=1.0)
 
 # --- Email and app webhooks (owned by the notifications app) --------------------------------
 # The portal's public address, for links in emails (verification, unsubscribe, undo).

@@ -17,6 +17,7 @@ api_v1 = [
         "creators",
         "payouts",
         "memberships",
+        "moderation",
         "notifications",
         "staff",
     )
@@ -26,6 +27,7 @@ portal = [
     for app in (
         "accounts",
         "wallets",
+        "moderation",  # before gifts: it owns GET creator/live/
         "gifts",
         "creators",
         "payouts",

@@ -57,6 +57,7 @@ from config.api import error_responses
 from config.errors import ServiceBusy
 from config.throttles import LiveOpenThrottle
 from creators.selectors import creator_find
+from gifts import feed_hooks
 from gifts.badges import badges_for
 from gifts.combos import ComboTracker, combo_window, tracker_at
 from gifts.live_leases import LEASES, Lease
@@ -120,7 +121,7 @@ def _latest_id(creator_id: int, live_id: str) -> int:
     )
 
 
-def _frame(event: GiftEvent, tracker: ComboTracker) -> str:
+def _frame(event: GiftEvent, tracker: ComboTracker, *, show_message: bool = True) -> str:
     hit = tracker.add_event(event)
     gift = event.gift
     data = {
@@ -140,7 +141,7 @@ def _frame(event: GiftEvent, tracker: ComboTracker) -> str:
             "coins": gift.coins,
             "image_url": gift.image_url,
         },
-        "message": event.message,
+        "message": event.message if show_message else "",
         "big": gift.coins >= big_gift_coins(),
         "at": event.created_at.isoformat(),
         "combo_expires_at": hit.combo.expires_at.isoformat(),
@@ -166,6 +167,7 @@ class _Stream:
         self.last_sent = time.monotonic()
         self.last_gift = time.monotonic()  # or the stream's start: idle streams end
         self.lease: Lease | None = None
+        self.watchers: list[feed_hooks.Watcher] = []
 
     def start(self) -> None:
         if self.after_id is None:
@@ -174,6 +176,7 @@ class _Stream:
         self.tracker = tracker_at(
             creator_id=self.creator_id, live_id=self.live_id, upto_id=self.after_id
         )
+        self.watchers = feed_hooks.watchers_for(self.creator_id, self.live_id)
 
     def poll(self) -> str:
         assert self.tracker is not None and self.after_id is not None
@@ -190,16 +193,19 @@ class _Stream:
                 events = _fetch_ids(late) + events
         frames = []
         now = time.monotonic()
+        veiled = feed_hooks.veiled_ids([e for e in events if e.pk not in self.seen])
         for event in events:
             if event.pk in self.seen:
                 continue
-            frames.append(_frame(event, self.tracker))
+            frames.append(_frame(event, self.tracker, show_message=event.pk not in veiled))
             self.seen[event.pk] = now
             self.after_id = max(self.after_id, event.pk)
         settled = [pk for pk, at in self.seen.items() if now - at > SETTLE_SECONDS]
         if settled:
             self.settled_id = max(self.settled_id, max(settled))
             self.seen = {pk: at for pk, at in self.seen.items() if pk > self.settled_id}
+        # Pins starting or ending, messages hidden after the fact (the moderation app).
+        frames.extend(watcher.frames() for watcher in self.watchers)
         return "".join(frames)
 
     def tick(self, heartbeat_seconds: float) -> str:

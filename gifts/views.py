@@ -17,6 +17,7 @@ from creators.selectors import (
     creators_search,
 )
 from creators.services import creator_live_end, creator_live_start
+from gifts import feed_hooks
 from gifts.selectors import (
     PERIODS,
     creator_daily_diamonds,
@@ -138,6 +139,7 @@ def creator_dashboard(request):
         return render(request, "creators/become.html", {})
     earnings = creator_earnings(creator=creator)
     live = creator_live_session(creator_id=creator.pk)
+    recent_gifts = list(creator_recent_gifts(creator_id=creator.pk))
     return render(
         request,
         "creators/dashboard.html",
@@ -145,7 +147,9 @@ def creator_dashboard(request):
             "creator": creator,
             "initials": _initials(creator.display_name),
             "earnings": earnings,
-            "recent_gifts": creator_recent_gifts(creator_id=creator.pk),
+            "recent_gifts": recent_gifts,
+            # Messages the creator's moderation hides or holds (moderation app) show as such.
+            "veiled_ids": feed_hooks.veiled_ids(recent_gifts),
             "chart": _chart(creator_daily_diamonds(creator_id=creator.pk, days=14)),
             "payouts_template": _payouts_template(),
             "hold_days": settings.EARNINGS_HOLD_DAYS,

@@ -37,6 +37,7 @@ _VIEW_EVERYTHING = [
     "staff.view_wallet",
     "staff.view_auditlog",
     "staff.view_adjustmentrequest",
+    "moderation.view_messagereport",
 ]
 
 # "app_label.codename" per role. Models that do not exist (yet) are skipped; the post_migrate
@@ -47,6 +48,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "staff.freeze_wallet",
         "staff.refund_recharge",
         "wallets.change_recharge",  # the admin only offers actions to those who may change
+        "moderation.change_messagereport",  # the moderation queue: hide or dismiss
     ],
     FINANCE: [
         *_VIEW_EVERYTHING,
