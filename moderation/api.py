@@ -48,7 +48,7 @@ class PinnedView(APIView):
             "(LIVE_PIN_TIERS), biggest first. Hidden, held and dismissed messages are left out. "
             "Open live feeds get the same as `pinned` / `unpinned` events."
         ),
-        responses={200: PinList, **error_responses(404)},
+        responses={200: PinList, **error_responses({404: ["creator_not_found"]})},
     )
     def get(self, request, handle: str, live_id: str):
         creator = creator_find(handle=handle)
@@ -101,7 +101,7 @@ class MyModerationView(APIView):
 
     @extend_schema(
         summary="My moderation settings",
-        responses={200: ModerationOutput, **error_responses(401, 404)},
+        responses={200: ModerationOutput, **error_responses(401, {404: ["not_a_creator"]})},
     )
     def get(self, request):
         return Response(_settings_data(_my_creator(request)))
@@ -110,7 +110,7 @@ class MyModerationView(APIView):
         summary="Change my blocked words or message holding",
         description="Errors: `validation_error`, `not_a_creator` (404).",
         request=ModerationInput,
-        responses={200: ModerationOutput, **error_responses(400, 401, 404)},
+        responses={200: ModerationOutput, **error_responses(400, 401, {404: ["not_a_creator"]})},
     )
     def patch(self, request):
         creator = _my_creator(request)
@@ -136,7 +136,7 @@ class MyMutedView(APIView):
         summary="Viewers whose messages I hide",
         responses={
             200: inline_serializer("MutedList", {"results": MutedOutput(many=True)}),
-            **error_responses(401, 404),
+            **error_responses(401, {404: ["not_a_creator"]}),
         },
     )
     def get(self, request):
@@ -153,7 +153,10 @@ class MyMutedView(APIView):
             "and count, without text. Idempotent. Errors: `viewer_not_found` (404)."
         ),
         request=MuteInput,
-        responses={201: MutedOutput, **error_responses(400, 401, 404)},
+        responses={
+            201: MutedOutput,
+            **error_responses(400, 401, {404: ["not_a_creator", "viewer_not_found"]}),
+        },
     )
     def post(self, request):
         creator = _my_creator(request)
@@ -174,7 +177,10 @@ class MyMutedDetailView(APIView):
     @extend_schema(
         summary="Unmute a viewer",
         description="Errors: `viewer_not_found` (404, also when not muted).",
-        responses={204: None, **error_responses(401, 404)},
+        responses={
+            204: None,
+            **error_responses(401, {404: ["not_a_creator", "viewer_not_found"]}),
+        },
     )
     def delete(self, request, username: str):
         services.viewer_unmute(creator=_my_creator(request), actor=request.user, username=username)
@@ -198,7 +204,7 @@ class MyHeldView(APIView):
         parameters=[OpenApiParameter("live_id", OpenApiTypes.STR, required=False)],
         responses={
             200: inline_serializer("HeldMessages", {"results": HeldOutput(many=True)}),
-            **error_responses(401, 404),
+            **error_responses(401, {404: ["not_a_creator"]}),
         },
     )
     def get(self, request):
@@ -248,7 +254,10 @@ class MyMessageActionView(APIView):
             "that is not to you is 404 `message_not_found`."
         ),
         request=None,
-        responses={200: DecisionOutput, **error_responses(401, 404)},
+        responses={
+            200: DecisionOutput,
+            **error_responses(401, {404: ["not_a_creator", "message_not_found"]}),
+        },
     )
     def post(self, request, event_id: int, action: str):
         creator = _my_creator(request)
@@ -291,7 +300,11 @@ class MessageReportView(APIView):
             "`validation_error`."
         ),
         request=ReportInput,
-        responses={201: ReportOutput, 200: ReportOutput, **error_responses(400, 401, 404)},
+        responses={
+            201: ReportOutput,
+            200: ReportOutput,
+            **error_responses(400, 401, {404: ["message_not_found"]}),
+        },
     )
     def post(self, request, event_id: int):
         data = ReportInput(data=request.data)
