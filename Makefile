@@ -62,7 +62,7 @@ worker: venv
 
 beat: venv
 	DEBUG=0 $(VENV)/bin/celery -A config beat -l info \
-		--scheduler django_celery_beat.schedulers:DatabaseScheduler
+		--scheduler config.beat:DatabaseScheduler
 
 # ------------------------------------------------------------------ benchmarks
 # Durable PostgreSQL (fsync, synchronous_commit, full_page_writes on), as in production.

@@ -16,7 +16,7 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError, IdempotencyConflict, InvalidInput
+from config.errors import DomainError, IdempotencyConflict, InvalidInput, database_error
 from config.openapi import error_responses, status_text  # noqa: F401  (the views' import)
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ def _first_message(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn every error into ``{"error": {"code", "message", "fields"}}`` with its status."""
+    transient = database_error(exc)
+    if transient is not None:
+        log_database_error(exc, context.get("request"))
+        exc = transient
     if isinstance(exc, DomainError):
         response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
         if exc.retry_after is not None:
@@ -71,6 +75,41 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(code, _first_message(detail))
+    return response
+
+
+def log_database_error(exc: BaseException, request=None) -> None:
+    """One warning line per request answered 503 for a database failure (no traceback: an
+    outage would flood the log with identical ones)."""
+    cause = exc.__cause__ or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
+    log.warning(
+        "database unavailable: %s %s: %s: %s",
+        getattr(request, "method", "-"),
+        getattr(request, "path", "-"),
+        type(cause).__name__,
+        first_line,
+    )
+
+
+def database_error_response(request, exc: BaseException):
+    """The 503 for a transient database failure outside DRF's exception handler (middleware,
+    the 500 handler): the JSON error under ``/api/``, a short static page elsewhere (it must
+    not need the database: no context processors, no user). None when ``exc`` is not one."""
+    from django.http import HttpResponse
+    from django.template import loader
+
+    error = database_error(exc)
+    if error is None:
+        return None
+    log_database_error(exc, request)
+    if request.path.startswith("/api/"):
+        response = JsonResponse(error_body(error.code, error.message), status=error.status)
+    else:
+        html = loader.get_template("503.html").render()
+        response = HttpResponse(html, status=error.status)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
     return response
 
 

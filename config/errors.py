@@ -62,3 +62,43 @@ class ServiceBusy(DomainError):
     status = 503
     default_message = "Too busy right now; please try again shortly."
     retry_after = 10
+
+
+class DatabaseUnavailable(DomainError):
+    """PostgreSQL cannot be reached (down, restarting, in crash recovery) or dropped the
+    connection mid-request. Nothing is half-written (every write is one transaction); a
+    money request may or may not have committed, so retry it with the same Idempotency-Key."""
+
+    code = "database_unavailable"
+    status = 503
+    default_message = (
+        "The database is briefly unavailable. Try again in a few seconds; retry payments and "
+        "gifts with the same Idempotency-Key."
+    )
+    retry_after = 5
+
+
+# SQLSTATEs that mean "the database is not there right now" (beside a missing SQLSTATE, a
+# client-side connection failure): class 08 connection exceptions, and the server shutting
+# down (57P01 admin, 57P02 crash) or not yet accepting connections (57P03: starting up, in
+# recovery).
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
+
+
+def database_error(exc: BaseException) -> DomainError | None:
+    """The answer for a transient database failure, or None when ``exc`` is not one.
+
+    Lost or refused connections are 503 ``database_unavailable``; other operational errors
+    the server reports (a deadlock, a serialization failure, a statement or lock timeout,
+    too many connections) are 503 ``service_busy``. Programming and integrity errors stay
+    what they are (a bug is a 500)."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, InterfaceError):
+        return DatabaseUnavailable()
+    if not isinstance(exc, OperationalError):
+        return None
+    state = getattr(exc.__cause__, "sqlstate", None)
+    if state is None or state.startswith("08") or state in _UNAVAILABLE_STATES:
+        return DatabaseUnavailable()
+    return ServiceBusy()

@@ -5,7 +5,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -17,6 +17,16 @@ def healthz(request):
 
 
 def _check_database() -> None:
+    try:
+        _select_one()
+    except (InterfaceError, OperationalError):
+        # A connection PostgreSQL dropped (a restart) says nothing about the database now:
+        # drop it and ask once more on a new one (connect_timeout bounds the wait).
+        connection.close()
+        _select_one()
+
+
+def _select_one() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
 
@@ -55,13 +65,17 @@ _CHECKS = {
     "cache": _check_cache,
     "stripe": _check_stripe,
 }
+# Checked on every probe: a local round trip, and a database outage must take the process out
+# of rotation at once (its requests would only get 503 database_unavailable).
+_LIVE = {"database"}
 _cached: dict = {"at": None, "results": None}
 _cached_lock = threading.Lock()
 
 
-def _run_checks() -> dict[str, bool]:
+def _run_checks(names) -> dict[str, bool]:
     results = {}
-    for name, check in _CHECKS.items():
+    for name in names:
+        check = _CHECKS[name]
         try:
             check()
         except Exception as exc:  # a probe reports, it never raises
@@ -73,14 +87,17 @@ def _run_checks() -> dict[str, bool]:
 
 
 def checks_cached() -> dict[str, bool]:
-    """Each dependency up or down, checked at most once per ``READYZ_CACHE_SECONDS`` in this
-    process (probes come often and from several balancers; Stripe should not see them)."""
+    """Each dependency up or down: the database on every probe, the others at most once per
+    ``READYZ_CACHE_SECONDS`` in this process (probes come often and from several balancers;
+    Stripe should not see them)."""
     with _cached_lock:
         at = _cached["at"]
         if at is None or time.monotonic() - at >= settings.READYZ_CACHE_SECONDS:
-            _cached["results"] = _run_checks()
+            _cached["results"] = _run_checks([n for n in _CHECKS if n not in _LIVE])
             _cached["at"] = time.monotonic()
-        return dict(_cached["results"])
+        cached = dict(_cached["results"])
+    live = _run_checks([n for n in _CHECKS if n in _LIVE])
+    return {name: live[name] if name in live else cached[name] for name in _CHECKS}
 
 
 def checks_forget() -> None:

@@ -7,6 +7,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from accounts.client_address import client_address
 
@@ -33,7 +34,6 @@ class RequestIdMiddleware:
         started = time.monotonic()
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
-        user = getattr(request, "user", None)
         access_log.info(
             "request_id=%s method=%s path=%s status=%s duration_ms=%.1f user=%s client=%s",
             request.request_id,
@@ -41,10 +41,18 @@ class RequestIdMiddleware:
             request.path,
             response.status_code,
             (time.monotonic() - started) * 1000,
-            user.pk if user is not None and user.is_authenticated else "-",
+            _user_id(request),
             client_address(request) or "-",
         )
         return response
+
+
+def _user_id(request) -> object:
+    user = getattr(request, "user", None)
+    try:
+        return user.pk if user is not None and user.is_authenticated else "-"
+    except DatabaseError:  # the database is away (the response says so): log the line anyway
+        return "-"
 
 
 class ContentSecurityPolicyMiddleware:
@@ -106,3 +114,21 @@ class ApiJsonNotFoundMiddleware:
         if isinstance(exception, Http404) and request.path.startswith("/api/"):
             return api_not_found(request, exception)
         return None
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that fails because PostgreSQL is down, restarting or dropped its connection
+    answers 503 with ``Retry-After`` (JSON under ``/api/``, a short page elsewhere), not a 500.
+    Failures outside views (another middleware) reach the same answer through
+    ``config.views.server_error``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from config.api import database_error_response
+
+        return database_error_response(request, exception)

@@ -7,7 +7,7 @@ know every answer. Views name their own statuses and codes::
     @extend_schema(responses={201: Out, **error_responses(400, {403: ["age_restricted"]})})
 
 and ``document_errors`` (a drf-spectacular postprocessing hook) adds what every operation can
-answer (400, 401, 403, 405, 406, 415, 429; 404 on paths with an id; 409 with an
+answer (400, 401, 403, 405, 406, 415, 429, 503; 404 on paths with an id; 409 with an
 Idempotency-Key) and the codes DRF itself gives for each status.
 """
 
@@ -57,7 +57,7 @@ DEFAULT_CODES: dict[int, list[str]] = {
     423: ["wallet_frozen"],
     429: ["throttled"],
     500: ["server_error"],
-    503: ["service_busy"],
+    503: ["service_busy", "database_unavailable"],
 }
 
 STATUS_TEXT = {
@@ -77,8 +77,9 @@ STATUS_TEXT = {
     503: "Unavailable for now: try again after Retry-After seconds",
 }
 
-# Every operation may answer these (bad input, no token, CSRF, unknown method, throttles).
-COMMON_STATUSES = (400, 401, 403, 405, 406, 429)
+# Every operation may answer these (bad input, no token, CSRF, unknown method, throttles, the
+# database unavailable).
+COMMON_STATUSES = (400, 401, 403, 405, 406, 429, 503)
 BODY_METHODS = ("post", "put", "patch")
 
 

@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ApiJsonNotFoundMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -118,9 +119,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # Off by default: the check is a `SELECT 1` round trip at the start of every request. A
-    # connection PostgreSQL dropped (a restart) then fails one request (500) and is replaced;
+    # connection PostgreSQL dropped (a restart) then fails one request (503) and is replaced;
     # behind PgBouncer the web servers' connections survive a PostgreSQL restart anyway.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+    # A database host that does not answer (down, partitioned) fails a request after this
+    # many seconds with 503 database_unavailable instead of hanging a web thread.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite just ignores the extra columns.
 SILENCED_SYSTEM_CHECKS = [] if IS_POSTGRES else ["models.W040"]
@@ -216,7 +222,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:DatabaseScheduler"
 # The weekly payout batch and the hourly reconciliation are database rows (seeded by
 # payouts/migrations/0002) so staff can change them in the admin; beat would overwrite
 # entries listed here on every start.

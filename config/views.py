@@ -1,11 +1,13 @@
 """Error pages: JSON in the documented format under /api/, HTML elsewhere."""
 
+import sys
+
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
-from config.api import api_not_found, api_server_error, error_body
+from config.api import api_not_found, api_server_error, database_error_response, error_body
 
 
 def not_found(request, exception=None):
@@ -15,6 +17,10 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    # Django calls this inside its ``except`` block: the exception is at hand.
+    response = database_error_response(request, sys.exc_info()[1] or Exception())
+    if response is not None:
+        return response
     if request.path.startswith("/api/"):
         return api_server_error(request)
     return render(request, "500.html", status=500)

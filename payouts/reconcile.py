@@ -3,6 +3,8 @@
 import logging
 from importlib import import_module
 
+from django.db import InterfaceError, OperationalError
+
 from payouts.services import payouts_reconcile
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ def reconcile_all_checked() -> tuple[str, bool]:
     else:
         try:
             run = payments()
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: nothing else can run either (the task retries)
         except Exception as exc:  # the payout side must still run
             log.exception("payment reconciliation failed")
             parts.append(f"payments: FAILED ({exc})")
@@ -55,6 +59,8 @@ def reconcile_all_checked() -> tuple[str, bool]:
             failed = failed or getattr(run, "status", "") == "failed"
     try:
         outcome = payouts_reconcile()
+    except (OperationalError, InterfaceError):
+        raise
     except Exception as exc:
         log.exception("payout reconciliation failed")
         parts.append(f"payouts: FAILED ({exc})")

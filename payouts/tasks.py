@@ -1,21 +1,22 @@
 from celery import shared_task
 from django.conf import settings
 
+from config.celery import DATABASE_ERRORS
 from payouts.rails import RailUnavailable
 from payouts.services import payout_batch_run, payout_send, payouts_send_released
 
 
 @shared_task(
     bind=True,
-    autoretry_for=(RailUnavailable,),
+    autoretry_for=(RailUnavailable, *DATABASE_ERRORS),
     retry_backoff=5,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=settings.PAYOUT_SEND_MAX_RETRIES,
 )
 def payout_send_task(self, payout_id: int) -> str:
-    """Send one payout. Retried with backoff on network errors only; the rail's idempotency
-    key (the payout id) makes every retry the same transfer."""
+    """Send one payout. Retried with backoff on network and database errors only; the rail's
+    idempotency key (the payout id) makes every retry the same transfer."""
     return payout_send(payout_id=payout_id).status
 
 

@@ -218,7 +218,7 @@ def main() -> int:
                 "--concurrency",
                 "2",
                 "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
+                "config.beat:DatabaseScheduler",
                 # Its start-up banner and task lines would bury ours (the URLs and logins).
                 "--quiet",
                 "--logfile",

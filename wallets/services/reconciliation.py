@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from wallets import stripe_gateway as gateway
@@ -338,12 +338,16 @@ def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationR
                 for intent in _disagreeing(page, counts):
                     try:
                         _reconcile_intent(intent, run, counts)
+                    except (OperationalError, InterfaceError):
+                        raise  # the database is away: the whole run is retried (its task)
                     except Exception as exc:  # one bad object must not stop the run
                         log.exception("reconcile payment intent %s", gateway.get(intent, "id"))
                         errors.append(f"{gateway.get(intent, 'id')}: {exc}")
             for stripe_refund in gateway.refunds_since(now - window):
                 try:
                     _reconcile_refund(stripe_refund, run, counts)
+                except (OperationalError, InterfaceError):
+                    raise
                 except Exception as exc:
                     log.exception("reconcile refund %s", gateway.get(stripe_refund, "id"))
                     errors.append(f"{gateway.get(stripe_refund, 'id')}: {exc}")
