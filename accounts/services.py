@@ -1,4 +1,6 @@
 import hashlib
+import logging
+import uuid
 from datetime import date
 
 from django.conf import settings
@@ -7,17 +9,17 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from knox.models import AuthToken
 
+from accounts.mail import PASSWORD_RESET, VERIFY_EMAIL, account_mail_send
 from config.errors import DomainError, InvalidInput
 
+log = logging.getLogger(__name__)
 User = get_user_model()
 
 
@@ -52,9 +54,8 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
         raise InvalidInput(
             "That username is taken.", fields={"username": ["That username is taken."]}
         ) from exc
-    from notifications.services import email_verification_send  # sits beside accounts
-
-    email_verification_send(user=candidate)
+    # The address check mail, queued in this transaction by the app that owns email.
+    account_mail_send(kind=VERIFY_EMAIL, user=candidate)
     return candidate
 
 
@@ -143,39 +144,40 @@ def password_reset_mail_count_and_allow(*, email: str) -> bool:
 
 def password_reset_request(*, email: str, site_url: str) -> None:
     """Queue the reset mail for whoever owns ``email`` (maybe nobody): the same work and the
-    same answer either way. The mail goes out from a Celery task after the commit."""
+    same answer either way. A Celery task looks the address up after the commit and writes
+    the mail to the email outbox, which sends it (retried until it goes, never twice)."""
     from accounts.tasks import password_reset_send_task
 
     if not password_reset_mail_count_and_allow(email=email):
         return
-    transaction.on_commit(lambda: password_reset_send_task.delay(email, site_url))
+    # One id per request: a retried or duplicated task writes the same outbox row again.
+    request_id = uuid.uuid4().hex
+
+    def queue() -> None:
+        try:
+            password_reset_send_task.delay(email, site_url, request_id)
+        except Exception:  # noqa: BLE001 - broker down: do it here rather than lose the mail
+            log.warning("could not queue the password reset lookup; doing it in the request")
+            password_reset_send(email=email, site_url=site_url, request_id=request_id)
+
+    transaction.on_commit(queue)
 
 
-def password_reset_send(*, email: str, site_url: str) -> int:
-    """Send a reset link to each account with this address; returns how many mails."""
-    sent = 0
+@transaction.atomic
+def password_reset_send(*, email: str, site_url: str, request_id: str) -> int:
+    """Write a reset mail with a fresh link for each account with this address to the outbox
+    (``account_mail_send``); returns how many. Run twice with one ``request_id``, it writes
+    each mail once."""
+    queued = 0
     for user in password_reset_users(email=email):
         uid = urlsafe_base64_encode(force_bytes(user.pk))
         token = default_token_generator.make_token(user)
         path = reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
-        password_reset_mail_send(user=user, reset_url=site_url.rstrip("/") + path)
-        sent += 1
-    return sent
-
-
-def password_reset_mail_send(*, user, reset_url: str) -> None:
-    """The reset mail itself (plain text and HTML), through Django's email framework."""
-    context = {
-        "user": user,
-        "reset_url": reset_url,
-        "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
-    }
-    message = EmailMultiAlternatives(
-        subject="Reset your Applause password",
-        body=render_to_string("accounts/email/password_reset.txt", context),
-        to=[user.email],
-    )
-    message.attach_alternative(
-        render_to_string("accounts/email/password_reset.html", context), "text/html"
-    )
-    message.send()
+        account_mail_send(
+            kind=PASSWORD_RESET,
+            user=user,
+            reset_url=site_url.rstrip("/") + path,
+            request_id=request_id,
+        )
+        queued += 1
+    return queued

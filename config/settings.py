@@ -444,6 +444,12 @@ MEMBERSHIP_RETRY_MINUTES = env.int("MEMBERSHIP_RETRY_MINUTES", default=60)
 MEMBERSHIP_PRICE_NOTICE_DAYS = env.int("MEMBERSHIP_PRICE_NOTICE_DAYS", default=7)
 MEMBERSHIP_TIER_MAX_COINS = env.int("MEMBERSHIP_TIER_MAX_COINS", default=1_000_000)
 MEMBERSHIP_GIFT_MAX = env.int("MEMBERSHIP_GIFT_MAX", default=20)  # recipients per gift
+# Membership mails (receipts, grace, lapse, gifts, price changes): pending notices are written
+# to the email outbox by this sweep (and right after each join, gift or cancel).
+CELERY_BEAT_SCHEDULE["membership-notices"] = {
+    "task": "memberships.tasks.membership_notices_send_task",
+    "schedule": timedelta(minutes=1),
+}
 # --- end memberships ------------------------------------------------------------------------
 
 # --- Payouts (owned by the payouts app) -----------------------------------------------------

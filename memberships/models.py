@@ -193,19 +193,21 @@ class EventKind(models.TextChoices):
     TIER_CHANGED = "tier_changed", "Tier edited"
 
 
-# Events the member is told about (the portal lists them; an email outbox sends them).
+# Events the portal lists as notices to the member.
 NOTIFY_KINDS = [
     EventKind.GIFTED,
     EventKind.GRACE,
     EventKind.LAPSED,
     EventKind.PRICE_CHANGE,
 ]
+# Events the member gets an email about (``notify``): the notices and the receipts.
+MAIL_KINDS = [*NOTIFY_KINDS, EventKind.JOINED, EventKind.RENEWED, EventKind.CANCELLED]
 
 
 class MembershipEvent(models.Model):
     """The history of memberships and tiers, written by the service that acted (the audit
-    trail), and the notice outbox: rows with ``notify`` and no ``notified_at`` are notices a
-    mailer has not sent yet (``memberships.services.notices_pending``)."""
+    trail), and the notice outbox: rows with ``notify`` and no ``notified_at`` are mails not
+    written to the email outbox yet (``memberships.services.notices``)."""
 
     membership = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.PROTECT, related_name="events"

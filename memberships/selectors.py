@@ -9,6 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from memberships.models import (
+    NOTIFY_KINDS,
     RENEWING_STATUSES,
     Membership,
     MembershipCharge,
@@ -81,7 +82,7 @@ def renewal_preview(membership: Membership) -> Renewal | None:
 
 def notices_of(*, user, limit: int = 10) -> QuerySet[MembershipEvent]:
     return (
-        MembershipEvent.objects.filter(membership__member=user, notify=True)
+        MembershipEvent.objects.filter(membership__member=user, kind__in=NOTIFY_KINDS)
         .select_related("membership__creator")
         .order_by("-id")[:limit]
     )

@@ -5,6 +5,7 @@ written only by notifications.services and its tasks. The webhook secret is neve
 from django.contrib import admin
 
 from notifications.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
+from notifications.services import SECRET_TEMPLATES
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -25,6 +26,16 @@ class OutboxEmailAdmin(ReadOnlyAdmin):
     search_fields = ("event", "to_email", "user__username")
     readonly_fields = [f.name for f in OutboxEmail._meta.fields]
     ordering = ("-id",)
+
+    def get_fields(self, request, obj=None):
+        fields = [f.name for f in OutboxEmail._meta.fields if f.name != "id"]
+        if obj is not None and obj.template in SECRET_TEMPLATES:
+            # A reset link in staff's hands is a way into the account: never shown.
+            fields = [f for f in fields if f not in ("body_text", "body_html")]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
 
 @admin.register(WebhookEndpoint)

@@ -44,7 +44,12 @@ def _signed_out(client: Client) -> bool:
 
 @pytest.fixture
 def run_reset_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Reset mails are queued after the commit; run the task here, as a worker would."""
+    """Reset mails are queued after the commit; run the task here, as a worker would, and the
+    email outbox's send task too (eager), so the mail lands in ``mail.outbox``."""
+    from config.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
     queued = []
 
     def delay(*args):
@@ -60,7 +65,8 @@ def run_reset_tasks(monkeypatch, django_capture_on_commit_callbacks):
 
     runner = Runner()
     runner.queued = queued
-    return runner
+    yield runner
+    celery_app.conf.task_always_eager = previous
 
 
 # --- Change -----------------------------------------------------------------------------------
@@ -246,8 +252,13 @@ def test_portal_reset_page_reveals_nothing_and_is_limited(run_reset_tasks):
     assert last.status_code == 429 and b"Too many reset requests" in last.content
 
 
-def test_reset_mail_reaches_a_real_smtp_server(settings):
+def test_reset_mail_goes_through_the_outbox_to_a_real_smtp_server(settings):
+    """The task writes one outbox row per request (run twice, still one); the outbox sends it
+    to a real SMTP server on loopback; the link in it is then blanked from the stored row."""
     from aiosmtpd.controller import Controller
+
+    from notifications.models import EmailStatus, OutboxEmail
+    from notifications.services import email_outbox_flush
 
     class Inbox:
         def __init__(self):
@@ -268,13 +279,13 @@ def test_reset_mail_reaches_a_real_smtp_server(settings):
         settings.EMAIL_HOST = "127.0.0.1"
         settings.EMAIL_PORT = port
         settings.EMAIL_USE_TLS = False
-        user = UserFactory(email="smtp@example.com")
-        assert (
-            tasks.password_reset_send_task.apply(
-                args=(user.email, "https://applause.example/")
-            ).get()
-            == 1
-        )
+        user = UserFactory(email="smtp@example.com")  # not verified: reset mail goes anyway
+        args = (user.email, "https://applause.example/", "req-1")
+        assert tasks.password_reset_send_task.apply(args=args).get() == 1
+        assert tasks.password_reset_send_task.apply(args=args).get() == 1  # a retried task
+        row = OutboxEmail.objects.get(user=user, template="password_reset")
+        assert row.status == EmailStatus.PENDING and row.category == "security"
+        assert email_outbox_flush()["sent"] == 1
     finally:
         controller.stop()
     assert len(inbox.messages) == 1
@@ -282,4 +293,37 @@ def test_reset_mail_reaches_a_real_smtp_server(settings):
     assert envelope.rcpt_tos == ["smtp@example.com"]
     body = envelope.content.decode()
     assert "https://applause.example/reset/" in body
+    assert "Reset your Applause password" in body
+    row.refresh_from_db()
+    assert row.status == EmailStatus.SENT and "/reset/" not in row.body_text + row.body_html
     assert get_user_model().objects.get(pk=user.pk).check_password(PASSWORD)
+
+
+def test_accounts_asks_for_its_mail_through_a_registry_not_an_import():
+    """accounts imports no app above it; notifications registers the senders at start-up."""
+    import ast
+    import pathlib
+
+    from accounts import mail
+
+    root = pathlib.Path(mail.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {
+                    "notifications",
+                    "wallets",
+                    "gifts",
+                    "creators",
+                    "payouts",
+                    "memberships",
+                    "staff",
+                }, f"{path.name} imports {name}"
+    assert set(mail._senders) == set(mail.KINDS)

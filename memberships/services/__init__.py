@@ -13,7 +13,12 @@ from memberships.services.errors import (
 )
 from memberships.services.gifting import membership_gift
 from memberships.services.joining import JoinResult, membership_cancel, membership_join
-from memberships.services.notices import notices_mark_sent, notices_pending
+from memberships.services.notices import (
+    membership_notices_send,
+    membership_notices_send_all,
+    notices_mark_sent,
+    notices_pending,
+)
 from memberships.services.periods import add_months, renewal_price
 from memberships.services.renewals import RenewalRun, memberships_renew
 from memberships.services.tiers import NAME_MAX, PERKS_MAX, tier_create, tier_update
@@ -35,6 +40,8 @@ __all__ = [
     "membership_cancel",
     "membership_gift",
     "membership_join",
+    "membership_notices_send",
+    "membership_notices_send_all",
     "memberships_renew",
     "notices_mark_sent",
     "notices_pending",

@@ -19,6 +19,7 @@ from creators.models import Creator
 from creators.selectors import creator_find
 from gifts.services import CreatorCannotReceive, CreatorNotFound, diamonds_for
 from memberships.models import (
+    MAIL_KINDS,
     ChargeKind,
     EventKind,
     Membership,
@@ -182,7 +183,7 @@ def _event(membership: Membership, kind: str, *, actor=None, message: str = "", 
         actor=actor,
         message=message[:500],
         detail=detail,
-        notify=kind in (EventKind.GIFTED, EventKind.GRACE, EventKind.LAPSED),
+        notify=kind in MAIL_KINDS,
     )
     if kind in WEBHOOK_TYPES:
         webhook_event_emit(

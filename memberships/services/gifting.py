@@ -23,6 +23,7 @@ from memberships.services.booking import (
     _tier_of,
 )
 from memberships.services.errors import SelfMembership, UnknownRecipient
+from memberships.services.notices import notices_soon
 from memberships.services.periods import add_months
 from wallets.services import wallet_check_can_spend, wallet_get
 
@@ -37,6 +38,7 @@ def membership_gift(
     anyone else gets a new membership that does not renew unless they choose to.
     """
     key = _ledger_key("membership-gift", payer.pk, client_key)
+    notices_soon()  # the recipients' notices are mailed after the commit
     replayed = _replay(key, payer=payer)
     if replayed is not None:
         return replayed

@@ -30,6 +30,7 @@ from memberships.services.errors import (
     MembershipNotFound,
     SelfMembership,
 )
+from memberships.services.notices import notices_soon
 from wallets.services import wallet_check_can_spend, wallet_get
 
 
@@ -49,6 +50,7 @@ def membership_join(*, member, creator_handle: str, tier_id: int, client_key: st
     renewed now. Refused: minors, a frozen wallet, not enough coins, the creator themself.
     """
     key = _ledger_key("membership", member.pk, client_key)
+    notices_soon()  # the receipt (or switch notice) is mailed after the commit
     replayed = _replay(key, payer=member)
     if replayed is not None:
         return JoinResult(replayed[0], charged=False, replayed=True)
@@ -155,6 +157,7 @@ def membership_cancel(*, member, membership_id) -> Membership:
     )
     if membership is None:
         raise MembershipNotFound()
+    notices_soon()
     if membership.status == MembershipStatus.CANCELLED:
         return membership
     if membership.status == MembershipStatus.LAPSED:

@@ -20,6 +20,7 @@ from memberships.models import (
     Tier,
 )
 from memberships.services.errors import TierLimit
+from memberships.services.notices import notices_soon
 
 NAME_MAX = 60
 PERKS_MAX = 500
@@ -107,6 +108,7 @@ def tier_update(
         detail={"before": before, "after": values},
     )
     if price_changed:
+        notices_soon()
         effective = tier.price_effective_at
         members = Membership.objects.filter(
             Q(tier=tier) | Q(next_tier=tier), status__in=RENEWING_STATUSES, renews=True
