@@ -100,7 +100,10 @@ def durable_postgres():
         check=True, capture_output=True,
     )  # fmt: skip
     port = _free_port()
-    options = " ".join(f"-c {o}" for o in DURABLE)
+    # BULK_PG_EXTRA: more server settings for profiling (e.g. "log_min_duration_statement=100");
+    # durability stays on whatever it says.
+    extra = [o for o in os.environ.get("BULK_PG_EXTRA", "").split() if o]
+    options = " ".join(f"-c {o}" for o in [*extra, *DURABLE])
     subprocess.run(
         [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"),
          "-w", "-t", "60", "-o",
@@ -120,6 +123,8 @@ def durable_postgres():
              "stop"],
             capture_output=True,
         )  # fmt: skip
+        if os.environ.get("BULK_PG_LOG"):  # keep the server's log (profiling)
+            shutil.copy(root / "pg.log", os.environ["BULK_PG_LOG"])
         shutil.rmtree(root, ignore_errors=True)
 
 
