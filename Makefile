@@ -8,11 +8,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORES  := $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: help venv venv-dev test run serve worker beat bench chaos lint fmt
+.PHONY: help venv venv-dev test test-fast run serve worker beat bench chaos lint fmt
 
 help:
 	@echo "make run      - local dev: migrate, seed, web + celery + localstripe (Ctrl-C stops all)"
 	@echo "make test     - lint, types, migrations/schema checks and pytest on throwaway services"
+	@echo "make test-fast - the same checks, pytest without browser and slow tests (< 2 min)"
 	@echo "make serve    - production web server (gunicorn threaded workers, DEBUG off)"
 	@echo "make worker   - celery worker;  make beat - celery beat (database scheduler)"
 	@echo "make bench    - benchmarks;     make chaos - failure-injection run"
@@ -40,6 +41,11 @@ venv-dev: $(VENV)/.installed-dev
 # ------------------------------------------------------------------ tests & quality
 test: venv-dev
 	scripts/with_services.sh scripts/test.sh
+
+# The inner loop: every check of make test, pytest without the browser and slow (chaos,
+# bench, race, backup) tests. make test stays the gate.
+test-fast: venv-dev
+	scripts/with_services.sh scripts/test.sh --fast
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -1,32 +1,19 @@
-"""Fixtures shared by every app's tests."""
-
-import os
-import uuid
+"""Fixtures shared by every app's tests. Helpers to import live in ``tests/helpers.py``."""
 
 import pytest
 from django.core.cache import cache
-from knox.models import AuthToken
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from config import health
-
-# Headless Chromium as root (no sandbox), never reaching out to the internet.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from tests.helpers import client_for
 
 
-def launch_chromium(playwright):
-    """The browser of the browser tests: ``CHROMIUM_PATH`` (set by scripts/with_services.sh)."""
-    return playwright.chromium.launch(
-        executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS
-    )
+def pytest_configure(config):
+    # Tests create thousands of users: hash their passwords with a fast (insecure) hasher. The
+    # production hasher (PBKDF2, a million rounds) costs a fraction of a second each.
+    override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]).enable()
 
 
 @pytest.fixture(autouse=True)
@@ -47,21 +34,9 @@ def user(db):
     return UserFactory()
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    _instance, key = AuthToken.objects.create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
-
-
 @pytest.fixture
 def user_api(user):
     return client_for(user)
-
-
-def idem() -> dict:
-    """Headers for a money POST with a fresh Idempotency-Key."""
-    return {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
 
 
 @pytest.fixture(params=["sql", "python"])

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The whole check suite. Normally run through `make test`, i.e. inside
 # scripts/with_services.sh, which exports DATABASE_URL, REDIS_URL, STRIPE_* etc.
+# --fast (make test-fast): the same checks, pytest without browser and slow tests.
 set -euo pipefail
+
+FAST=0
+if [[ ${1:-} == --fast ]]; then
+    FAST=1
+fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -17,8 +23,8 @@ ruff check .
 step "ruff format --check"
 ruff format --check .
 
-step "mypy wallets"
-mypy wallets
+step "mypy (the apps listed in pyproject.toml)"
+mypy
 
 step "makemigrations --check"
 python manage.py makemigrations --check --dry-run
@@ -30,9 +36,14 @@ else
     step "OpenAPI schema: skipped (drf_spectacular not in INSTALLED_APPS)"
 fi
 
-step "pytest"
 set +e
-pytest -n 2 -p no:cacheprovider
+if [[ $FAST -eq 1 ]]; then
+    step "pytest (fast: not browser, not slow)"
+    pytest -n 2 -p no:cacheprovider -m "not browser and not slow"
+else
+    step "pytest"
+    pytest -n 2 -p no:cacheprovider
+fi
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

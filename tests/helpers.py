@@ -3,8 +3,52 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
+import uuid
+from typing import Any
 
+from knox.models import AuthToken
 from pypdf import PdfReader
+from rest_framework.test import APIClient
+
+# Headless Chromium as root (no sandbox), never reaching out to the internet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """The browser of the browser tests: ``CHROMIUM_PATH`` (set by scripts/with_services.sh)."""
+    return playwright.chromium.launch(
+        executable_path=os.environ["CHROMIUM_PATH"], args=CHROMIUM_ARGS
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def client_for(user: Any) -> APIClient:
+    """An API client signed in as ``user`` with a fresh knox token."""
+    client = APIClient()
+    _instance, key = AuthToken.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def idem() -> dict[str, str]:
+    """Headers for a money POST with a fresh Idempotency-Key."""
+    return {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
 
 
 def pdf_pages(body: bytes) -> list[str]:

@@ -11,9 +11,9 @@ from accounts.api import RegisterView, TokenView
 from accounts.tests.factories import UserFactory
 from config import lockout
 from config.throttles import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle
-from conftest import client_for
 from gifts.api import GiftSendView
 from staff.tests.factories import staff_user
+from tests.helpers import client_for
 from wallets.api import RechargesView
 
 PASSWORD = "correct horse battery staple 9"

@@ -14,7 +14,7 @@ from django.test import RequestFactory
 
 from accounts.tests.factories import UserFactory
 from config.errors import DatabaseUnavailable, ServiceBusy, database_error
-from conftest import client_for, idem
+from tests.helpers import client_for, idem
 from tests.pg_outage import PgProxy, point_at
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,10 +5,10 @@ from djmoney.money import Money
 
 from accounts.tests.factories import UserFactory
 from config.celery import app as celery_app
-from conftest import client_for, idem
 from payouts.models import Payout
 from payouts.services import payout_batch_run
 from payouts.tests.factories import make_payout_creator
+from tests.helpers import client_for, idem
 from wallets.models import LedgerTransaction, RechargeStatus, recharge_row_new
 
 

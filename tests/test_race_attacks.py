@@ -153,13 +153,8 @@ def iban(bank: int) -> str:
     return f"DE{98 - int(digits) % 97:02d}{bban}"
 
 
-@pytest.fixture
-def fast_password_hashing(settings):
-    # Every payout method change checks the password: keep fifty of them cheap.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def test_fifty_payout_method_changes_leave_one_unverified_method(fast_password_hashing):
+def test_fifty_payout_method_changes_leave_one_unverified_method():
+    # Every change checks the password: cheap because tests hash with MD5 (conftest.py).
     creator = make_creator("payee")
     PayoutMethod.objects.create(
         creator=creator, rail="manual", account_holder="Payee", iban=iban(1), is_verified=True
@@ -178,9 +173,7 @@ def test_fifty_payout_method_changes_leave_one_unverified_method(fast_password_h
     assert method.iban in {body["iban"] for body in bodies}
 
 
-def test_fifty_identical_payout_method_puts_keep_a_verified_method_verified(
-    fast_password_hashing,
-):
+def test_fifty_identical_payout_method_puts_keep_a_verified_method_verified():
     creator = make_creator("steady")
     PayoutMethod.objects.create(
         creator=creator, rail="manual", account_holder="Steady", iban=iban(7), is_verified=True

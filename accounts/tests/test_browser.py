@@ -8,7 +8,7 @@ from django.core import mail
 
 from accounts import tasks
 from accounts.tests.factories import UserFactory
-from conftest import launch_chromium
+from tests.helpers import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

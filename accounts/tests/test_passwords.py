@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts import tasks
 from accounts.tests.factories import PASSWORD, UserFactory
-from conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -1,10 +1,10 @@
 import pytest
 
 from accounts.tests.factories import MinorFactory, UserFactory
-from conftest import client_for
 from creators.models import Creator
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import client_for
 from wallets.models import Account, AccountKind
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from conftest import launch_chromium
 from payouts.tests.factories import make_payout_creator
+from tests.helpers import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -5,9 +5,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for, idem
 from gifts.models import GiftEvent
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import client_for, idem
 from wallets.services import wallet_get
 
 # Every rule runs against the SQL function and the Python reference (conftest.gift_path).

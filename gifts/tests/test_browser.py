@@ -8,9 +8,9 @@ from django.db import connections
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
-from conftest import launch_chromium
 from gifts.models import GiftEvent
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import launch_chromium
 from wallets.services import wallet_get
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for
 from gifts.models import GiftEvent, GiftTally
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import client_for
 from wallets.models import Account, LedgerTransaction
 from wallets.services import account_balance, wallet_get
 

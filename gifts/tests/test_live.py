@@ -17,11 +17,11 @@ from django.db import connections
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from conftest import launch_chromium
 from gifts.combos import combos_of
 from gifts.models import GiftEvent
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import launch_chromium
 
 
 @pytest.fixture

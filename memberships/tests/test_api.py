@@ -4,10 +4,10 @@ cancel; errors in the documented format; another person's objects are 404."""
 import pytest
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for, idem
 from gifts.tests.factories import fund, make_creator
 from memberships.models import Membership, MembershipCharge
 from memberships.tests.factories import make_tier
+from tests.helpers import client_for, idem
 from wallets.models import Account, AccountKind
 from wallets.services import wallet_freeze
 

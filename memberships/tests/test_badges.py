@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for
 from gifts.badges import badges_for
 from gifts.models import GiftTally
 from gifts.selectors import (
@@ -21,6 +20,7 @@ from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from memberships.selectors import fan_level, fan_points
 from memberships.tests.factories import join, make_tier
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

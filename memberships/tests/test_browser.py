@@ -10,11 +10,11 @@ from django.db import connections
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
-from conftest import launch_chromium
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from memberships.models import Membership, Tier
 from memberships.tests.factories import join, make_tier
+from tests.helpers import launch_chromium
 from wallets.services import wallet_get
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

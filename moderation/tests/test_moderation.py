@@ -5,7 +5,6 @@ the gift itself always arrives and counts."""
 from django.contrib.auth.models import Group
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for
 from gifts.feed_hooks import veiled_ids
 from gifts.models import GiftEvent
 from gifts.selectors import leaderboard
@@ -14,6 +13,7 @@ from moderation.models import MessageReport, ReportStatus
 from moderation.selectors import HELD, HIDDEN, SHOWN, message_fates, pinned_messages
 from moderation.services import moderation_update, reports_resolve
 from staff.models import AuditLog
+from tests.helpers import client_for
 
 
 def _fates(*events):

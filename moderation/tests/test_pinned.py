@@ -4,10 +4,10 @@ from datetime import timedelta
 
 from django.test import override_settings
 
-from conftest import client_for
 from gifts.tests.factories import make_creator
 from moderation.selectors import pin_tier, pinned_messages
 from moderation.services import message_dismiss
+from tests.helpers import client_for
 
 TIERS = [(100, 30, "#1e88e5"), (1000, 120, "#f9a825"), (5000, 300, "#d81b60")]
 

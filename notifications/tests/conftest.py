@@ -3,11 +3,12 @@
 import email
 import email.policy
 import logging
-import socket
 import threading
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.helpers import free_port
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
@@ -32,12 +33,6 @@ class Inbox:
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
         return [m for m in self.messages if m["To"] == address]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from notifications.services import (
     email_send,
     email_verification_send,
 )
-from notifications.tests.conftest import free_port
 from notifications.tests.factories import verified_user
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from conftest import client_for
 from creators.services import creator_create
 from notifications.models import DeliveryStatus, OutboxEmail, WebhookDelivery, WebhookEndpoint
 from notifications.tests.factories import verified_user
 from notifications.webhooks import webhook_endpoint_flush, webhook_event_emit, webhook_flush_all
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

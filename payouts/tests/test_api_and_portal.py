@@ -3,10 +3,10 @@ from django.test import Client
 
 from accounts.tests.factories import PASSWORD, UserFactory
 from config.errors import InvalidInput
-from conftest import client_for
 from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail
 from payouts.services import iban_normalize, payout_batch_run
 from payouts.tests.factories import VALID_IBAN, make_payout_creator
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -9,11 +9,11 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.tests.factories import PASSWORD
-from conftest import client_for
 from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail
 from payouts.services import payout_batch_run, payout_send, payouts_send_released
 from payouts.tests.factories import VALID_IBAN, available, in_payout, make_payout_creator
 from staff.models import AuditLog
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

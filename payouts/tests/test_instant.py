@@ -8,12 +8,12 @@ from django.core.management import call_command
 from django.db import connection
 from djmoney.money import Money
 
-from conftest import client_for, idem
 from notifications.models import OutboxEmail
 from payouts.instant import instant_fee, payout_instant_create
 from payouts.models import Payout, PayoutStatus, Rail, TaxFormStatus
 from payouts.services import payout_batch_run
 from payouts.tests.factories import available, in_payout, make_payout_creator
+from tests.helpers import client_for, idem
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,6 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for
 from creators.services import earnings_release
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund
@@ -21,7 +20,7 @@ from payouts.models import Payout, PayoutStatementLine, PayoutStatus
 from payouts.services import payout_batch_run, payout_mark_failed, payout_mark_paid
 from payouts.statements import payout_statement
 from payouts.tests.factories import make_payout_creator
-from tests.helpers import pdf_text
+from tests.helpers import client_for, pdf_text
 from wallets.models import AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post, platform_account
 

@@ -8,7 +8,6 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 
-from conftest import client_for, launch_chromium
 from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
 from payouts.services import (
     payout_approve,
@@ -18,7 +17,7 @@ from payouts.services import (
     payout_send,
 )
 from payouts.tests.factories import give_available_diamonds, make_payout_creator
-from tests.helpers import pdf_text
+from tests.helpers import client_for, launch_chromium, pdf_text
 
 pytestmark = pytest.mark.django_db
 

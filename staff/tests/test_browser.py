@@ -5,10 +5,10 @@ import os
 import pytest
 
 from accounts.tests.factories import PASSWORD, UserFactory
-from conftest import launch_chromium
 from staff.models import AdjustmentRequest, AuditLog
 from staff.permissions import FINANCE, SUPPORT
 from staff.tests.factories import current_code, device_of, staff_user
+from tests.helpers import launch_chromium
 from wallets.models import Discrepancy
 from wallets.services import wallet_adjust, wallet_get
 

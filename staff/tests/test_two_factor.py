@@ -498,7 +498,7 @@ def test_an_admin_session_ends_after_12_hours_however_busy(settings):
 def test_a_password_change_in_the_admin_revokes_every_api_token():
     from knox.models import AuthToken
 
-    from conftest import client_for
+    from tests.helpers import client_for
 
     user = staff_user("finance")
     app = client_for(user)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from conftest import launch_chromium
+from tests.helpers import launch_chromium
 from wallets.demo import seed_packages
 from wallets.models import Recharge, RechargeStatus
 

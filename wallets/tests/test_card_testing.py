@@ -15,10 +15,10 @@ from django.urls import reverse
 
 from accounts.tests.factories import UserFactory
 from config.throttles import MoneyThrottle, RechargeThrottle, SignupThrottle
-from conftest import client_for, idem
 from gifts.api import GiftSendView
 from staff.permissions import SUPPORT
 from staff.tests.factories import staff_user, verified_client
+from tests.helpers import client_for, idem
 from wallets import stripe_gateway as gateway
 from wallets.api import RechargesView
 from wallets.models import Recharge, RechargeStatus

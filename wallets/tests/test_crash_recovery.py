@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
-from conftest import client_for
+from tests.helpers import client_for
 from wallets import stripe_gateway as gateway
 from wallets.models import (
     LedgerTransaction,

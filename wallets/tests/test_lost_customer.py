@@ -3,7 +3,7 @@ or `make run`'s localstripe started afresh) is replaced; the card is never blame
 
 import pytest
 
-from conftest import idem
+from tests.helpers import idem
 from wallets.models import RechargeStatus, StripeCustomer
 from wallets.services import recharge_create, wallet_get
 

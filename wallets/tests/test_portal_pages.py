@@ -30,7 +30,7 @@ def test_limits_page_ignores_a_saved_flag_in_the_url(user, client):
 
 @pytest.mark.django_db
 def test_staff_notes_stay_with_staff_and_the_owner_sees_plain_words(user, client):
-    from conftest import client_for
+    from tests.helpers import client_for
     from wallets.models import RechargeStatus
     from wallets.services import recharge_create, recharge_refund, wallet_adjust
 

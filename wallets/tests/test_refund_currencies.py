@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for, idem
+from tests.helpers import client_for, idem
 from wallets import stripe_gateway as gateway
 from wallets.ledger_checks import run_checks
 from wallets.models import (

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from config.errors import DomainError
-from conftest import client_for, idem
 from creators.services import earnings_release
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import client_for, idem
 from wallets import stripe_gateway as gateway
 from wallets.models import (
     Account,

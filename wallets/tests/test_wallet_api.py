@@ -10,7 +10,7 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 from accounts.models import IdempotencyRecord
 from accounts.tests.factories import UserFactory
 from config.api import idempotent
-from conftest import client_for
+from tests.helpers import client_for
 from wallets.models import LedgerTransaction
 from wallets.services import wallet_adjust, wallet_get
 
