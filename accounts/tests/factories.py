@@ -2,6 +2,7 @@ from datetime import date
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 PASSWORD = "correct-horse-battery"
 
@@ -23,4 +24,4 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class MinorFactory(UserFactory):
-    date_of_birth = factory.LazyFunction(lambda: date(date.today().year - 15, 1, 1))
+    date_of_birth = factory.LazyFunction(lambda: date(timezone.localdate().year - 15, 1, 1))
