@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 VERIFY_EMAIL = "verify_email"  # sender(user=)
-PASSWORD_RESET = "password_reset"  # sender(user=, reset_url=, request_id=)
+PASSWORD_RESET = "password_reset"  # noqa: S105 (a mail's kind) sender(user=, reset_url=, request_id=)
 KINDS = (VERIFY_EMAIL, PASSWORD_RESET)
 
 _senders: dict[str, Callable[..., Any]] = {}

@@ -27,6 +27,7 @@ the run disturbs nothing else on the shared services (the smoke test inside ``ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -256,7 +257,7 @@ class Proc:
     def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.name, self.cmd, self.env = name, cmd, env
         self.proc: subprocess.Popen | None = None
-        self.log = open(WORK / f"{name}.log", "ab")
+        self.log = open(WORK / f"{name}.log", "ab")  # noqa: SIM115 (open while the process runs)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -271,10 +272,8 @@ class Proc:
     def kill(self) -> None:
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
     def children(self) -> list[int]:

@@ -228,7 +228,7 @@ class Server:
         env.update(env_extra or {})
         self.workers = int(env.get("WEB_WORKERS") or (os.cpu_count() or 1) + 1)
         gunicorn = Path(sys.executable).parent / "gunicorn"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (open while gunicorn runs)
         cmd = [str(gunicorn), "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, cwd=b.REPO, env=env, stdout=self._log, stderr=self._log)
         deadline = time.time() + 90

@@ -20,6 +20,7 @@ import random
 import resource
 import time
 import uuid
+from pathlib import Path
 
 
 def _cpu_s() -> float:
@@ -30,8 +31,8 @@ def _cpu_s() -> float:
 async def main_async(args) -> dict:
     import aiohttp
 
-    tokens = json.loads(open(args.tokens).read())
-    creators = json.loads(open(args.creators).read())
+    tokens = json.loads(Path(args.tokens).read_text())
+    creators = json.loads(Path(args.creators).read_text())
     urls = [u.rstrip("/") + "/api/v1/gifts/send/" for u in args.url]
     rng = random.Random(1)
     latencies: list[float] = []

@@ -34,6 +34,7 @@ message) is what the live stream shows anyway. No auth, no cookies read, no CSRF
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -330,10 +331,8 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
             # The per-request thread's connection (sync_to_async runs in it) ends with the
             # stream. After a client disconnect Django may run this in another thread; then
             # the connection is closed with its thread instead.
-            try:
+            with contextlib.suppress(DatabaseError):
                 await sync_to_async(connection.close)()
-            except DatabaseError:
-                pass
 
     return generate()
 
@@ -434,10 +433,7 @@ class LiveEventsView(APIView):
             raise
         stream.lease = lease
         body: AsyncIterator[str] | _HeldStream
-        if kind == "async":
-            body = _run_async(stream, slot)
-        else:
-            body = _HeldStream(_run_sync(stream), slot)
+        body = _run_async(stream, slot) if kind == "async" else _HeldStream(_run_sync(stream), slot)
         response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache, no-transform"
         response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

@@ -78,9 +78,7 @@ class Gift(models.Model):
             return False
         if self.available_until and self.available_until <= now:
             return False
-        if country and self.countries and country.upper() not in self.countries:
-            return False
-        return True
+        return not country or not self.countries or country.upper() in self.countries
 
 
 class GiftEvent(models.Model):

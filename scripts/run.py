@@ -9,6 +9,7 @@ and it exits non-zero.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,27 +99,19 @@ def stop_all() -> None:
     # SIGTERM to each leader only: Celery then shuts its pool down itself (a SIGTERM to the
     # whole group made every pool process log "ERROR ... signal 15" over the banner).
     for _, proc in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     for _, proc in live:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     # SIGKILL whatever is left of each group (including grandchildren such as
     # celery's pool processes), then reap.
     for _, proc in children:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def register_webhook(api_base: str, port: str) -> None:

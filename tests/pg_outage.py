@@ -8,6 +8,7 @@ and never answer (a host that is unreachable: only ``connect_timeout`` ends the 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from contextlib import contextmanager
@@ -102,10 +103,8 @@ class PgProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()
 
 

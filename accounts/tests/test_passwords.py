@@ -173,7 +173,7 @@ def test_api_reset_answers_202_whoever_asks_and_mails_only_the_owner(run_reset_t
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == [user.email]
-    assert "Reset your Applause password" == message.subject
+    assert message.subject == "Reset your Applause password"
     html = message.alternatives[0][0]
     assert _reset_link(message) in html
 

@@ -1,5 +1,6 @@
 """The live gift feed over real HTTP under ASGI (uvicorn), and the overlay in real Chromium."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -102,10 +103,8 @@ class SSEClient:
         return out
 
     def close(self):
-        try:
+        with contextlib.suppress(OSError):
             self.conn.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.conn.close()
 
 

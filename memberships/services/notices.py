@@ -51,7 +51,8 @@ def notices_mark_sent(*, event_ids: list[int]) -> int:
 
 def _context(event: MembershipEvent) -> dict:
     membership = event.membership
-    assert membership is not None
+    if membership is None:
+        raise ValueError(f"membership event {event.pk} names no membership")
     creator = membership.creator
     detail = event.detail or {}
     tier_name = event.tier.name if event.tier else ""

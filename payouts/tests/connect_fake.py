@@ -13,6 +13,7 @@ Stripe's idempotency-key replay. Failure injection for tests:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -147,10 +148,9 @@ class ConnectFake:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
-                try:
+                # The client may have been killed mid-request (crash tests).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client was killed mid-request (crash tests)
 
             def _error(self, status: int, message: str, *, code: str = "", kind: str = "") -> None:
                 kind = kind or ("api_error" if status >= 500 else "invalid_request_error")

@@ -162,7 +162,7 @@ def test_creator_reads_the_reason_and_downloads_the_statement(live_server, admin
             expect(page.locator("[data-fees]")).to_contain_text("0.00")
             with page.expect_download() as download_info:
                 page.get_by_role("link", name="Download PDF").click()
-            pdf = open(download_info.value.path(), "rb").read()
+            pdf = download_info.value.path().read_bytes()
             assert pdf.startswith(b"%PDF") and "Total 200,000 diamonds" in pdf_text(pdf)
         finally:
             browser.close()

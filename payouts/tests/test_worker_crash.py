@@ -4,6 +4,7 @@ The batch command and the workers run as subprocesses against this test's databa
 is a ``transaction=True`` test) and a Redis database of their own as the broker.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,10 +85,8 @@ def _start_worker(env: dict, log: Path) -> subprocess.Popen:
 
 
 def _kill(worker: subprocess.Popen, sig=signal.SIGKILL) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(worker.pid, sig)
-    except ProcessLookupError:
-        pass
     worker.wait(timeout=30)
 
 

@@ -262,9 +262,8 @@ def test_audit_log_is_append_only_in_the_model_and_the_database(finance, viewer)
         "UPDATE staff_auditlog SET reason = 'changed'",
         "DELETE FROM staff_auditlog",
     ):
-        with pytest.raises(IntegrityError), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
+        with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
     row = AuditLog.objects.get(pk=row.pk)
     assert row.reason == "r" and row.object_type == "accounts.user"
 

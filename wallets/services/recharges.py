@@ -517,9 +517,12 @@ def _recharge_earlier_attempt(
         intent = _attempt_intent(marker, user=user, key_hash=key_hash, customer=customer)
         # A first purchase's crash also lost our StripeCustomer row: on localstripe (no
         # idempotency keys) the retry got a new customer, so check the earlier one is theirs.
-        if intent is not None and gateway.get(intent, "customer") != customer.customer_id:
-            if not _customer_metadata_is(user, gateway.get(intent, "customer")):
-                intent = None
+        if (
+            intent is not None
+            and gateway.get(intent, "customer") != customer.customer_id
+            and not _customer_metadata_is(user, gateway.get(intent, "customer"))
+        ):
+            intent = None
     except gateway.StripeError as exc:
         log.warning("looking up an earlier attempt for user %s failed: %s", user.pk, exc)
         raise PaymentProviderError() from exc
