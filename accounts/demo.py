@@ -4,7 +4,7 @@ from datetime import date
 
 from django.contrib.auth import get_user_model
 
-DEMO_PASSWORD = "applause-demo"
+DEMO_PASSWORD = "applause-demo"  # noqa: S105 (the demo logins make run prints)
 DEMO_USERS = {
     "staff": {"email": "staff@example.com", "is_staff": True, "is_superuser": True},
     "viewer": {"email": "viewer@example.com"},

@@ -10,7 +10,8 @@ persistent connection: workers × threads connections per host.
 import multiprocessing
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# All interfaces by default: the production server runs behind a proxy or in a container.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 wsgi_app = "config.wsgi:application"
 worker_class = os.environ.get("WEB_CLASS") or "gthread"
 workers = int(os.environ.get("WEB_WORKERS") or multiprocessing.cpu_count() + 1)

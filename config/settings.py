@@ -24,7 +24,7 @@ env = environ.Env()
 DEBUG = env.bool("DEBUG", default=False)
 TESTING = env.bool("APPLAUSE_TESTING", default="pytest" in sys.modules)
 
-_DEV_SECRET = "dev-only-insecure-secret-key-applause-0123456789abcdefghijklmnop"
+_DEV_SECRET = "dev-only-insecure-secret-key-applause-0123456789abcdefghijklmnop"  # noqa: S105 (DEBUG and tests only)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if DEBUG or TESTING:

@@ -180,7 +180,8 @@ class _Stream:
         self.watchers = feed_hooks.watchers_for(self.creator_id, self.live_id)
 
     def poll(self) -> str:
-        assert self.tracker is not None and self.after_id is not None
+        if self.tracker is None or self.after_id is None:
+            raise RuntimeError("poll() before start()")
         events = _fetch(self.creator_id, self.live_id, self.after_id)
         if self.after_id > self.settled_id:
             unsettled = GiftEvent.objects.filter(

@@ -255,7 +255,8 @@ def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> Webh
 
     Costs one cache read when the person has no endpoints (the gift hot path calls this).
     """
-    assert type in EVENT_TYPES, type
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
     has = cache.get(_has_endpoints_key(user_id))
     if has is None:
         has = WebhookEndpoint.objects.filter(owner_id=user_id, enabled=True).exists()

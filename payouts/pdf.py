@@ -147,7 +147,8 @@ class StatementDocument(FPDF):
         # The font's advance widths, summed (what get_string_width does, without its per-call
         # bookkeeping: a long statement measures every cell).
         font = self.fonts[family + (self.style if family == FONT else "")]
-        assert isinstance(font, TTFFont)
+        if not isinstance(font, TTFFont):
+            raise TypeError(f"{family} is not an embedded TrueType font")
         return sum(font.cw[ord(ch)] for ch in text) * self.size * 0.001 / self.k
 
     def width_of(self, text: str) -> float:

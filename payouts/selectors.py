@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +13,8 @@ from djmoney.money import Money
 
 from payouts.models import OPEN_STATUSES, Payout, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
 from wallets.models import Account, AccountKind
+
+logger = logging.getLogger(__name__)
 
 # Failure codes in words a creator understands (the raw reason stays for staff).
 FAILURE_WORDS = {
@@ -60,7 +63,7 @@ def next_payout_run(now: datetime | None = None) -> datetime | None:
             remaining = task.crontab.schedule.remaining_estimate(now)
             return now + remaining
     except Exception:  # the schedule is a nicety on the dashboard, never an error
-        pass
+        logger.warning("payout schedule unreadable: estimating Monday 06:00", exc_info=True)
     days_ahead = (0 - now.weekday()) % 7  # Monday 06:00 UTC by default
     candidate = (now + timedelta(days=days_ahead)).replace(
         hour=6, minute=0, second=0, microsecond=0

@@ -301,7 +301,8 @@ class RechargesView(ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        assert page is not None
+        if page is None:
+            raise RuntimeError("RechargeList is always paginated")
         return self.get_paginated_response([recharge_json(r) for r in page])
 
     @extend_schema(
@@ -432,7 +433,8 @@ def self_refund_from_request(request, recharge_id: int) -> Response:
         request_key=request.headers.get("Idempotency-Key") or "",
     )
     recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
-    assert recharge is not None
+    if recharge is None:  # the refund above found it: only a concurrent delete could
+        raise NotFound("No such recharge.")
     wallet = wallet_find(user=request.user)
     return Response(
         {

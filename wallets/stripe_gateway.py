@@ -40,7 +40,8 @@ InvalidRequestError = stripe.InvalidRequestError
 
 def as_money(value: Any) -> Money:
     """A MoneyField's value, typed (the stubs see MoneyField as a DecimalField)."""
-    assert isinstance(value, Money), value
+    if not isinstance(value, Money):
+        raise TypeError(f"expected Money, got {value!r}")
     return value
 
 

@@ -119,7 +119,8 @@ def recharge_row_new(**fields) -> Recharge:
     here (the CHECK ``recharge_amount_refunded_in_purchase_currency`` refuses any other).
     """
     price = fields["price"]
-    assert isinstance(price, Money), price
+    if not isinstance(price, Money):
+        raise TypeError(f"a recharge's price is Money, not {price!r}")
     fields.setdefault("amount_refunded", Money(0, price.currency))
     return Recharge.objects.create(**fields)
 

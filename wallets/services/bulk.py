@@ -67,7 +67,7 @@ def accounts_lock(*, account_ids: list[int]) -> dict[int, LockedAccount]:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, user_id, kind, balance, is_hot FROM {Account._meta.db_table} "
+            f"SELECT id, user_id, kind, balance, is_hot FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
             "WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
             [sorted(set(account_ids))],
         )
@@ -119,7 +119,7 @@ def ledger_move_bulk(
             uses[m.credit] += 1
         ids = sorted(deltas)
         cursor.execute(
-            f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "
+            f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "  # noqa: S608 (the model's table; values are parameters)
             "FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
             "WHERE a.id = d.id AND NOT a.is_hot RETURNING a.id, a.balance",
             [ids, [deltas[i] for i in ids]],

@@ -90,7 +90,7 @@ def _apply_cold(account: Account, delta: int) -> int | None:
     params: list[int] = [delta, account.pk] + ([delta] if condition else [])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE wallets_account SET balance = balance + %s WHERE id = %s{condition} "
+            f"UPDATE wallets_account SET balance = balance + %s WHERE id = %s{condition} "  # noqa: S608 (condition is one of two constants)
             "RETURNING balance",
             params,
         )

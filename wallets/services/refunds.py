@@ -267,7 +267,8 @@ def recharge_refund(
             )
         amount = _amount_for_coins(recharge, coins)
     else:
-        assert amount is not None
+        if amount is None:  # unreachable (one of the two is given): narrows the type
+            raise InvalidInput("Give coins or an amount.")
         if str(amount.currency) != str(recharge.price.currency) or not (
             0 < amount.amount <= remaining_amount.amount
         ):

@@ -126,7 +126,8 @@ def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> Recharg
         raise RefundWindowClosed(
             f"Purchases can only be refunded within {settings.SELF_REFUND_WINDOW_HOURS} hours."
         )
-    assert recharge.payment_intent
+    if not recharge.payment_intent:  # a succeeded recharge always has one
+        raise RefundNotAllowed("This purchase has no card payment to refund.")
     wallet = wallet_get(user=user)
     _ensure_not_frozen(wallet)
     try:
