@@ -156,7 +156,7 @@ def password_reset_request(*, email: str, site_url: str) -> None:
     def queue() -> None:
         try:
             password_reset_send_task.delay(email, site_url, request_id)
-        except Exception:  # noqa: BLE001 - broker down: do it here rather than lose the mail
+        except Exception:  # broker down: do it here rather than lose the mail
             log.warning("could not queue the password reset lookup; doing it in the request")
             password_reset_send(email=email, site_url=site_url, request_id=request_id)
 

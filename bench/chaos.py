@@ -177,15 +177,40 @@ class Postgres:
     def restart(self) -> None:
         # -l: the restarted server must not inherit our pipes (we would wait on them forever).
         run_as_postgres(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
-            + ["-m", "fast", "-w", "-t", "60", "restart"],
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "pg.log"),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
             capture=False,
         )
 
     def psql(self, sql: str, db: str = "postgres") -> None:
         subprocess.run(
-            [str(PG_BIN / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
-            + ["-d", db, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
         )
@@ -221,9 +246,25 @@ class Redis:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["redis-server", "--daemonize", "yes", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--dir", str(self.dir), "--pidfile", str(self.dir / "pid"), "--save", ""]
-            + ["--appendonly", "no", "--logfile", str(self.dir / "redis.log")],
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--pidfile",
+                str(self.dir / "pid"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
             check=True,
             capture_output=True,
         )

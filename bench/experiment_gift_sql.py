@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402
+import run as bench
 
 GIFT_SQL = """
 WITH tx AS (
@@ -118,7 +118,7 @@ def gift_one_statement(*, sender, creator_handle, gift_slug, client_key, **_igno
                 "limit": settings.DAILY_GIFT_LIMIT,
             },
         )
-        event_id, balance, spent_today = cursor.fetchone()
+        event_id, _balance, spent_today = cursor.fetchone()
         if event_id is None or spent_today is None:
             raise RuntimeError("refused (funds, limit or repeated key): roll back")
     return event_id

@@ -106,7 +106,7 @@ class StreamLeases:
                         per_address,
                         per_live,
                         LEASE_SECONDS * 2,
-                    )  # fmt: skip
+                    )
                 )
             except Exception as exc:  # Redis down: fail open
                 log.warning("live stream leases unavailable: %s", exc)

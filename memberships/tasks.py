@@ -14,7 +14,7 @@ def renew_memberships_task() -> str:
     summary = memberships_renew().summary
     try:
         membership_notices_send_task.delay()
-    except Exception:  # noqa: BLE001 - the beat sweep sends them within a minute
+    except Exception:  # the beat sweep sends them within a minute
         log.warning("could not queue membership notices; the beat sweep will send them")
     return summary
 

@@ -243,7 +243,7 @@ def _send_after_commit(email_id: int) -> None:
 
         try:
             email_send_task.delay(email_id)
-        except Exception:  # noqa: BLE001 - the broker is down: the beat sweep sends it later
+        except Exception:  # the broker is down: the beat sweep sends it later
             log.warning("could not queue email %s; the outbox sweep will send it", email_id)
 
     transaction.on_commit(send)

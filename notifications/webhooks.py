@@ -290,7 +290,7 @@ def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> Webh
         for endpoint_id in endpoint_ids:
             try:
                 webhook_endpoint_flush_task.delay(endpoint_id)
-            except Exception:  # noqa: BLE001 - the broker is down: the beat flush delivers it
+            except Exception:  # the broker is down: the beat flush delivers it
                 log.warning("could not queue webhook delivery to endpoint %s", endpoint_id)
 
     transaction.on_commit(deliver)

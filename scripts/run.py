@@ -168,8 +168,13 @@ def main() -> int:
             say("starting localstripe on 127.0.0.1:8420")
             ls = start(
                 "localstripe",
-                [PYTHON, str(REPO / "scripts" / "localstripe_server.py")]
-                + ["--port", "8420", "--from-scratch"],
+                [
+                    PYTHON,
+                    str(REPO / "scripts" / "localstripe_server.py"),
+                    "--port",
+                    "8420",
+                    "--from-scratch",
+                ],
             )
             if not wait_until_answers(probe, 30, ls):
                 say("localstripe did not come up")

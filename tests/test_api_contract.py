@@ -18,8 +18,16 @@ CONTRACT = [
         "get",
         "/api/v1/wallet/entries/",
         "200",
-        ["results", "next", "results[].id", "results[].kind", "results[].coins"]
-        + ["results[].balance_after", "results[].created_at", "results[].memo"],
+        [
+            "results",
+            "next",
+            "results[].id",
+            "results[].kind",
+            "results[].coins",
+            "results[].balance_after",
+            "results[].created_at",
+            "results[].memo",
+        ],
     ),
     (
         "get",
@@ -38,8 +46,15 @@ CONTRACT = [
         "get",
         "/api/v1/gifts/",
         "200",
-        ["results", "results[].id", "results[].slug", "results[].name", "results[].coins"]
-        + ["results[].image_url", "results[].available_until"],
+        [
+            "results",
+            "results[].id",
+            "results[].slug",
+            "results[].name",
+            "results[].coins",
+            "results[].image_url",
+            "results[].available_until",
+        ],
     ),
     ("post", "/api/v1/gifts/send/", "201", ["id", "coins_spent", "wallet"]),
     ("post", "/api/v1/creators/", "201", ["handle", "display_name"]),
@@ -60,8 +75,16 @@ CONTRACT = [
         "get",
         "/api/v1/payouts/",
         "200",
-        ["results", "next", "results[].id", "results[].diamonds", "results[].amount"]
-        + ["results[].status", "results[].created_at", "results[].paid_at"],
+        [
+            "results",
+            "next",
+            "results[].id",
+            "results[].diamonds",
+            "results[].amount",
+            "results[].status",
+            "results[].created_at",
+            "results[].paid_at",
+        ],
     ),
     ("get", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
     ("put", "/api/v1/payouts/method/", "200", ["rail", "verified"]),
@@ -70,8 +93,14 @@ CONTRACT = [
         "get",
         "/api/v1/creators/me/tiers/",
         "200",
-        ["results", "results[].id", "results[].name", "results[].coins_per_month"]
-        + ["results[].perks", "results[].members"],
+        [
+            "results",
+            "results[].id",
+            "results[].name",
+            "results[].coins_per_month",
+            "results[].perks",
+            "results[].members",
+        ],
     ),
     (
         "post",
@@ -89,8 +118,14 @@ CONTRACT = [
         "get",
         "/api/v1/creators/{handle}/tiers/",
         "200",
-        ["results", "results[].id", "results[].name", "results[].coins_per_month"]
-        + ["results[].perks", "results[].members"],
+        [
+            "results",
+            "results[].id",
+            "results[].name",
+            "results[].coins_per_month",
+            "results[].perks",
+            "results[].members",
+        ],
     ),
     (
         "post",
@@ -102,8 +137,16 @@ CONTRACT = [
         "get",
         "/api/v1/memberships/",
         "200",
-        ["results", "next", "results[].id", "results[].creator", "results[].tier"]
-        + ["results[].status", "results[].current_period_end", "results[].months"],
+        [
+            "results",
+            "next",
+            "results[].id",
+            "results[].creator",
+            "results[].tier",
+            "results[].status",
+            "results[].current_period_end",
+            "results[].months",
+        ],
     ),
     (
         "get",

@@ -105,7 +105,7 @@ def test_two_releases_at_once_release_once():
         try:
             barrier.wait(timeout=30)
             released.extend(r.diamonds for r in earnings_release(now=later))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()

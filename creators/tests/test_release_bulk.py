@@ -139,7 +139,7 @@ def test_a_gift_does_not_wait_for_a_release_holding_its_creators_locks(settings)
                 services._release_chunk(creator_ids=[c.pk for c in creators], cutoff=cutoff)
                 holding.set()
                 done.wait(30)  # the chunk's locks are held until this commits
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
             holding.set()
         finally:

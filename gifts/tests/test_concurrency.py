@@ -31,7 +31,7 @@ def run_threads(count, work):
         try:
             barrier.wait(timeout=30)
             results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()

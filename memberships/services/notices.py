@@ -121,7 +121,7 @@ def notices_soon() -> None:
 
         try:
             membership_notices_send_task.delay()
-        except Exception:  # noqa: BLE001 - the beat sweep sends them
+        except Exception:  # the beat sweep sends them
             log.warning("could not queue membership notices; the beat sweep will send them")
 
     transaction.on_commit(queue)

@@ -28,7 +28,7 @@ def run_at_once(*functions):
         try:
             barrier.wait()
             results[index] = function()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             errors.append(exc)
         finally:
             connection.close()
@@ -101,7 +101,7 @@ def test_two_different_joins_at_once_make_one_membership():
     creator = make_creator("twojoins")
     tier = make_tier(creator, coins=100)
     viewer = fund(UserFactory(), 1000)
-    results, errors = run_at_once(
+    _results, errors = run_at_once(
         lambda: join(viewer, creator, tier, key="a"), lambda: join(viewer, creator, tier, key="b")
     )
     # The second finds the first's membership and is refused (already a member).
@@ -125,7 +125,7 @@ def test_gifts_to_the_same_viewer_at_once_add_both_months():
             client_key="k",
         )
 
-    results, errors = run_at_once(*[gift(g) for g in gifters])
+    _results, errors = run_at_once(*[gift(g) for g in gifters])
     assert errors == []
     membership = Membership.objects.get(member=fan)
     assert membership.months == 3 and membership.period_count == 3

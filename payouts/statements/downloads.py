@@ -74,8 +74,23 @@ def statement_csv(statement: Statement) -> str:
         ("amount_paid", statement.payout.diamonds, str(statement.amount.amount)),
     ):
         writer.writerow(
-            [pid, "", "", "", "", kind, *empty, "", "", "", "", diamonds, value, statement.currency]
-            + [""]
+            [
+                pid,
+                "",
+                "",
+                "",
+                "",
+                kind,
+                *empty,
+                "",
+                "",
+                "",
+                "",
+                diamonds,
+                value,
+                statement.currency,
+                "",
+            ]
         )
     return out.getvalue()
 

@@ -115,7 +115,7 @@ def test_statement_lists_each_gift_by_day_and_live_and_sums_to_the_payout(gifts,
 
 
 def test_clawback_is_a_negative_line_and_a_failed_payout_is_paid_again(gifts, admin_user):
-    rose, lion = gifts
+    _rose, lion = gifts
     creator = make_payout_creator()
     fan = fund(UserFactory(), 20_000)
     first = [_send(fan, creator, lion) for _ in range(3)]

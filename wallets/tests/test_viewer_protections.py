@@ -445,7 +445,7 @@ def test_chargeback_claws_back_pending_only_down_to_zero(api, settings):
 @pytest.mark.django_db
 def test_chargeback_absorbed_by_the_platform_leaves_creators_whole(api, settings):
     settings.CHARGEBACK_POLICY = "absorb"
-    creator, viewer, recharge = _chargeback_setup()
+    creator, _viewer, recharge = _chargeback_setup()
     opened = event_payload("charge.dispute.created", _dispute(recharge, "dp_absorb"))
     assert post_event(api, opened).status_code == 200
     assert _creator_balances(creator) == {"pending": 300, "available": 800, "in_payout": 0}
