@@ -8,6 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_with_production_settings():
     # Playwright tests set DJANGO_ALLOW_ASYNC_UNSAFE for their own process; production doesn't.
     dropped = {"DEBUG", "PYTEST_XDIST_WORKER", "DJANGO_ALLOW_ASYNC_UNSAFE"}

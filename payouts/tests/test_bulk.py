@@ -166,6 +166,7 @@ def _both_paths() -> tuple[dict, dict]:
     return reference, _snapshot(last)
 
 
+@pytest.mark.slow
 def test_set_based_batch_equals_the_per_payout_path_on_generated_histories(settings, admin_user):
     settings.EARNINGS_HOLD_DAYS = 1
     settings.PAYOUT_BATCH_CHUNK = 7  # several chunks

@@ -148,6 +148,7 @@ def test_verify_ledger_names_a_corrupted_balance():
         call_command("verify_ledger")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_random_concurrent_transfers_conserve_coins():
     users = UserFactory.create_batch(50)

@@ -103,6 +103,7 @@ def _run(*args: str, env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_check_deploy_and_startup_refuse_the_defaults():
     env = _production_env()  # every STRIPE_* unset: the built-in defaults
     check = _run("manage.py", "check", "--deploy", env=env)

@@ -25,6 +25,7 @@ def _listing(monkeypatch, intents) -> None:
     monkeypatch.setattr(gateway, "refunds_since", lambda since: iter(()))
 
 
+@pytest.mark.slow
 def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
     users = [UserFactory() for _ in range(5)]
     now = int(time.time())

@@ -281,6 +281,7 @@ def test_a_body_that_is_not_an_event_is_still_a_400(api):
     assert not StripeEvent.objects.filter(event_id="evt_x").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_migration_moves_existing_rows_to_the_purchase_currency():
     from django.db import connection
