@@ -21,7 +21,6 @@ def _clear_cache():
     # Throttle counters and cached reads live in the shared cache (Redis in make test).
     cache.clear()
     health.checks_forget()  # /readyz caches its dependency checks per process
-    yield
 
 
 @pytest.fixture

@@ -196,7 +196,7 @@ def _properties(openapi, schema):
     return _resolve(openapi, schema).get("properties", {})
 
 
-@pytest.mark.parametrize("method, path, status, fields", CONTRACT, ids=lambda v: str(v))
+@pytest.mark.parametrize(("method", "path", "status", "fields"), CONTRACT, ids=lambda v: str(v))
 def test_documented_response_fields_exist(openapi, method, path, status, fields):
     assert _template(path) in openapi["paths"], f"{path} disappeared from the API"
     operation = openapi["paths"][_template(path)].get(method)

@@ -32,7 +32,10 @@ def test_chaos_quick_run_loses_nothing():
     values = {k: int(v) for k, v in (pair.split("=", 1) for pair in last.split()[1:])}
     assert values["discrepancies"] == 0, output
     assert values["faults"] > 0, output
-    assert values["web_kills"] >= 1 and values["worker_kills"] >= 1, output
-    assert values["pg_restarts"] >= 1 and values["redis_outages"] >= 1, output
-    assert values["ops_tried"] >= 200 and values["ops_succeeded"] > 0, output
+    assert values["web_kills"] >= 1, output
+    assert values["worker_kills"] >= 1, output
+    assert values["pg_restarts"] >= 1, output
+    assert values["redis_outages"] >= 1, output
+    assert values["ops_tried"] >= 200, output
+    assert values["ops_succeeded"] > 0, output
     assert result.returncode == 0, output

@@ -198,7 +198,8 @@ def paid_recharge(viewer, coins: int = 400) -> Recharge:
         format="json",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
     )
-    assert response.status_code == 201 and response.json()["status"] == "succeeded"
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
     return Recharge.objects.get(pk=response.json()["id"])
 
 

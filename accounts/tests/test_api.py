@@ -56,7 +56,7 @@ def test_register_returns_user_and_working_token(api):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "overrides, field",
+    ("overrides", "field"),
     [
         ({"username": ""}, "username"),
         ({"username": "has space"}, "username"),
@@ -125,7 +125,8 @@ def test_each_sign_in_gets_its_own_token_and_logout_revokes_only_that_one():
     user = UserFactory()
     phone, laptop = _login(user), _login(user)
     assert phone != laptop
-    assert _me(phone).status_code == 200 and _me(laptop).status_code == 200
+    assert _me(phone).status_code == 200
+    assert _me(laptop).status_code == 200
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {phone}")

@@ -131,12 +131,14 @@ def test_portal_password_change_keeps_this_session_only():
     here, elsewhere = _portal(user), _portal(user)
     app = client_for(user)
     page = here.get("/password/change/")
-    assert page.status_code == 200 and b"Change your password" in page.content
+    assert page.status_code == 200
+    assert b"Change your password" in page.content
     response = here.post(
         "/password/change/",
         {"old_password": PASSWORD, "new_password1": NEW, "new_password2": NEW},
     )
-    assert response.status_code == 302 and response["Location"] == "/password/change/done/"
+    assert response.status_code == 302
+    assert response["Location"] == "/password/change/done/"
     assert here.get("/wallet/").status_code == 200
     assert _signed_out(elsewhere)
     _error(app.get(ME), 401, "authentication_failed")
@@ -145,7 +147,8 @@ def test_portal_password_change_keeps_this_session_only():
 
 def test_portal_password_change_needs_a_login():
     response = Client().get("/password/change/")
-    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
 
 
 # --- Reset ------------------------------------------------------------------------------------
@@ -186,10 +189,12 @@ def test_reset_link_sets_a_new_password_once_and_signs_everything_out(run_reset_
 
     client = Client()
     page = client.get(link, follow=True)
-    assert page.status_code == 200 and b"Set a new password" in page.content
+    assert page.status_code == 200
+    assert b"Set a new password" in page.content
     form_url = page.redirect_chain[-1][0]
     response = client.post(form_url, {"new_password1": NEW, "new_password2": NEW})
-    assert response.status_code == 302 and response["Location"] == "/reset/done/"
+    assert response.status_code == 302
+    assert response["Location"] == "/reset/done/"
 
     user.refresh_from_db()
     assert user.check_password(NEW)
@@ -249,7 +254,8 @@ def test_portal_reset_page_reveals_nothing_and_is_limited(run_reset_tasks):
     assert len(mail.outbox) == 1
     for _ in range(4):  # five an hour per address by default
         last = run_reset_tasks.post(client, "/password/reset/", {"email": "ghost@example.com"})
-    assert last.status_code == 429 and b"Too many reset requests" in last.content
+    assert last.status_code == 429
+    assert b"Too many reset requests" in last.content
 
 
 def test_reset_mail_goes_through_the_outbox_to_a_real_smtp_server(settings):
@@ -284,7 +290,8 @@ def test_reset_mail_goes_through_the_outbox_to_a_real_smtp_server(settings):
         assert tasks.password_reset_send_task.apply(args=args).get() == 1
         assert tasks.password_reset_send_task.apply(args=args).get() == 1  # a retried task
         row = OutboxEmail.objects.get(user=user, template="password_reset")
-        assert row.status == EmailStatus.PENDING and row.category == "security"
+        assert row.status == EmailStatus.PENDING
+        assert row.category == "security"
         assert email_outbox_flush()["sent"] == 1
     finally:
         controller.stop()
@@ -295,7 +302,8 @@ def test_reset_mail_goes_through_the_outbox_to_a_real_smtp_server(settings):
     assert "https://applause.example/reset/" in body
     assert "Reset your Applause password" in body
     row.refresh_from_db()
-    assert row.status == EmailStatus.SENT and "/reset/" not in row.body_text + row.body_html
+    assert row.status == EmailStatus.SENT
+    assert "/reset/" not in row.body_text + row.body_html
     assert get_user_model().objects.get(pk=user.pk).check_password(PASSWORD)
 
 

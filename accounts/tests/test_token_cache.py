@@ -37,7 +37,8 @@ def test_revoked_token_stops_at_once(settings):
     key = token_issue(user=user)
     other = token_issue(user=user)
     client, other_client = client_with(key), client_with(other)
-    assert client.get(ME).status_code == 200 and other_client.get(ME).status_code == 200
+    assert client.get(ME).status_code == 200
+    assert other_client.get(ME).status_code == 200
     token_revoke(token=user.auth_token_set.get(token_key=key[:15]))
     assert client.get(ME).status_code == 401
     assert other_client.get(ME).status_code == 200

@@ -20,15 +20,17 @@ def test_become_a_creator(user_api, user):
     assert creator.pending_account.kind == AccountKind.DIAMONDS_PENDING
     assert Account.objects.filter(user=user, kind=AccountKind.DIAMONDS_AVAILABLE).exists()
     me = user_api.get("/api/v1/me/").json()
-    assert me["is_creator"] is True and me["creator_handle"] == "maya_makes"
+    assert me["is_creator"] is True
+    assert me["creator_handle"] == "maya_makes"
     again = user_api.post(
         "/api/v1/creators/", {"handle": "other", "display_name": "x"}, format="json"
     )
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_creator"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_creator"
 
 
 @pytest.mark.parametrize(
-    "handle, status, code",
+    ("handle", "status", "code"),
     [
         ("taken", 409, "handle_taken"),
         ("TAKEN", 409, "handle_taken"),
@@ -53,7 +55,8 @@ def test_public_profile(api):
     response = api.get("/api/v1/creators/STAR/")
     assert response.status_code == 200
     body = response.json()
-    assert body["handle"] == "star" and body["can_receive_gifts"] is True
+    assert body["handle"] == "star"
+    assert body["can_receive_gifts"] is True
     assert body["url"].endswith("/creators/star/")
     assert api.get("/api/v1/creators/nobody/").status_code == 404
 

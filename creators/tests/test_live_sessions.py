@@ -26,12 +26,14 @@ def test_go_live_opens_one_session_and_ending_twice_is_harmless():
     assert creator_live_session(creator_id=creator.pk) == first
 
     ended = creator_live_end(creator=creator)
-    assert ended is not None and ended.ended_at is not None
+    assert ended is not None
+    assert ended.ended_at is not None
     assert creator_live_end(creator=creator) is None
     assert creator_live_session(creator_id=creator.pk) is None
 
     second = creator_live_start(creator=creator)
-    assert second.pk != first.pk and second.live_id != first.live_id
+    assert second.pk != first.pk
+    assert second.live_id != first.live_id
 
 
 @pytest.mark.django_db
@@ -42,7 +44,8 @@ def test_a_forgotten_live_stops_counting_and_a_new_start_ends_it(settings):
     assert creator not in creators_live_now()
     fresh = creator_live_start(creator=creator)
     old.refresh_from_db()
-    assert old.ended_at is not None and fresh.pk != old.pk
+    assert old.ended_at is not None
+    assert fresh.pk != old.pk
 
 
 @pytest.mark.django_db(transaction=True)
@@ -76,7 +79,8 @@ def test_dashboard_switch_shows_the_overlay_url_and_the_page_shows_live(client):
     creator = make_creator("streamer")
     client.force_login(creator.user)
     page = client.get("/creator/").content.decode()
-    assert "Go live" in page and "overlay-url" not in page
+    assert "Go live" in page
+    assert "overlay-url" not in page
 
     response = client.post("/creator/live/", {"action": "start"})
     assert response.status_code == 302
@@ -93,7 +97,8 @@ def test_dashboard_switch_shows_the_overlay_url_and_the_page_shows_live(client):
 
     client.post("/creator/live/", {"action": "end"})
     public = fan.get("/creators/streamer/").content.decode()
-    assert "live-badge" not in public and "data-live-id" not in public
+    assert "live-badge" not in public
+    assert "data-live-id" not in public
 
 
 @pytest.mark.django_db
@@ -121,13 +126,16 @@ def test_directory_searches_and_shows_who_is_live_and_popular(client):
 
     page = client.get("/creators/?q=singer").content.decode()
     results = page.split('data-testid="search-results"')[1].split("</section>")[0]
-    assert "/creators/alpha-one/" in results and "/creators/gamma/" not in results
+    assert "/creators/alpha-one/" in results
+    assert "/creators/gamma/" not in results
 
     live = page.split('data-testid="live-now"')[1].split("</section>")[0]
-    assert "/creators/beta/" in live and "/creators/alpha-one/" not in live
+    assert "/creators/beta/" in live
+    assert "/creators/alpha-one/" not in live
 
     popular = page.split('data-testid="popular"')[1].split("</section>")[0]
-    assert "/creators/alpha-one/" in popular and "15 coins this week" in popular
+    assert "/creators/alpha-one/" in popular
+    assert "15 coins this week" in popular
     assert alpha.display_name in page
     assert 'href="/creators/"' in client.get("/").content.decode()  # linked from the landing
 

@@ -190,7 +190,8 @@ def test_two_chunks_release_at_once_on_their_own_connections(settings, monkeypat
     monkeypatch.setattr(services, "_release_chunk", meets_the_other)
     results = earnings_release(now=later)
 
-    assert threading.get_ident() not in threads and len(threads) == 2
+    assert threading.get_ident() not in threads
+    assert len(threads) == 2
     assert sorted(r.creator_id for r in results) == sorted(c.pk for c in creators)
     assert LedgerTransaction.objects.filter(kind=TransactionKind.RELEASE).count() == len(creators)
     assert all(pending == 0 for pending, _ in _balances(creators))

@@ -33,7 +33,8 @@ def test_gift_list_only_available_and_cacheable(api, catalog):
     response = api.get("/api/v1/gifts/")
     assert response.status_code == 200
     slugs = [g["slug"] for g in response.json()["results"]]
-    assert slugs[:2] == ["rose", "lion"] and set(slugs) == {"rose", "lion", "pumpkin", "us-only"}
+    assert slugs[:2] == ["rose", "lion"]
+    assert set(slugs) == {"rose", "lion", "pumpkin", "us-only"}
     rose = response.json()["results"][0]
     assert set(rose) == {"id", "slug", "name", "coins", "image_url", "category", "available_until"}
     assert rose["image_url"].endswith("/static/gifts/rose.svg")
@@ -44,7 +45,8 @@ def test_gift_list_only_available_and_cacheable(api, catalog):
     catalog["rose"].coins = 2
     catalog["rose"].save()
     changed = api.get("/api/v1/gifts/", HTTP_IF_NONE_MATCH=etag)
-    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
     assert "us-only" not in [
         g["slug"] for g in api.get("/api/v1/gifts/?country=de").json()["results"]
     ]
@@ -62,7 +64,8 @@ def test_send_gift_api(catalog):
     )
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["coins_spent"] == 3 and body["wallet"] == {"coins": 97}
+    assert body["coins_spent"] == 3
+    assert body["wallet"] == {"coins": 97}
     assert GiftEvent.objects.get(pk=body["id"]).video_id == "v1"
 
 
@@ -88,19 +91,22 @@ def test_retry_replays_and_other_body_conflicts(catalog):
     again = client.post(
         "/api/v1/gifts/send/", {"creator": "star", "gift": "rose"}, format="json", **headers
     )
-    assert again.status_code == 201 and again.json() == first.json()
+    assert again.status_code == 201
+    assert again.json() == first.json()
     other = client.post(
         "/api/v1/gifts/send/",
         {"creator": "star", "gift": "rose", "quantity": 2},
         format="json",
         **headers,
     )
-    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
-    assert GiftEvent.objects.count() == 1 and wallet_get(user=sender).balance == 99
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_conflict"
+    assert GiftEvent.objects.count() == 1
+    assert wallet_get(user=sender).balance == 99
 
 
 @pytest.mark.parametrize(
-    "body, status, code",
+    ("body", "status", "code"),
     [
         ({"creator": "star", "gift": "rose", "quantity": 0}, 400, "validation_error"),
         ({"creator": "star", "gift": "rose", "quantity": -1}, 400, "validation_error"),
@@ -136,7 +142,8 @@ def test_send_refusals(catalog, body, status, code):
     response = client_for(sender).post("/api/v1/gifts/send/", body, format="json", **idem())
     assert response.status_code == status, response.json()
     assert response.json()["error"]["code"] == code
-    assert GiftEvent.objects.count() == 0 and wallet_get(user=sender).balance == 100
+    assert GiftEvent.objects.count() == 0
+    assert wallet_get(user=sender).balance == 100
 
 
 def test_leaderboard_periods(catalog):

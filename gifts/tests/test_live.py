@@ -142,9 +142,11 @@ def test_a_gift_reaches_the_stream_within_a_second(asgi_server, stage):
         (gift,) = client.gifts(1, timeout=1.0)
 
         assert time.monotonic() - sent_at < 1.0
-        assert gift["id"] == event.pk and gift["sse_id"] == str(event.pk)
+        assert gift["id"] == event.pk
+        assert gift["sse_id"] == str(event.pk)
         assert (gift["sender"], gift["gift"]["slug"], gift["count"]) == ("alice", "lion", 1)
-        assert gift["combo_id"] == event.pk and gift["big"] is True
+        assert gift["combo_id"] == event.pk
+        assert gift["big"] is True
     finally:
         client.close()
     call_command("verify_ledger")
@@ -155,7 +157,8 @@ def test_combos_count_rapid_repeats_once_and_resume_after_a_reconnect(asgi_serve
     first = SSEClient(asgi_server.port, path)
     second = SSEClient(asgi_server.port, path)  # another "worker": must agree
     try:
-        assert first.next()["event"] == "hello" and second.next()["event"] == "hello"
+        assert first.next()["event"] == "hello"
+        assert second.next()["event"] == "hello"
         a = [_send(stage.alice, stage.creator, stage.rose) for _ in range(3)]
         b = _send(stage.bob, stage.creator, stage.rose, quantity=2)
         a.append(_send(stage.alice, stage.creator, stage.rose, quantity=4))
@@ -380,7 +383,8 @@ def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
         try:
             assert overlay.next(timeout=5)["event"] == "hello"
             status, body = get(STREAM)
-            assert status == 503 and json.loads(body)["error"]["code"] == "live_streams_busy"
+            assert status == 503
+            assert json.loads(body)["error"]["code"] == "live_streams_busy"
             started = time.monotonic()
             assert get("/api/v1/gifts/")[0] == 200
             assert get("/healthz")[0] == 200

@@ -51,13 +51,17 @@ def pending(creator):
 
 def test_gift_moves_coins_and_diamonds(sender, creator, lion):
     event = send(sender, gift_slug="lion", quantity=2, live_id="live-1", message="gg <b>wp</b>")
-    assert event.created and event.coins == 600 and event.diamonds == 600
+    assert event.created
+    assert event.coins == 600
+    assert event.diamonds == 600
     assert event.wallet_coins == 400
     assert wallet_get(user=sender).balance == 400
     assert pending(creator) == 600
-    assert event.message == "gg wp" and event.live_id == "live-1"
+    assert event.message == "gg wp"
+    assert event.live_id == "live-1"
     tx = event.transaction
-    assert tx.kind == TransactionKind.GIFT and tx.idempotency_key.startswith(f"gift:{sender.pk}:")
+    assert tx.kind == TransactionKind.GIFT
+    assert tx.idempotency_key.startswith(f"gift:{sender.pk}:")
     tally = GiftTally.objects.get(creator=creator, sender=sender)
     assert (tally.coins, tally.diamonds, tally.gifts) == (600, 600, 1)
     assert DailyGiftSpend.objects.get(user=sender).coins == 600
@@ -73,7 +77,8 @@ def test_rate_from_settings(settings, sender, creator, lion):
 def test_repeated_key_is_the_same_gift(sender, creator, rose):
     first = send(sender, client_key="k1")
     again = send(sender, client_key="k1", quantity=5)
-    assert again.pk == first.pk and again.created is False
+    assert again.pk == first.pk
+    assert again.created is False
     assert GiftEvent.objects.count() == 1
     assert wallet_get(user=sender).balance == 999
 

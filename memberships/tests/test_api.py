@@ -40,7 +40,8 @@ def test_creator_sets_up_tiers_and_sees_members():
     )
     assert joined.status_code == 201
     mine = api.get("/api/v1/creators/me/tiers/").json()["results"]
-    assert mine[0]["members"] == 1 and mine[0]["monthly_coins"] == 100
+    assert mine[0]["members"] == 1
+    assert mine[0]["monthly_coins"] == 100
     patched = api.patch(
         f"/api/v1/creators/me/tiers/{tier['id']}/", {"coins_per_month": 150}, format="json"
     )
@@ -53,7 +54,8 @@ def test_creator_sets_up_tiers_and_sees_members():
     assert [(t["name"], t["members"]) for t in listed] == [("Fan club", 1)]
     # The member is told what the next renewal costs.
     membership = client_for(viewer).get("/api/v1/memberships/").json()["results"][0]
-    assert membership["renewal"]["coins"] == 150 and membership["renewal"]["price_changes"]
+    assert membership["renewal"]["coins"] == 150
+    assert membership["renewal"]["price_changes"]
 
 
 def test_tier_limit_and_validation_errors():
@@ -69,7 +71,8 @@ def test_tier_limit_and_validation_errors():
             == 201
         )
     fourth = api.post("/api/v1/creators/me/tiers/", {"name": "T4", "coins_per_month": 10})
-    assert fourth.status_code == 409 and fourth.json()["error"]["code"] == "tier_limit"
+    assert fourth.status_code == 409
+    assert fourth.json()["error"]["code"] == "tier_limit"
     bad = api.post("/api/v1/creators/me/tiers/", {"name": "", "coins_per_month": 0})
     assert bad.status_code == 400
     assert set(bad.json()["error"]["fields"]) == {"name", "coins_per_month"}
@@ -94,7 +97,8 @@ def test_another_creators_tier_and_another_members_membership_are_404():
     wrong = client_for(viewer).post(
         "/api/v1/creators/bobby/memberships/", {"tier": tier.pk}, format="json", **idem()
     )
-    assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "tier_not_found"
+    assert wrong.status_code == 404
+    assert wrong.json()["error"]["code"] == "tier_not_found"
     joined = client_for(viewer).post(
         "/api/v1/creators/alice/memberships/", {"tier": tier.pk}, format="json", **idem()
     )
@@ -125,7 +129,8 @@ def test_join_is_idempotent_and_cancel_runs_to_period_end():
     again = api.post(
         "/api/v1/creators/joinme/memberships/", {"tier": tier.pk}, format="json", **headers
     )
-    assert again.status_code == 201 and again.json() == body
+    assert again.status_code == 201
+    assert again.json() == body
     assert coins_of(viewer) == 900
     conflict = api.post(
         "/api/v1/creators/joinme/memberships/", {"tier": tier.pk, "gift_to": ["x"]}, **headers
@@ -137,7 +142,8 @@ def test_join_is_idempotent_and_cancel_runs_to_period_end():
     assert cancelled.json()["current_period_end"] == body["current_period_end"]
     assert cancelled.json()["renewal"] is None
     listed = api.get("/api/v1/memberships/").json()
-    assert [m["status"] for m in listed["results"]] == ["cancelled"] and listed["next"] is None
+    assert [m["status"] for m in listed["results"]] == ["cancelled"]
+    assert listed["next"] is None
 
 
 def test_join_errors_are_documented_codes():
@@ -146,13 +152,15 @@ def test_join_errors_are_documented_codes():
     poor = client_for(fund(UserFactory(), 10))
     url = "/api/v1/creators/errs/memberships/"
     broke = poor.post(url, {"tier": tier.pk}, format="json", **idem())
-    assert broke.status_code == 402 and broke.json()["error"]["code"] == "insufficient_funds"
+    assert broke.status_code == 402
+    assert broke.json()["error"]["code"] == "insufficient_funds"
     no_key = poor.post(url, {"tier": tier.pk}, format="json")
     assert no_key.status_code == 400
     frozen_user = fund(UserFactory(), 1000)
     wallet_freeze(user=frozen_user, reason="test")
     frozen = client_for(frozen_user).post(url, {"tier": tier.pk}, format="json", **idem())
-    assert frozen.status_code == 423 and frozen.json()["error"]["code"] == "wallet_frozen"
+    assert frozen.status_code == 423
+    assert frozen.json()["error"]["code"] == "wallet_frozen"
     missing = poor.post("/api/v1/creators/nobody/memberships/", {"tier": 1}, **idem())
     assert missing.status_code == 404
     garbage = poor.post(url, {"tier": "abc"}, format="json", **idem())
@@ -171,7 +179,8 @@ def test_gift_memberships_through_the_api(currency):
     recharge = recharge_create(
         user=gifter, currency=currency, coins=500, payment_method="pm_card_visa"
     )
-    assert recharge.status == "succeeded" and str(recharge.price.currency) == currency
+    assert recharge.status == "succeeded"
+    assert str(recharge.price.currency) == currency
     UserFactory(username=f"fan1{currency}")
     UserFactory(username=f"fan2{currency}")
     answer = client_for(gifter).post(

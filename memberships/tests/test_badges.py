@@ -27,8 +27,11 @@ pytestmark = pytest.mark.django_db
 
 def test_the_level_curve_is_published_and_capped():
     assert [level_threshold(n) for n in (1, 2, 5, 10, 50)] == [0, 10, 640, 7290, 1_176_490]
-    assert level_for(0) == 1 and level_for(9) == 1 and level_for(10) == 2
-    assert level_for(7289) == 9 and level_for(7290) == 10
+    assert level_for(0) == 1
+    assert level_for(9) == 1
+    assert level_for(10) == 2
+    assert level_for(7289) == 9
+    assert level_for(7290) == 10
     assert level_for(10**12) == 50
 
 
@@ -58,9 +61,11 @@ def test_days_outrank_one_big_night_on_the_loyalty_board():
     assert [(r["username"], r["days"]) for r in body["results"]] == [("steady", 5), ("whale", 1)]
     assert "coins" not in body["results"][0]
     default = api.get("/api/v1/creators/loyal/leaderboard/?period=all").json()
-    assert default["metric"] == "coins" and default["results"][0]["coins"] == 50_000
+    assert default["metric"] == "coins"
+    assert default["results"][0]["coins"] == 50_000
     bad = api.get("/api/v1/creators/loyal/leaderboard/?metric=love")
-    assert bad.status_code == 400 and "metric" in bad.json()["error"]["fields"]
+    assert bad.status_code == 400
+    assert "metric" in bad.json()["error"]["fields"]
 
 
 def test_fans_endpoint_shows_levels_badges_and_membership():
@@ -77,7 +82,8 @@ def test_fans_endpoint_shows_levels_badges_and_membership():
     # 700 gift coins + 100 membership coins + 20 × (1 gift day + 30 for the month).
     assert fan_points(creator_id=creator.pk, user_id=fan.pk) == 700 + 100 + 20 * 31
     body = client_for(UserFactory()).get("/api/v1/creators/fanpage/fans/superfan/").json()
-    assert body["username"] == "superfan" and body["level"] == 5
+    assert body["username"] == "superfan"
+    assert body["level"] == 5
     assert body["fan_level"] == fan_level(creator_id=creator.pk, user_id=fan.pk) == 6
     assert body["membership"] == {"tier": "Gold", "months": 1}
     kinds = [b["kind"] for b in body["badges"]]
@@ -87,7 +93,8 @@ def test_fans_endpoint_shows_levels_badges_and_membership():
     # Someone with nothing: level 1, no membership, just the level badge.
     UserFactory(username="lurker")
     lurker = client_for(UserFactory()).get("/api/v1/creators/fanpage/fans/lurker/").json()
-    assert lurker["membership"] is None and lurker["level"] == 1
+    assert lurker["membership"] is None
+    assert lurker["level"] == 1
     assert [b["kind"] for b in lurker["badges"]] == ["level"]
     assert client_for(fan).get("/api/v1/creators/fanpage/fans/ghost/").status_code == 404
     assert client_for(fan).get("/api/v1/creators/nobody/fans/superfan/").status_code == 404
@@ -111,7 +118,8 @@ def test_leaderboard_rows_and_live_events_carry_badges():
     )
     assert badges_for(creator_id=creator.pk, user_id=fan.pk)[0]["kind"] == "member"
     frame = _frame(event, ComboTracker())
-    assert '"kind":"member"' in frame and "Fan club" in frame
+    assert '"kind":"member"' in frame
+    assert "Fan club" in frame
     rows = client_for(fan).get("/api/v1/creators/badged/leaderboard/?period=day").json()
     assert rows["results"][0]["username"] == "member1"
     assert rows["results"][0]["badges"][0]["label"] == "Fan club · 1 month"

@@ -28,7 +28,7 @@ def _dispute(recharge, dispute_id, status="needs_response"):
 
 
 @pytest.mark.parametrize(
-    "policy, currency, pending_after, absorbed",
+    ("policy", "currency", "pending_after", "absorbed"),
     [
         ("clawback_pending", "USD", 0, 0),
         ("clawback_pending", "EUR", 0, 0),
@@ -53,7 +53,8 @@ def test_a_disputed_recharge_that_paid_a_membership(
     assert post_event(api, opened).status_code == 200  # redelivered: nothing twice
     allocation = ChargebackAllocation.objects.get()
     assert allocation.gift_transaction.kind == TransactionKind.MEMBERSHIP
-    assert allocation.coins == 600 and allocation.diamonds_absorbed == absorbed
+    assert allocation.coins == 600
+    assert allocation.diamonds_absorbed == absorbed
     assert account_balance(creator.pending_account) == pending_after
     debt = Account.objects.get(kind=AccountKind.COIN_DEBT, user=viewer)
     assert debt.balance == -600

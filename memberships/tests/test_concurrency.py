@@ -128,6 +128,7 @@ def test_gifts_to_the_same_viewer_at_once_add_both_months():
     _results, errors = run_at_once(*[gift(g) for g in gifters])
     assert errors == []
     membership = Membership.objects.get(member=fan)
-    assert membership.months == 3 and membership.period_count == 3
+    assert membership.months == 3
+    assert membership.period_count == 3
     assert [coins_of(g) for g in gifters] == [900] * 3
     assert [p for _, p in run_checks() if p] == []

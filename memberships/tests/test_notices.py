@@ -55,7 +55,8 @@ def test_join_renew_grace_lapse_each_mailed_once_and_delivered(smtp):  # noqa: F
     ]
     receipt = mails(viewer)[1]
     assert "100 coins for the month" in receipt.body_text
-    assert "/wallet/memberships/" in receipt.body_text and receipt.body_html
+    assert "/wallet/memberships/" in receipt.body_text
+    assert receipt.body_html
     assert "Top up before" in mails(viewer)[2].body_text
 
     assert email_outbox_flush()["sent"] == 4

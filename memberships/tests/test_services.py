@@ -65,13 +65,15 @@ def test_join_debits_the_first_month_once_and_credits_pending_diamonds():
     result = join(viewer, creator, tier, key="k1")
     assert result.charged
     membership = result.membership
-    assert membership.status == MembershipStatus.ACTIVE and membership.months == 1
+    assert membership.status == MembershipStatus.ACTIVE
+    assert membership.months == 1
     assert membership.current_period_end == add_months(membership.anchor, 1)
     assert coins_of(viewer) == 850
     assert pending_of(creator) == 150
     # The same key again: the same membership, nothing debited.
     again = join(viewer, creator, tier, key="k1")
-    assert again.replayed and again.membership.pk == membership.pk
+    assert again.replayed
+    assert again.membership.pk == membership.pk
     assert coins_of(viewer) == 850
     tx = LedgerTransaction.objects.get(kind=TransactionKind.MEMBERSHIP)
     assert tx.idempotency_key == f"membership:{viewer.pk}:k1"
@@ -124,7 +126,8 @@ def test_renewal_debits_once_per_period_however_often_it_runs():
     run = memberships_renew(now=first_end + timedelta(minutes=1))
     assert run.renewed == 1
     membership.refresh_from_db()
-    assert membership.months == 2 and membership.period_count == 2
+    assert membership.months == 2
+    assert membership.period_count == 2
     assert membership.current_period_end == add_months(membership.anchor, 2)
     assert coins_of(viewer) == 800
     # Rerun at the same moment, and later in the same period: nothing more.
@@ -152,16 +155,19 @@ def test_no_coins_means_grace_then_lapse_with_notices():
     assert membership.grace_until == due + timedelta(days=3)
     assert membership.is_live  # the perks stay during grace
     grace_notice = MembershipEvent.objects.get(kind=EventKind.GRACE)
-    assert grace_notice.notify and "Top up" in grace_notice.message
+    assert grace_notice.notify
+    assert "Top up" in grace_notice.message
     # Retried within grace, still broke: still in grace, no second notice.
     assert memberships_renew(now=due + timedelta(hours=5)).retry_later == 1
     assert MembershipEvent.objects.filter(kind=EventKind.GRACE).count() == 1
     # After the grace period: lapsed, nothing debited, a notice.
     assert memberships_renew(now=due + timedelta(days=3, minutes=1)).lapsed == 1
     membership.refresh_from_db()
-    assert membership.status == MembershipStatus.LAPSED and not membership.is_live
+    assert membership.status == MembershipStatus.LAPSED
+    assert not membership.is_live
     assert MembershipEvent.objects.filter(kind=EventKind.LAPSED, notify=True).count() == 1
-    assert coins_of(viewer) == 0 and membership.months == 1
+    assert coins_of(viewer) == 0
+    assert membership.months == 1
     assert_ledger_ok()
 
 
@@ -175,7 +181,8 @@ def test_paying_in_grace_keeps_the_billing_date():
     fund(viewer, 100)
     assert memberships_renew(now=due + timedelta(days=1, hours=2)).renewed == 1
     membership.refresh_from_db()
-    assert membership.status == MembershipStatus.ACTIVE and membership.grace_until is None
+    assert membership.status == MembershipStatus.ACTIVE
+    assert membership.grace_until is None
     # The month paid runs from when it was due, not from when it was paid.
     assert MembershipCharge.objects.get(kind=ChargeKind.RENEWAL).period_start == due
     assert membership.current_period_end == add_months(membership.anchor, 2)
@@ -198,7 +205,8 @@ def test_cancel_runs_to_the_period_end_and_never_renews():
     viewer = fund(UserFactory(), 1000)
     membership = join(viewer, creator, tier).membership
     cancelled = membership_cancel(member=viewer, membership_id=membership.pk)
-    assert cancelled.status == MembershipStatus.CANCELLED and not cancelled.renews
+    assert cancelled.status == MembershipStatus.CANCELLED
+    assert not cancelled.renews
     assert cancelled.current_period_end == membership.current_period_end
     assert cancelled.is_live
     assert membership_cancel(member=viewer, membership_id=membership.pk).pk == membership.pk
@@ -220,7 +228,8 @@ def test_rejoining_a_cancelled_membership_resumes_it_without_a_charge():
     membership_cancel(member=viewer, membership_id=membership.pk)
     result = join(viewer, creator, tier)
     assert not result.charged
-    assert result.membership.status == MembershipStatus.ACTIVE and result.membership.renews
+    assert result.membership.status == MembershipStatus.ACTIVE
+    assert result.membership.renews
     assert coins_of(viewer) == 900
 
 
@@ -231,14 +240,18 @@ def test_switching_tiers_takes_effect_at_the_next_renewal():
     viewer = fund(UserFactory(), 1000)
     membership = join(viewer, creator, basic).membership
     result = join(viewer, creator, gold)
-    assert not result.charged and result.membership.next_tier_id == gold.pk
+    assert not result.charged
+    assert result.membership.next_tier_id == gold.pk
     assert result.membership.tier_id == basic.pk
     assert coins_of(viewer) == 900
     preview = renewal_preview(result.membership)
-    assert preview.coins == 300 and preview.tier_id == gold.pk and preview.price_changes
+    assert preview.coins == 300
+    assert preview.tier_id == gold.pk
+    assert preview.price_changes
     memberships_renew(now=membership.current_period_end)
     membership.refresh_from_db()
-    assert membership.tier_id == gold.pk and membership.next_tier_id is None
+    assert membership.tier_id == gold.pk
+    assert membership.next_tier_id is None
     assert membership.coins_per_month == 300
     assert coins_of(viewer) == 600
 
@@ -251,7 +264,8 @@ def test_a_price_change_reaches_members_after_the_notice(settings):
     membership = join(viewer, creator, tier).membership
     tier_update(tier=tier, actor=creator.user, coins_per_month=250)
     notice = MembershipEvent.objects.get(kind=EventKind.PRICE_CHANGE, membership=membership)
-    assert notice.notify and "from 100 to 250" in notice.message
+    assert notice.notify
+    assert "from 100 to 250" in notice.message
     membership.refresh_from_db()
     # The first renewal is 30 days away (> 7): it already costs the new price.
     assert renewal_preview(membership).coins == 250
@@ -302,9 +316,12 @@ def test_gift_memberships_add_a_month_or_start_one_that_does_not_renew():
     assert coins_of(gifter) == 800
     assert pending_of(creator) == 300
     existing.refresh_from_db()
-    assert existing.months == 2 and existing.current_period_end == add_months(existing.anchor, 2)
+    assert existing.months == 2
+    assert existing.current_period_end == add_months(existing.anchor, 2)
     fresh = Membership.objects.get(member=newbie)
-    assert fresh.status == MembershipStatus.ACTIVE and not fresh.renews and fresh.months == 1
+    assert fresh.status == MembershipStatus.ACTIVE
+    assert not fresh.renews
+    assert fresh.months == 1
     assert LedgerTransaction.objects.filter(idempotency_key__startswith="membership-gift:").count()
     # Replayed: the same memberships, nothing debited.
     again = membership_gift(

@@ -27,15 +27,20 @@ def test_join_from_the_creator_page_once_per_form():
     viewer = fund(UserFactory(), 1000)
     client = logged_in(viewer)
     page = client.get("/creators/pagejoin/").content.decode()
-    assert "Gold" in page and "Emotes" in page and f'data-join="{tier.pk}"' in page
+    assert "Gold" in page
+    assert "Emotes" in page
+    assert f'data-join="{tier.pk}"' in page
     assert "Most loyal this week" in page
     key = re.search(r'name="client_key" value="([^"]+)"', page).group(1)
     for _ in range(2):  # a double submit of the same form
         answer = client.post("/creators/pagejoin/join/", {"tier": tier.pk, "client_key": key})
-        assert answer.status_code == 302 and answer["Location"] == "/wallet/memberships/"
+        assert answer.status_code == 302
+        assert answer["Location"] == "/wallet/memberships/"
     assert Account.objects.get(kind=AccountKind.WALLET, user=viewer).balance == 900
     listing = client.get("/wallet/memberships/").content.decode()
-    assert "@pagejoin" in listing and "Gold" in listing and 'data-status="active"' in listing
+    assert "@pagejoin" in listing
+    assert "Gold" in listing
+    assert 'data-status="active"' in listing
     assert "Your tier" in client.get("/creators/pagejoin/").content.decode()
     # Anonymous visitors see the tiers with a log-in link.
     assert "Log in to join" in Client().get("/creators/pagejoin/").content.decode()

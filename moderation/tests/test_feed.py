@@ -51,7 +51,8 @@ def test_feed_pins_and_unpins_a_message(star, fan, send, stream):
         "pin me",
         1000,
     )
-    assert pin["until"] and pin["colour"].startswith("#")
+    assert pin["until"]
+    assert pin["colour"].startswith("#")
     assert _events(stream.poll()) == []  # still pinned: nothing new
 
     message_dismiss(creator=star, actor=star.user, event_id=event.pk)
@@ -71,8 +72,10 @@ def test_hidden_and_held_messages_leave_the_gift_without_text(star, fan, send, s
     viewer_mute(creator=star, actor=star.user, username="fan")
     muted = send(fan, star, message="muted words")
     gift, *rest = _events(stream.poll())
-    assert gift[0] == "gift" and gift[1]["id"] == muted.pk
-    assert gift[1]["message"] == "" and gift[1]["coins"] == 1000
+    assert gift[0] == "gift"
+    assert gift[1]["id"] == muted.pk
+    assert gift[1]["message"] == ""
+    assert gift[1]["coins"] == 1000
     assert rest == []  # not pinned either
 
     other = fund(UserFactory(username="other"), 100_000)

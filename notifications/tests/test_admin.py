@@ -22,7 +22,8 @@ def test_failed_mail_is_visible_to_staff_and_nothing_can_be_edited(user):
     )
     admin = verified_client(staff_user(None, is_superuser=True))
     listing = admin.get("/admin/notifications/outboxemail/?status__exact=failed")
-    assert listing.status_code == 200 and "someone@example.com" in listing.content.decode()
+    assert listing.status_code == 200
+    assert "someone@example.com" in listing.content.decode()
     row = OutboxEmail.objects.get()
     detail = admin.get(f"/admin/notifications/outboxemail/{row.pk}/change/").content.decode()
     assert "550 mailbox unavailable" in detail

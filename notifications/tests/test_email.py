@@ -56,10 +56,14 @@ def test_enqueued_in_a_transaction_is_sent_after_commit_over_smtp(
     assert message["Message-ID"] == row.message_id
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert "pi_123" in text and "pi_123" in html
-    assert "<table" in html and "<table" not in text
+    assert "pi_123" in text
+    assert "pi_123" in html
+    assert "<table" in html
+    assert "<table" not in text
     row.refresh_from_db()
-    assert row.status == EmailStatus.SENT and row.attempts == 1 and row.sent_at
+    assert row.status == EmailStatus.SENT
+    assert row.attempts == 1
+    assert row.sent_at
 
 
 def test_same_event_and_person_is_one_message(
@@ -81,7 +85,8 @@ def test_smtp_refusal_is_retried_with_backoff_then_sent_once(smtp):
     row = _receipt(user)
     smtp.refuse = True
     row = email_send(email_id=row.pk)
-    assert row.status == EmailStatus.PENDING and row.attempts == 1
+    assert row.status == EmailStatus.PENDING
+    assert row.attempts == 1
     assert "451" in row.last_error
     assert row.next_attempt_at > timezone.now() + timedelta(seconds=50)
     assert email_outbox_flush()["sent"] == 0  # not due yet
@@ -100,7 +105,8 @@ def test_a_server_that_is_down_counts_attempts_and_gives_up(settings, smtp):
     row = _receipt(user)
     assert email_send(email_id=row.pk).status == EmailStatus.PENDING
     row = email_send(email_id=row.pk)
-    assert row.status == EmailStatus.FAILED and row.attempts == 2
+    assert row.status == EmailStatus.FAILED
+    assert row.attempts == 2
     assert "Connection refused" in row.last_error
     assert email_outbox_flush() == {"sent": 0, "retry": 0, "failed": 0, "busy": 0}
 
@@ -108,7 +114,8 @@ def test_a_server_that_is_down_counts_attempts_and_gives_up(settings, smtp):
 def test_unverified_address_gets_security_mail_only(smtp):
     user = UserFactory()
     receipt = _receipt(user)
-    assert receipt.status == EmailStatus.SKIPPED and receipt.last_error == "address not verified"
+    assert receipt.status == EmailStatus.SKIPPED
+    assert receipt.last_error == "address not verified"
     security = email_verification_send(user=user)
     assert security.status == EmailStatus.PENDING
     email_outbox_flush()
@@ -160,7 +167,8 @@ def test_verification_link_verifies_and_then_account_mail_flows(client, smtp):
     path = link.group(0).split("8000", 1)[-1]
     assert client.get(path.replace("/verify/", "/verify/x")).status_code == 400
     response = client.get(path)
-    assert response.status_code == 200 and b"is confirmed" in response.content
+    assert response.status_code == 200
+    assert b"is confirmed" in response.content
     assert EmailPreference.objects.get(user=user).is_verified_for(user.email)
     assert _receipt(user).status == EmailStatus.PENDING
 
@@ -204,14 +212,16 @@ def test_digest_carries_list_unsubscribe_and_one_click_works(client, smtp):
         category=EmailCategory.DIGEST,
         context={"week": "2026-W02", "top_supporters": []},
     )
-    assert later.status == EmailStatus.SKIPPED and later.last_error == "unsubscribed"
+    assert later.status == EmailStatus.SKIPPED
+    assert later.last_error == "unsubscribed"
 
 
 def test_preferences_page_toggles_the_digest(client):
     user = verified_user()
     client.force_login(user)
     page = client.get("/account/notifications/")
-    assert page.status_code == 200 and b"is confirmed" in page.content
+    assert page.status_code == 200
+    assert b"is confirmed" in page.content
     client.post("/account/notifications/", {})
     assert EmailPreference.objects.get(user=user).weekly_digest is False
     client.post("/account/notifications/", {"weekly_digest": "1"})
@@ -231,14 +241,18 @@ def test_eml_backend_writes_one_file_per_message(settings, tmp_path):
 
 def test_email_url_parsing(tmp_path):
     smtp = email_url_settings("smtp://ann:p%40ss@mail.example.com:587/?tls=1", mail_dir=tmp_path)
-    assert smtp["EMAIL_HOST"] == "mail.example.com" and smtp["EMAIL_PORT"] == 587
-    assert smtp["EMAIL_HOST_USER"] == "ann" and smtp["EMAIL_HOST_PASSWORD"] == "p@ss"
-    assert smtp["EMAIL_USE_TLS"] is True and smtp["EMAIL_USE_SSL"] is False
+    assert smtp["EMAIL_HOST"] == "mail.example.com"
+    assert smtp["EMAIL_PORT"] == 587
+    assert smtp["EMAIL_HOST_USER"] == "ann"
+    assert smtp["EMAIL_HOST_PASSWORD"] == "p@ss"
+    assert smtp["EMAIL_USE_TLS"] is True
+    assert smtp["EMAIL_USE_SSL"] is False
     ssl = email_url_settings("smtps://mail.example.com", mail_dir=tmp_path)
-    assert ssl["EMAIL_PORT"] == 465 and ssl["EMAIL_USE_SSL"] and not ssl["EMAIL_USE_TLS"]
+    assert ssl["EMAIL_PORT"] == 465
+    assert ssl["EMAIL_USE_SSL"]
+    assert not ssl["EMAIL_USE_TLS"]
     files = email_url_settings("file:///srv/mail", mail_dir=tmp_path)
-    assert (
-        files["EMAIL_BACKEND"].endswith("EmlFileBackend") and str(files["MAIL_DIR"]) == "/srv/mail"
-    )
+    assert files["EMAIL_BACKEND"].endswith("EmlFileBackend")
+    assert str(files["MAIL_DIR"]) == "/srv/mail"
     with pytest.raises(ValueError, match="unknown scheme"):
         email_url_settings("ftp://x", mail_dir=tmp_path)

@@ -30,7 +30,8 @@ def test_receipt_refund_notice_and_creator_cost_of_a_chargeback(api, settings):
     receipt = only("recharge_receipt", viewer)
     assert receipt.event == f"recharge_receipt:{recharge.pk}"
     assert receipt.status == EmailStatus.SKIPPED  # the viewer never verified the address
-    assert "1,000 coins" in receipt.subject and recharge.payment_intent in receipt.body_text
+    assert "1,000 coins" in receipt.subject
+    assert recharge.payment_intent in receipt.body_text
     verify(viewer)
     verify(creator.user)
 
@@ -57,14 +58,16 @@ def test_payout_messages_sent_paid_failed_and_held(settings):
     payout_batch_run()
     held = only("payout", big.user)
     assert held.event.startswith("payout_awaiting_approval:")
-    assert "is on hold" in held.subject and "Why: " in held.body_text
+    assert "is on hold" in held.subject
+    assert "Why: " in held.body_text
     assert "Until: " in held.body_text
 
     small_payout = small.payouts.get()
     payout_send(payout_id=small_payout.pk)
     payout_mark_paid(payout=small_payout, actor=None, reference="bank-run-1")
     sent, paid = OutboxEmail.objects.filter(user=small.user).order_by("id")
-    assert "on its way" in sent.subject and "ending 3000" in sent.body_text
+    assert "on its way" in sent.subject
+    assert "ending 3000" in sent.body_text
     assert sent.subject.endswith("of USD 20.00 is on its way")
     assert "was paid" in paid.subject
 
@@ -72,8 +75,10 @@ def test_payout_messages_sent_paid_failed_and_held(settings):
     payout_send(payout_id=failed_payout.pk)
     payout_mark_failed(payout=failed_payout, actor=None, reason="IBAN closed")
     failed = OutboxEmail.objects.filter(user=failing.user).order_by("id").last()
-    assert failed_payout.pk and failed.event == f"payout_{PayoutStatus.FAILED}:{failed_payout.pk}"
-    assert "failed" in failed.subject and "What to do: " in failed.body_text
+    assert failed_payout.pk
+    assert failed.event == f"payout_{PayoutStatus.FAILED}:{failed_payout.pk}"
+    assert "failed" in failed.subject
+    assert "What to do: " in failed.body_text
     assert failed.category == EmailCategory.ACCOUNT
 
 
@@ -95,7 +100,8 @@ def test_weekly_digest_once_per_week_and_not_after_unsubscribing():
     assert weekly_digest_enqueue(now=next_week) == 1
     assert weekly_digest_enqueue(now=next_week) == 1  # a rerun: still one message
     row = only("weekly_digest", creator.user)
-    assert row.status == EmailStatus.PENDING and row.category == EmailCategory.DIGEST
+    assert row.status == EmailStatus.PENDING
+    assert row.category == EmailCategory.DIGEST
     assert "Gifts received:     2" in row.body_text
     assert "1. bigfan: 500 coins" in row.body_text
     assert row.headers["List-Unsubscribe"].startswith("<http")

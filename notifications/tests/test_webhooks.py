@@ -90,11 +90,13 @@ def emit(user, n: int, type="payout.paid"):
 
 def test_create_list_delete_and_the_secret_shown_once(creator_user, user, receiver):
     created = subscribe(creator_user, receiver.url)
-    assert created["secret"].startswith("whsec_") and created["enabled"] is True
+    assert created["secret"].startswith("whsec_")
+    assert created["enabled"] is True
     assert created["events"] == ["payout.*", "gift.received"]
     api = client_for(creator_user)
     listed = api.get("/api/v1/webhooks/endpoints/").json()["results"]
-    assert [e["id"] for e in listed] == [created["id"]] and "secret" not in listed[0]
+    assert [e["id"] for e in listed] == [created["id"]]
+    assert "secret" not in listed[0]
     # Someone else's endpoint does not exist for them.
     other = client_for(user)
     assert other.delete(f"/api/v1/webhooks/endpoints/{created['id']}/").status_code == 404
@@ -115,7 +117,8 @@ def test_create_list_delete_and_the_secret_shown_once(creator_user, user, receiv
 )
 def test_bad_input_is_a_clear_400(creator_user, body, code):
     response = client_for(creator_user).post("/api/v1/webhooks/endpoints/", body, format="json")
-    assert response.status_code == 400 and response.json()["error"]["code"] == code
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
     assert not WebhookEndpoint.objects.exists()
 
 
@@ -125,7 +128,8 @@ def test_viewers_have_no_endpoints(user_api):
         {"url": "https://example.com/hook", "events": ["payout.*"]},
         format="json",
     )
-    assert response.status_code == 403 and response.json()["error"]["code"] == "not_a_creator"
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "not_a_creator"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +163,8 @@ def test_a_name_that_resolves_to_loopback_later_is_refused_at_delivery(
     webhook_flush_all()
     assert receiver.requests == []
     delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.PENDING and "https" in delivery.last_error
+    assert delivery.status == DeliveryStatus.PENDING
+    assert "https" in delivery.last_error
 
 
 def test_delivery_is_signed_and_a_forged_signature_fails(
@@ -183,7 +188,8 @@ def test_delivery_is_signed_and_a_forged_signature_fails(
     stale = headers["Applause-Signature"].replace("t=", "t=1")
     assert not verify(secret, body, stale)
     delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.DELIVERED and delivery.last_status_code == 200
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert delivery.last_status_code == 200
 
 
 def test_500_then_200_is_retried_in_order(creator_user, receiver):
@@ -194,9 +200,11 @@ def test_500_then_200_is_retried_in_order(creator_user, receiver):
     webhook_flush_all()
     first, second = WebhookDelivery.objects.order_by("id")
     first.refresh_from_db()
-    assert first.status == DeliveryStatus.PENDING and first.last_error == "HTTP 500"
+    assert first.status == DeliveryStatus.PENDING
+    assert first.last_error == "HTTP 500"
     assert first.next_attempt_at > timezone.now() + timedelta(seconds=50)
-    assert second.status == DeliveryStatus.PENDING and second.attempts == 0  # waits its turn
+    assert second.status == DeliveryStatus.PENDING
+    assert second.attempts == 0
     assert WebhookEndpoint.objects.get().failing_since is not None
 
     WebhookDelivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
@@ -228,11 +236,13 @@ def test_failing_for_the_retry_window_disables_and_emails_then_replay_revives(
     receiver.statuses = [503]
     webhook_endpoint_flush(endpoint_id=endpoint_id)
     endpoint = WebhookEndpoint.objects.get()
-    assert endpoint.enabled is False and "failing since" in endpoint.disabled_reason
+    assert endpoint.enabled is False
+    assert "failing since" in endpoint.disabled_reason
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.FAILED
     mail = OutboxEmail.objects.get(template="webhook_disabled")
-    assert receiver.url in mail.body_text and mail.user == creator_user
+    assert receiver.url in mail.body_text
+    assert mail.user == creator_user
     assert emit(creator_user, 2) is None  # a disabled endpoint gets nothing new
 
     api = client_for(creator_user)
@@ -270,4 +280,5 @@ def test_gift_received_is_emitted_by_the_python_gift_path(creator_user, receiver
     webhook_flush_all()
     (body,) = receiver.bodies()
     assert body["type"] == "gift.received"
-    assert body["data"]["coins"] == 30 and body["data"]["sender"] == fan.username
+    assert body["data"]["coins"] == 30
+    assert body["data"]["sender"] == fan.username

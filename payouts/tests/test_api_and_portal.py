@@ -23,12 +23,15 @@ def test_payout_list_is_the_callers_own_filtered_by_status():
     filtered = api.get("/api/v1/payouts/?status=paid").json()
 
     (row,) = body["results"]
-    assert row["diamonds"] == 4000 and row["status"] == "requested"
+    assert row["diamonds"] == 4000
+    assert row["status"] == "requested"
     assert row["amount"] == {"amount": "20.00", "currency": "USD"}
-    assert "next" in body and filtered["results"] == []
+    assert "next" in body
+    assert filtered["results"] == []
     assert Payout.objects.get(creator=theirs).pk not in [r["id"] for r in body["results"]]
     bad = api.get("/api/v1/payouts/?status=nope")
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "validation_error"
 
 
 def test_non_creators_get_a_clear_403():
@@ -53,9 +56,11 @@ def test_manual_method_put_validates_iban_and_never_echoes_it():
         format="json",
     )
 
-    assert bad.status_code == 400 and "iban" in bad.json()["error"]["fields"]
+    assert bad.status_code == 400
+    assert "iban" in bad.json()["error"]["fields"]
     assert ok.status_code == 200
-    assert ok.json()["rail"] == "manual" and ok.json()["verified"] is False
+    assert ok.json()["rail"] == "manual"
+    assert ok.json()["verified"] is False
     assert ok.json()["iban_last4"] == "3000"
     assert VALID_IBAN not in ok.content.decode()
     assert PayoutMethod.objects.get(creator=creator).iban == VALID_IBAN
@@ -97,8 +102,10 @@ def test_stripe_method_answers_an_onboarding_url_and_verifies_from_stripe(connec
     response = api.put("/api/v1/payouts/method/", {"rail": "stripe", **PW}, format="json")
 
     body = response.json()
-    assert response.status_code == 200 and body["rail"] == "stripe"
-    assert body["verified"] is False and body["onboarding_url"].startswith(connect_fake.url)
+    assert response.status_code == 200
+    assert body["rail"] == "stripe"
+    assert body["verified"] is False
+    assert body["onboarding_url"].startswith(connect_fake.url)
     method = PayoutMethod.objects.get(creator=creator)
     with pytest.raises(CommandError):
         call_command("verify_payout_method", creator.handle)  # Stripe says not yet
@@ -127,7 +134,8 @@ def test_dashboard_panel_shows_method_estimate_and_failure_words(admin_user):
     page = client.get("/creator/").content.decode()
 
     assert "IBAN ending 3000" in page
-    assert "Failed" in page and "your bank returned the transfer" in page
+    assert "Failed" in page
+    assert "your bank returned the transfer" in page
     assert "Check the account holder and IBAN" in page  # what the creator can do
     assert "20.00" in page  # next payout estimate: the returned diamonds
 
@@ -173,7 +181,8 @@ def test_admin_csv_export_and_mark_paid_record_the_actor():
     )
 
     assert text.splitlines()[0].startswith("payout_id,creator,account_holder,iban,amount")
-    assert VALID_IBAN in text and "20.00" in text
+    assert VALID_IBAN in text
+    assert "20.00" in text
     assert paid_response.status_code == 302
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID

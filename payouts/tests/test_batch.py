@@ -45,7 +45,8 @@ def test_batch_pays_exactly_the_due_creators_and_a_rerun_creates_none():
     assert payouts[at.pk].status == PayoutStatus.REQUESTED
     assert (available(above), in_payout(above)) == (0, 5000)
     assert (available(below), available(unverified), available(no_method)) == (1999, 50_000, 50_000)
-    assert result.batch.payouts_created == 2 and result.batch.diamonds == 7000
+    assert result.batch.payouts_created == 2
+    assert result.batch.diamonds == 7000
     assert (
         LedgerTransaction.objects.filter(idempotency_key__startswith="payout-created:").count() == 2
     )
@@ -112,7 +113,8 @@ def test_batch_records_the_creation_event_and_rail_snapshot():
     payout_batch_run()
 
     payout = Payout.objects.get(creator=creator)
-    assert payout.rail == Rail.STRIPE and payout.destination == "acct_x1"
+    assert payout.rail == Rail.STRIPE
+    assert payout.destination == "acct_x1"
     event = PayoutEvent.objects.get(payout=payout)
     assert (event.from_status, event.to_status) == ("", PayoutStatus.REQUESTED)
 
@@ -123,6 +125,7 @@ def test_run_payouts_command_prints_a_one_line_summary(capsys):
     call_command("run_payouts")
 
     out = capsys.readouterr().out.strip()
-    assert out.startswith("run_payouts: batch #") and "1 payouts created" in out
+    assert out.startswith("run_payouts: batch #")
+    assert "1 payouts created" in out
     assert "\n" not in out
     call_command("verify_ledger")

@@ -47,12 +47,14 @@ def test_api_method_change_needs_the_password():
 
     ok = api.put("/api/v1/payouts/method/", {**body, "password": PASSWORD}, format="json")
 
-    assert ok.status_code == 200 and ok.json()["verified"] is False
+    assert ok.status_code == 200
+    assert ok.json()["verified"] is False
     method.refresh_from_db()
     assert method.iban == NEW_IBAN
     assert timezone.now() - method.destination_changed_at < timedelta(minutes=1)
     change = AuditLog.objects.get(action="payout_method_set", object_id=str(method.pk))
-    assert change.after["iban_last4"] == "5432" and NEW_IBAN not in str(change.after)
+    assert change.after["iban_last4"] == "5432"
+    assert NEW_IBAN not in str(change.after)
 
 
 def test_portal_method_change_has_a_password_confirmation_step():
@@ -67,8 +69,10 @@ def test_portal_method_change_has_a_password_confirmation_step():
 
     assert step_one.status_code == 200
     page = step_one.content.decode()
-    assert "Confirm with your password" in page and "IBAN ending 5432" in page
-    assert wrong.status_code == 200 and "That password is not right" in wrong.content.decode()
+    assert "Confirm with your password" in page
+    assert "IBAN ending 5432" in page
+    assert wrong.status_code == 200
+    assert "That password is not right" in wrong.content.decode()
     assert PayoutMethod.objects.get(creator=creator).iban == VALID_IBAN
 
     done = client.post(
@@ -91,13 +95,17 @@ def test_a_payout_to_a_new_destination_waits_and_says_until_when(
     payout = payout_send(payout_id=payout.pk)
 
     until = changed + timedelta(hours=72)
-    assert payout.status == PayoutStatus.REQUESTED and payout.held_until == until
-    assert payout.sent_at is None and in_payout(creator) == 4000
+    assert payout.status == PayoutStatus.REQUESTED
+    assert payout.held_until == until
+    assert payout.sent_at is None
+    assert in_payout(creator) == 4000
     row = client_for(creator.user).get("/api/v1/payouts/").json()["results"][0]
-    assert row["held_until"] is not None and row["status_reason"].startswith("Held until")
+    assert row["held_until"] is not None
+    assert row["status_reason"].startswith("Held until")
     assert "72 hours" in row["status_reason"]
     page = portal(creator.user).get("/creator/").content.decode()
-    assert "Held until" in page and "security hold" in page
+    assert "Held until" in page
+    assert "security hold" in page
     assert payouts_send_released() == 0  # not yet
 
     # 72 hours later, the hourly task sends it.
@@ -128,7 +136,8 @@ def test_the_sender_rechecks_the_method_changed_between_select_and_send(connect_
 
     payout = payout_send(payout_id=payout.pk)
 
-    assert payout.status == PayoutStatus.FAILED and payout.failure_code == "destination_changed"
+    assert payout.status == PayoutStatus.FAILED
+    assert payout.failure_code == "destination_changed"
     assert connect_fake.transfers_for_payout(payout.pk) == []
     assert (available(creator), in_payout(creator)) == (4000, 0)
     row = client_for(creator.user).get("/api/v1/payouts/").json()["results"][0]
@@ -144,6 +153,7 @@ def test_the_sender_rechecks_verification(connect_fake):
 
     payout = payout_send(payout_id=payout.pk)
 
-    assert payout.status == PayoutStatus.FAILED and payout.failure_code == "method_unverified"
+    assert payout.status == PayoutStatus.FAILED
+    assert payout.failure_code == "method_unverified"
     assert connect_fake.transfers_for_payout(payout.pk) == []
     assert available(creator) == 4000

@@ -30,13 +30,16 @@ def test_a_change_mails_the_owner_and_the_link_puts_the_old_destination_back(cli
     creator = make_payout_creator(0)
     mail, path = change(creator)
     # Security mail: sent even though this address was never verified.
-    assert mail.category == EmailCategory.SECURITY and mail.status == EmailStatus.PENDING
-    assert "ending 5432" in mail.body_text and "ending 3000" in mail.body_text
+    assert mail.category == EmailCategory.SECURITY
+    assert mail.status == EmailStatus.PENDING
+    assert "ending 5432" in mail.body_text
+    assert "ending 3000" in mail.body_text
     method = PayoutMethod.objects.get(creator=creator)
     assert (method.iban, method.is_verified) == (NEW_IBAN, False)
 
     page = client.get(path)
-    assert page.status_code == 200 and b"ending 3000" in page.content
+    assert page.status_code == 200
+    assert b"ending 3000" in page.content
     assert client.post(path).status_code == 200
     method.refresh_from_db()
     assert (method.iban, method.account_holder, method.is_verified) == (
@@ -46,7 +49,8 @@ def test_a_change_mails_the_owner_and_the_link_puts_the_old_destination_back(cli
     )
     assert method.destination_changed_at is None
     again = client.post(path)
-    assert again.status_code == 400 and b"already undone" in again.content
+    assert again.status_code == 400
+    assert b"already undone" in again.content
 
 
 def test_a_forged_or_expired_link_changes_nothing(client, settings):

@@ -34,14 +34,16 @@ def test_cash_out_everything_with_the_fee_kept_from_the_amount(settings, currenc
     response = api.post("/api/v1/payouts/", {}, format="json", **headers)
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["diamonds"] == 5000 and body["is_instant"] is True
+    assert body["diamonds"] == 5000
+    assert body["is_instant"] is True
     assert body["fee"] == {"amount": "0.38", "currency": currency}
     assert body["amount"] == {"amount": "24.62", "currency": currency}
     assert body["status"] == PayoutStatus.REQUESTED
     assert (available(creator), in_payout(creator)) == (0, 5000)
 
     replay = api.post("/api/v1/payouts/", {}, format="json", **headers)
-    assert replay.status_code == 201 and replay.json()["id"] == body["id"]
+    assert replay.status_code == 201
+    assert replay.json()["id"] == body["id"]
     assert Payout.objects.filter(creator=creator).count() == 1
     statement = api.get(f"/api/v1/payouts/{body['id']}/statement/").json()
     assert statement["fees"] == {"amount": "0.38", "currency": currency}
@@ -53,7 +55,8 @@ def test_part_of_the_balance_then_payout_open_while_it_is_on_its_way():
     creator = make_payout_creator(9000)
     api = client_for(creator.user)
     first = api.post("/api/v1/payouts/", {"diamonds": 4000}, format="json", **idem())
-    assert first.status_code == 201 and first.json()["diamonds"] == 4000
+    assert first.status_code == 201
+    assert first.json()["diamonds"] == 4000
     assert available(creator) == 5000
 
     second = api.post("/api/v1/payouts/", {"diamonds": 2000}, format="json", **idem())
@@ -80,7 +83,8 @@ def test_bad_amounts_are_refused_and_change_nothing(body, status, code):
     response = client_for(creator.user).post("/api/v1/payouts/", body, format="json", **idem())
     assert response.status_code == status, response.json()
     assert response.json()["error"]["code"] == code
-    assert available(creator) == 6000 and not Payout.objects.filter(creator=creator).exists()
+    assert available(creator) == 6000
+    assert not Payout.objects.filter(creator=creator).exists()
 
 
 def test_same_rules_as_the_batch(user_api, settings):
@@ -107,7 +111,8 @@ def test_same_rules_as_the_batch(user_api, settings):
     assert response.json()["status"] == PayoutStatus.AWAITING_APPROVAL
     payout = Payout.objects.get(creator=big)
     assert "approval threshold" in payout.hold_reason
-    assert payout.amount == Money("492.50", "USD") and payout.fee == Money("7.50", "USD")
+    assert payout.amount == Money("492.50", "USD")
+    assert payout.fee == Money("7.50", "USD")
     assert OutboxEmail.objects.filter(event=f"payout_awaiting_approval:{payout.pk}").exists()
 
 

@@ -33,7 +33,9 @@ def test_a_transfer_whose_answer_was_lost_is_recorded_paid_once(connect_fake):
     assert first.discrepancies == second.discrepancies == 0
     assert in_payout(payout.creator) == 0
     run = ReconciliationRun.objects.filter(kind="payouts").latest("id")
-    assert run.status == "done" and run.counts["transfers"] == 1 and run.finished_at
+    assert run.status == "done"
+    assert run.counts["transfers"] == 1
+    assert run.finished_at
     call_command("verify_ledger")
 
 

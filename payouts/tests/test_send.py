@@ -40,7 +40,8 @@ def test_stripe_payout_is_transferred_once_and_paid(
     payout = Payout.objects.get(creator=creator)
     assert payout.status == PayoutStatus.PAID
     (transfer,) = connect_fake.transfers_for_payout(payout.pk)
-    assert transfer["amount"] == 2000 and transfer["currency"] == "usd"
+    assert transfer["amount"] == 2000
+    assert transfer["currency"] == "usd"
     assert transfer["destination"] == payout.destination
     assert payout.rail_reference == transfer["id"]
     assert (available(creator), in_payout(creator), paid_out()) == (0, 0, 4000)
@@ -148,7 +149,8 @@ def test_manual_payout_waits_in_processing_then_staff_mark_it_paid(admin_user):
 
     payout = payout_mark_paid(payout=payout, actor=admin_user, reference="BANKRUN-7")
 
-    assert payout.status == PayoutStatus.PAID and payout.rail_reference == "BANKRUN-7"
+    assert payout.status == PayoutStatus.PAID
+    assert payout.rail_reference == "BANKRUN-7"
     assert payout.events.last().actor == admin_user
     assert paid_out() == 4000
     with pytest.raises(PayoutStateError):
@@ -164,7 +166,8 @@ def test_staff_mark_failed_returns_the_diamonds_with_the_reason(admin_user):
 
     payout = payout_mark_failed(payout=payout, actor=admin_user, reason="IBAN closed")
 
-    assert payout.status == PayoutStatus.FAILED and payout.failure_reason == "IBAN closed"
+    assert payout.status == PayoutStatus.FAILED
+    assert payout.failure_reason == "IBAN closed"
     assert (available(creator), in_payout(creator)) == (4000, 0)
     call_command("verify_ledger")
 
@@ -184,8 +187,10 @@ def test_cancel_and_approve_with_actor(admin_user, settings):
     p1 = payout_approve(payout=p1, actor=admin_user)
     p2 = payout_cancel(payout=p2, actor=admin_user, reason="suspected fraud")
 
-    assert p1.status == PayoutStatus.REQUESTED and p1.approved_by == admin_user
-    assert p2.status == PayoutStatus.CANCELLED and available(second) == 4000
+    assert p1.status == PayoutStatus.REQUESTED
+    assert p1.approved_by == admin_user
+    assert p2.status == PayoutStatus.CANCELLED
+    assert available(second) == 4000
     assert p2.events.last().actor == admin_user
     with pytest.raises(PayoutStateError):
         payout_cancel(payout=p2, actor=admin_user, reason="again")

@@ -66,7 +66,8 @@ def test_a_long_statement_in_three_scripts_keeps_every_name_line_and_total():
 
     response = portal.get(f"/creator/payouts/{payout.pk}/statement.pdf")
 
-    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
     pages = pdf_pages(response.content)
     text = "\n".join(pages)
     assert len(pages) >= 3
@@ -79,14 +80,18 @@ def test_a_long_statement_in_three_scripts_keeps_every_name_line_and_total():
     assert sum("Ledger tx" in page for page in pages) == len(pages) - (
         0 if "Ledger tx" in pages[0] else 1
     )
-    assert "李雷" in pages[0] and f"@{creator.handle}" in pages[0]
-    assert text.count("Łukasz") == 70 and text.count("Ñandú") == 70
-    assert "Live live-7" in text and "Video vid-9" in text
+    assert "李雷" in pages[0]
+    assert f"@{creator.handle}" in pages[0]
+    assert text.count("Łukasz") == 70
+    assert text.count("Ñandú") == 70
+    assert "Live live-7" in text
+    assert "Video vid-9" in text
     for gift in sent:
         assert str(gift.transaction_id) in text
     # Totals: each table's subtotal, the summary and the amount paid.
     live, video = (g for g in statement.groups)
-    assert live.diamonds == 7_000 and video.diamonds == 6_000 + 10 * 1_000 - 0
+    assert live.diamonds == 7_000
+    assert video.diamonds == 6_000 + 10 * 1_000 - 0
     assert f"Subtotal, 70 gift(s) {live.diamonds:,}" in text
     assert f"Subtotal, 70 gift(s) {video.diamonds:,}" in text
     total = statement.diamonds
@@ -96,7 +101,8 @@ def test_a_long_statement_in_three_scripts_keeps_every_name_line_and_total():
     assert f"Total: {total:,} diamonds · amount paid {statement.amount.amount} USD" in text
     # The currency paragraph is wrapped text, whole; no line needs a footnote, so none.
     assert "your bank converts at its own rate." in " ".join(text.split())
-    assert "*" not in text and "†" not in text
+    assert "*" not in text
+    assert "†" not in text
 
 
 def test_a_split_gift_gets_a_footnote_and_a_chargeback_its_line():
@@ -127,7 +133,8 @@ def test_a_split_gift_gets_a_footnote_and_a_chargeback_its_line():
     assert "500 of 1,000*" in text
     assert "* Only part of this line's diamonds is paid by this payout" in text
     assert "coins charged back to the card." in text  # the memo, wrapped, not cut
-    assert "Total 2,000 diamonds" in text and "Chargebacks -500 diamonds" in text
+    assert "Total 2,000 diamonds" in text
+    assert "Chargebacks -500 diamonds" in text
 
 
 def test_past_the_line_limit_the_pdf_lists_subtotals_and_points_to_the_csv(monkeypatch):
@@ -142,8 +149,11 @@ def test_past_the_line_limit_the_pdf_lists_subtotals_and_points_to_the_csv(monke
 
     text = " ".join(pdf_text(statement_pdf(statement)).split())
 
-    assert "This statement has 3 lines" in text and "the CSV download" in text
-    assert "Live L1 3 3,000 15.0000" in text and "Total 3,000 diamonds" in text
-    assert "Ledger tx" not in text and "Gift / note" not in text  # no line table
+    assert "This statement has 3 lines" in text
+    assert "the CSV download" in text
+    assert "Live L1 3 3,000 15.0000" in text
+    assert "Total 3,000 diamonds" in text
+    assert "Ledger tx" not in text
+    assert "Gift / note" not in text
     assert len(sent) == 3
     assert "Łukasz" in text

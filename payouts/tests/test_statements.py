@@ -81,7 +81,8 @@ def test_statement_lists_each_gift_by_day_and_live_and_sums_to_the_payout(gifts,
     payout_batch_run()
 
     payout = Payout.objects.get(creator=creator)
-    assert payout.diamonds == 2500 and payout.diamond_value is not None
+    assert payout.diamonds == 2500
+    assert payout.diamond_value is not None
     statement = payout_statement(payout=payout)
     assert statement.diamonds == payout.diamonds == 2500
     assert [(g.context, g.context_id, g.diamonds) for g in statement.groups] == [
@@ -92,17 +93,21 @@ def test_statement_lists_each_gift_by_day_and_live_and_sums_to_the_payout(gifts,
     assert set(rows) == {g1.transaction_id, g2.transaction_id, g3.transaction_id}
     assert (rows[g2.transaction_id].sender, rows[g2.transaction_id].quantity) == ("bob", 5)
     assert rows[g2.transaction_id].diamonds_per_coin == "1"
-    assert statement.fees.amount == 0 and str(statement.amount.amount) == "12.50"
+    assert statement.fees.amount == 0
+    assert str(statement.amount.amount) == "12.50"
     assert "no currency conversion" in statement.conversion_note
 
     # The creator follows Bob's gift from his debit to this payout, over the API.
     api = client_for(creator.user)
     trace = api.get(f"/api/v1/payouts/trace/{g2.transaction_id}/").json()
-    assert trace["coins_debited"] == 500 and trace["sender"] == "bob"
+    assert trace["coins_debited"] == 500
+    assert trace["sender"] == "bob"
     assert trace["released_by_transaction_id"] is not None
-    assert trace["paid_by_payout_id"] == payout.pk and trace["status"] == "requested"
+    assert trace["paid_by_payout_id"] == payout.pk
+    assert trace["status"] == "requested"
     body = api.get(f"/api/v1/payouts/{payout.pk}/statement/").json()
-    assert body["diamonds"] == 2500 and body["fees"] == {"amount": "0.00", "currency": "USD"}
+    assert body["diamonds"] == 2500
+    assert body["fees"] == {"amount": "0.00", "currency": "USD"}
     assert sum(line["diamonds"] for g in body["groups"] for line in g["lines"]) == 2500
 
     payout_mark_paid(payout=payout, actor=admin_user, reference="bank-run-1")
@@ -133,8 +138,10 @@ def test_clawback_is_a_negative_line_and_a_failed_payout_is_paid_again(gifts, ad
 
     s2 = payout_statement(payout=p2)
     assert [r.diamonds for r in s2.lines] == [1000, 1000, 1000, -700]
-    assert s2.lines[-1].kind == "chargeback" and "Chargeback" in s2.lines[-1].memo
-    assert s2.chargeback_diamonds == -700 and s2.diamonds == 2300
+    assert s2.lines[-1].kind == "chargeback"
+    assert "Chargeback" in s2.lines[-1].memo
+    assert s2.chargeback_diamonds == -700
+    assert s2.diamonds == 2300
     assert {r.transaction_id for r in payout_statement(payout=p1).lines} == {
         g.transaction_id for g in first
     }
@@ -205,21 +212,25 @@ def test_csv_and_pdf_downloads_carry_every_line_and_the_totals(gifts):
     csv_response = portal.get(f"/creator/payouts/{payout.pk}/statement.csv")
     pdf_response = portal.get(f"/creator/payouts/{payout.pk}/statement.pdf")
 
-    assert page.status_code == 200 and b"Statement for payout" in page.content
+    assert page.status_code == 200
+    assert b"Statement for payout" in page.content
     assert csv_response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(csv_response.content.decode())))
     gift_rows = [r for r in rows if r["kind"] == "gift"]
     assert [int(r["ledger_transaction_id"]) for r in gift_rows] == [g.transaction_id for g in sent]
     assert sum(int(r["diamonds"]) for r in gift_rows) == 2300
     totals = {r["kind"]: r for r in rows if r["line"] == ""}
-    assert totals["total"]["diamonds"] == "2300" and totals["fees"]["value"] == "0.00"
+    assert totals["total"]["diamonds"] == "2300"
+    assert totals["fees"]["value"] == "0.00"
     assert totals["amount_paid"]["value"] == "11.50"
     assert gift_rows[-1]["memo"].startswith("'=")  # no spreadsheet formulas from viewers
     body = pdf_response.content
     assert pdf_response["Content-Type"] == "application/pdf"
-    assert body.startswith(b"%PDF-") and body.rstrip().endswith(b"%%EOF")
+    assert body.startswith(b"%PDF-")
+    assert body.rstrip().endswith(b"%%EOF")
     text = pdf_text(body)
-    assert "Total 2,300 diamonds 11.5000" in text and "Fees 0.00" in text
+    assert "Total 2,300 diamonds 11.5000" in text
+    assert "Fees 0.00" in text
     assert "Amount paid 11.50 USD" in text
     assert all(str(g.transaction_id) in text for g in sent)
     # Another creator's statement is 404, not 403.
@@ -259,6 +270,9 @@ def test_money_is_shown_one_way_on_the_page_and_agrees_with_the_csv():
     totals = {r["kind"]: r["value"] for r in rows if r["line"] == ""}
 
     assert "data-value>$11.5050<" in page
-    assert "data-rounding>−$0.0050<" in page and totals["rounding"] == "-0.0050"
-    assert "<strong>$11.50</strong>" in page and totals["amount_paid"] == "11.50"
-    assert "−$0.00<" not in page and "USD 11.5050" not in page
+    assert "data-rounding>−$0.0050<" in page
+    assert totals["rounding"] == "-0.0050"
+    assert "<strong>$11.50</strong>" in page
+    assert totals["amount_paid"] == "11.50"
+    assert "−$0.00<" not in page
+    assert "USD 11.5050" not in page

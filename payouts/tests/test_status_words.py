@@ -33,13 +33,15 @@ def test_tax_form_missing_hold_says_why_and_what_to_do(admin_user):
     row = _api_row(creator)
     assert row["status"] == "awaiting_approval"
     assert row["status_reason"].startswith("Held: tax form missing")
-    assert "W-9" in row["next_step"] and row["expected_at"] is not None
+    assert "W-9" in row["next_step"]
+    assert row["expected_at"] is not None
 
     # Once the form is recorded and staff approve, it is on its way with a date.
     PayoutMethod.objects.filter(creator=creator).update(tax_form_status=TaxFormStatus.W9)
     payout_approve(payout=Payout.objects.get(creator=creator), actor=admin_user)
     row = _api_row(creator)
-    assert row["status"] == "requested" and row["status_reason"] == "On its way by bank transfer."
+    assert row["status"] == "requested"
+    assert row["status_reason"] == "On its way by bank transfer."
     assert row["expected_at"] > row["created_at"]
     call_command("verify_ledger")
 
@@ -51,7 +53,8 @@ def test_awaiting_approval_above_the_threshold(settings):
     row = _api_row(creator)
     assert row["status"] == "awaiting_approval"
     assert row["status_reason"].startswith("Awaiting approval")
-    assert row["next_step"].startswith("Nothing to do") and row["expected_at"]
+    assert row["next_step"].startswith("Nothing to do")
+    assert row["expected_at"]
     call_command("verify_ledger")
 
 
@@ -62,7 +65,8 @@ def test_method_changed_while_held_is_method_unverified(settings):
     PayoutMethod.objects.filter(creator=creator).update(is_verified=False)
     row = _api_row(creator)
     assert row["status_reason"].startswith("Held: your payout method is not verified")
-    assert "/creator/payout-method/" in row["next_step"] and row["expected_at"] is None
+    assert "/creator/payout-method/" in row["next_step"]
+    assert row["expected_at"] is None
 
 
 def test_bank_returned_it(admin_user):
@@ -73,7 +77,8 @@ def test_bank_returned_it(admin_user):
     row = _api_row(creator)
     assert row["status"] == "failed"
     assert row["status_reason"].startswith("Failed: your bank returned the transfer")
-    assert "IBAN" in row["next_step"] and row["expected_at"]  # the next run, method verified
+    assert "IBAN" in row["next_step"]
+    assert row["expected_at"]
     call_command("verify_ledger")
 
 
@@ -85,7 +90,8 @@ def test_stripe_refused_an_unverified_account(connect_fake):
     assert (payout.status, payout.failure_code) == (PayoutStatus.FAILED, "account_invalid")
     row = _api_row(creator)
     assert row["status_reason"].startswith("Failed: your payout method is not verified")
-    assert "Stripe" in row["status_reason"] and "/creator/payout-method/" in row["next_step"]
+    assert "Stripe" in row["status_reason"]
+    assert "/creator/payout-method/" in row["next_step"]
     call_command("verify_ledger")
 
 
@@ -99,7 +105,7 @@ def test_cancelled_by_staff(admin_user):
 
 
 @pytest.mark.parametrize(
-    "setup, blocked",
+    ("setup", "blocked"),
     [
         (dict(with_method=False), "Add a payout method."),
         (dict(verified=False), "Your bank details are waiting for verification"),
@@ -111,7 +117,8 @@ def test_next_payout_estimate_says_what_blocks_it(setup, blocked):
     creator = make_payout_creator(500, **setup)
     body = client_for(creator.user).get("/api/v1/payouts/next/").json()
     assert body["blocked_because"].startswith(blocked)
-    assert body["estimate"] is None and body["next_step"]
+    assert body["estimate"] is None
+    assert body["next_step"]
 
 
 def test_next_payout_estimate_when_nothing_blocks():
@@ -163,7 +170,8 @@ def test_creator_reads_the_reason_and_downloads_the_statement(live_server, admin
             with page.expect_download() as download_info:
                 page.get_by_role("link", name="Download PDF").click()
             pdf = download_info.value.path().read_bytes()
-            assert pdf.startswith(b"%PDF") and "Total 200,000 diamonds" in pdf_text(pdf)
+            assert pdf.startswith(b"%PDF")
+            assert "Total 200,000 diamonds" in pdf_text(pdf)
         finally:
             browser.close()
     connections.close_all()

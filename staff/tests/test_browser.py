@@ -111,7 +111,8 @@ def test_finance_signs_in_with_totp_adjusts_approves_and_resolves(
     page.click("button[name=index]")
     page.wait_for_selector(".messagelist .success")
     payout.refresh_from_db()
-    assert payout.status == "requested" and payout.approved_by == finance
+    assert payout.status == "requested"
+    assert payout.approved_by == finance
 
     # Reconciliation queue: resolve with a note.
     page.goto(f"{base}/admin/wallets/discrepancy/?status__exact=open")
@@ -122,7 +123,8 @@ def test_finance_signs_in_with_totp_adjusts_approves_and_resolves(
     page.click("input[type=submit][value=Resolve]")
     page.wait_for_selector(".messagelist .success")
     discrepancy.refresh_from_db()
-    assert discrepancy.status == "resolved" and discrepancy.resolved_by == finance
+    assert discrepancy.status == "resolved"
+    assert discrepancy.resolved_by == finance
 
     actions = set(AuditLog.objects.filter(actor=finance).values_list("action", flat=True))
     assert {"admin_login", "wallet_credit", "payout_approve", "discrepancy_resolve"} <= actions

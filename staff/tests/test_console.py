@@ -46,7 +46,8 @@ def test_role_groups_exist_with_their_permissions():
     finance = Group.objects.get(name=FINANCE)
     support_perms = {f"{p.content_type.app_label}.{p.codename}" for p in support.permissions.all()}
     finance_perms = {f"{p.content_type.app_label}.{p.codename}" for p in finance.permissions.all()}
-    assert "staff.freeze_wallet" in support_perms and "staff.view_wallet" in support_perms
+    assert "staff.freeze_wallet" in support_perms
+    assert "staff.view_wallet" in support_perms
     assert "staff.adjust_wallet" not in support_perms
     assert {"staff.adjust_wallet", "staff.approve_payout", "staff.resolve_discrepancy"} <= (
         finance_perms
@@ -92,11 +93,14 @@ def test_wallet_page_shows_balance_and_paginated_entries(support, viewer):
     client = verified_client(support)
     page = client.get(_url(viewer)).content.decode()
     assert "530 coins" in page
-    assert "Ledger entries (31)" in page and "drip 29" in page and "seed" not in page
+    assert "Ledger entries (31)" in page
+    assert "drip 29" in page
+    assert "seed" not in page
     older = client.get(_url(viewer), {"entries_page": 2}).content.decode()
     assert "seed" in older
     # Read-only: support sees no adjust form, and the change form has no save button.
-    assert 'id="adjust-form"' not in page and 'name="_save"' not in page
+    assert 'id="adjust-form"' not in page
+    assert 'name="_save"' not in page
 
 
 def test_finance_credit_and_debit_with_reason_are_posted_and_audited(finance, viewer):
@@ -107,10 +111,13 @@ def test_finance_credit_and_debit_with_reason_are_posted_and_audited(finance, vi
     assert _balance(viewer) == 700
     rows = list(AuditLog.objects.filter(actor=finance).order_by("id"))
     assert [r.action for r in rows] == ["wallet_credit", "wallet_debit"]
-    assert rows[0].before == {"balance": 500} and rows[0].after["balance"] == 750
-    assert rows[0].reason == "goodwill" and rows[0].ip == "127.0.0.1"
+    assert rows[0].before == {"balance": 500}
+    assert rows[0].after["balance"] == 750
+    assert rows[0].reason == "goodwill"
+    assert rows[0].ip == "127.0.0.1"
     journal = LedgerTransaction.objects.get(pk=rows[0].after["transaction"])
-    assert journal.actor == finance and journal.memo == "goodwill"
+    assert journal.actor == finance
+    assert journal.memo == "goodwill"
 
 
 def test_a_double_submitted_adjustment_posts_once(finance, viewer):
@@ -147,7 +154,8 @@ def test_support_freezes_and_unfreezes_with_reasons(support, viewer):
     client = verified_client(support)
     client.post(_url(viewer, "freeze"), {"reason": "suspicious logins"})
     wallet = wallet_get(user=viewer)
-    assert wallet.is_frozen and wallet.frozen_reason == "suspicious logins"
+    assert wallet.is_frozen
+    assert wallet.frozen_reason == "suspicious logins"
     client.post(_url(viewer, "unfreeze"), {"reason": "user verified"})
     assert not wallet_get(user=viewer).is_frozen
     rows = list(AuditLog.objects.filter(actor=support).order_by("id"))
@@ -155,7 +163,8 @@ def test_support_freezes_and_unfreezes_with_reasons(support, viewer):
         ("wallet_freeze", "suspicious logins"),
         ("wallet_unfreeze", "user verified"),
     ]
-    assert rows[0].before["is_frozen"] is False and rows[0].after["is_frozen"] is True
+    assert rows[0].before["is_frozen"] is False
+    assert rows[0].after["is_frozen"] is True
 
 
 def test_freeze_without_reason_changes_nothing(support, viewer):
@@ -188,7 +197,8 @@ def test_large_credit_waits_for_a_different_finance_user(finance, viewer, settin
     maker_client = verified_client(finance)
     maker_client.post(_url(viewer, "adjust"), {"coins": 5000, "reason": "promo", "nonce": "6" * 32})
     request = AdjustmentRequest.objects.get()
-    assert request.status == AdjustmentStatus.PENDING and request.requested_by == finance
+    assert request.status == AdjustmentStatus.PENDING
+    assert request.requested_by == finance
     assert _balance(viewer) == 500
 
     # The maker cannot approve their own request, even by crafting the POST.
@@ -197,20 +207,23 @@ def test_large_credit_waits_for_a_different_finance_user(finance, viewer, settin
     response = maker_client.post(f"/admin/staff/adjustmentrequest/{request.pk}/approve/")
     assert response.status_code == 403
     request.refresh_from_db()
-    assert request.status == AdjustmentStatus.PENDING and _balance(viewer) == 500
+    assert request.status == AdjustmentStatus.PENDING
+    assert _balance(viewer) == 500
 
     # Support cannot approve either.
     support = staff_user(SUPPORT)
     response = verified_client(support).post(
         f"/admin/staff/adjustmentrequest/{request.pk}/approve/"
     )
-    assert response.status_code == 403 and _balance(viewer) == 500
+    assert response.status_code == 403
+    assert _balance(viewer) == 500
 
     verified_client(checker).post(
         f"/admin/staff/adjustmentrequest/{request.pk}/approve/", {"note": "ok"}
     )
     request.refresh_from_db()
-    assert request.status == AdjustmentStatus.APPROVED and request.decided_by == checker
+    assert request.status == AdjustmentStatus.APPROVED
+    assert request.decided_by == checker
     assert request.transaction.idempotency_key == f"adjustment-request:{request.pk}"
     assert _balance(viewer) == 5500
     # Approving again changes nothing.
@@ -231,7 +244,8 @@ def test_rejected_request_posts_nothing(finance, viewer, settings):
         f"/admin/staff/adjustmentrequest/{request.pk}/reject/", {"note": "no basis"}
     )
     request.refresh_from_db()
-    assert request.status == AdjustmentStatus.REJECTED and _balance(viewer) == 500
+    assert request.status == AdjustmentStatus.REJECTED
+    assert _balance(viewer) == 500
     assert AuditLog.objects.filter(action="adjustment_reject", reason="no basis").exists()
 
 
@@ -265,7 +279,8 @@ def test_audit_log_is_append_only_in_the_model_and_the_database(finance, viewer)
         with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
     row = AuditLog.objects.get(pk=row.pk)
-    assert row.reason == "r" and row.object_type == "accounts.user"
+    assert row.reason == "r"
+    assert row.object_type == "accounts.user"
 
 
 def test_audit_log_cannot_be_changed_through_the_admin(finance, viewer):
@@ -304,8 +319,10 @@ def test_dashboard_renders_kpis_and_charts(support, viewer):
     wallet_adjust(user=viewer, coins=-100, reason="x", actor=None, idempotency_key="dash")
     verified = verified_client(support)
     html = verified.get("/admin/").content.decode()
-    assert "Coins outstanding" in html and "<svg" in html
-    assert "Coins gifted per day" in html and "Revenue per day" in html
+    assert "Coins outstanding" in html
+    assert "<svg" in html
+    assert "Coins gifted per day" in html
+    assert "Revenue per day" in html
     assert "Frozen wallets" in html
 
 

@@ -70,9 +70,11 @@ def test_credits_cannot_be_sliced_under_the_limit_per_staff_member_or_wallet(lim
 
     assert first.status == AdjustmentStatus.POSTED
     assert [sliced.status, elsewhere.status, by_colleague.status] == [AdjustmentStatus.PENDING] * 3
-    assert wallet_get(user=dana).balance == 5600 and wallet_get(user=erin).balance == 5000
+    assert wallet_get(user=dana).balance == 5600
+    assert wallet_get(user=erin).balance == 5000
     audit = AuditLog.objects.get(action="adjustment_request", object_id=str(sliced.pk))
-    assert audit.after["posted_24h_by_actor"] == 600 and audit.after["limit"] == 1000
+    assert audit.after["posted_24h_by_actor"] == 600
+    assert audit.after["limit"] == 1000
 
 
 def test_debits_count_and_a_large_debit_needs_a_second_finance_member(limit):
@@ -81,7 +83,8 @@ def test_debits_count_and_a_large_debit_needs_a_second_finance_member(limit):
 
     request = adjust(maker, dana, -1500, "big-debit")
 
-    assert request.status == AdjustmentStatus.PENDING and wallet_get(user=dana).balance == 5000
+    assert request.status == AdjustmentStatus.PENDING
+    assert wallet_get(user=dana).balance == 5000
     adjustment_request_approve(actor=checker, adjustment=request)
     assert wallet_get(user=dana).balance == 3500
     # Small debits add up too: 600 out, then 600 in is 1,200 moved by the maker.
@@ -177,7 +180,8 @@ def test_admin_refuses_and_audits_a_refund_of_ones_own_recharge():
     )
 
     recharge.refresh_from_db()
-    assert recharge.coins_refunded == 0 and recharge.status == RechargeStatus.SUCCEEDED
+    assert recharge.coins_refunded == 0
+    assert recharge.status == RechargeStatus.SUCCEEDED
     assert refusals(me) == ["recharge_refund"]
 
 
@@ -230,7 +234,8 @@ def test_staff_cannot_act_on_their_own_payouts_method_or_tax_form(settings):
     method.refresh_from_db()
     payout.refresh_from_db()
     creator.refresh_from_db()
-    assert method.tax_form_status == "missing" and method.verification_requested_by is None
+    assert method.tax_form_status == "missing"
+    assert method.verification_requested_by is None
     assert payout.status == PayoutStatus.AWAITING_APPROVAL
     assert creator.display_name == "Me"
     assert sorted(refusals(me)) == [
@@ -265,7 +270,8 @@ def test_verifying_bank_details_needs_two_finance_members(capsys):
     )
 
     method = PayoutMethod.objects.get(creator=creator)
-    assert method.is_verified and method.verified_by == bob
+    assert method.is_verified
+    assert method.verified_by == bob
     assert method.verification_requested_by == alice
     assert "proposed by alice-v" in capsys.readouterr().out
 
@@ -287,7 +293,8 @@ def test_a_destination_change_clears_a_pending_verification():
 
     method = payout_method_verify(method=PayoutMethod.objects.get(creator=creator), actor=bob)
 
-    assert not method.is_verified and method.verification_requested_by == bob
+    assert not method.is_verified
+    assert method.verification_requested_by == bob
 
 
 def test_coin_package_prices_change_only_with_a_second_finance_member():
@@ -321,5 +328,6 @@ def test_coin_package_prices_change_only_with_a_second_finance_member():
     )
 
     change.refresh_from_db()
-    assert change.status == "approved" and change.decided_by == bob
+    assert change.status == "approved"
+    assert change.decided_by == bob
     assert CoinPackagePrice.objects.get(package=package).price == Money("0.01", "EUR")

@@ -122,7 +122,8 @@ def test_a_refund_into_coin_debt_needs_finance():
     )
     # 300 coins left: refunding all 400 would put the viewer into debt.
     assert code_of(lambda: refund(support, recharge)) == "refund_needs_finance"
-    assert stripe_refunded(recharge) == 0 and not RechargeRefund.objects.exists()
+    assert stripe_refunded(recharge) == 0
+    assert not RechargeRefund.objects.exists()
     refund(support, recharge, coins=300)  # what the wallet still holds is fine
     done = refund(finance, recharge)
     assert (done.coins, done.coins_to_debt) == (100, 100)
@@ -141,7 +142,8 @@ def test_a_double_submit_refunds_and_audits_once():
         )
         for _ in range(2)
     )
-    assert first.pk == again.pk and RechargeRefund.objects.count() == 1
+    assert first.pk == again.pk
+    assert RechargeRefund.objects.count() == 1
     assert AuditLog.objects.filter(action="recharge_refund").count() == 1
     assert stripe_refunded(recharge) == gateway.to_minor(first.amount)
 
@@ -208,25 +210,30 @@ def test_staff_refund_of_gifted_coins_follows_the_chargeback_policy(settings, po
     done = refund(staff_user(FINANCE), recharge)
     assert done.coins_to_debt == 600
     rows = list(ChargebackAllocation.objects.filter(refund=done))
-    assert sum(r.coins for r in rows) == 600 and {r.policy for r in rows} == {policy}
+    assert sum(r.coins for r in rows) == 600
+    assert {r.policy for r in rows} == {policy}
     assert rows[0].dispute is None
     losses = account_balance(Account.objects.get(kind=AccountKind.CHARGEBACK_LOSSES))
     if policy == "clawback_pending":
-        assert _pending(creator) == 0 and losses == 0
+        assert _pending(creator) == 0
+        assert losses == 0
     else:
-        assert _pending(creator) == 600 and losses == -600
+        assert _pending(creator) == 600
+        assert losses == -600
     # On the creator's statement, with the reason.
     line = Entry.objects.filter(
         transaction__kind="clawback", transaction__reference=f"refund:{done.pk}"
     ).first()
     assert line is not None
     memo = line.transaction.memo
-    assert f"Refund of recharge #{recharge.pk}" in memo and "by Applause support" in memo
+    assert f"Refund of recharge #{recharge.pk}" in memo
+    assert "by Applause support" in memo
     assert "600 coins of 1 gift(s) to you were refunded" in memo
     # The creator is told it was a refund (not a chargeback at the viewer's bank).
     (notice,) = OutboxEmail.objects.filter(template="chargeback_creator", user=creator.user)
     assert notice.subject.startswith("A refund on gifts you received")
-    assert "refunded to them" in notice.body_text and "bank" not in notice.body_text
+    assert "refunded to them" in notice.body_text
+    assert "bank" not in notice.body_text
     assert failures() == []
 
 

@@ -33,7 +33,8 @@ def test_dashboard_figures_come_from_recharges_gifts_and_balances():
 
     today = data["revenue_table"][0]
     assert data["currencies"] == ["EUR", "USD"]
-    assert today["coins_sold"] == 1500 and today["recharges"] == 2
+    assert today["coins_sold"] == 1500
+    assert today["recharges"] == 2
     assert all(v > Decimal(0) for v in today["by_currency"])
     assert data["gift_table"][0] == {"label": "today", "count": 2, "coins": 80}
     assert [g["name"] for g in data["top_gifts"]] == ["Dash heart", "Dash rose"]
@@ -46,11 +47,14 @@ def test_dashboard_figures_come_from_recharges_gifts_and_balances():
         "awaiting_approval": {"count": 0, "diamonds": 0, "amount": Decimal(0)},
     }
     chart = data["gifts_chart"]
-    assert len(chart.bars) == 30 and chart.bars[-1]["value"] == 80 and chart.maximum == 80
+    assert len(chart.bars) == 30
+    assert chart.bars[-1]["value"] == 80
+    assert chart.maximum == 80
     assert chart.bars[0]["h"] == 0
 
 
 def test_dashboard_on_an_empty_platform():
     data = selectors.dashboard()
-    assert data["coins_outstanding"] == 0 and data["top_gifts"] == []
+    assert data["coins_outstanding"] == 0
+    assert data["top_gifts"] == []
     assert data["gifts_chart"].maximum == 0

@@ -71,7 +71,8 @@ def test_code_after_password_opens_the_admin_and_is_audited():
     client = Client()
     assert _password_step(client, user) == "/admin/otp/"
     response = client.post("/admin/otp/", {"otp_token": current_code(device_of(user))})
-    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     assert AuditLog.objects.filter(actor=user, action="admin_login").count() == 1
 
@@ -111,13 +112,15 @@ def test_staff_with_a_link_is_walked_through_enrolment(settings):
     page = client.get("/admin/otp/enrol/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "<svg" in html and re.search(r"otp-secret\">[A-Z2-7]{16,}<", html)
+    assert "<svg" in html
+    assert re.search(r"otp-secret\">[A-Z2-7]{16,}<", html)
     device = device_of(user)
     assert not device.confirmed
     # A wrong code does not enrol.
     client.post("/admin/otp/enrol/", {"otp_token": "000000"})
     device.refresh_from_db()
-    assert not device.confirmed and client.get("/admin/").status_code == 302
+    assert not device.confirmed
+    assert client.get("/admin/").status_code == 302
 
     response = client.post("/admin/otp/enrol/", {"otp_token": current_code(device)})
     assert response["Location"] == "/admin/"
@@ -136,7 +139,9 @@ def test_a_password_alone_does_not_enrol_the_first_device():
     page = client.get("/admin/otp/enrol/")
     assert page.status_code == 403
     html = page.content.decode()
-    assert "enrolment link" in html and "staff-qr" not in html and "otp-secret" not in html
+    assert "enrolment link" in html
+    assert "staff-qr" not in html
+    assert "otp-secret" not in html
     response = client.post("/admin/otp/enrol/", {"otp_token": "123456"})
     assert response.status_code == 403
     assert not TOTPDevice.objects.filter(user=user).exists()
@@ -186,7 +191,8 @@ def test_an_enrolment_link_expires_after_24_hours(settings):
     )
     client = Client()
     response = client.get(otp.enrolment_link_path(secret))
-    assert response.status_code == 404 and b"does not work" in response.content
+    assert response.status_code == 404
+    assert b"does not work" in response.content
     _password_step(client, user)
     assert client.get("/admin/otp/enrol/").status_code == 403
 
@@ -240,7 +246,8 @@ def test_a_superuser_issues_a_link_from_the_user_list_and_it_is_audited():
     url = re.search(r'class="enrol-link">([^<]+)<', response.content.decode()).group(1)
     assert url.startswith("http://testserver/admin/otp/enrol/")
     audit = AuditLog.objects.get(action="otp_enrol_link")
-    assert audit.actor == boss and audit.object_id == str(newcomer.pk)
+    assert audit.actor == boss
+    assert audit.object_id == str(newcomer.pk)
     assert EnrolmentLink.objects.get(user=newcomer).issued_by == boss
     # The secret is not stored, only its digest.
     secret = url.rstrip("/").rsplit("/", 1)[1]
@@ -262,7 +269,8 @@ def test_only_a_superuser_may_issue_links():
     newcomer = staff_user("support", device=False)
     client = verified_client(finance)
     listing = client.get("/admin/accounts/user/")
-    assert listing.status_code == 200 and b"issue_enrolment_link" not in listing.content
+    assert listing.status_code == 200
+    assert b"issue_enrolment_link" not in listing.content
     client.post(
         "/admin/accounts/user/",
         {"action": "issue_enrolment_link", "_selected_action": [newcomer.pk]},
@@ -286,7 +294,8 @@ def test_the_command_issues_a_link(settings):
     url = out.getvalue().split()[0]
     assert url.startswith("https://a.example/admin/otp/enrol/")
     audit = AuditLog.objects.get(action="otp_enrol_link")
-    assert audit.actor is None and "command line" in audit.reason
+    assert audit.actor is None
+    assert "command line" in audit.reason
     client = Client()
     assert client.get(url.removeprefix("https://a.example")).status_code == 302
     with pytest.raises(CommandError):
@@ -357,7 +366,8 @@ def test_wrong_codes_lock_the_login_and_end_the_half_login(lockout_after_3):
 
     assert AuditLog.objects.filter(actor=user, action="admin_login_failed").count() == 3
     lock = AuditLog.objects.get(actor=user, action="admin_login_locked")
-    assert lock.object_id == str(user.pk) and lock.ip == "127.0.0.1"
+    assert lock.object_id == str(user.pk)
+    assert lock.ip == "127.0.0.1"
     assert not AuditLog.objects.filter(action="admin_login").exists()
 
 
@@ -415,7 +425,8 @@ def test_wrong_enrolment_codes_count_against_the_lockout_too(lockout_after_3):
     for _ in range(2):
         assert client.post("/admin/otp/enrol/", {"otp_token": "000000"}).status_code == 200
     locked = client.post("/admin/otp/enrol/", {"otp_token": "000000"})
-    assert locked.status_code == 429 and "locked" in locked.content.decode()
+    assert locked.status_code == 429
+    assert "locked" in locked.content.decode()
     assert otp.PENDING_USER not in client.session
 
     device = device_of(user)
@@ -437,7 +448,8 @@ def test_wrong_passwords_alone_lock_a_staff_account_and_audit_it_once(lockout_af
     assert otp.PENDING_USER not in client.session
 
     lock = AuditLog.objects.get(actor=user, action="admin_login_locked")
-    assert lock.reason == "Too many wrong passwords" and lock.ip == "127.0.0.1"
+    assert lock.reason == "Too many wrong passwords"
+    assert lock.ip == "127.0.0.1"
 
 
 def test_a_locked_non_staff_username_writes_no_audit(lockout_after_3):
@@ -479,7 +491,8 @@ def test_an_admin_session_ends_after_30_idle_minutes(settings):
 
     _age_session(client, started_ago=40 * 60, seen_ago=31 * 60)
     response = client.get("/admin/staff/wallet/")
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
     assert "_auth_user_id" not in client.session  # signed out, not just bounced
     assert client.get("/admin/").status_code == 302
 
@@ -492,7 +505,8 @@ def test_an_admin_session_ends_after_12_hours_however_busy(settings):
     assert client.get("/admin/").status_code == 200
     _age_session(client, started_ago=12 * 3600 + 60, seen_ago=60)
     response = client.get("/admin/")
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
 
 
 def test_a_password_change_in_the_admin_revokes_every_api_token():

@@ -44,8 +44,10 @@ def test_support_refunds_within_the_limit_and_it_is_audited(settings):
     recharge.refresh_from_db()
     assert recharge.coins_refunded == 300
     row = AuditLog.objects.get(action="recharge_refund")
-    assert row.actor == support and row.object_id == str(recharge.pk)
-    assert row.before["coins_refunded"] == 0 and row.after["coins_refunded"] == 300
+    assert row.actor == support
+    assert row.object_id == str(recharge.pk)
+    assert row.before["coins_refunded"] == 0
+    assert row.after["coins_refunded"] == 300
     assert row.reason == "customer asked"
 
 
@@ -55,7 +57,8 @@ def test_support_cannot_refund_above_the_limit_but_finance_can(settings):
     response = _refund(verified_client(staff_user(SUPPORT)), recharge)
     assert b"Support can refund up to 500 coins" in response.content
     recharge.refresh_from_db()
-    assert recharge.coins_refunded == 0 and not AuditLog.objects.exists()
+    assert recharge.coins_refunded == 0
+    assert not AuditLog.objects.exists()
 
     finance = staff_user(FINANCE)
     _refund(verified_client(finance), recharge)
@@ -103,7 +106,8 @@ def test_the_stripe_link_is_escaped():
 
     with override_settings(STRIPE_SECRET_KEY="sk_test_abc"):
         html = stripe_dashboard_link('pi_"><script>')
-    assert "<script>" not in html and '"><' not in html
+    assert "<script>" not in html
+    assert '"><' not in html
     assert 'href="https://dashboard.stripe.com/test/payments/pi_%22%3E%3Cscript%3E"' in html
     with override_settings(STRIPE_SECRET_KEY="sk_live_abc", STRIPE_DASHBOARD_URL='https://x/"a'):
         html = stripe_dashboard_link("pi_1")
@@ -134,15 +138,19 @@ def test_finance_resolves_a_discrepancy_with_a_note_and_support_cannot():
     )
     _resolve(verified_client(staff_user(SUPPORT)), discrepancy)
     discrepancy.refresh_from_db()
-    assert discrepancy.status == "open" and not AuditLog.objects.exists()
+    assert discrepancy.status == "open"
+    assert not AuditLog.objects.exists()
 
     finance = staff_user(FINANCE)
     _resolve(verified_client(finance), discrepancy)
     discrepancy.refresh_from_db()
-    assert discrepancy.status == "resolved" and discrepancy.resolved_by == finance
+    assert discrepancy.status == "resolved"
+    assert discrepancy.resolved_by == finance
     row = AuditLog.objects.get(action="discrepancy_resolve")
-    assert row.actor == finance and row.reason == "checked with Stripe: fine"
-    assert row.before == {"status": "open"} and row.after == {"status": "resolved"}
+    assert row.actor == finance
+    assert row.reason == "checked with Stripe: fine"
+    assert row.before == {"status": "open"}
+    assert row.after == {"status": "resolved"}
 
 
 def _awaiting_payout(settings):
@@ -173,9 +181,11 @@ def test_finance_approves_a_payout_and_it_is_audited(settings):
     finance = staff_user(FINANCE)
     _approve(verified_client(finance), payout)
     payout.refresh_from_db()
-    assert payout.status == "requested" and payout.approved_by == finance
+    assert payout.status == "requested"
+    assert payout.approved_by == finance
     row = AuditLog.objects.get(action="payout_approve")
-    assert row.actor == finance and row.before == {"status": "awaiting_approval"}
+    assert row.actor == finance
+    assert row.before == {"status": "awaiting_approval"}
 
 
 def test_support_cannot_approve_a_payout_even_with_a_stray_permission(settings):
@@ -191,7 +201,8 @@ def test_support_cannot_approve_a_payout_even_with_a_stray_permission(settings):
     response = _approve(verified_client(support), payout)
     assert b"finance role" in response.content
     payout.refresh_from_db()
-    assert payout.status == "awaiting_approval" and payout.approved_by is None
+    assert payout.status == "awaiting_approval"
+    assert payout.approved_by is None
     assert not AuditLog.objects.filter(action__startswith="payout").exists()
 
 
@@ -211,4 +222,5 @@ def test_release_now_needs_finance_and_is_audited():
     finance = staff_user(FINANCE)
     verified_client(finance).post("/admin/creators/creator/", data)
     row = AuditLog.objects.get(action="earnings_release")
-    assert row.actor == finance and row.object_id == str(creator.pk)
+    assert row.actor == finance
+    assert row.object_id == str(creator.pk)

@@ -106,7 +106,8 @@ def test_sign_up_recharge_and_see_the_coins(
     assert page.locator("[data-testid=new-balance]").inner_text() == "1,470"
     assert "Total paid" in page.content()
     recharge = Recharge.objects.get()
-    assert recharge.status == RechargeStatus.SUCCEEDED and recharge.coins == 1470
+    assert recharge.status == RechargeStatus.SUCCEEDED
+    assert recharge.coins == 1470
     page.goto(f"{base}/wallet/")
     assert page.locator("[data-testid=balance]").inner_text() == "1,470"
 

@@ -88,6 +88,7 @@ def test_cooling_off_limits_history_and_self_refund(live_server, stripe_webhook,
     # The purchase history shows the month with its totals.
     page.goto(f"{base}/wallet/purchases/")
     total = page.locator("[data-testid=month-total]").first.inner_text()
-    assert re.search(r"0 coins", total) and "6,000 coins refunded" in total
+    assert re.search(r"0 coins", total)
+    assert "6,000 coins refunded" in total
     call_command("verify_ledger")
     connections.close_all()

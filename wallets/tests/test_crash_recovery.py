@@ -69,7 +69,8 @@ def test_reconcile_credits_a_paid_intent_whose_recharge_was_lost_once():
 
     recharge = Recharge.objects.get(payment_intent=pi)
     assert recharge.status == RechargeStatus.SUCCEEDED
-    assert recharge.coins == 700 and recharge.user == user
+    assert recharge.coins == 700
+    assert recharge.user == user
     assert recharge.price == Money("10.01", "USD")
     assert wallet_get(user=user).balance == 700
 
@@ -103,7 +104,7 @@ class Crash(Exception):
 def _post_then_crash(api: APIClient, key: str, body: dict | None = None) -> None:
     # Everything the request wrote (the recharge, the idempotency record, on a first purchase
     # the StripeCustomer) rolls back; what it did at Stripe stays.
-    with pytest.raises(Crash), transaction.atomic():
+    with pytest.raises(Crash), transaction.atomic():  # noqa: PT012 (the crash is inside the commit)
         response = api.post(
             "/api/v1/recharges/", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
         )
@@ -154,7 +155,8 @@ def test_retry_after_a_crash_on_a_first_purchase_charges_once():
     assert response.json()["payment_intent"] == paid.id
     assert [i.id for i in _intents_for_key(user, key)] == [paid.id]
     recharge = Recharge.objects.get(user=user)
-    assert recharge.payment_intent == paid.id and recharge.client_key == key
+    assert recharge.payment_intent == paid.id
+    assert recharge.client_key == key
     assert wallet_get(user=user).balance == 700
     assert _coin_credits(user) == 1
     call_command("verify_ledger")  # SystemExit (non-zero) when an invariant breaks
@@ -173,7 +175,8 @@ def test_retry_after_reconciliation_rebuilt_the_recharge_returns_that_one():
     _post_then_crash(api, key)
     payments_reconcile()
     rebuilt = Recharge.objects.get(user=user)
-    assert rebuilt.status == RechargeStatus.SUCCEEDED and rebuilt.client_key is None
+    assert rebuilt.status == RechargeStatus.SUCCEEDED
+    assert rebuilt.client_key is None
     assert wallet_get(user=user).balance == 700
 
     response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)

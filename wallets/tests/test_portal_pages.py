@@ -79,16 +79,19 @@ def test_self_refund_asks_for_confirmation_first(user, client):
     client.force_login(user)
     receipt = f"/recharges/{recharge.pk}/receipt/"
     page = client.get(receipt).content.decode()
-    assert 'data-testid="refund-button"' in page and "refund-confirm" not in page
+    assert 'data-testid="refund-button"' in page
+    assert "refund-confirm" not in page
 
     # A POST without the confirmation step's answer refunds nothing and asks.
     response = client.post(f"/recharges/{recharge.pk}/refund/", {"key": "k1"})
-    assert response.status_code == 302 and "refund=confirm" in response["Location"]
+    assert response.status_code == 302
+    assert "refund=confirm" in response["Location"]
     assert not RechargeRefund.objects.exists()
     assert wallet_get(user=user).balance == 400
 
     page = client.get(receipt + "?refund=confirm").content.decode()
-    assert 'data-testid="refund-confirm"' in page and "cannot be undone" in page
+    assert 'data-testid="refund-confirm"' in page
+    assert "cannot be undone" in page
     response = client.post(f"/recharges/{recharge.pk}/refund/", {"key": "k2", "confirm": "yes"})
     assert "refunded=1" in response["Location"]
     assert RechargeRefund.objects.filter(recharge=recharge).count() == 1

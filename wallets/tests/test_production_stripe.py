@@ -51,7 +51,8 @@ def test_live_values_pass(settings):
 def test_every_builtin_default_is_an_error(settings):
     found = ids(settings, **BUILTIN)
     # The three keys and the two URLs are defaults; the three URLs are not https.
-    assert found.count("wallets.E001") == 5 and found.count("wallets.E002") == 3
+    assert found.count("wallets.E001") == 5
+    assert found.count("wallets.E002") == 3
     assert ids(settings, DEBUG=True, **BUILTIN) == []
 
 
@@ -81,7 +82,8 @@ def test_allow_localstripe_only_for_a_loopback_api_base(settings):
     settings.STRIPE_API_BASE = "https://api.stripe.com"
     settings.STRIPE_CONNECT_API_BASE = "https://api.stripe.com"
     found = [m.id for m in stripe_settings_check()]
-    assert "wallets.W002" not in found and "wallets.E001" in found
+    assert "wallets.W002" not in found
+    assert "wallets.E001" in found
 
 
 def _production_env(**extra) -> dict:
@@ -108,14 +110,16 @@ def test_check_deploy_and_startup_refuse_the_defaults():
     env = _production_env()  # every STRIPE_* unset: the built-in defaults
     check = _run("manage.py", "check", "--deploy", env=env)
     assert check.returncode != 0
-    assert "wallets.E001" in check.stderr and "STRIPE_WEBHOOK_SECRET" in check.stderr
+    assert "wallets.E001" in check.stderr
+    assert "STRIPE_WEBHOOK_SECRET" in check.stderr
     assert "wallets.E002" in check.stderr
     for entry in ("config.wsgi", "config.asgi"):
         started = _run("-c", f"import {entry}", env=env)
         assert started.returncode != 0, entry
         assert "Refusing to start with DEBUG off" in started.stderr
     worker = _run("-m", "celery", "-A", "config", "worker", "--pool=solo", "-c", "1", env=env)
-    assert worker.returncode != 0 and "Refusing to start" in worker.stderr
+    assert worker.returncode != 0
+    assert "Refusing to start" in worker.stderr
     # With real values the web entry point starts (imports) cleanly.
     assert _run("-c", "import config.wsgi", env=_production_env(**LIVE)).returncode == 0
 
@@ -140,7 +144,8 @@ def test_forged_success_event_for_an_unpaid_recharge_credits_nothing(viewer, api
     assert answer.status_code == 200
     assert answer.json()["result"].startswith("not credited")
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.PENDING and wallet_get(user=viewer).balance == 0
+    assert recharge.status == RechargeStatus.PENDING
+    assert wallet_get(user=viewer).balance == 0
     assert Discrepancy.objects.filter(
         kind="succeeded_event_not_succeeded", object_id=recharge.payment_intent
     ).exists()

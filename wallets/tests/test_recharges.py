@@ -89,11 +89,13 @@ def test_retried_post_with_the_same_key_makes_one_payment_intent(user, user_api)
     assert again.json()["payment_intent"] == first.json()["payment_intent"]
     assert Recharge.objects.filter(user=user).count() == 1
     data = first.json()
-    assert data["status"] == "pending" and data["coins"] == 350
+    assert data["status"] == "pending"
+    assert data["coins"] == 350
     assert data["price"] == {"amount": "4.99", "currency": "EUR"}
     assert data["client_secret"].startswith(data["payment_intent"])
     intent = gateway.payment_intent_retrieve(data["payment_intent"])
-    assert intent.amount == 499 and intent.currency == "eur"
+    assert intent.amount == 499
+    assert intent.currency == "eur"
     # One Stripe customer per user, reused.
     user_api.post("/api/v1/recharges/", {"coins": 500, "currency": "USD"}, format="json", **idem())
     assert StripeCustomer.objects.filter(user=user).count() == 1

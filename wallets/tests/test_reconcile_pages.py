@@ -75,7 +75,8 @@ def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
     with CaptureQueriesContext(connection) as queries:
         again = payments_reconcile()
 
-    assert again.counts.get("credited", 0) == 0 and again.counts.get("marked_failed", 0) == 0
+    assert again.counts.get("credited", 0) == 0
+    assert again.counts.get("marked_failed", 0) == 0
     assert again.counts["payment_intents"] == N + 7
     pages = -(-(N + 7) // RECONCILE_PAGE)
     # Two reads per page, plus the run's own bookkeeping (a handful, whatever N is).

@@ -106,14 +106,16 @@ def test_staff_refunds_partial_then_full(payer, staff, currency):
     first = recharge_refund(
         recharge=recharge, coins=250, reason="partial", actor=staff, idempotency_key="p1"
     )
-    assert str(first.amount.currency) == currency and first.coins == 250
+    assert str(first.amount.currency) == currency
+    assert first.coins == 250
     price = recharge.price
     rest = recharge_refund(recharge=recharge, reason="the rest", actor=staff)
     assert rest.coins == 750
     assert first.amount + rest.amount == price
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
-    assert recharge.amount_refunded == price and recharge.coins_refunded == 1000
+    assert recharge.amount_refunded == price
+    assert recharge.coins_refunded == 1000
     assert recharge.payment_intent
     stripe_refunds = gateway.refunds_for_payment_intent(recharge.payment_intent)
     assert sorted(r.amount for r in stripe_refunds) == sorted(
@@ -135,7 +137,8 @@ def test_dispute_opened_then_lost_through_the_signed_webhook(payer, api, currenc
     assert balances(payer) == (0, -400)
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.DISPUTED
-    assert recharge.amount_refunded == recharge.price and recharge.coins_refunded == 1000
+    assert recharge.amount_refunded == recharge.price
+    assert recharge.coins_refunded == 1000
     lost = event_payload("charge.dispute.closed", {**body, "status": "lost"})
     answer = post_event(api, lost)
     assert answer.status_code == 200, answer.content
@@ -153,12 +156,14 @@ def test_partial_dispute_then_won_gives_the_coins_back(payer, api, currency):
     assert post_event(api, event_payload("charge.dispute.created", body)).status_code == 200
     recharge.refresh_from_db()
     assert recharge.amount_refunded == gateway.from_minor(half, currency)
-    assert recharge.coins_refunded == 500 and balances(payer) == (500, 0)
+    assert recharge.coins_refunded == 500
+    assert balances(payer) == (500, 0)
     won = event_payload("charge.dispute.closed", {**body, "status": "won"})
     assert post_event(api, won).status_code == 200
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.SUCCEEDED
-    assert recharge.amount_refunded == Money(0, currency) and recharge.coins_refunded == 0
+    assert recharge.amount_refunded == Money(0, currency)
+    assert recharge.coins_refunded == 0
     assert balances(payer) == (1000, 0)
     assert failures() == []
 
@@ -186,10 +191,12 @@ def test_refund_made_in_the_stripe_dashboard_arrives_by_webhook(payer, api, curr
     assert answer.status_code == 200, answer.content
     assert answer.json()["result"] == "1 refunds applied"
     row = RechargeRefund.objects.get(stripe_id=outside.id)
-    assert row.source == RefundSource.STRIPE and row.amount == gateway.from_minor(third, currency)
+    assert row.source == RefundSource.STRIPE
+    assert row.amount == gateway.from_minor(third, currency)
     assert row.coins == 333  # pro rata, rounded
     recharge.refresh_from_db()
-    assert recharge.amount_refunded == row.amount and recharge.coins_refunded == 333
+    assert recharge.amount_refunded == row.amount
+    assert recharge.coins_refunded == 333
     assert balances(payer) == (667, 0)
     assert failures() == []
 
@@ -204,9 +211,11 @@ def test_reconciliation_applies_an_outside_refund(payer, currency):
     assert run.status == "done", run.error
     assert run.error == ""
     row = RechargeRefund.objects.get(stripe_id=outside.id)
-    assert row.coins == 1000 and row.amount == recharge.price
+    assert row.coins == 1000
+    assert row.amount == recharge.price
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.REFUNDED and recharge.amount_refunded == row.amount
+    assert recharge.status == RechargeStatus.REFUNDED
+    assert recharge.amount_refunded == row.amount
     assert balances(payer) == (0, 0)
     assert not Discrepancy.objects.filter(object_id=outside.id).exists()
     assert failures() == []
@@ -224,7 +233,8 @@ def test_self_refund_and_the_purchases_page(payer, currency):
         "currency": currency,
     }
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.REFUNDED and recharge.amount_refunded == recharge.price
+    assert recharge.status == RechargeStatus.REFUNDED
+    assert recharge.amount_refunded == recharge.price
     assert balances(payer) == (2000, 0)
     client.force_login(payer)
     page = client.get("/wallet/purchases/")
@@ -255,19 +265,22 @@ def test_an_error_applying_a_verified_event_is_a_500_and_a_discrepancy(
     assert answer.json()["error"]["code"] == "webhook_processing_failed"
     assert any(event_id in r.getMessage() for r in caplog.records)
     stored = StripeEvent.objects.get(event_id=event_id)
-    assert stored.processed_at is None and stored.result.startswith("failed: TypeError")
+    assert stored.processed_at is None
+    assert stored.result.startswith("failed: TypeError")
     assert balances(payer) == (1000, 0)  # nothing half-applied
 
     run = payments_reconcile()
     rows = Discrepancy.objects.filter(kind="webhook_event_failed", object_id=event_id)
-    assert rows.count() == 1 and "TypeError" in rows.get().found
+    assert rows.count() == 1
+    assert "TypeError" in rows.get().found
     assert run.counts["failed_events"] >= 1
 
     # Fixed and redelivered by Stripe: applied once.
     monkeypatch.undo()
     assert post_event(api, payload).status_code == 200
     stored.refresh_from_db()
-    assert stored.processed_at is not None and stored.result == "clawed back"
+    assert stored.processed_at is not None
+    assert stored.result == "clawed back"
     assert balances(payer) == (0, 0)
     assert failures() == []
 

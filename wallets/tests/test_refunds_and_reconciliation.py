@@ -65,7 +65,8 @@ def test_refund_after_coins_were_spent_records_debt_and_freezes(user, staff):
     assert refund.coins == 1000
     assert (refund.coins_from_wallet, refund.coins_to_debt) == (300, 700)
     wallet, debt = accounts(user)
-    assert wallet.balance == 0 and debt.balance == -700
+    assert wallet.balance == 0
+    assert debt.balance == -700
     assert wallet.is_frozen
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
@@ -78,7 +79,8 @@ def test_refund_after_coins_were_spent_records_debt_and_freezes(user, staff):
     # Staff write the debt off: the freeze is lifted, the ledger still balances.
     assert coin_debt_write_off(user=user, reason="goodwill", actor=staff) == 700
     wallet, debt = accounts(user)
-    assert debt.balance == 0 and not wallet.is_frozen
+    assert debt.balance == 0
+    assert not wallet.is_frozen
     assert failures() == []
 
 
@@ -93,9 +95,11 @@ def test_partial_refund_by_coins_is_pro_rata_and_idempotent(user, staff):
     assert again.pk == first.pk
     assert first.amount == Money("3.58", "USD")
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.SUCCEEDED and recharge.coins_refunded == 250
+    assert recharge.status == RechargeStatus.SUCCEEDED
+    assert recharge.coins_refunded == 250
     rest = recharge_refund(recharge=recharge, reason="the rest", actor=staff)
-    assert rest.coins == 750 and rest.amount == Money("10.72", "USD")
+    assert rest.coins == 750
+    assert rest.amount == Money("10.72", "USD")
     recharge.refresh_from_db()
     assert recharge.status == RechargeStatus.REFUNDED
     assert accounts(user)[0].balance == 0
@@ -138,7 +142,8 @@ def test_dispute_claws_back_and_a_won_dispute_gives_back(user, api):
     wallet, debt = accounts(user)
     assert (wallet.balance, debt.balance, wallet.is_frozen) == (0, -400, True)
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.DISPUTED and recharge.coins_refunded == 1000
+    assert recharge.status == RechargeStatus.DISPUTED
+    assert recharge.coins_refunded == 1000
     assert failures() == []
     won = event_payload("charge.dispute.closed", _dispute(recharge, status="won"))
     assert post_event(api, won).status_code == 200
@@ -147,7 +152,8 @@ def test_dispute_claws_back_and_a_won_dispute_gives_back(user, api):
     # The debt is settled first, the rest goes back to the wallet; the freeze lifts.
     assert (wallet.balance, debt.balance, wallet.is_frozen) == (600, 0, False)
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.SUCCEEDED and recharge.coins_refunded == 0
+    assert recharge.status == RechargeStatus.SUCCEEDED
+    assert recharge.coins_refunded == 0
     assert failures() == []
 
 
@@ -180,10 +186,12 @@ def test_reconcile_credits_a_lost_webhook_once_and_applies_an_outside_refund(use
     assert refunded.coins_refunded == 1000
     assert RechargeRefund.objects.get(stripe_id=outside.id).coins == 1000
     assert accounts(user)[0].balance == 1000 + 2000 - 1000
-    assert run.counts["credited"] >= 1 and run.counts["refunds_applied"] >= 1
+    assert run.counts["credited"] >= 1
+    assert run.counts["refunds_applied"] >= 1
     # A second run (and a late webhook) change nothing.
     again = payments_reconcile()
-    assert again.counts.get("credited", 0) == 0 and again.counts.get("refunds_applied", 0) == 0
+    assert again.counts.get("credited", 0) == 0
+    assert again.counts.get("refunds_applied", 0) == 0
     assert LedgerTransaction.objects.filter(kind="recharge").count() == 2
     assert failures() == []
 

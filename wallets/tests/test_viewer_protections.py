@@ -111,7 +111,8 @@ def test_lowering_a_limit_applies_at_once_and_raising_it_after_24_hours(user, us
     fund(user, 10_000)
     answer = user_api.put("/api/v1/wallet/limits/", {"daily_limit": 100}, format="json")
     assert answer.status_code == 200, answer.json()
-    assert answer.json()["daily_limit"] == 100 and answer.json()["daily_limit_pending"] is None
+    assert answer.json()["daily_limit"] == 100
+    assert answer.json()["daily_limit_pending"] is None
     assert send_api(user_api, creator, coins_each=60).status_code == 201
     refused = send_api(user_api, creator, coins_each=60)
     assert refused.status_code == 403
@@ -135,7 +136,8 @@ def test_lowering_a_limit_applies_at_once_and_raising_it_after_24_hours(user, us
 
     # Lowering below what was spent today stops gifting at once.
     lowered = user_api.put("/api/v1/wallet/limits/", {"daily_limit": 50}, format="json").json()
-    assert lowered["daily_limit"] == 50 and lowered["gifted_today"] == 120
+    assert lowered["daily_limit"] == 50
+    assert lowered["gifted_today"] == 120
     assert send_api(user_api, creator, coins_each=10).json()["error"]["code"] == (
         "spending_limit_exceeded"
     )
@@ -150,7 +152,8 @@ def test_a_lowering_cancels_a_pending_raise_and_removing_a_limit_waits(user):
     row = spending_limits_set(user=user, monthly_limit=800)  # lower: now, and cancels it
     assert (row.monthly_limit, row.monthly_limit_next_at) == (800, None)
     row = spending_limits_set(user=user, monthly_limit=None)  # removal is a raise
-    assert row.monthly_limit == 800 and row.monthly_limit_next_at is not None
+    assert row.monthly_limit == 800
+    assert row.monthly_limit_next_at is not None
     with pytest.raises(DomainError):
         spending_limits_set(user=user, daily_limit=-5)
 
@@ -175,7 +178,8 @@ def test_own_monthly_limit_refuses_gifts_and_purchases(user, user_api):
         format="json",
         **idem(),
     )
-    assert bought.status_code == 201 and bought.json()["status"] == "succeeded"
+    assert bought.status_code == 201
+    assert bought.json()["status"] == "succeeded"
     over = user_api.post(
         "/api/v1/recharges/", {"coins": 200, "currency": "USD"}, format="json", **idem()
     )
@@ -264,8 +268,10 @@ def test_purchase_history_groups_by_month_with_totals(user, client):
     paid(user, coins=700)
     client.force_login(user)
     page = client.get("/wallet/purchases/").content.decode()
-    assert "1,200 coins" in page and "$17.16" in page  # this month: 500 + 700 at 0.0143
-    assert "1,000 coins" in page and "$14.30" in page
+    assert "1,200 coins" in page
+    assert "$17.16" in page
+    assert "1,000 coins" in page
+    assert "$14.30" in page
 
 
 # --- Self refunds ---------------------------------------------------------------------------
@@ -279,7 +285,8 @@ def test_self_refund_of_unspent_coins_within_48_hours(user, user_api):
     answer = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **headers)
     assert answer.status_code == 201, answer.json()
     body = answer.json()
-    assert body["recharge"]["status"] == "refunded" and body["wallet"]["coins"] == 50
+    assert body["recharge"]["status"] == "refunded"
+    assert body["wallet"]["coins"] == 50
     assert body["refund"]["amount"] == {"amount": "14.30", "currency": "USD"}
     assert coins_of(user) == 50
     refunds = stripe_refunds(recharge)
@@ -288,7 +295,8 @@ def test_self_refund_of_unspent_coins_within_48_hours(user, user_api):
     assert (row.source, row.actor, row.stripe_id) == (RefundSource.SELF, user, refunds[0].id)
     # The same key replays; another key is refused; Stripe refunded once.
     replay = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **headers)
-    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
     again = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **idem())
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_refunded")
     assert len(stripe_refunds(recharge)) == 1
@@ -336,7 +344,8 @@ def test_concurrent_double_clicks_refund_once():
     assert coins_of(buyer) == 0
     assert len(stripe_refunds(recharge)) == 1
     recharge.refresh_from_db()
-    assert recharge.status == RechargeStatus.REFUNDED and recharge.coins_refunded == 700
+    assert recharge.status == RechargeStatus.REFUNDED
+    assert recharge.coins_refunded == 700
     verify()
 
 
@@ -356,11 +365,14 @@ def test_refund_racing_a_gift_of_the_same_coins_lets_only_one_win():
     refunded, gifted = run_threads(2, act)
     pending = account_balance(Account.objects.get(pk=creator.pending_account_id))
     if isinstance(refunded, RechargeRefund):
-        assert isinstance(gifted, DomainError) and gifted.code == "insufficient_funds"
+        assert isinstance(gifted, DomainError)
+        assert gifted.code == "insufficient_funds"
         assert pending == 0
     else:
-        assert isinstance(refunded, DomainError) and refunded.code == "coins_already_spent"
-        assert not isinstance(gifted, DomainError) and pending == 700
+        assert isinstance(refunded, DomainError)
+        assert refunded.code == "coins_already_spent"
+        assert not isinstance(gifted, DomainError)
+        assert pending == 700
         assert stripe_refunds(recharge) == []
     assert coins_of(buyer) == 0
     verify()
@@ -423,13 +435,15 @@ def test_chargeback_claws_back_pending_only_down_to_zero(api, settings):
     assert sum(r.coins for r in rows) == 600
     assert sum(r.diamonds_clawed for r in rows) == 300
     assert sum(r.diamonds_absorbed for r in rows) == 300
-    assert rows[0].diamonds_clawed == 300 and rows[0].diamonds_absorbed == 0  # oldest first
+    assert rows[0].diamonds_clawed == 300
+    assert rows[0].diamonds_absorbed == 0
     losses = Account.objects.get(kind=AccountKind.CHARGEBACK_LOSSES)
     assert account_balance(losses) == -300
     creator_entries = Entry.objects.filter(account__user=creator.user, transaction__kind="clawback")
     assert [(e.account.kind, e.amount) for e in creator_entries] == [("diamonds_pending", -300)]
     memo = creator_entries[0].transaction.memo
-    assert "300 diamonds taken back from your pending earnings" in memo and "absorbed" in memo
+    assert "300 diamonds taken back from your pending earnings" in memo
+    assert "absorbed" in memo
     # The viewer still owes the spent coins (frozen), as before.
     debt = Account.objects.get(kind=AccountKind.COIN_DEBT, user=viewer)
     assert debt.balance == -600
@@ -456,7 +470,8 @@ def test_chargeback_absorbed_by_the_platform_leaves_creators_whole(api, settings
     assert sum(r.diamonds_absorbed for r in rows) == 600
     assert sum(r.diamonds_clawed for r in rows) == 0
     memo = rows[0].transaction.memo
-    assert "untouched" in memo and f"recharge #{recharge.pk}" in memo
+    assert "untouched" in memo
+    assert f"recharge #{recharge.pk}" in memo
     verify()
 
 
