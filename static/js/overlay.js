@@ -48,7 +48,11 @@
       });
       body.appendChild(who);
       body.appendChild(text("span", "gift-what", "sent " + data.gift.name));
-      if (data.message) body.appendChild(text("span", "gift-who gift-message", data.message));
+      if (data.message) {
+        var said = text("span", "gift-who gift-message", data.message);
+        said.dataset.messageId = String(data.id);
+        body.appendChild(said);
+      }
       var count = text("span", "gift-count", "");
       el.appendChild(img);
       el.appendChild(body);
@@ -70,6 +74,59 @@
     void card.el.offsetWidth; // restart the bump animation
     card.el.classList.add("is-bumped");
     scheduleRemoval(card, data);
+  }
+
+  // Pinned (highlighted) messages: the server says when one starts (`pinned`) and ends
+  // (`unpinned`: its time is up, the creator dismissed it, or it was hidden). A reconnect
+  // starts with a `pinned` per message pinned now, so the strip is rebuilt, never doubled.
+  var pinStrip = document.getElementById("overlay-pins");
+  var pins = new Map(); // gift event id -> {el, timer}
+
+  function unpin(id) {
+    var pin = pins.get(id);
+    if (!pin) return;
+    clearTimeout(pin.timer);
+    pins.delete(id);
+    pin.el.classList.add("is-leaving");
+    setTimeout(function () { pin.el.remove(); }, 450);
+  }
+
+  function pin(data) {
+    if (!pinStrip || pins.has(data.id)) return;
+    var el = document.createElement("li");
+    el.className = "pin pin--tier" + data.tier;
+    el.dataset.pin = String(data.id);
+    el.style.setProperty("--tier-colour", data.colour);
+    var head = text("span", "pin-who", data.username);
+    head.appendChild(text("span", "pin-coins", " " + Number(data.coins).toLocaleString()));
+    el.appendChild(head);
+    el.appendChild(text("span", "pin-message", data.message));
+    var left = Date.parse(data.until) - Date.now();
+    var bar = document.createElement("span");
+    bar.className = "pin-time";
+    if (isFinite(left) && left > 0) bar.style.animationDuration = left + "ms";
+    el.appendChild(bar);
+    pinStrip.appendChild(el);
+    // The server's `unpinned` ends it; this only guards against a lost stream.
+    var timer = setTimeout(function () { unpin(data.id); }, Math.max(left, 0) + 5000);
+    pins.set(data.id, { el: el, timer: timer });
+  }
+
+  function hideMessage(id) {
+    unpin(id);
+    feed.querySelectorAll('[data-message-id="' + String(id) + '"]').forEach(function (el) {
+      el.remove();
+    });
+  }
+
+  function listen(source, kind, handle) {
+    source.addEventListener(kind, function (message) {
+      try {
+        handle(JSON.parse(message.data));
+      } catch (err) {
+        // A malformed frame must not stop the overlay.
+      }
+    });
   }
 
   // EventSource reconnects by itself after a dropped stream, but gives up for good on an
@@ -94,6 +151,9 @@
         // A malformed frame must not stop the overlay.
       }
     });
+    listen(source, "pinned", pin);
+    listen(source, "unpinned", function (data) { unpin(data.id); });
+    listen(source, "message_hidden", function (data) { hideMessage(data.id); });
     source.addEventListener("error", function () {
       root.dataset.state = "reconnecting";
       if (source.readyState === EventSource.CLOSED) {
