@@ -108,7 +108,8 @@ def test_only_a_creator_can_use_the_switch_and_only_by_post(client):
     assert client.post("/creator/live/", {"action": "start"}).status_code == 404
     creator = make_creator("getter")
     client.force_login(creator.user)
-    assert client.get("/creator/live/").status_code == 405
+    # GET is the control room (moderation app, issue 19): it never starts a session.
+    assert client.get("/creator/live/").status_code == 200
     assert not LiveSession.objects.exists()
 
 

@@ -81,7 +81,6 @@ def test_control_room_and_overlay_pinned_strip(live_server, browser, settings):
     pins = room.get_by_test_id("room-pins")
     expect(pins).to_contain_text("Hello from the front row")
     assert room.evaluate("document.documentElement.scrollWidth") <= 360
-    overlay.close()
 
     # Dismiss by keyboard: the pin leaves the room and, through the feed, the overlay.
     room.get_by_role("button", name="Dismiss the message from fan").focus()
