@@ -1,12 +1,12 @@
 """The support team's moderation queue in the admin: open reports, hide or dismiss, audited."""
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for
 from moderation.models import MessageReport, ReportStatus
 from moderation.selectors import HIDDEN, SHOWN, message_fate, policy_for
 from staff.models import AuditLog
 from staff.permissions import FINANCE, SUPPORT
 from staff.tests.factories import staff_user, verified_client
+from tests.helpers import client_for
 
 
 def _reported(star, fan, send, text, reporters=1):

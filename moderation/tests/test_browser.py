@@ -11,10 +11,10 @@ from django.db import connections
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
-from conftest import launch_chromium
 from creators.services import creator_live_start
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -97,3 +97,19 @@ def test_a_message_hidden_after_the_fact_is_withdrawn(star, fan, send, stream):
         ("unpinned", {"id": event.pk}),
     ]
     assert _events(stream.poll()) == []
+
+
+def test_streams_of_one_live_share_one_look(
+    star, fan, send, settings, django_assert_max_num_queries
+):
+    settings.LIVE_PIN_POLL_SECONDS = 5
+    event = send(fan, star, message="shared")
+    streams = [_Stream(star.pk, "live1", None) for _ in range(5)]
+    for feed in streams:
+        feed.start()
+    first = _events(streams[0].poll())
+    assert [(kind, data["id"]) for kind, data in first] == [("pinned", event.pk)]
+    # The other four read the cached look: their polls add no pin or decision query.
+    with django_assert_max_num_queries(4 * 2):  # each poll: new gifts + nothing else
+        for feed in streams[1:]:
+            assert [k for k, _ in _events(feed.poll())] == ["pinned"]
