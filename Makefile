@@ -77,4 +77,4 @@ bench: venv-dev
 	$(if $(BENCH),BENCH_ONLY=$(BENCH)) APPLAUSE_PG_DURABLE=1 scripts/with_services.sh $(PY) bench/run.py
 
 chaos: venv-dev
-	scripts/with_services.sh $(PY) bench/chaos.py
+	APPLAUSE_PG_DURABLE=1 scripts/with_services.sh $(PY) bench/chaos.py

@@ -9,19 +9,23 @@ APPLAUSE_SERVICES_DIR). It creates its own ``chaos_<pid>`` database, migrates it
 - localstripe with a webhook registered to the server, and a Stripe Connect fake,
 
 then, phase 1, the **bank test**: many asyncio clients recharge (``pm_card_visa``, confirmed
-by the server), send gifts to a few creators, and payout batches run, while web workers, the
-whole web server and the Celery worker are SIGKILLed and restarted at random, PostgreSQL is
-restarted (``pg_ctl restart -m fast``) and Redis is stopped and started again; some clients
-give up mid-request (client timeout) and retry with the same Idempotency-Key.
+by the server), send gifts to a few creators and now and then refund a purchase, the creators
+cash out (instant payouts) and payout batches run, while web workers, the whole web server
+and the Celery worker are SIGKILLed and restarted at random, a durable PostgreSQL crashes
+(``pg_ctl stop -m immediate``, SIGKILL of the postmaster) and recovers, and is once restarted
+cleanly (``pg_ctl restart -m fast``), and Redis is stopped and started again; some clients
+give up mid-request and retry with the same Idempotency-Key. Every acknowledged answer is
+kept and found in the ledger afterwards (issue 23).
 Phase 2, **webhooks**: recharges confirmed at Stripe by "the browser", their events delivered
 0–3 times each, shuffled and concurrent, some never; then ``reconcile``.
 Finally reconcile, release earnings (zero hold), pay everything out and check that every coin
 and diamond is accounted for. Prints a summary; the last line is ``CHAOS key=value ...``;
 exit status 0 only with 0 discrepancies.
 
-``CHAOS_QUICK=1``: a 1–2 minute version (a few hundred operations, still killing web and
-worker). ``CHAOS_PRIVATE_SERVICES=1``: start a private PostgreSQL and Redis to restart, so
-the run disturbs nothing else on the shared services (the smoke test inside ``make test``).
+``CHAOS_QUICK=1``: a 2–4 minute version (a few hundred operations, still killing web and
+worker, one database crash). ``CHAOS_PRIVATE_SERVICES=1``: start a private (durable)
+PostgreSQL and Redis to crash and stop, so the run disturbs nothing else on the shared
+services (the smoke test inside ``make test``). ``CHAOS_PG_CRASHES``: how many crashes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import hmac
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -64,11 +69,11 @@ if QUICK:
     CFG = dict(
         clients=10,
         creators=3,
-        bank_seconds=45,
+        bank_seconds=60,  # a database crash takes ~10 s of it (down, then crash recovery)
         web_workers=2,
         fault_every=(4.0, 7.0),
         webhook_recharges=30,
-        pg_restarts=1,
+        pg_restarts=0,  # the crash below instead (issue 23)
         redis_outages=1,
     )
 else:
@@ -79,9 +84,14 @@ else:
         web_workers=3,
         fault_every=(6.0, 14.0),
         webhook_recharges=300,
-        pg_restarts=3,
+        pg_restarts=1,  # one clean restart, for comparison with the crashes (issue 23)
         redis_outages=3,
     )
+
+# Database crashes (issue 23): PostgreSQL killed (pg_ctl stop -m immediate, or SIGKILL of the
+# postmaster and its processes) this many times during the bank test, then started with crash
+# recovery.
+PG_CRASHES = int(os.environ.get("CHAOS_PG_CRASHES", "1" if QUICK else "3"))
 
 WORK = Path(tempfile.mkdtemp(prefix="applause-chaos."))
 stats: Counter = Counter()
@@ -155,8 +165,10 @@ class Postgres:
                 str(self.dir / "pg.log"),
                 "-w",
                 "-o",
-                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c max_connections=200",
+                # Production durability (PostgreSQL's defaults: fsync, synchronous_commit,
+                # full_page_writes on): the crashes below must not lose an acknowledged commit.
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=200",
                 "start",
             ]
         )
@@ -193,6 +205,68 @@ class Postgres:
             capture=False,
         )
 
+    # ---- crashes (issue 23): no shutdown checkpoint, the next start replays the WAL
+    def crash(self, how: str) -> None:
+        """``immediate``: ``pg_ctl stop -m immediate`` (every process quits at once, nothing
+        flushed); ``kill``: SIGKILL the postmaster and then each of its processes, as the
+        kernel's OOM killer or a power cut would leave it."""
+        if how == "immediate":
+            run_as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+            )
+            return
+        pid = self.postmaster_pid()
+        children = _children(pid)
+        os.kill(pid, signal.SIGKILL)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in [pid, *children]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def start_after_crash(self) -> float:
+        """Start it again with the options it ran with (postmaster.opts); it runs crash
+        recovery before it accepts connections. Returns the seconds until it did."""
+        opts = shlex.split((self.data / "postmaster.opts").read_text())[1:]
+        args, skip = [], False
+        for arg in opts:  # -D is pg_ctl's to give
+            if skip:
+                skip = False
+            elif arg == "-D":
+                skip = True
+            else:
+                args.append(arg)
+        started = time.monotonic()
+        run_as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
+            + ["-o", shlex.join(args), "-w", "-t", "120", "start"],
+            capture=False,
+        )
+        return time.monotonic() - started
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def durability(self) -> dict[str, str]:
+        out = subprocess.run(
+            [str(PG_BIN / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+            + [
+                "-d",
+                "postgres",
+                "-At",
+                "-c",
+                "SELECT name, setting FROM pg_settings WHERE "
+                "name IN ('fsync', 'synchronous_commit', 'full_page_writes')",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return dict(line.split("|", 1) for line in out.split())
+
     def psql(self, sql: str, db: str = "postgres") -> None:
         subprocess.run(
             [
@@ -223,6 +297,22 @@ def run_as_postgres(cmd: list[str], check: bool = True, capture: bool = True) ->
     result = subprocess.run(cmd, stdout=output, stderr=output, text=True, cwd="/")
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Redis:
@@ -348,6 +438,13 @@ class Chaos:
         self.connect = None
         self.redis_down = False
         self.during_redis_down: Counter = Counter()
+        # Issue 23: PostgreSQL crashes and what the clients were told.
+        self.pg_down = False
+        self.during_pg_down: Counter = Counter()
+        self.acked: dict[str, tuple] = {}  # key -> (op, user id, answer) for every 2xx
+        self.gave_up_keys: set[str] = set()
+        self.found_by_retry: set[str] = set()
+        self.creator_clients: list[dict] = []
 
     # ---- setup
     def env(self) -> dict[str, str]:
@@ -470,6 +567,8 @@ class Chaos:
                     is_verified=True,
                 )
                 self.creators.append(creator.handle)
+                _instance, token = AuthToken.objects.create(user=user)
+                self.creator_clients.append({"id": user.pk, "token": token})
             for i in range(CFG["clients"]):
                 user = User.objects.create(
                     username=f"viewer{i}", email=f"v{i}@example.com", date_of_birth=date(1990, 1, 1)
@@ -603,12 +702,14 @@ class Chaos:
                 continue
             if self.redis_down:
                 self.during_redis_down[status] += 1
+            self.pg_down_note(status, data, response.headers)
             if status >= 500:
                 stats[f"http_{status}"] += 1
                 await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
                 continue
             if attempt:
                 stats["retried_ops"] += 1
+            self.answered(key, attempt, response.headers)
             if key:
                 self.seen.setdefault(key, []).append((status, data))
             return status, data
@@ -641,12 +742,16 @@ class Chaos:
             )
             if status is None:
                 stats["ops_gave_up"] += 1
+                if key:
+                    self.gave_up_keys.add(key)
                 continue
             if 200 <= status < 300:
                 stats["ops_succeeded"] += 1
                 stats[f"{op}_succeeded"] += 1
+                self.acknowledge(op, key, user, data)
                 if op == "recharge" and data.get("status") == "succeeded":
                     user["coins"] += data["coins"]
+                    await self.maybe_refund(session, user, data)
                 elif op == "gift":
                     user["coins"] = data["wallet"]["coins"]
                 elif op == "read":
@@ -673,7 +778,10 @@ class Chaos:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         progress = asyncio.create_task(self.progress(time.monotonic()))
         async with aiohttp.ClientSession(connector=connector) as session:
-            await asyncio.gather(*(self.client(session, u, deadline) for u in self.users))
+            await asyncio.gather(
+                *(self.client(session, u, deadline) for u in self.users),
+                *(self.creator_client(session, c, deadline) for c in self.creator_clients),
+            )
         progress.cancel()
 
     async def progress(self, started: float) -> None:
@@ -832,6 +940,7 @@ class Chaos:
         from gifts.models import GiftEvent
         from payouts.models import Payout, PayoutStatus
         from wallets.models import (
+            CREDITED_STATUSES,
             Account,
             AccountKind,
             LedgerTransaction,
@@ -916,7 +1025,8 @@ class Chaos:
                 first_row[intent.id] = str(metadata.get("recharge_id"))
         credited = Counter(
             Recharge.objects.filter(
-                payment_intent__in=succeeded_pis, status=RechargeStatus.SUCCEEDED
+                payment_intent__in=succeeded_pis,
+                status__in=CREDITED_STATUSES,  # refunds too
             ).values_list("payment_intent", flat=True)
         )
         ledger = Counter(
@@ -976,6 +1086,236 @@ class Chaos:
             if answered == 0:
                 problems.append("Redis down: the API answered nothing")
 
+    # ---- database crashes (issue 23): its own schedule beside fault_loop's
+    def pg_crash_loop(self) -> None:
+        """PG_CRASHES times during the bank test, PostgreSQL crashes (``pg_ctl stop -m
+        immediate`` and SIGKILL of the postmaster, alternately) with gifts, recharges, refunds,
+        payouts and the payout batch in flight, stays down a few seconds, and is started with
+        crash recovery."""
+        started = time.monotonic()
+        window = (0.2, 0.6) if QUICK else (0.1, 0.85)
+        schedule = sorted(rng.uniform(*window) * CFG["bank_seconds"] for _ in range(PG_CRASHES))
+        kinds = ["pg_crash_immediate", "pg_crash_kill"]
+        rng.shuffle(kinds)
+        for n, at in enumerate(schedule):
+            if self.stop_faults.wait(max(0.0, at - (time.monotonic() - started))):
+                return
+            kind = kinds[n % 2]
+            try:
+                with self.lock:
+                    self.pg_crash(kind)
+            except Exception as exc:
+                problems.append(f"fault {kind} could not be injected or recovered: {exc}")
+                log(traceback.format_exc())
+
+    def pg_crash(self, kind: str) -> None:
+        if not self.pg.can_restart():
+            notes.append(f"{kind} skipped: no data dir (not under with_services.sh)")
+            return
+        log(f"fault: {kind}")
+        faults[kind] += 1
+        self.pg_down = True
+        try:
+            self.pg.crash("immediate" if kind == "pg_crash_immediate" else "kill")
+            time.sleep(rng.uniform(1.0, 4.0))  # down for a moment: the web answers 503
+            recovery = self.pg.start_after_crash()
+        finally:
+            self.pg_down = False
+        stats["pg_recovery_ms_max"] = max(stats["pg_recovery_ms_max"], int(recovery * 1000))
+        self.wait_web()
+
+    def durability_check(self) -> None:
+        """The crash test means nothing on a PostgreSQL that may lose acknowledged commits."""
+        settings = self.pg.durability()
+        notes.append("PostgreSQL durability: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        lax = [k for k, v in settings.items() if v != "on"]
+        if lax:
+            problems.append(
+                f"PostgreSQL runs without {', '.join(lax)}: run under APPLAUSE_PG_DURABLE=1 "
+                "(make chaos) or CHAOS_PRIVATE_SERVICES=1"
+            )
+
+    def pg_down_note(self, status: int, data, headers) -> None:
+        """While PostgreSQL is down: every answer of ours is < 500 or a 503 with Retry-After
+        in the error format (database_unavailable, or service_busy)."""
+        if not self.pg_down:
+            return
+        code = ((data or {}).get("error") or {}).get("code", "") if status >= 400 else ""
+        self.during_pg_down[f"{status} {code}".strip()] += 1
+        if status >= 500 and not (status == 503 and code and headers.get("Retry-After")):
+            problems.append(f"PostgreSQL down: answered {status} {code or '(no error code)'}")
+
+    # ---- what the clients were told (issue 23): every acknowledged answer, by key
+    def answered(self, key: str | None, attempt: int, headers) -> None:
+        """A key whose answer came only on a retry, as a replay: the first attempt did the work
+        and its answer was lost (a crash, a kill, a client timeout)."""
+        if key and attempt and headers.get("Idempotent-Replayed") == "true":
+            self.found_by_retry.add(key)
+
+    def acknowledge(self, op: str, key: str | None, user: dict, data) -> None:
+        if key and op in ("gift", "recharge", "refund", "payout"):
+            self.acked[key] = (op, user["id"], data)
+
+    async def maybe_refund(self, session, user: dict, recharge: dict) -> None:
+        """Now and then a viewer refunds the purchase just made (its coins are all there)."""
+        if recharge.get("status") != "succeeded" or rng.random() >= (0.2 if QUICK else 0.05):
+            return
+        key = str(uuid.uuid4())
+        stats["ops_tried"] += 1
+        stats["refund_tried"] += 1
+        path = f"/api/v1/recharges/{recharge['id']}/refund/"
+        status, data = await self.request(session, "POST", path, user["token"], None, key)
+        if status is None:
+            stats["ops_gave_up"] += 1
+            self.gave_up_keys.add(key)
+        elif status == 201:
+            stats["ops_succeeded"] += 1
+            stats["refund_succeeded"] += 1
+            user["coins"] = data["wallet"]["coins"]
+            self.acknowledge("refund", key, user, data)
+        else:
+            stats["ops_refused"] += 1
+            stats[f"refused_{status}"] += 1
+            code = ((data or {}).get("error") or {}).get("code", "")
+            if status >= 500 or code not in ("coins_already_spent",):
+                problems.append(f"refund {key}: unexpected {status} {code}")
+
+    async def creator_client(self, session, creator: dict, deadline: float) -> None:
+        """A creator cashes out now and then (an instant payout of the available diamonds)."""
+        while time.monotonic() < deadline:
+            await asyncio.sleep(rng.uniform(2.0, 6.0))
+            key = str(uuid.uuid4())
+            stats["ops_tried"] += 1
+            stats["payout_tried"] += 1
+            status, data = await self.request(
+                session, "POST", "/api/v1/payouts/", creator["token"], {}, key
+            )
+            if status is None:
+                stats["ops_gave_up"] += 1
+                self.gave_up_keys.add(key)
+            elif status == 201:
+                stats["ops_succeeded"] += 1
+                stats["payout_succeeded"] += 1
+                self.acknowledge("payout", key, creator, data)
+            else:
+                stats["ops_refused"] += 1
+                stats[f"refused_{status}"] += 1
+                code = ((data or {}).get("error") or {}).get("code", "")
+                if code not in ("payout_open", "below_minimum", "insufficient_funds"):
+                    problems.append(f"instant payout {key}: unexpected {status} {code}")
+
+    def acknowledged_check(self) -> None:
+        """Every acknowledged gift, recharge credit, refund and payout is in the ledger exactly
+        once; nothing is in the ledger that no client was told about, except what a client
+        that gave up (outcome unknown to it) had asked for."""
+        from accounts.models import IdempotencyRecord
+        from gifts.models import GiftEvent
+        from payouts.models import Payout, PayoutStatus
+        from wallets.models import LedgerTransaction, Recharge, RechargeRefund, TransactionKind
+
+        fresh_connections()
+        acked: dict[str, dict] = {op: {} for op in ("gift", "recharge", "refund", "payout")}
+        for key, (op, _user_id, data) in self.acked.items():
+            acked[op][key] = data
+        stats.update({f"acked_{op}s": len(v) for op, v in acked.items()})
+        stats["acked_found_by_retry"] = len(self.found_by_retry & set(self.acked))
+        missing: list[str] = []
+        unknown: Counter = Counter()
+
+        def told(op: str, key: str | None, what: str) -> None:
+            if key in self.gave_up_keys:
+                unknown[op] += 1  # the client gave up: it was never told, nor could be
+            else:
+                missing.append(f"{what} is in the ledger but no client was told about it")
+
+        def keyed(path_like: str) -> dict[int, str]:
+            rows = IdempotencyRecord.objects.filter(response_status=201, path__regex=path_like)
+            return {
+                int(body["id"] if "id" in body else body["refund"]["id"]): key
+                for key, body in rows.values_list("key", "response_body")
+            }
+
+        # Gifts: the event, its one ledger transaction, the coins the client was told.
+        events = dict(GiftEvent.objects.values_list("pk", "coins"))
+        for data in acked["gift"].values():
+            if events.get(data["id"]) != data["coins_spent"]:
+                missing.append(
+                    f"gift {data['id']} acknowledged ({data['coins_spent']} coins) "
+                    f"but the ledger has {events.get(data['id'])}"
+                )
+        gift_txns = LedgerTransaction.objects.filter(kind=TransactionKind.GIFT).count()
+        if gift_txns != len(events):
+            missing.append(f"{gift_txns} gift transactions for {len(events)} gift events")
+        told_gifts = {d["id"] for d in acked["gift"].values()}
+        gift_keys = keyed(r"^/api/v1/gifts/send/$")
+        for event_id in set(events) - told_gifts:
+            told("gift", gift_keys.get(event_id), f"gift {event_id}")
+        # Recharge credits: one per credited recharge, and only for a recharge a client was
+        # answered 201 about (the bank's clients, or the webhook phase's).
+        credits = Counter(
+            LedgerTransaction.objects.filter(kind=TransactionKind.RECHARGE).values_list(
+                "reference", flat=True
+            )
+        )
+        for ref, n in credits.items():
+            if n != 1:
+                missing.append(f"{ref}: {n} recharge credits")
+        for data in acked["recharge"].values():
+            if data.get("status") == "succeeded" and credits[f"recharge:{data['id']}"] != 1:
+                n = credits[f"recharge:{data['id']}"]
+                missing.append(f"recharge {data['id']} acknowledged as paid, {n} credits")
+        told_recharges = {d["id"] for d in acked["recharge"].values()}
+        webhook_intents = set(getattr(self, "webhook_result", ([], [], 0))[0])
+        credited_ids = {int(ref.split(":", 1)[1]) for ref in credits}
+        for pk, key, intent in Recharge.objects.filter(pk__in=credited_ids).values_list(
+            "pk", "client_key", "payment_intent"
+        ):
+            if pk not in told_recharges and intent not in webhook_intents:
+                told("recharge", key, f"the credit of recharge {pk}")
+        # Refunds: the client's refund row and its one ledger debit.
+        refund_keys = set(
+            LedgerTransaction.objects.filter(
+                idempotency_key__startswith="refund:self:"
+            ).values_list("idempotency_key", flat=True)
+        )
+        refunds = dict(
+            RechargeRefund.objects.filter(source="self").values_list("pk", "recharge_id")
+        )
+        for data in acked["refund"].values():
+            recharge_id = data["recharge"]["id"]
+            if refunds.get(data["refund"]["id"]) != recharge_id or (
+                f"refund:self:{recharge_id}" not in refund_keys
+            ):
+                missing.append(f"refund of recharge {recharge_id} acknowledged, not in the ledger")
+        told_refunds = {d["refund"]["id"] for d in acked["refund"].values()}
+        refund_request_keys = keyed(r"^/api/v1/recharges/[0-9]+/refund/$")
+        for pk in set(refunds) - told_refunds:
+            told("refund", refund_request_keys.get(pk), f"self refund {pk}")
+        # Instant payouts: created once in the ledger, and paid once when paid.
+        payout_keys = set(
+            LedgerTransaction.objects.filter(idempotency_key__startswith="payout-").values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        payouts = dict(Payout.objects.filter(is_instant=True).values_list("pk", "status"))
+        for data in acked["payout"].values():
+            pk = data["id"]
+            if pk not in payouts or f"payout-created:{pk}" not in payout_keys:
+                missing.append(f"instant payout {pk} acknowledged, not in the ledger")
+            elif payouts[pk] == PayoutStatus.PAID and f"payout-paid:{pk}" not in payout_keys:
+                missing.append(f"instant payout {pk} paid, its payment not in the ledger")
+        told_payouts = {d["id"] for d in acked["payout"].values()}
+        payout_request_keys = keyed(r"^/api/v1/payouts/$")
+        for pk in set(payouts) - told_payouts:
+            told("payout", payout_request_keys.get(pk), f"instant payout {pk}")
+        stats["in_ledger_client_gave_up"] = sum(unknown.values())
+        stats["acked_missing"] = sum(1 for m in missing if "acknowledged" in m)
+        if faults["pg_crash_immediate"] + faults["pg_crash_kill"]:
+            notes.append(f"answers while PostgreSQL was down: {dict(self.during_pg_down)}")
+        problems.extend(missing[:50])
+        if len(missing) > 50:
+            problems.append(f"... and {len(missing) - 50} more acknowledgement mismatches")
+
     # ---- teardown
     def teardown(self) -> None:
         for proc in (getattr(self, "web", None), getattr(self, "worker", None)):
@@ -1019,6 +1359,37 @@ def _crash_retries() -> tuple[int, int]:
     return text.count("of an interrupted attempt"), text.count("interrupted attempt had no intent")
 
 
+def crash_rows() -> list[tuple[str, object]]:
+    """Issue 23's lines of the summary: the crashes and the acknowledged answers."""
+    return [
+        (
+            "PostgreSQL crashes: immediate / SIGKILL",
+            f"{faults['pg_crash_immediate']} / {faults['pg_crash_kill']} "
+            f"(slowest start with crash recovery {stats['pg_recovery_ms_max'] / 1000:.1f} s; "
+            f"clean restarts {faults['pg_restart']})",
+        ),
+        (
+            "acknowledged: gifts / recharges / refunds / payouts",
+            "{} / {} / {} / {}".format(
+                stats["acked_gifts"],
+                stats["acked_recharges"],
+                stats["acked_refunds"],
+                stats["acked_payouts"],
+            ),
+        ),
+        (
+            "  in the ledger exactly once / not",
+            f"{len_acked() - stats['acked_missing']} / {stats['acked_missing']}",
+        ),
+        ("  answered only by a same-key retry", stats["acked_found_by_retry"]),
+        ("in the ledger, client gave up (never told)", stats["in_ledger_client_gave_up"]),
+    ]
+
+
+def len_acked() -> int:
+    return sum(stats[f"acked_{op}s"] for op in ("gift", "recharge", "refund", "payout"))
+
+
 def summary(elapsed: float) -> int:
     discrepancies = len(problems)
     faults_total = sum(faults.values())
@@ -1057,6 +1428,7 @@ def summary(elapsed: float) -> int:
         ("payouts paid (diamonds)", f"{stats['payouts_paid']} ({stats['diamonds_paid_out']})"),
         ("discrepancies", discrepancies),
     ]
+    rows[-1:-1] = crash_rows()
     for name, value in rows:
         print(f"{name:<44} {value}")
     for note in notes:
@@ -1068,6 +1440,8 @@ def summary(elapsed: float) -> int:
         f"ops_refused={stats['ops_refused']} ops_gave_up={stats['ops_gave_up']} "
         f"faults={faults_total} web_kills={faults['web_worker'] + faults['web_all']} "
         f"worker_kills={faults['worker']} pg_restarts={faults['pg_restart']} "
+        f"pg_crashes={faults['pg_crash_immediate'] + faults['pg_crash_kill']} "
+        f"acked={len_acked()} acked_missing={stats['acked_missing']} "
         f"redis_outages={faults['redis_down']} discrepancies={discrepancies}",
         flush=True,
     )
@@ -1080,14 +1454,18 @@ def main() -> int:
     rc = 1
     try:
         chaos.setup()
+        chaos.durability_check()
         log(f"bank test: {CFG['clients']} clients for {CFG['bank_seconds']} s on {chaos.base}")
         fault_thread = threading.Thread(target=chaos.fault_loop, daemon=True)
         payout_thread = threading.Thread(target=chaos.payout_loop, daemon=True)
+        crash_thread = threading.Thread(target=chaos.pg_crash_loop, daemon=True)
         fault_thread.start()
         payout_thread.start()
+        crash_thread.start()
         asyncio.run(chaos.bank())
         chaos.stop_faults.set()
         fault_thread.join(timeout=120)
+        crash_thread.join(timeout=180)
         chaos.stop_payouts.set()
         payout_thread.join(timeout=120)
         log("webhook test")
@@ -1096,6 +1474,7 @@ def main() -> int:
         log("settling: reconcile, release, pay out")
         chaos.settle()
         chaos.check()
+        chaos.acknowledged_check()
         chaos.redis_check()
     except Exception:
         problems.append("the run itself failed: " + traceback.format_exc(limit=5))
