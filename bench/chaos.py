@@ -1044,7 +1044,19 @@ class Chaos:
             payment_intent__in=succeeded_pis
         )
         for recharge in not_paid[:20]:
-            problems.append(f"recharge {recharge.pk} credited but its payment did not succeed")
+            # A crash can roll back the StripeCustomer row of a purchase whose PaymentIntent
+            # (under that customer) went on to succeed and be credited: ask Stripe about it.
+            intent = client.v1.payment_intents.retrieve(recharge.payment_intent)
+            credits = LedgerTransaction.objects.filter(
+                idempotency_key=f"recharge:{intent.id}"
+            ).count()
+            if intent.status == "succeeded" and credits == 1:
+                stats["paid_under_rolled_back_customer"] += 1
+                continue
+            problems.append(
+                f"recharge {recharge.pk} credited ({credits} ledger credits) but its payment "
+                f"{intent.id} is {intent.status} (customer {intent.customer})"
+            )
         stats["payments_succeeded_at_stripe"] = len(succeeded_pis)
         # No idempotency key applied twice: one business row per applied key.
         records = IdempotencyRecord.objects.filter(response_status=201)
@@ -1382,6 +1394,7 @@ def crash_rows() -> list[tuple[str, object]]:
             f"{len_acked() - stats['acked_missing']} / {stats['acked_missing']}",
         ),
         ("  answered only by a same-key retry", stats["acked_found_by_retry"]),
+        ("paid under a customer row a crash undid", stats["paid_under_rolled_back_customer"]),
         ("in the ledger, client gave up (never told)", stats["in_ledger_client_gave_up"]),
     ]
 
