@@ -219,10 +219,8 @@ class Postgres:
         children = _children(pid)
         os.kill(pid, signal.SIGKILL)
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 30
         while any(_alive(p) for p in [pid, *children]) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -240,10 +238,9 @@ class Postgres:
             else:
                 args.append(arg)
         started = time.monotonic()
+        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
         run_as_postgres(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
-            + ["-o", shlex.join(args), "-w", "-t", "120", "start"],
-            capture=False,
+            [*pg_ctl, "-o", shlex.join(args), "-w", "-t", "120", "start"], capture=False
         )
         return time.monotonic() - started
 
@@ -251,16 +248,13 @@ class Postgres:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def durability(self) -> dict[str, str]:
+        psql = [str(PG_BIN / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+        query = (
+            "SELECT name, setting FROM pg_settings "
+            "WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
+        )
         out = subprocess.run(
-            [str(PG_BIN / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
-            + [
-                "-d",
-                "postgres",
-                "-At",
-                "-c",
-                "SELECT name, setting FROM pg_settings WHERE "
-                "name IN ('fsync', 'synchronous_commit', 'full_page_writes')",
-            ],
+            [*psql, "-d", "postgres", "-At", "-c", query],
             check=True,
             capture_output=True,
             text=True,
