@@ -250,6 +250,16 @@ def _wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return event_type in endpoint.events or f"{prefix}.*" in endpoint.events
 
 
+def webhook_owners_subscribed(*, user_ids: list[int], type: str) -> set[int]:
+    """Which of ``user_ids`` have an enabled endpoint that wants ``type`` (one query): a bulk
+    job emits events only for them."""
+    assert type in EVENT_TYPES, type
+    if not user_ids:
+        return set()
+    endpoints = WebhookEndpoint.objects.filter(owner_id__in=set(user_ids), enabled=True)
+    return {e.owner_id for e in endpoints if _wants(e, type)}
+
+
 def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> WebhookEvent | None:
     """Store ``type`` for ``user_id``'s apps, once per ``key``, in the caller's transaction.
 

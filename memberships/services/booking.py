@@ -18,6 +18,7 @@ from config.errors import InsufficientFunds, InvalidInput
 from creators.models import Creator
 from creators.selectors import creator_find
 from gifts.services import CreatorCannotReceive, CreatorNotFound, diamonds_for
+from gifts.spending import creator_spending_add, creator_spending_check
 from memberships.models import (
     MAIL_KINDS,
     ChargeKind,
@@ -55,12 +56,13 @@ def _book(
     *, payer, creator: Creator, coins: int, diamonds: int, key: str, memo: str, reference: str
 ):
     """One membership transaction: coins out of the payer's wallet, diamonds into the
-    creator's pending earnings (same hold as gifts). Raises InsufficientFunds."""
+    creator's pending earnings (same hold as gifts). It counts towards the payer's own daily
+    and monthly spending limits like a gift. Raises InsufficientFunds, SpendingLimitExceeded."""
     wallet = wallet_get(user=payer)
     pending = creator.pending_account or account_get(
         kind=AccountKind.DIAMONDS_PENDING, user=creator.user
     )
-    return ledger_post(
+    result = ledger_post(
         kind=TransactionKind.MEMBERSHIP,
         idempotency_key=key,
         postings=[
@@ -73,6 +75,31 @@ def _book(
         memo=memo,
         reference=reference,
     )
+    if result.created:
+        # Checked after the debit: it holds the payer's wallet row, so two spends by one
+        # person are counted one after the other (a refusal rolls the debit back).
+        creator_spending_check(user_id=payer.pk, coins=coins)
+        creator_spending_add(coins_by_user={payer.pk: coins})
+    return result
+
+
+def period_next(
+    membership: Membership, *, now: datetime
+) -> tuple[datetime, int, datetime, datetime]:
+    """``(anchor, period count, start, end)`` of the period a renewal at ``now`` pays: it runs
+    on from the last one (a payment in grace covers the days since it was due); one found more
+    than the grace period late (the renewal did not run) starts now."""
+    late = now - membership.current_period_end > timedelta(days=settings.MEMBERSHIP_GRACE_DAYS)
+    if late and membership.status == MembershipStatus.ACTIVE:
+        anchor, count, start = now, 1, now
+    else:
+        anchor, count = membership.anchor, membership.period_count + 1
+        start = membership.current_period_end
+    return anchor, count, start, add_months(anchor, count)
+
+
+def renewal_key(membership_id: int, start: datetime) -> str:
+    return f"membership-renewal:{membership_id}:{start.isoformat()}"
 
 
 def _charge_record(
@@ -175,6 +202,23 @@ WEBHOOK_TYPES = {
 }
 
 
+def _webhook(membership: Membership, kind: str, *, event_id: int) -> None:
+    """The creator's apps hear about it (stored only if they subscribed)."""
+    webhook_event_emit(
+        user_id=membership.creator.user_id,
+        type=WEBHOOK_TYPES[EventKind(kind)],
+        key=f"membership:{event_id}",
+        data={
+            "membership": membership.pk,
+            "member": membership.member.username,
+            "tier": membership.tier_id,
+            "status": str(membership.status),
+            "current_period_end": membership.current_period_end,
+            "months": membership.months,
+        },
+    )
+
+
 def _event(membership: Membership, kind: str, *, actor=None, message: str = "", **detail):
     event = MembershipEvent.objects.create(
         membership=membership,
@@ -186,19 +230,7 @@ def _event(membership: Membership, kind: str, *, actor=None, message: str = "", 
         notify=kind in MAIL_KINDS,
     )
     if kind in WEBHOOK_TYPES:
-        webhook_event_emit(
-            user_id=membership.creator.user_id,
-            type=WEBHOOK_TYPES[EventKind(kind)],
-            key=f"membership:{event.pk}",
-            data={
-                "membership": membership.pk,
-                "member": membership.member.username,
-                "tier": membership.tier_id,
-                "status": str(membership.status),
-                "current_period_end": membership.current_period_end,
-                "months": membership.months,
-            },
-        )
+        _webhook(membership, kind, event_id=event.pk)
     return event
 
 
@@ -232,13 +264,7 @@ def _charge_renewal(
     ``strict`` raises the refusal (a member paying by hand); otherwise False is returned and
     the caller's savepoint is rolled back.
     """
-    late = now - membership.current_period_end > timedelta(days=settings.MEMBERSHIP_GRACE_DAYS)
-    if late and membership.status == MembershipStatus.ACTIVE:
-        anchor, count, start = now, 1, now
-    else:
-        anchor, count = membership.anchor, membership.period_count + 1
-        start = membership.current_period_end
-    end = add_months(anchor, count)
+    anchor, count, start, end = period_next(membership, now=now)
     price = renewal_price(membership=membership, tier=tier, at=start)
     member_id = membership.member_id
     wallet = Account.objects.filter(kind=AccountKind.WALLET, user_id=member_id).first()
@@ -253,7 +279,7 @@ def _charge_renewal(
         creator=membership.creator,
         coins=price,
         diamonds=diamonds_for(price),
-        key=key or f"membership-renewal:{membership.pk}:{start.isoformat()}",
+        key=key or renewal_key(membership.pk, start),
         memo=f"Membership renewal: {tier.name} of @{membership.creator.handle} to {end:%Y-%m-%d}",
         reference=f"membership:{membership.pk}",
     )

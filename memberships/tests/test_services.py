@@ -395,22 +395,23 @@ def test_a_killed_worker_mid_run_leaves_nothing_half_done(monkeypatch):
     class WorkerKilled(BaseException):
         pass
 
-    real = services._renew_one
-    calls = {"n": 0}
+    # Killed after the chunk's ledger rows are written, before the memberships advance.
+    real = services._record
 
-    def dies_on_the_third(membership, *, now):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise WorkerKilled()
-        return real(membership, now=now)
+    def dies_mid_chunk(plans):
+        raise WorkerKilled()
 
-    monkeypatch.setattr(services, "_renew_one", dies_on_the_third)
+    monkeypatch.setattr(services, "_record", dies_mid_chunk)
     with pytest.raises(WorkerKilled):
         memberships_renew(now=due, chunk_size=10)
-    monkeypatch.setattr(services, "_renew_one", real)
+    monkeypatch.setattr(services, "_record", real)
     # Nothing of the dead chunk stuck (the test's own transaction is still open here, so we
-    # check the rows, not a commit: the savepoints of the first two were rolled back with it).
-    assert memberships_renew(now=due).renewed in (3, 5)
+    # check the rows, not a commit: the chunk's savepoint was rolled back with it).
+    assert not LedgerTransaction.objects.filter(
+        idempotency_key__startswith="membership-renewal:"
+    ).exists()
+    assert memberships_renew(now=due).renewed == 5
+    assert memberships_renew(now=due).renewed == 0  # a rerun charges nobody twice
     assert {coins_of(v) for v in viewers} == {800}
     assert MembershipCharge.objects.filter(kind=ChargeKind.RENEWAL).count() == 5
     assert_ledger_ok()

@@ -200,3 +200,141 @@ def chunks_in_parallel(
                     yield ids, future.result()
         finally:
             wait(running)  # never leave a chunk running behind an error
+
+
+# --- Many-leg transactions (the membership renewal run) -------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkTransaction:
+    """One balanced ledger transaction of any number of legs ``(account id, amount)``."""
+
+    idempotency_key: str
+    legs: tuple[tuple[int, int], ...]
+    actor_id: int | None = None
+    memo: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class SpendingWallet:
+    account_id: int
+    user_id: int
+    balance: int
+    is_frozen: bool
+
+
+def wallets_lock_for_spending(*, user_ids: list[int]) -> dict[int, SpendingWallet]:
+    """Lock the coin wallets of ``user_ids`` (id order, ``FOR NO KEY UPDATE``, as
+    ``accounts_lock``) and return them by user; users without a wallet are left out. The
+    caller decides under this lock what each wallet can pay, then posts in the same
+    transaction."""
+    if not user_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, user_id, balance, is_frozen FROM {Account._meta.db_table} "
+            "WHERE kind = 'wallet' AND user_id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            [sorted(set(user_ids))],
+        )
+        return {row[1]: SpendingWallet(*row) for row in cursor.fetchall()}
+
+
+def ledger_post_bulk(
+    *, kind: str, transactions: list[BulkTransaction], now: datetime | None = None
+) -> dict[str, int]:
+    """Post many-leg ``transactions`` set-based (PostgreSQL); returns ``{key: transaction id}``
+    of those written (a key already applied is skipped with all its legs).
+
+    Three statements whatever the count: the journal rows, one ``UPDATE … FROM unnest`` of
+    the cold balances (a cold account may appear in many transactions: its entries'
+    ``balance_after`` run up to the balance the update returns), the entries. Hot accounts only
+    get entries, and may not be debited here if they must stay non-negative. Every transaction
+    must balance per unit. Must run inside ``transaction.atomic``, after locking the cold
+    accounts debited (``wallets_lock_for_spending`` / ``accounts_lock``); a cold balance that
+    would break its sign rule raises ``IntegrityError`` and the caller's transaction rolls back.
+    """
+    if not transactions:
+        return {}
+    from wallets.models import NON_NEGATIVE_KINDS
+
+    now = now or timezone.now()
+    account_ids = sorted({a for t in transactions for a, _x in t.legs})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, unit, kind, is_hot FROM {Account._meta.db_table} WHERE id = ANY(%s)",
+            [account_ids],
+        )
+        meta = {row[0]: row[1:] for row in cursor.fetchall()}
+        for t in transactions:
+            per_unit: dict[str, int] = defaultdict(int)
+            for account_id, amount in t.legs:
+                if account_id not in meta or amount == 0:
+                    raise ValueError(f"{t.idempotency_key}: bad leg {account_id} {amount}")
+                unit, account_kind, is_hot = meta[account_id]
+                if is_hot and amount < 0 and account_kind in NON_NEGATIVE_KINDS:
+                    raise ValueError(f"{t.idempotency_key}: bulk debit of hot {account_kind}")
+                per_unit[unit] += amount
+            if any(per_unit.values()):
+                raise ValueError(f"{t.idempotency_key}: unbalanced {dict(per_unit)}")
+
+        cursor.execute(
+            "INSERT INTO wallets_ledgertransaction "
+            "(kind, idempotency_key, actor_id, memo, reference, reverses_id, created_at) "
+            "SELECT %s, k, a, m, r, NULL, %s "
+            "FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[]) AS t(k, a, m, r) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+            [
+                kind,
+                now,
+                [t.idempotency_key for t in transactions],
+                [t.actor_id for t in transactions],
+                [t.memo[:500] for t in transactions],
+                [t.reference[:100] for t in transactions],
+            ],
+        )
+        written = {key: tx_id for tx_id, key in cursor.fetchall()}
+        todo = [t for t in transactions if t.idempotency_key in written]
+        if not todo:
+            return written
+
+        deltas: dict[int, int] = defaultdict(int)
+        for t in todo:
+            for account_id, amount in t.legs:
+                if not meta[account_id][2]:
+                    deltas[account_id] += amount
+        balances: dict[int, int] = {}
+        if deltas:
+            ids = sorted(deltas)
+            cursor.execute(
+                f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
+                "WHERE a.id = d.id AND NOT a.is_hot RETURNING a.id, a.balance",
+                [ids, [deltas[i] for i in ids]],
+            )
+            balances = dict(cursor.fetchall())
+        # Each cold account's entries, in posting order, end at the balance just returned.
+        running = {i: balances[i] - deltas[i] for i in balances}
+        tx_ids: list[int] = []
+        entry_accounts: list[int] = []
+        amounts: list[int] = []
+        after: list[int | None] = []
+        for t in todo:
+            tx_id = written[t.idempotency_key]
+            for account_id, amount in sorted(t.legs):
+                tx_ids.append(tx_id)
+                entry_accounts.append(account_id)
+                amounts.append(amount)
+                if account_id in running:
+                    running[account_id] += amount
+                    after.append(running[account_id])
+                else:
+                    after.append(None)
+        cursor.execute(
+            "INSERT INTO wallets_entry (transaction_id, account_id, amount, balance_after, "
+            "created_at) SELECT t, a, x, b, %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+            "WITH ORDINALITY AS e(t, a, x, b, n) ORDER BY n",
+            [now, tx_ids, entry_accounts, amounts, after],
+        )
+    return written
