@@ -166,7 +166,7 @@ def coins_gifted_since(*, user, since: datetime) -> int:
     total = Entry.objects.filter(
         account__kind=AccountKind.WALLET,
         account__user=user,
-        transaction__kind="gift",
+        transaction__kind__in=["gift", "membership"],  # what counts towards the own limits
         created_at__gte=since,
     ).aggregate(total=Sum("amount"))["total"]
     return -int(total or 0)
