@@ -47,6 +47,8 @@ import gift_bench  # noqa: E402  (bench/gift_bench.py: the gift benchmarks of is
 
 from bench.bulk import KEYS as BULK_KEYS  # noqa: E402
 from bench.bulk import TARGETS as BULK_TARGETS  # noqa: E402
+from bench.renewals import KEYS as RENEWAL_KEYS  # noqa: E402
+from bench.renewals import TARGETS as RENEWAL_TARGETS  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -124,6 +126,8 @@ TARGETS = {
 }
 KEYS += [key for key in BULK_KEYS if key not in KEYS]
 TARGETS.update(BULK_TARGETS)
+KEYS += RENEWAL_KEYS
+TARGETS.update(RENEWAL_TARGETS)
 GIFT_SLUG = "bench-rose"
 
 results: dict[str, object] = {}
@@ -748,6 +752,12 @@ def bench_bulk() -> None:
     bulk.run_section(results, notes, quick=QUICK)
 
 
+def bench_renewals() -> None:
+    from bench import renewals
+
+    renewals.run_section(results, notes, quick=QUICK, log=log)
+
+
 # ---------------------------------------------------------------------------------- 5. reconcile
 
 
@@ -1052,6 +1062,7 @@ def main() -> int:
         token = AuthToken.objects.create(user=senders[-1])[1]
         _step("request profile", (), profile_request, token, handles)
         _step("bulk", tuple(BULK_KEYS), bench_bulk)
+        _step("renewals", tuple(RENEWAL_KEYS), bench_renewals)
         _step("reconcile", ("reconcile_10k_s",), bench_reconcile, senders)
         _step("verify_ledger (end)", ("ledger_ok",), verify_ledger)
 

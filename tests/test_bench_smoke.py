@@ -41,6 +41,10 @@ KEYS = [
     "payout_batch_rerun_s",
     "payout_statement_lines",
     "bulk_ledger_ok",
+    # bench/renewals.py (issue 18)
+    "renewals_100k_s",
+    "renewals_rerun_s",
+    "renewals_ok",
 ]
 
 

@@ -1,0 +1,127 @@
+"""``make bench``'s renewals section (issue 18): ``renewals_100k_s``.
+
+Seeds, in SQL, N members (100,000; 1,000 with ``BENCH_QUICK``) of N/100 creators' tiers, every
+membership due now, each member's coins credited by a set-based adjustment (so
+``verify_ledger`` passes); then times ``memberships.services.memberships_renew`` (set-based
+chunks of 1,000) renewing all of them, and again with nothing due (``renewals_rerun_s``), and
+checks the membership money (every renewal once, charges = ledger).
+"""
+
+from __future__ import annotations
+
+import time
+
+KEYS = ["renewals_100k_s", "renewals_rerun_s", "renewals_ok"]
+TARGETS = {"renewals_100k_s": ("<=", 60), "renewals_ok": (">=", 1)}
+
+USER_COLUMNS = (
+    "password, is_superuser, username, first_name, last_name, email, is_staff, is_active, "
+    "date_joined, date_of_birth"
+)
+PRICE = 100
+
+
+def seed(members: int, creators: int) -> None:
+    from django.db import connection, transaction
+
+    from wallets.models import AccountKind, TransactionKind
+    from wallets.services import platform_account
+    from wallets.services.bulk import BulkTransaction, ledger_post_bulk
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO accounts_user ({USER_COLUMNS})
+            SELECT '!', false, 'renew-m-' || g, '', '', '', false, true, now(), '1990-01-01'
+            FROM generate_series(1, %(members)s) g;
+            INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at,
+                                         is_frozen, frozen_reason, created_at)
+            SELECT 'wallet', 'COIN', id, 0, false, NULL, false, '', now()
+            FROM accounts_user WHERE username LIKE 'renew-m-%%';
+            INSERT INTO accounts_user ({USER_COLUMNS})
+            SELECT '!', false, 'renew-c-' || g, '', '', '', false, true, now(), '1990-01-01'
+            FROM generate_series(1, %(creators)s) g;
+            INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, checkpoint_at,
+                                         is_frozen, frozen_reason, created_at)
+            SELECT 'diamonds_pending', 'DIAMOND', id, 0, true, NULL, false, '', now()
+            FROM accounts_user WHERE username LIKE 'renew-c-%%';
+            INSERT INTO creators_creator (user_id, handle, display_name, bio, is_active,
+                                          created_at, pending_account_id, released_until)
+            SELECT u.id, u.username, u.username, '', true, now(), a.id, NULL
+            FROM accounts_user u JOIN wallets_account a
+              ON a.user_id = u.id AND a.kind = 'diamonds_pending'
+            WHERE u.username LIKE 'renew-c-%%';
+            INSERT INTO memberships_tier (creator_id, position, name, coins_per_month, perks,
+                                          price_effective_at, created_at, updated_at)
+            SELECT c.id, 1, 'Fan club', %(price)s, '', NULL, now(), now()
+            FROM creators_creator c WHERE c.handle LIKE 'renew-c-%%';
+            CREATE TEMP TABLE rt AS
+            SELECT row_number() OVER (ORDER BY t.id) - 1 AS n, t.id AS tier_id,
+                   t.creator_id FROM memberships_tier t
+            JOIN creators_creator c ON c.id = t.creator_id WHERE c.handle LIKE 'renew-c-%%';
+            CREATE UNIQUE INDEX ON rt (n);
+            INSERT INTO memberships_membership (member_id, creator_id, tier_id, next_tier_id,
+                status, renews, coins_per_month, anchor, period_count, current_period_end,
+                months, grace_until, next_attempt_at, cancelled_at, started_at, updated_at)
+            SELECT u.id, rt.creator_id, rt.tier_id, NULL, 'active', true, %(price)s,
+                   now() - interval '1 month 5 minutes', 1, now() - interval '5 minutes',
+                   0, NULL, now() - interval '5 minutes', NULL, now(), now()
+            FROM accounts_user u
+            JOIN rt ON rt.n = split_part(u.username, '-', 3)::int %% %(creators)s
+            WHERE u.username LIKE 'renew-m-%%';
+            """,
+            {"members": members, "creators": creators, "price": PRICE},
+        )
+        cursor.execute(
+            "SELECT id FROM wallets_account WHERE kind = 'wallet' AND user_id IN "
+            "(SELECT id FROM accounts_user WHERE username LIKE 'renew-m-%%') ORDER BY id"
+        )
+        wallet_ids = [row[0] for row in cursor.fetchall()]
+    adjustments = platform_account(AccountKind.ADJUSTMENTS).pk
+    for i in range(0, len(wallet_ids), 10_000):
+        with transaction.atomic():
+            ledger_post_bulk(
+                kind=TransactionKind.ADJUSTMENT,
+                transactions=[
+                    BulkTransaction(
+                        idempotency_key=f"bench-renew-fund:{wallet_id}",
+                        legs=((wallet_id, 2 * PRICE), (adjustments, -2 * PRICE)),
+                        memo="bench funds",
+                    )
+                    for wallet_id in wallet_ids[i : i + 10_000]
+                ],
+            )
+
+
+def run_section(results: dict, notes: list, *, quick: bool, log=print) -> None:
+    from memberships.ledger_checks import EXTRA_CHECKS
+    from memberships.models import ChargeKind, MembershipCharge
+    from memberships.services import memberships_renew
+
+    members = 1_000 if quick else 100_000
+    creators = max(1, members // 100)
+    started = time.perf_counter()
+    seed(members, creators)
+    log(f"renewals: seeded {members:,} due memberships of {creators:,} creators in "
+        f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+
+    started = time.perf_counter()
+    run = memberships_renew()
+    results["renewals_100k_s"] = round(time.perf_counter() - started, 2)
+    log(f"renewals: {run.summary} in {results['renewals_100k_s']} s")
+    started = time.perf_counter()
+    rerun = memberships_renew()
+    results["renewals_rerun_s"] = round(time.perf_counter() - started, 2)
+
+    charges = MembershipCharge.objects.filter(
+        kind=ChargeKind.RENEWAL, membership__member__username__startswith="renew-m-"
+    ).count()
+    problems = [p for _name, check in EXTRA_CHECKS for p in check()]
+    ok = run.renewed == members and rerun.renewed == 0 and charges == members and not problems
+    results["renewals_ok"] = int(ok)
+    notes.append(
+        f"renewals: {run.renewed:,} of {members:,} due memberships renewed in "
+        f"{results['renewals_100k_s']} s ({members / max(results['renewals_100k_s'], 1e-9):,.0f}"
+        f"/s, chunks of 1,000, set-based); rerun {results['renewals_rerun_s']} s renewed "
+        f"{rerun.renewed}; membership ledger checks: {problems[:3] or 'pass'}"
+    )
