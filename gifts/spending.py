@@ -65,22 +65,21 @@ def creator_spending_add(*, coins_by_user: dict[int, int], now: datetime | None 
         return
     users = sorted(coins_by_user)
     day = spend_day(now)
-    upsert = (
-        "ON CONFLICT (user_id, day) DO UPDATE "
-        "SET coins = gifts_dailygiftspend.coins + excluded.coins"
-    )
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":  # make run's SQLite: one row at a time
             for user_id in users:
                 cursor.execute(
-                    f"INSERT INTO gifts_dailygiftspend (user_id, day, coins) VALUES (%s, %s, %s) "
-                    f"{upsert}",
+                    "INSERT INTO gifts_dailygiftspend (user_id, day, coins) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (user_id, day) DO UPDATE "
+                    "SET coins = gifts_dailygiftspend.coins + excluded.coins",
                     [user_id, day, coins_by_user[user_id]],
                 )
             return
         cursor.execute(
             "INSERT INTO gifts_dailygiftspend (user_id, day, coins) "
-            f"SELECT u, %s, c FROM unnest(%s::bigint[], %s::bigint[]) AS s(u, c) {upsert}",
+            "SELECT u, %s, c FROM unnest(%s::bigint[], %s::bigint[]) AS s(u, c) "
+            "ON CONFLICT (user_id, day) DO UPDATE "
+            "SET coins = gifts_dailygiftspend.coins + excluded.coins",
             [day, users, [coins_by_user[u] for u in users]],
         )
 

@@ -268,7 +268,7 @@ def _record(plans: list[_Plan]) -> None:
     created = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Membership._meta.db_table} m SET tier_id = v.tier, next_tier_id = NULL, "
+            f"UPDATE {Membership._meta.db_table} m SET tier_id = v.tier, next_tier_id = NULL, "  # noqa: S608 (the model's table; values are parameters)
             "coins_per_month = v.price, status = %s, grace_until = NULL, anchor = v.anchor, "
             "period_count = v.count, current_period_end = v.period_end, "
             "next_attempt_at = v.period_end, months = m.months + 1, updated_at = %s "

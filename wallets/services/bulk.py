@@ -233,7 +233,7 @@ def wallets_lock_for_spending(*, user_ids: list[int]) -> dict[int, SpendingWalle
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, user_id, balance, is_frozen FROM {Account._meta.db_table} "
+            f"SELECT id, user_id, balance, is_frozen FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
             "WHERE kind = 'wallet' AND user_id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
             [sorted(set(user_ids))],
         )
@@ -262,7 +262,8 @@ def ledger_post_bulk(
     account_ids = sorted({a for t in transactions for a, _x in t.legs})
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, unit, kind, is_hot FROM {Account._meta.db_table} WHERE id = ANY(%s)",
+            f"SELECT id, unit, kind, is_hot FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
+            "WHERE id = ANY(%s)",
             [account_ids],
         )
         meta = {row[0]: row[1:] for row in cursor.fetchall()}
@@ -307,7 +308,7 @@ def ledger_post_bulk(
         if deltas:
             ids = sorted(deltas)
             cursor.execute(
-                f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "
+                f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "  # noqa: S608 (the model's table; values are parameters)
                 "FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
                 "WHERE a.id = d.id AND NOT a.is_hot RETURNING a.id, a.balance",
                 [ids, [deltas[i] for i in ids]],
