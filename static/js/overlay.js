@@ -98,7 +98,7 @@
     el.dataset.pin = String(data.id);
     el.style.setProperty("--tier-colour", data.colour);
     var head = text("span", "pin-who", data.username);
-    head.appendChild(text("span", "pin-coins", " " + Number(data.coins).toLocaleString()));
+    head.appendChild(text("span", "pin-coins", " · " + Number(data.coins).toLocaleString() + " coins"));
     el.appendChild(head);
     el.appendChild(text("span", "pin-message", data.message));
     var left = Date.parse(data.until) - Date.now();
