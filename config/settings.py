@@ -409,6 +409,7 @@ LOCAL_APPS = [
     "creators",
     "payouts",
     "memberships",
+    "moderation",
     "notifications",
     "staff",
 ]
