@@ -1,7 +1,7 @@
 """Gift benchmarks of issue #15, run by ``bench/run.py`` (``make bench``).
 
 - ``db_ceiling_gift_fn_tx_per_s``: pgbench calling exactly the SQL a gift runs (one call of
-  ``gift_send_v1``, as ``gifts.services.gift_send`` sends it), 16 clients, simple protocol,
+  ``gift_send_v2``, as ``gifts.services.gift_send`` sends it), 16 clients, simple protocol,
   spread over the bench creators; the like-for-like ceiling of ``service_vs_ceiling``.
 - one sender from 8 connections at once: one wallet row, every coin spent once.
 - open-loop HTTP at fixed rates (``bench/http_open_loop.py``) against ``make serve``'s server.
@@ -31,7 +31,7 @@ from pathlib import Path
 GIFT_FN_SCRIPT = r"""
 \set sender random({lo}, {hi})
 \set creator random(0, {creators_max})
-SELECT gift_send_v1(:sender, 'gift:' || :sender || ':pgb-' || gen_random_uuid(), 'bench-c' || :creator, '{slug}', 1, '', '', '', NULL, now(), 18, {daily_limit}, 1, 1, NULL, NULL, NULL);
+SELECT gift_send_v2(:sender, 'gift:' || :sender || ':pgb-' || gen_random_uuid(), 'bench-c' || :creator, '{slug}', 1, '', '', '', NULL, now(), 18, {daily_limit}, 1, 1, NULL, NULL, NULL, NULL);
 """
 
 
@@ -79,7 +79,7 @@ def _pgbench(b, db_url: str, script: Path, seconds: float, env_extra: dict | Non
 
 
 def gift_fn_ceiling(b, db_url: str, workdir: Path, senders, handles) -> None:
-    """pgbench calling ``gift_send_v1`` exactly as the service does: durable, then (an extra
+    """pgbench calling ``gift_send_v2`` exactly as the service does: durable, then (an extra
     column only) with ``synchronous_commit=off`` for the session."""
     from django.conf import settings
     from django.db import connection

@@ -428,7 +428,7 @@ SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000
 # --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
 GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
-# On PostgreSQL a gift is one call of the SQL function gift_send_v1 (issue #15); off, or on
+# On PostgreSQL a gift is one call of the SQL function gift_send_v2 (issue #15, #19); off, or on
 # SQLite, the Python reference in gifts/services.py sends it (same rules, more round trips).
 GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
 # Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
@@ -594,3 +594,13 @@ CELERY_BEAT_SCHEDULE["weekly-earnings-digest"] = {
     "schedule": crontab(minute=0, hour=7, day_of_week=1),
 }
 # --- end email and app webhooks -------------------------------------------------------------
+
+# --- Goals (issue #19, docs/goals.md) ----------------------------------------------------------
+GOAL_DEADLINE_MAX_DAYS = env.int("GOAL_DEADLINE_MAX_DAYS", default=90)
+GOAL_DEADLINE_MIN_MINUTES = env.int("GOAL_DEADLINE_MIN_MINUTES", default=5)
+GOALS_OPEN_MAX = env.int("GOALS_OPEN_MAX", default=20)
+# Goals whose deadline passed are settled (all-or-nothing: paid or refunded) this often.
+CELERY_BEAT_SCHEDULE["settle-goals"] = {
+    "task": "gifts.tasks.goals_settle_due_task",
+    "schedule": timedelta(seconds=env.int("GOAL_SETTLE_EVERY_SECONDS", default=60)),
+}

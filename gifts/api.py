@@ -1,6 +1,7 @@
 import hashlib
 import json
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
@@ -24,15 +25,18 @@ from config.throttles import MoneyThrottle
 from creators.selectors import creator_find
 from gifts.badges import badges_by_username
 from gifts.models import Gift
+from gifts.quote import gift_quote, money_dict, quote_currency
 from gifts.selectors import METRICS, PERIODS, leaderboard
 from gifts.services import (
     MESSAGE_MAX,
     QUANTITY_MAX,
     CreatorNotFound,
+    GiftNotFound,
     gift_send,
     gift_send_answer,
     gift_send_uses_sql,
 )
+from wallets.api import MoneyOutput
 
 # --- Catalog --------------------------------------------------------------------------------
 
@@ -133,6 +137,19 @@ class GiftSendInput(serializers.Serializer):
     message = serializers.CharField(
         max_length=MESSAGE_MAX, required=False, allow_blank=True, trim_whitespace=False
     )
+    goal = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**62,
+        help_text="One of the creator's open goals (GET creators/{handle}/goals/) this gift "
+        "counts toward. For an all-or-nothing goal the coins are held until its deadline.",
+    )
+    currency = serializers.ChoiceField(
+        choices=settings.CURRENCIES,
+        required=False,
+        help_text="The currency `creator_value` is shown in (default PAYOUT_CURRENCY).",
+    )
 
     def validate(self, attrs):
         if attrs.get("live_id") and attrs.get("video_id"):
@@ -148,7 +165,17 @@ class GiftSendOutput(serializers.Serializer):
     id = serializers.IntegerField()
     coins_spent = serializers.IntegerField()
     diamonds = serializers.IntegerField()
+    goal = serializers.IntegerField(allow_null=True)
     wallet = WalletCoins()
+    creator_value = MoneyOutput(help_text="What the creator receives of this gift (≈, see quote).")
+
+
+def _with_creator_value(body: dict, currency: str | None) -> dict:
+    """The send answer plus ``creator_value``: computed from the answer, no database read."""
+    if "coins_spent" not in body:
+        return body
+    quote = gift_quote(coins=body["coins_spent"], diamonds=body["diamonds"], currency=currency)
+    return {"goal": None, **body, "creator_value": money_dict(quote.creator_value)}
 
 
 class GiftSendView(APIView):
@@ -180,10 +207,13 @@ class GiftSendView(APIView):
         summary="Send a gift to a creator",
         description=(
             "Debits the sender's coins and credits the creator's pending diamonds in one "
-            "transaction. Error codes: `age_restricted`, `wallet_frozen`, "
+            "transaction (toward an all-or-nothing `goal`: holds the coins until its deadline). "
+            "`creator_value` is the creator's share of it (as GET gifts/quote/). Error codes: "
+            "`age_restricted`, `wallet_frozen`, "
             "`daily_limit_exceeded`, `gift_not_found`, `gift_unavailable`, `self_gift`, "
             "`creator_not_found`, `creator_cannot_receive`, `insufficient_funds`, "
-            "`message_blocked`, `validation_error`."
+            "`message_blocked`, `goal_not_found` (404: no such goal of this creator), "
+            "`goal_closed` (409: settled or past its deadline), `validation_error`."
         ),
     )
     def post(self, request):
@@ -203,15 +233,17 @@ class GiftSendView(APIView):
                 video_id=values.get("video_id"),
                 message=values.get("message", ""),
                 client_key=request.headers["Idempotency-Key"].strip(),
+                goal=values.get("goal"),
             )
+            body = {
+                "id": event.pk,
+                "coins_spent": event.coins,
+                "diamonds": event.diamonds,
+                "goal": event.goal_id,
+                "wallet": {"coins": event.wallet_coins},
+            }
             return Response(
-                {
-                    "id": event.pk,
-                    "coins_spent": event.coins,
-                    "diamonds": event.diamonds,
-                    "wallet": {"coins": event.wallet_coins},
-                },
-                status=status.HTTP_201_CREATED,
+                _with_creator_value(body, values.get("currency")), status=status.HTTP_201_CREATED
             )
 
         return idempotent(request, handler)
@@ -239,14 +271,18 @@ class GiftSendView(APIView):
                 client_key=key,
                 request_hash=body_hash,
                 path=request.path,
+                goal=values.get("goal"),
             )
         except IdempotencyConflict:
             raise
         except (DomainError, exceptions.APIException) as exc:
             return idempotent_refusal(request, key=key, request_hash=body_hash, exc=exc)
+        # The function stores the answer without creator_value (settings, not data): it is
+        # added here from the answer's own coins and diamonds, replays included.
+        body = _with_creator_value(answer.body, values.get("currency"))
         if answer.replayed:
-            return replayed(answer.status, answer.body)
-        return Response(answer.body, status=answer.status)
+            return replayed(answer.status, body)
+        return Response(body, status=answer.status)
 
 
 # --- Leaderboards ---------------------------------------------------------------------------
@@ -310,3 +346,60 @@ class LeaderboardView(APIView):
         badges = badges_by_username(creator_id=creator.pk, usernames=[r["username"] for r in rows])
         results = [{**row, "badges": badges.get(row["username"], [])} for row in rows]
         return Response({"period": period, "metric": metric, "results": results})
+
+
+# --- The split shown before paying ------------------------------------------------------------
+
+
+class GiftQuoteOutput(serializers.Serializer):
+    coins = serializers.IntegerField(help_text="What the gift costs the viewer, in coins.")
+    diamonds = serializers.IntegerField(help_text="What the creator is credited.")
+    creator_value = MoneyOutput(help_text="The creator's share, in `currency`, to the cent.")
+    platform_value = MoneyOutput(help_text="The rest of the coins' price, in `currency`.")
+    rate = serializers.FloatField(help_text="The creator's share of the price, 0-1.")
+    price = MoneyOutput(help_text="The coins' price at the custom-amount unit price.")
+    payout_value = MoneyOutput(
+        help_text="Diamonds × DIAMOND_VALUE in PAYOUT_CURRENCY: exactly what the payout "
+        "statement lists for this gift."
+    )
+
+
+class GiftQuoteView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("creator", OpenApiTypes.STR, required=True, description="Handle"),
+            OpenApiParameter("gift", OpenApiTypes.STR, required=True, description="Gift slug"),
+            OpenApiParameter("quantity", OpenApiTypes.INT, default=1),
+            OpenApiParameter(
+                "currency", OpenApiTypes.STR, enum=list(settings.CURRENCIES), default="USD"
+            ),
+        ],
+        responses={200: GiftQuoteOutput, **error_responses(400, 404)},
+        summary="What a gift is worth to the creator, before paying",
+        description=(
+            "coins → diamonds → the creator's and the platform's share in the viewer's "
+            "currency (docs/goals.md, 'The split'). Errors: `validation_error`, "
+            "`creator_not_found`, `gift_not_found`."
+        ),
+    )
+    def get(self, request):
+        params = request.query_params
+        raw_quantity = params.get("quantity", "1").strip()
+        if not (raw_quantity.isascii() and raw_quantity.isdigit()) or not (
+            1 <= int(raw_quantity) <= QUANTITY_MAX
+        ):
+            raise serializers.ValidationError(
+                {"quantity": [f"A whole number from 1 to {QUANTITY_MAX}."]}
+            )
+        currency = quote_currency(params.get("currency"))
+        creator = creator_find(handle=(params.get("creator") or "").strip().lower()[:30])
+        if creator is None or not creator.is_active:
+            raise CreatorNotFound()
+        slug = (params.get("gift") or "").strip().lower()[:40]
+        gift = Gift.objects.filter(slug=slug).first() if slug else None
+        if gift is None:
+            raise GiftNotFound()
+        quote = gift_quote(coins=gift.coins * int(raw_quantity), currency=currency)
+        return Response(quote.as_dict())

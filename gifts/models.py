@@ -108,6 +108,16 @@ class GiftEvent(models.Model):
     live_id = models.CharField(max_length=64, blank=True)
     video_id = models.CharField(max_length=64, blank=True)
     message = models.CharField(max_length=150, blank=True)
+    # The goal this gift counts toward (optional). For an all-or-nothing goal the coins are
+    # held in the goal holding account, and ``diamonds`` are credited only if it is met.
+    goal = models.ForeignKey(
+        "Goal",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="gifts",
+        db_constraint=False,
+    )
     transaction = models.OneToOneField(
         "wallets.LedgerTransaction", on_delete=models.PROTECT, related_name="gift_event"
     )
@@ -117,6 +127,12 @@ class GiftEvent(models.Model):
         indexes = [
             models.Index(fields=["creator", "-created_at"], name="giftevent_creator_recent"),
             models.Index(fields=["sender", "-created_at"], name="giftevent_sender_recent"),
+            models.Index(
+                fields=["goal"],
+                include=["coins", "diamonds"],
+                condition=Q(goal__isnull=False),
+                name="giftevent_goal",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=1), name="giftevent_quantity_pos"),
@@ -176,3 +192,68 @@ class DailyGiftSpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: user {self.user_id} spent {self.coins}"
+
+
+class GoalStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    MET = "met", "Met"
+    MISSED = "missed", "Missed"
+
+
+class Goal(models.Model):
+    """A creator's target in coins by a deadline, for one live stream or for a period.
+
+    Progress (``raised_coins``) is the sum of the coins of the gift events sent toward it: a
+    gift never writes this row (a goal is as hot as its creator), it only share-locks it
+    (``FOR KEY SHARE``) so that the deadline's settlement, which takes ``FOR UPDATE``, sees
+    every gift that got in and no gift gets in after it.
+
+    All-or-nothing goals hold their gifts' coins in the ledger's goal holding account until
+    the deadline; ``goal_settle`` then pays the creator (met) or refunds every gifter
+    (missed), once, recorded in ``settlement`` (docs/goals.md).
+    """
+
+    creator = models.ForeignKey("creators.Creator", on_delete=models.PROTECT, related_name="goals")
+    title = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    target_coins = models.BigIntegerField()
+    deadline = models.DateTimeField()
+    live_id = models.CharField(max_length=64, blank=True)
+    all_or_nothing = models.BooleanField(default=False)
+    status = models.CharField(max_length=8, choices=GoalStatus.choices, default=GoalStatus.OPEN)
+    # Filled by the settlement at the deadline: what was raised and the ledger transaction
+    # that paid the creator or refunded the gifters (all-or-nothing goals only).
+    raised_at_close = models.BigIntegerField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    settlement = models.OneToOneField(
+        "wallets.LedgerTransaction",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="goal_settled",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["creator", "-deadline"], name="goal_creator_deadline"),
+            models.Index(
+                fields=["deadline"], condition=Q(status="open"), name="goal_open_deadline"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(target_coins__gte=1) & Q(target_coins__lte=1_000_000_000),
+                name="goal_target_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "met", "missed"]), name="goal_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open") | Q(settled_at__isnull=False),
+                name="goal_closed_is_settled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.target_coins} coins by {self.deadline:%Y-%m-%d %H:%M})"

@@ -1,7 +1,7 @@
 """Sending gifts: one transaction that debits the sender, credits the creator and records it.
 
 On PostgreSQL (``GIFT_SEND_SQL``, default on) the whole gift is ONE database call: the
-PL/pgSQL function ``gift_send_v1`` (gifts/migrations/0002_gift_send_v1.py) does the reads,
+PL/pgSQL function ``gift_send_v2`` (gifts/migrations/0004_gift_send_v2.py; v1 is kept) does the reads,
 checks every rule below in the same order and writes the same rows. The Python below is the
 readable reference and the SQLite path (``make run``); the gift tests run against both.
 
@@ -37,6 +37,7 @@ from config.errors import (
     NotFound,
 )
 from creators.models import Creator
+from gifts.goals import GoalClosed, GoalNotFound, goal_id_clean, goal_lock_for_gift
 from gifts.models import Gift, GiftEvent
 from notifications.webhooks import webhook_event_emit
 from wallets.models import Account, AccountKind, TransactionKind
@@ -311,13 +312,15 @@ def gift_send(
     message: str = "",
     client_key: str,
     country: str | None = None,
+    goal: int | None = None,
 ) -> GiftEvent:
     """Send ``quantity`` of a gift to a creator, exactly once per (sender, ``client_key``).
 
     Returns the GiftEvent with two extra attributes: ``created`` (False for a repeated key,
     which returns the original gift and writes nothing) and ``wallet_coins`` (the sender's
-    balance after it). On PostgreSQL one call of ``gift_send_v1``; elsewhere the Python
-    reference ``gift_send_python``.
+    balance after it). On PostgreSQL one call of ``gift_send_v2``; elsewhere the Python
+    reference ``gift_send_python``. ``goal``: the id of one of the creator's open goals the
+    gift counts toward (gifts/goals.py); for an all-or-nothing goal the coins are held.
     """
     args = dict(
         sender=sender,
@@ -329,6 +332,7 @@ def gift_send(
         message=message,
         client_key=client_key,
         country=country,
+        goal=goal,
     )
     if not gift_send_uses_sql():
         return gift_send_python(**args)
@@ -350,9 +354,11 @@ def gift_send_python(
     message: str = "",
     client_key: str,
     country: str | None = None,
+    goal: int | None = None,
 ) -> GiftEvent:
     """The reference implementation of ``gift_send`` (and the SQLite path)."""
     key = _ledger_key(sender.pk, client_key)
+    goal_id = goal_id_clean(goal)
     try:
         (quantity, live_id, video_id, message, creator, gift, wallet, spent, issuance) = _validate(
             sender=sender,
@@ -364,6 +370,13 @@ def gift_send_python(
             message=message,
             country=country,
         )
+        # The goal is share-locked before the wallet (ledger_post), the order goal_settle
+        # takes them in.
+        locked_goal = (
+            goal_lock_for_gift(goal_id=goal_id, creator_id=creator.pk, now=timezone.now())
+            if goal_id is not None
+            else None
+        )
     except DomainError:
         # A retry of a gift that went through answers with that gift, even if a rule
         # (an expired gift, a frozen wallet) would refuse it now.
@@ -374,15 +387,23 @@ def gift_send_python(
 
     coins = gift.coins * quantity
     diamonds = diamonds_for(coins)
-    result = ledger_post(
-        kind=TransactionKind.GIFT,
-        idempotency_key=key,
-        postings=[
+    if locked_goal is not None and locked_goal.all_or_nothing:
+        # Held until the deadline: the diamonds are credited only if the goal is met.
+        postings = [
+            Posting(wallet, -coins),
+            Posting(platform_account(AccountKind.GOAL_HOLDING), coins),
+        ]
+    else:
+        postings = [
             Posting(wallet, -coins),
             Posting(spent, coins),
             Posting(issuance, -diamonds),
             Posting(creator.pending_account, diamonds),
-        ],
+        ]
+    result = ledger_post(
+        kind=TransactionKind.GIFT,
+        idempotency_key=key,
+        postings=postings,
         actor=sender,
         memo=f"{quantity} x {gift.name} to @{creator.handle}",
         reference=f"creator:{creator.pk}",
@@ -406,6 +427,7 @@ def gift_send_python(
         live_id=live_id,
         video_id=video_id,
         message=message,
+        goal_id=goal_id,
         transaction=result.transaction,
         created_at=now,
     )
@@ -424,6 +446,7 @@ def gift_send_python(
             "live_id": live_id,
             "video_id": video_id,
             "message": message,
+            "goal": goal_id,
         },
     )
     event.created = True
@@ -435,10 +458,10 @@ def gift_send_python(
 
 # The SQL function this code calls. A new rule or argument means a new function (and a new
 # migration), never a changed one: during a rolling deploy old code calls the old version.
-GIFT_SEND_FUNCTION = "gift_send_v1"
+GIFT_SEND_FUNCTION = "gift_send_v2"
 GIFT_SEND_SQL = (
     f"SELECT {GIFT_SEND_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s, %s)"
+    "%s, %s, %s)"
 )
 # Raised by the function when a refused copy of the same HTTP request stored its answer while
 # this one was being sent: everything was rolled back, the stored answer is the answer.
@@ -486,6 +509,8 @@ def _refusal(answer: dict) -> DomainError:
         "gift_unavailable": GiftUnavailable,
         "daily_limit_exceeded": DailyLimitExceeded,
         "insufficient_funds": InsufficientFunds,
+        "goal_not_found": GoalNotFound,
+        "goal_closed": GoalClosed,
     }
     return errors[code]()
 
@@ -502,6 +527,7 @@ def _gift_send_sql(
     client_key,
     country,
     http: HttpIdempotency | None,
+    goal: int | None = None,
 ) -> dict[str, Any]:
     """One call of the gift function. Input is checked here first, as the reference does.
 
@@ -512,6 +538,7 @@ def _gift_send_sql(
     quantity = _check_quantity(quantity)
     live_id, video_id = _clean_context(live_id, video_id)
     message = message_clean(message or "")
+    goal_id = goal_id_clean(goal)
     with connection.cursor() as cursor:
         cursor.execute(
             GIFT_SEND_SQL,
@@ -533,6 +560,7 @@ def _gift_send_sql(
                 http.key if http else None,
                 http.request_hash if http else None,
                 http.path if http else None,
+                goal_id,
             ],
         )
         answer = cursor.fetchone()[0]
@@ -557,6 +585,7 @@ def _event_from_row(row: dict, sender) -> GiftEvent:
         live_id=row["live_id"],
         video_id=row["video_id"],
         message=row["message"],
+        goal_id=row.get("goal_id"),
         transaction_id=row["transaction_id"],
         created_at=datetime.fromisoformat(row["created_at"]),
     )
@@ -579,6 +608,7 @@ def gift_send_answer(
     client_key: str,
     request_hash: str,
     path: str,
+    goal: int | None = None,
 ) -> GiftAnswer:
     """``POST gifts/send/`` on PostgreSQL: the gift and its Idempotency-Key record in one call.
 
@@ -601,6 +631,7 @@ def gift_send_answer(
             client_key=client_key,
             country=None,
             http=http,
+            goal=goal,
         )
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != ANSWERED_MEANWHILE:

@@ -116,7 +116,7 @@ def check_coins_outstanding() -> list[str]:
         "SELECT "
         " COALESCE(SUM(CASE WHEN a.kind IN ('wallet', 'coin_debt') THEN e.amount END), 0), "
         " COALESCE(SUM(CASE WHEN a.kind IN ('coin_issuance', 'adjustments', 'coins_spent', "
-        "   'coin_write_offs') THEN e.amount END), 0) "
+        "   'coin_write_offs', 'goal_holding') THEN e.amount END), 0) "
         "FROM wallets_entry e JOIN wallets_account a ON a.id = e.account_id WHERE a.unit = 'COIN'"
     )
     held, platform = row

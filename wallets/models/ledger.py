@@ -26,6 +26,8 @@ class AccountKind(models.TextChoices):
     DIAMOND_ADJUSTMENTS = "diamond_adjustments", "Diamond adjustments"
     # Diamonds creators keep although the coins that funded them were charged back.
     CHARGEBACK_LOSSES = "chargeback_losses", "Chargeback losses (absorbed)"
+    # Coins of gifts toward all-or-nothing goals, held until the goal's deadline (gifts app).
+    GOAL_HOLDING = "goal_holding", "Goal holding (all-or-nothing)"
 
 
 UNIT_OF_KIND = {
@@ -42,6 +44,7 @@ UNIT_OF_KIND = {
     AccountKind.DIAMONDS_PAID_OUT: Unit.DIAMOND,
     AccountKind.DIAMOND_ADJUSTMENTS: Unit.DIAMOND,
     AccountKind.CHARGEBACK_LOSSES: Unit.DIAMOND,
+    AccountKind.GOAL_HOLDING: Unit.COIN,
 }
 
 # Accounts owned by a user; the others are the platform's (one each).
@@ -71,6 +74,7 @@ HOT_KINDS = {
     AccountKind.DIAMONDS_PAID_OUT,
     AccountKind.DIAMOND_ADJUSTMENTS,
     AccountKind.CHARGEBACK_LOSSES,
+    AccountKind.GOAL_HOLDING,
 }
 
 
@@ -164,6 +168,10 @@ class TransactionKind(models.TextChoices):
     DEBT_SETTLEMENT = "debt_settlement", "Debt settled"
     CLAWBACK = "clawback", "Earnings clawback"
     REVERSAL = "reversal", "Reversal"
+    # All-or-nothing goals at their deadline: the held coins become the creator's diamonds
+    # (met) or go back to the gifters (missed).
+    GOAL_MET = "goal_met", "Goal met"
+    GOAL_REFUND = "goal_refund", "Goal missed: refund"
 
 
 class LedgerTransaction(ImmutableModel):
