@@ -199,7 +199,8 @@ class GiftSendView(APIView):
                         "spending_limit_exceeded",
                     ]
                 },
-                {404: ["creator_not_found", "gift_not_found"]},
+                {404: ["creator_not_found", "gift_not_found", "goal_not_found"]},
+                {409: ["goal_closed"]},
                 423,
                 429,
             ),
@@ -376,7 +377,10 @@ class GiftQuoteView(APIView):
                 "currency", OpenApiTypes.STR, enum=list(settings.CURRENCIES), default="USD"
             ),
         ],
-        responses={200: GiftQuoteOutput, **error_responses(400, 404)},
+        responses={
+            200: GiftQuoteOutput,
+            **error_responses(400, {404: ["creator_not_found", "gift_not_found"]}),
+        },
         summary="What a gift is worth to the creator, before paying",
         description=(
             "coins → diamonds → the creator's and the platform's share in the viewer's "

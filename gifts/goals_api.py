@@ -93,7 +93,7 @@ class MyGoalsView(APIView):
 
     @extend_schema(
         parameters=[STATUS_PARAM, LIVE_PARAM],
-        responses={200: GoalListOutput, **error_responses(401, 404)},
+        responses={200: GoalListOutput, **error_responses(400, 401, {404: ["not_a_creator"]})},
         summary="My goals as a creator",
         description=f"Newest deadline first, at most {LIST_MAX}. Errors: `not_a_creator`.",
     )
@@ -105,7 +105,10 @@ class MyGoalsView(APIView):
 
     @extend_schema(
         request=GoalInput,
-        responses={201: GoalOutput, **error_responses(400, 401, 404, 409)},
+        responses={
+            201: GoalOutput,
+            **error_responses(400, 401, {404: ["not_a_creator"]}, {409: ["too_many_goals"]}),
+        },
         summary="Set a goal",
         description=(
             "A target in coins by a deadline, for one live (`live_id`) or a period. Gifts "
@@ -129,7 +132,7 @@ class CreatorGoalsView(APIView):
 
     @extend_schema(
         parameters=[STATUS_PARAM, LIVE_PARAM],
-        responses={200: GoalListOutput, **error_responses(400, 404)},
+        responses={200: GoalListOutput, **error_responses(400, {404: ["creator_not_found"]})},
         summary="A creator's goals and their progress",
         description=f"Public. Newest deadline first, at most {LIST_MAX}.",
     )

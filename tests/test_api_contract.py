@@ -166,6 +166,34 @@ CONTRACT = [
         "200",
         ["id", "creator", "tier", "status", "current_period_end", "months"],
     ),
+    # Second round: goals and the split shown before paying (issue #19).
+    (
+        "get",
+        "/api/v1/creators/me/goals/",
+        "200",
+        ["results", "results[].id", "results[].title", "results[].target_coins"]
+        + ["results[].raised_coins", "results[].deadline", "results[].all_or_nothing"]
+        + ["results[].status"],
+    ),
+    (
+        "post",
+        "/api/v1/creators/me/goals/",
+        "201",
+        ["id", "title", "target_coins", "raised_coins", "deadline", "all_or_nothing", "status"],
+    ),
+    (
+        "get",
+        "/api/v1/creators/{handle}/goals/",
+        "200",
+        ["results", "results[].id", "results[].raised_coins", "results[].status"],
+    ),
+    ("post", "/api/v1/gifts/send/", "201", ["creator_value"]),
+    (
+        "get",
+        "/api/v1/gifts/quote/",
+        "200",
+        ["coins", "diamonds", "creator_value", "platform_value", "rate"],
+    ),
 ]
 WEBHOOK = ("post", "/api/v1/webhooks/stripe/")
 
