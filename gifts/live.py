@@ -61,6 +61,7 @@ from creators.selectors import creator_find
 from gifts import feed_hooks
 from gifts.badges import badges_for
 from gifts.combos import ComboTracker, combo_window, tracker_at
+from gifts.goal_feed import GoalWatch
 from gifts.live_leases import LEASES, Lease
 from gifts.models import GiftEvent
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
@@ -169,6 +170,8 @@ class _Stream:
         self.last_gift = time.monotonic()  # or the stream's start: idle streams end
         self.lease: Lease | None = None
         self.watchers: list[feed_hooks.Watcher] = []
+        self.goals = GoalWatch(creator_id, live_id)
+        self.goal_frames_at_start = ""
 
     def start(self) -> None:
         if self.after_id is None:
@@ -178,6 +181,8 @@ class _Stream:
             creator_id=self.creator_id, live_id=self.live_id, upto_id=self.after_id
         )
         self.watchers = feed_hooks.watchers_for(self.creator_id, self.live_id)
+        # Read here (start runs in a thread under ASGI), sent after the hello.
+        self.goal_frames_at_start = self.goals.opening()
 
     def poll(self) -> str:
         if self.tracker is None or self.after_id is None:
@@ -202,6 +207,7 @@ class _Stream:
             frames.append(_frame(event, self.tracker, show_message=event.pk not in veiled))
             self.seen[event.pk] = now
             self.after_id = max(self.after_id, event.pk)
+        frames.append(self.goals.after_gifts({e.goal_id for e in events if e.goal_id}))
         settled = [pk for pk, at in self.seen.items() if now - at > SETTLE_SECONDS]
         if settled:
             self.settled_id = max(self.settled_id, max(settled))
@@ -232,7 +238,8 @@ class _Stream:
         hello = json.dumps({"combo_window_ms": window_ms, "big_gift_coins": big_gift_coins()})
         # ``retry``: how soon EventSource reconnects (with Last-Event-ID) after a drop. ``id``:
         # where this stream starts, so a reconnect before the first gift misses none either.
-        return f"retry: 1000\nid: {self.after_id}\nevent: hello\ndata: {hello}\n\n"
+        hello_frame = f"retry: 1000\nid: {self.after_id}\nevent: hello\ndata: {hello}\n\n"
+        return hello_frame + self.goal_frames_at_start
 
 
 class LiveStreamsBusy(ServiceBusy):
@@ -384,7 +391,9 @@ class LiveEventsView(APIView):
             "`count` grows. The SSE `id` is the gift event id (on the opening `hello` event, "
             "the id the stream starts after): reconnect with `Last-Event-ID` "
             "(or `?last_event_id=`) to resume without gaps or double counts. Without it the "
-            "stream starts at the newest gift. Heartbeat comments every 15 s (4 s under WSGI); the stream ends "
+            "stream starts at the newest gift. `event: goal` (no SSE id) carries a goal's "
+            "progress as GET creators/{handle}/goals/ gives it: the live's goals after the "
+            "hello, then whenever a gift or the deadline changes one. Heartbeat comments every 15 s (4 s under WSGI); the stream ends "
             "after LIVE_STREAM_MAX_SECONDS and EventSource reconnects. Public, no auth. "
             "503 `live_streams_busy` (with Retry-After) when this server holds as many streams "
             "as it allows (LIVE_SYNC_STREAMS_MAX / LIVE_ASYNC_STREAMS_MAX) or this live has "

@@ -18,6 +18,8 @@ from creators.selectors import (
 )
 from creators.services import creator_live_end, creator_live_start
 from gifts import feed_hooks
+from gifts.goals import goals_progress
+from gifts.quote import creator_value_text, gift_quote
 from gifts.selectors import (
     PERIODS,
     creator_daily_diamonds,
@@ -49,6 +51,12 @@ def creator_page(request, handle: str):
         period = "day"
     viewer = request.user if request.user.is_authenticated else None
     wallet = wallet_find(user=viewer) if viewer else None
+    live = creator_live_session(creator_id=creator.pk)
+    gifts = gifts_available()
+    goals = goals_progress(
+        creator_id=creator.pk, live_id=live.live_id if live else None, open_only=True, limit=5
+    )
+    first_gift = next(iter(gifts), None)
     leaders = [
         {**row, "initials": _initials(row["username"]), "hue": _hue(row["username"])}
         for row in leaderboard(creator_id=creator.pk, period=period)
@@ -59,14 +67,19 @@ def creator_page(request, handle: str):
         {
             "creator": creator,
             "initials": _initials(creator.display_name),
-            "gifts": gifts_available(),
+            "gifts": gifts,
+            "goals": goals,
+            "has_aon_goal": any(g.all_or_nothing for g in goals),
+            "split_text": creator_value_text(gift_quote(coins=first_gift.coins))
+            if first_gift
+            else "",
             "viewer_coins": wallet.balance if wallet else 0,
             "is_self": viewer is not None and viewer.pk == creator.user_id,
             "viewer_is_adult": viewer is not None and viewer.is_adult,
             "period": period,
             "periods": [(p, PERIOD_LABELS[p]) for p in PERIODS],
             "leaders": leaders,
-            "live": creator_live_session(creator_id=creator.pk),
+            "live": live,
         },
     )
 

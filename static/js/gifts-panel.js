@@ -9,6 +9,9 @@
   var status = document.getElementById("gift-status");
   var quantityInput = document.getElementById("gift-quantity");
   var messageInput = document.getElementById("gift-message");
+  var goalSelect = document.getElementById("gift-goal");
+  var split = document.getElementById("gift-split");
+  var splitTimer = null;
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var pendingKey = null;
   var fmt = new Intl.NumberFormat();
@@ -39,6 +42,46 @@
     var coins = parseInt(gift.dataset.coins, 10) * q;
     button.textContent = "Send " + (q > 1 ? q + " × " : "") + gift.dataset.name + " · " +
       fmt.format(coins) + (coins === 1 ? " coin" : " coins");
+  }
+
+  function money(value) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: value.currency }).format(Number(value.amount));
+    } catch (err) {
+      return value.amount + " " + value.currency;
+    }
+  }
+
+  // What the creator receives of this gift: the server's quote (gifts/quote.py), never a
+  // figure computed here.
+  function updateSplit() {
+    if (!split) return;
+    clearTimeout(splitTimer);
+    var gift = selected();
+    var q = quantity();
+    if (!gift || q < 1 || q > 9999) return;
+    splitTimer = setTimeout(function () {
+      var url = split.dataset.quoteUrl + "?creator=" + encodeURIComponent(form.dataset.creator) +
+        "&gift=" + encodeURIComponent(gift.value) + "&quantity=" + q;
+      fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (quote) {
+          if (quote && selected() === gift && quantity() === q) {
+            split.textContent = "The creator receives ≈ " + money(quote.creator_value) + " of this (" +
+              Math.round(quote.rate * 100) + " %).";
+          }
+        })
+        .catch(function () { /* the last figure stays */ });
+    }, 150);
+  }
+
+  function refreshGoals() {
+    var list = document.querySelector("[data-goals-url]");
+    if (!list || !window.ApplauseGoals) return;
+    fetch(list.dataset.goalsUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) { if (data) data.results.forEach(window.ApplauseGoals.update); })
+      .catch(function () { /* the bars update on the next load */ });
   }
 
   function say(text, isError) {
@@ -90,8 +133,8 @@
     if (empty) empty.hidden = true;
   }
 
-  form.addEventListener("change", function () { pendingKey = null; updateButton(); });
-  quantityInput.addEventListener("input", function () { pendingKey = null; updateButton(); });
+  form.addEventListener("change", function () { pendingKey = null; updateButton(); updateSplit(); });
+  quantityInput.addEventListener("input", function () { pendingKey = null; updateButton(); updateSplit(); });
   messageInput.addEventListener("input", function () { pendingKey = null; });
 
   form.addEventListener("submit", function (event) {
@@ -110,6 +153,7 @@
     if (messageInput.value.trim()) body.message = messageInput.value.trim();
     // While the creator is live, the gift goes to that live (and so to the overlay).
     if (form.dataset.liveId) body.live_id = form.dataset.liveId;
+    if (goalSelect && goalSelect.value) body.goal = parseInt(goalSelect.value, 10);
     pendingKey = pendingKey || uuid4();
     button.disabled = true;
     button.classList.add("is-loading");
@@ -135,7 +179,12 @@
         setBalance(result.data.wallet.coins);
         bumpLeaderboard(result.data.coins_spent);
         messageInput.value = "";
-        say("Sent " + (q > 1 ? q + " × " : "") + gift.dataset.name + " to @" + form.dataset.creator + "!", false);
+        var sent = "Sent " + (q > 1 ? q + " × " : "") + gift.dataset.name + " to @" + form.dataset.creator + "!";
+        if (result.data.creator_value) {
+          sent += " The creator receives ≈ " + money(result.data.creator_value) + " of this.";
+        }
+        say(sent, false);
+        if (result.data.goal) refreshGoals();
       } else if (result.status >= 500) {
         say("Something went wrong on our side. Try again: you will not be charged twice.", true);
       } else {
@@ -143,6 +192,7 @@
         var error = result.data.error || {};
         var text = error.message || "That did not work.";
         if (error.code === "insufficient_funds") text = "Not enough coins for this gift. Get more on the Recharge page.";
+        if (error.code === "goal_closed") text = "That goal has closed: pick another, or send without a goal.";
         say(text, true);
       }
     }).catch(function () {
@@ -155,4 +205,5 @@
   });
 
   updateButton();
+  updateSplit();
 })();

@@ -154,6 +154,9 @@
     listen(source, "pinned", pin);
     listen(source, "unpinned", function (data) { unpin(data.id); });
     listen(source, "message_hidden", function (data) { hideMessage(data.id); });
+    listen(source, "goal", function (data) {
+      if (window.ApplauseGoals) window.ApplauseGoals.update(data);
+    });
     source.addEventListener("error", function () {
       root.dataset.state = "reconnecting";
       if (source.readyState === EventSource.CLOSED) {
