@@ -352,6 +352,13 @@ class LeaderboardView(APIView):
 # --- The split shown before paying ------------------------------------------------------------
 
 
+class ExactMoneyOutput(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=20, decimal_places=8, help_text="Exact: fractions of a cent are kept."
+    )
+    currency = serializers.CharField()
+
+
 class GiftQuoteOutput(serializers.Serializer):
     coins = serializers.IntegerField(help_text="What the gift costs the viewer, in coins.")
     diamonds = serializers.IntegerField(help_text="What the creator is credited.")
@@ -359,7 +366,7 @@ class GiftQuoteOutput(serializers.Serializer):
     platform_value = MoneyOutput(help_text="The rest of the coins' price, in `currency`.")
     rate = serializers.FloatField(help_text="The creator's share of the price, 0-1.")
     price = MoneyOutput(help_text="The coins' price at the custom-amount unit price.")
-    payout_value = MoneyOutput(
+    payout_value = ExactMoneyOutput(
         help_text="Diamonds × DIAMOND_VALUE in PAYOUT_CURRENCY: exactly what the payout "
         "statement lists for this gift."
     )

@@ -288,7 +288,12 @@ def goal_settle(*, goal_id: int, now: datetime | None = None) -> Settled:
     moves in the same commit as the status, under the goal's own idempotency key.
     """
     now = now or timezone.now()
-    goal = Goal.objects.select_for_update().filter(pk=goal_id).select_related("creator").first()
+    goal = (
+        Goal.objects.select_for_update(of=("self",))
+        .filter(pk=goal_id)
+        .select_related("creator")
+        .first()
+    )
     if goal is None or goal.status != GoalStatus.OPEN or goal.deadline > now:
         status = goal.status if goal else "missing"
         raised = (goal.raised_at_close or 0) if goal else 0
