@@ -80,7 +80,7 @@ def goal_create(
     all_or_nothing: bool = False,
 ) -> Goal:
     """A new open goal for ``creator``, set by ``actor`` (the creator) and audited."""
-    from gifts.services import CONTEXT_ID_RE  # noqa: PLC0415 (services imports this module)
+    from gifts.services import CONTEXT_ID_RE
 
     max_days, min_minutes, open_max = _goal_settings()
     title = " ".join((title or "").split())
@@ -239,12 +239,9 @@ def goal_lock_for_gift(*, goal_id: int, creator_id: int, now: datetime) -> Goal:
     ``FOR UPDATE`` wait for them, and a gift arriving after it sees the closed status.
     """
     lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    sql = f"SELECT id, creator_id, all_or_nothing, status, deadline FROM gifts_goal WHERE id = %s{lock}"  # noqa: S608 (lock is one of two constants)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, creator_id, all_or_nothing, status, deadline FROM gifts_goal "
-            f"WHERE id = %s{lock}",
-            [goal_id],
-        )
+        cursor.execute(sql, [goal_id])
         row = cursor.fetchone()
     if row is None or row[1] != creator_id:
         raise GoalNotFound(fields={"goal": ["This creator has no goal with that id."]})

@@ -171,9 +171,16 @@ CONTRACT = [
         "get",
         "/api/v1/creators/me/goals/",
         "200",
-        ["results", "results[].id", "results[].title", "results[].target_coins"]
-        + ["results[].raised_coins", "results[].deadline", "results[].all_or_nothing"]
-        + ["results[].status"],
+        [
+            "results",
+            "results[].id",
+            "results[].title",
+            "results[].target_coins",
+            "results[].raised_coins",
+            "results[].deadline",
+            "results[].all_or_nothing",
+            "results[].status",
+        ],
     ),
     (
         "post",

@@ -138,7 +138,8 @@ def test_send_answers_with_the_creator_value_also_on_replay(star, lion):
     assert first.json()["creator_value"] == {"amount": "3.26", "currency": "EUR"}
     assert first.json()["goal"] is None
     again = client.post("/api/v1/gifts/send/", body, format="json", **headers)
-    assert again.status_code == 201 and again.json() == first.json()
+    assert again.status_code == 201
+    assert again.json() == first.json()
     default = client.post("/api/v1/gifts/send/", {"creator": "star", "gift": "lion"}, **idem())
     assert default.json()["creator_value"] == {"amount": "3.50", "currency": "USD"}
 
@@ -158,7 +159,8 @@ def test_creator_sets_a_goal_and_anyone_reads_it(api, star):
     goal = made.json()
     assert goal["title"] == "10,000 coins by Friday"
     assert (goal["target_coins"], goal["raised_coins"], goal["status"]) == (10_000, 0, "open")
-    assert goal["all_or_nothing"] is False and goal["live_id"] == ""
+    assert goal["all_or_nothing"] is False
+    assert goal["live_id"] == ""
     mine = client.get("/api/v1/creators/me/goals/").json()
     public = api.get("/api/v1/creators/star/goals/").json()
     assert (
@@ -193,7 +195,8 @@ def test_goals_need_a_creator_and_are_capped(settings, user_api, star):
     make_goal(star)
     with pytest.raises(DomainError) as refused:
         make_goal(star)
-    assert refused.value.code == "too_many_goals" and Goal.objects.count() == 1
+    assert refused.value.code == "too_many_goals"
+    assert Goal.objects.count() == 1
 
 
 # --- Goals: gifts toward them -------------------------------------------------------------------
@@ -231,7 +234,8 @@ def test_a_gift_to_a_wrong_goal_moves_nothing(star, lion, case):
     assert refused.value.code == expected
     assert refused.value.status == (409 if expected == "goal_closed" else 404)
     assert wallet_get(user=fan).balance == 1000
-    assert not GiftEvent.objects.exists() and pending(star) == 0
+    assert not GiftEvent.objects.exists()
+    assert pending(star) == 0
 
 
 def test_wrong_goal_over_the_api_is_a_clear_4xx(star, lion):
@@ -239,9 +243,11 @@ def test_wrong_goal_over_the_api_is_a_clear_4xx(star, lion):
     client = client_for(fund(UserFactory(), 1000))
     body = {"creator": "star", "gift": "lion", "goal": goal.pk}
     answer = client.post("/api/v1/gifts/send/", body, format="json", **idem())
-    assert answer.status_code == 404 and answer.json()["error"]["code"] == "goal_not_found"
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "goal_not_found"
     bad = client.post("/api/v1/gifts/send/", {**body, "goal": "x"}, format="json", **idem())
-    assert bad.status_code == 400 and "goal" in bad.json()["error"]["fields"]
+    assert bad.status_code == 400
+    assert "goal" in bad.json()["error"]["fields"]
     assert not GiftEvent.objects.exists()
 
 
@@ -253,7 +259,8 @@ def test_a_retry_after_the_deadline_is_the_first_gift(star, lion):
     past_deadline(goal)
     again = gift_send(sender=fan, **args)
     assert (again.pk, again.created) == (first.pk, False)
-    assert wallet_get(user=fan).balance == 300 and held() == 700
+    assert wallet_get(user=fan).balance == 300
+    assert held() == 700
 
 
 # --- All or nothing -----------------------------------------------------------------------------
@@ -297,11 +304,13 @@ def test_all_or_nothing_refunds_every_gifter_once_when_missed(star, lion, rose):
     past_deadline(normal)
 
     settled = {s.goal_id: s for s in goals_settle_due()}
-    assert settled[goal.pk].status == GoalStatus.MISSED and settled[goal.pk].coins == 740
+    assert settled[goal.pk].status == GoalStatus.MISSED
+    assert settled[goal.pk].coins == 740
     assert settled[normal.pk].status == GoalStatus.MISSED
     goal.refresh_from_db()
     assert goal.settlement.kind == TransactionKind.GOAL_REFUND
-    assert wallet_get(user=alice).balance == 1000 and wallet_get(user=bob).balance == 990
+    assert wallet_get(user=alice).balance == 1000
+    assert wallet_get(user=bob).balance == 990
     assert (held(), pending(star)) == (0, 10)
     ledger_ok()
     assert goals_settle_due() == []
@@ -315,5 +324,6 @@ def test_an_empty_all_or_nothing_goal_is_missed_without_money(star):
     past_deadline(goal)
     assert goal_settle(goal_id=goal.pk).status == GoalStatus.MISSED
     goal.refresh_from_db()
-    assert goal.settlement is None and goal.settled_at is not None
+    assert goal.settlement is None
+    assert goal.settled_at is not None
     ledger_ok()

@@ -119,7 +119,8 @@ def test_gifts_racing_the_deadline_are_counted_or_refused_never_both(star, rose,
     results = run_threads(len(senders) + 1, work)
 
     assert results[-1] == "settled"
-    assert set(refused) == {"goal_closed"} and len(refused) == len(senders)
+    assert set(refused) == {"goal_closed"}
+    assert len(refused) == len(senders)
     assert GiftEvent.objects.filter(goal=goal).count() == sum(results[:-1]) > 0
     assert_settled_once(goal, star, senders)
     goal.refresh_from_db()
@@ -216,8 +217,10 @@ def test_a_worker_killed_mid_settlement_changes_nothing_and_the_rerun_converges(
 
     assert isinstance(outcome_of_worker[0], DatabaseError), outcome_of_worker
     goal.refresh_from_db()
-    assert goal.status == GoalStatus.OPEN and goal.settlement is None
-    assert held() == 9 and pending(star) == 0
+    assert goal.status == GoalStatus.OPEN
+    assert goal.settlement is None
+    assert held() == 9
+    assert pending(star) == 0
     assert not LedgerTransaction.objects.filter(idempotency_key=key).exists()
     call_command("verify_ledger")
 

@@ -40,7 +40,8 @@ def test_the_quote_is_what_the_statement_pays(api, settings, currency):
 
     statement = payout_statement(payout=Payout.objects.get(creator=creator))
     (line,) = statement.lines
-    assert line.gift_event_id == sent["id"] and line.diamonds == quote["diamonds"] == 8997
+    assert line.gift_event_id == sent["id"]
+    assert line.diamonds == quote["diamonds"] == 8997
     # Exactly, in the payout currency (the statement's line value), whatever the viewer paid in.
     assert Decimal(quote["payout_value"]["amount"]) == line.value
     assert quote["payout_value"]["currency"] == statement.currency
