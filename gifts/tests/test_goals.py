@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from config.errors import DomainError
-from conftest import client_for, idem
 from gifts.goals import goal_create, goal_settle, goals_progress, goals_settle_due
 from gifts.models import GiftEvent, Goal, GoalStatus
 from gifts.quote import creator_value_text, gift_quote
 from gifts.services import gift_send
 from gifts.tasks import goals_settle_due_task
 from gifts.tests.factories import GiftFactory, fund, make_creator
+from tests.helpers import client_for, idem
 from wallets.ledger_checks import run_checks
 from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import account_balance, platform_account, wallet_get

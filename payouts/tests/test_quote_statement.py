@@ -8,13 +8,13 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from conftest import client_for, idem
 from creators.services import earnings_release
 from gifts.tests.factories import GiftFactory, fund
 from payouts.models import Payout
 from payouts.services import payout_batch_run
 from payouts.statements import payout_statement
 from payouts.tests.factories import make_payout_creator
+from tests.helpers import client_for, idem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gift_path")]
 
