@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from config.errors import DomainError
 from creators.selectors import creator_live_session, creator_of
 from gifts import views as gift_views
+from gifts.goals import goals_progress
 from moderation import services
 from moderation.models import CreatorModeration
 from moderation.selectors import (
@@ -27,19 +28,6 @@ from moderation.selectors import (
 )
 
 ROOM = "/creator/live/"
-
-
-def _goals_template() -> str | None:
-    """The goal progress section, once the goals work provides one (issue 19, part 1)."""
-    from django.template import TemplateDoesNotExist
-    from django.template.loader import select_template
-
-    try:
-        return select_template(
-            ["creators/_live_goals.html", "gifts/_live_goals.html"]
-        ).template.name
-    except TemplateDoesNotExist:
-        return None
 
 
 def _room_context(creator) -> dict:
@@ -54,13 +42,17 @@ def _room_context(creator) -> dict:
         "muted": list(muted_viewers(creator_id=creator.pk).order_by("user__username")),
         "blocked_words": "\n".join(rules.blocked_words) if rules else "",
         "hold_messages": bool(rules and rules.hold_messages),
-        "goals_template": _goals_template(),
+        "goals": [],
         "pin_min_coins": tiers[0].min_coins if (tiers := pin_tiers()) else 0,
     }
     if live is not None:
         context["pins"] = pinned_messages(creator_id=creator.pk, live_id=live.live_id)
         context["held"] = messages_held(creator_id=creator.pk, live_id=live.live_id)
         context["recent"] = messages_recent(creator_id=creator.pk, live_id=live.live_id)
+    # Open goals (issue 19, part 1): while live, this live's and the creator's period goals.
+    context["goals"] = goals_progress(
+        creator_id=creator.pk, live_id=live.live_id if live else None, open_only=True
+    )
     return context
 
 

@@ -1,17 +1,21 @@
-"""The creator's control room and the overlay's pinned strip in real Chromium: a pinned
-message shows on the overlay in its tier's colour; the creator dismisses it, holds and
-approves a message and mutes a viewer from the room, by keyboard, on a 360 px phone."""
+"""The creator's control room and the overlay in real Chromium: a pinned message and the
+live's goal show on the overlay (the pin in its tier's colour) and in the room; the creator
+dismisses the pin, holds and approves a message and mutes a viewer from the room, by
+keyboard, on a 360 px phone."""
 
 import os
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from creators.services import creator_live_start
+from gifts.goals import goal_create
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from tests.helpers import launch_chromium
@@ -44,7 +48,7 @@ def _signed_in(browser, live_server, user, **context):
     return ctx.new_page()
 
 
-def _gift(sender, message, live_id):
+def _gift(sender, message, live_id, goal=None):
     return gift_send(
         sender=sender,
         creator_handle="onair",
@@ -52,6 +56,7 @@ def _gift(sender, message, live_id):
         live_id=live_id,
         message=message,
         client_key=str(uuid.uuid4()),
+        goal=goal,
     )
 
 
@@ -65,21 +70,35 @@ def test_control_room_and_overlay_pinned_strip(live_server, browser, settings):
     live_id = creator_live_start(creator=creator).live_id
     fan = fund(UserFactory(username="fan"), 100_000)
     troll = fund(UserFactory(username="troll"), 100_000)
+    goal = goal_create(
+        creator=creator,
+        actor=creator.user,
+        title="New microphone",
+        target_coins=5000,
+        deadline=timezone.now() + timedelta(days=1),
+        live_id=live_id,
+    )
 
     overlay = browser.new_context().new_page()
     overlay.goto(f"{live_server.url}/overlay/onair/{live_id}/")
     expect(overlay.locator("#overlay")).to_have_attribute("data-state", "live")
 
-    first = _gift(fan, "Hello from the front row", live_id)
+    first = _gift(fan, "Hello from the front row", live_id, goal=goal.pk)
     pin = overlay.locator(f'.pin[data-pin="{first.pk}"]')
     expect(pin).to_contain_text("Hello from the front row", timeout=5000)
     expect(pin).to_contain_text("fan")
     assert pin.evaluate("el => getComputedStyle(el).borderLeftColor") == "rgb(249, 168, 37)"
+    # The gift went toward the live's goal: the overlay's goal bar moved.
+    overlay_goal = overlay.locator(f'#overlay-goals .goal[data-goal-id="{goal.pk}"]')
+    expect(overlay_goal).to_contain_text("1,000", timeout=5000)
 
     room = _signed_in(browser, live_server, creator.user, viewport={"width": 360, "height": 800})
     room.goto(f"{live_server.url}/creator/live/")
     pins = room.get_by_test_id("room-pins")
     expect(pins).to_contain_text("Hello from the front row")
+    room_goal = room.get_by_test_id("room-goals")
+    expect(room_goal).to_contain_text("New microphone")
+    expect(room_goal).to_contain_text("1,000 / 5,000 coins")
     assert room.evaluate("document.documentElement.scrollWidth") <= 360
 
     # Dismiss by keyboard: the pin leaves the room and, through the feed, the overlay.
