@@ -26,4 +26,5 @@ urlpatterns = [
         name="payout-statement-pdf",
     ),
     path("creator/payouts/trace/", views.gift_trace_page, name="payout-gift-trace"),
+    path("creator/cash-out/", views.cash_out, name="payout-cash-out"),
 ]

@@ -320,6 +320,7 @@ class PayoutPanel:
     blocked_because: str
     payouts: list[Payout]
     next_payout: NextPayout
+    has_open: bool = False  # a payout on its way: "Cash out now" waits for it
 
 
 def payout_panel(*, user, limit: int = 10) -> PayoutPanel:
@@ -346,4 +347,5 @@ def payout_panel(*, user, limit: int = 10) -> PayoutPanel:
         blocked_because=estimate.blocked_because,
         payouts=payouts,
         next_payout=estimate,
+        has_open=has_open,
     )

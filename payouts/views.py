@@ -235,3 +235,52 @@ def payout_method_undo(request, token: str):
     except UndoRefused as exc:
         return render(request, "payouts/method_undo.html", {"error": exc.message}, status=400)
     return render(request, "payouts/method_undo.html", {"change": change})
+
+
+# --- Cash out now -------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cash_out(request):
+    """"Cash out now": the quote first (what is sent, the fee, any hold), then a confirming
+    POST of exactly the diamonds quoted. A payout already on its way is 409 ``payout_open``."""
+    from payouts.instant import payout_instant_create, payout_instant_quote
+
+    try:
+        creator_of(request.user)
+    except DomainError:
+        raise Http404 from None
+    error: DomainError | None = None
+    diamonds = None
+    if request.method == "POST":
+        try:
+            diamonds = int(request.POST.get("diamonds", ""))
+        except ValueError:
+            diamonds = None
+        try:
+            payout = payout_instant_create(user=request.user, diamonds=diamonds)
+        except DomainError as exc:
+            error = exc
+        else:
+            messages.success(
+                request,
+                f"Cash out #{payout.pk} requested: {payout.amount} "
+                f"(fee {payout.fee}). We will email you as it goes.",
+            )
+            return redirect("/creator/#payouts-title")
+    quote = None
+    if error is None or error.code != "payout_open":
+        try:
+            quote = payout_instant_quote(user=request.user, diamonds=diamonds)
+        except DomainError as exc:
+            error = error or exc
+    status = error.status if error is not None and request.method == "POST" else 200
+    if error is not None and error.code == "payout_open":
+        status = 409
+    return render(
+        request,
+        "payouts/cash_out.html",
+        {"quote": quote, "error": error, "fee_pct": settings.INSTANT_PAYOUT_FEE_PCT},
+        status=status,
+    )
