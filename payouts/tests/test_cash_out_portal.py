@@ -32,15 +32,19 @@ def test_quote_shows_the_fee_then_confirm_pays_exactly_the_quoted_diamonds(setti
     quote = client.get("/creator/cash-out/")
     page = quote.content.decode()
     assert quote.status_code == 200
-    assert "Fee (1.5 %)" in page and "0.38" in page and "24.62" in page
+    assert "Fee (1.5 %)" in page
+    assert "0.38" in page
+    assert "24.62" in page
     assert 'name="diamonds" value="5000"' in page
     assert not Payout.objects.exists()  # looking at the quote changes nothing
 
     confirmed = client.post("/creator/cash-out/", {"diamonds": "5000"})
     assert confirmed.status_code == 302
     payout = Payout.objects.get(creator=creator)
-    assert payout.is_instant and payout.diamonds == 5000
-    assert str(payout.fee.amount) == "0.38" and str(payout.fee.currency) == currency
+    assert payout.is_instant
+    assert payout.diamonds == 5000
+    assert str(payout.fee.amount) == "0.38"
+    assert str(payout.fee.currency) == currency
     assert (available(creator), in_payout(creator)) == (0, 5000)
     follow = client.get(confirmed["Location"]).content.decode()
     assert "Cash out #" in follow
@@ -64,8 +68,10 @@ def test_below_minimum_and_forged_input_are_shown_not_500_and_strangers_get_404(
     creator = make_payout_creator(10)
     client = portal(creator.user)
     low = client.get("/creator/cash-out/")
-    assert low.status_code == 200 and b'data-error="below_minimum"' in low.content
+    assert low.status_code == 200
+    assert b'data-error="below_minimum"' in low.content
     forged = client.post("/creator/cash-out/", {"diamonds": "-5"})
-    assert forged.status_code == 400 and not Payout.objects.exists()
+    assert forged.status_code == 400
+    assert not Payout.objects.exists()
     viewer = UserFactory()
     assert portal(viewer).get("/creator/cash-out/").status_code == 404
