@@ -243,7 +243,7 @@ def payout_method_undo(request, token: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def cash_out(request):
-    """"Cash out now": the quote first (what is sent, the fee, any hold), then a confirming
+    """ "Cash out now": the quote first (what is sent, the fee, any hold), then a confirming
     POST of exactly the diamonds quoted. A payout already on its way is 409 ``payout_open``."""
     from payouts.instant import payout_instant_create, payout_instant_quote
 
