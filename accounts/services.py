@@ -181,3 +181,24 @@ def password_reset_send(*, email: str, site_url: str, request_id: str) -> int:
         )
         queued += 1
     return queued
+
+
+def idempotency_claim(*, user, key: str, request_hash: str, path: str) -> None:
+    """Inside the caller's transaction: the (user, key) record, unfinished (status 0), for a
+    handler that commits in phases (``config.api.idempotent_phased``). A record already there
+    for the same request is left as it is; for another request it is 409."""
+    from accounts.models import IdempotencyRecord
+    from config.errors import IdempotencyConflict
+
+    record, _ = IdempotencyRecord.objects.get_or_create(
+        user=user,
+        key=key,
+        defaults={
+            "request_hash": request_hash,
+            "path": path[:255],
+            "response_status": 0,
+            "response_body": {},
+        },
+    )
+    if record.request_hash != request_hash:
+        raise IdempotencyConflict()

@@ -291,5 +291,60 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
     return replayed(existing.response_status, existing.response_body)
 
 
+def idempotent_phased(request, handler: Callable[[str, str], Response]) -> Response:
+    """``idempotent`` for a handler that commits in phases itself (a recharge: its first
+    transaction writes the key's record, unfinished, with the recharge; Stripe is called
+    outside any transaction; see ``wallets.services.purchase``).
+
+    A finished key is replayed (409 for another body). An unfinished one (a copy in flight, or
+    a crash between the phases) goes to ``handler(key, request_hash)`` again, which continues
+    from its recovery point. The answer is stored when the handler returns or refuses (4xx);
+    a 5xx domain error (the payment provider unreachable) is sent but not stored, so the
+    retry continues instead of replaying it.
+    """
+    from accounts.models import IdempotencyRecord
+
+    key = idempotency_key(request)
+    request_hash = _request_hash(request)
+    existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict()
+        if existing.response_status:
+            return replayed(existing.response_status, existing.response_body)
+    try:
+        response = handler(key, request_hash)
+    except (DomainError, exceptions.APIException) as exc:
+        if isinstance(exc, DomainError) and exc.status >= 500:
+            raise
+        response = exception_handler(exc, {"request": request})
+        if response is None:  # not an error the API renders: a 500, stored nowhere
+            raise
+    stored = IdempotencyRecord.objects.filter(
+        user=request.user, key=key, request_hash=request_hash, response_status=0
+    ).update(response_status=response.status_code, response_body=response.data)
+    if not stored:
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(
+                    user=request.user,
+                    key=key,
+                    request_hash=request_hash,
+                    path=request.path[:255],
+                    response_status=response.status_code,
+                    response_body=response.data,
+                )
+            stored = 1
+        except IntegrityError:
+            pass
+    if stored:
+        return response
+    # A copy of this request answered first: every copy sends that answer.
+    first = IdempotencyRecord.objects.get(user=request.user, key=key)
+    if first.request_hash != request_hash:
+        raise IdempotencyConflict()
+    return replayed(first.response_status, first.response_body)
+
+
 # Throttles live in config/throttles.py: DRF's settings import them while
 # rest_framework.views is still loading, so they cannot sit in this module.

@@ -240,6 +240,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "memberships.tasks.renew_memberships_task",
         "schedule": timedelta(minutes=env.int("MEMBERSHIP_RENEWAL_EVERY_MINUTES", default=10)),
     },
+    # Recharges whose client never came back after a crash or an outage (wallets.services.purchase).
+    "finish-abandoned-recharges": {
+        "task": "wallets.tasks.recharges_finish_abandoned_task",
+        "schedule": timedelta(minutes=5),
+    },
     # Payouts held for a recently changed destination go out once the hold has passed.
     "send-released-payouts": {
         "task": "payouts.tasks.payouts_send_released_task",
@@ -364,6 +369,9 @@ STRIPE_BUILTIN_DEFAULTS = {
 STRIPE_ALLOW_LOCALSTRIPE = env.bool("STRIPE_ALLOW_LOCALSTRIPE", default=False)
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
+# A recharge still ``creating`` this long after its first request (its client never retried)
+# is finished by the beat's finish-abandoned-recharges and by reconciliation.
+RECHARGE_ABANDONED_AFTER_SECONDS = env.int("RECHARGE_ABANDONED_AFTER_SECONDS", default=900)
 # Where the admin links a PaymentIntent (``/test`` is added for test-mode keys).
 STRIPE_DASHBOARD_URL = env.str("STRIPE_DASHBOARD_URL", default="https://dashboard.stripe.com")
 
@@ -478,7 +486,7 @@ INSTANT_PAYOUT_FEE_PCT = Decimal(env.str("INSTANT_PAYOUT_FEE_PCT", default="1.5"
 # --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"] = (
-    "wallets.models.RechargeStatus"
+    "wallets.models.RECHARGE_PUBLIC_CHOICES"
 )
 # Card testing (wallets/services/declines.py): declined card payments allowed per user, per
 # client address and per card fingerprint in a window; past it, 429 too_many_declines.

@@ -15,11 +15,12 @@ from config.api import (
     error_body,
     error_responses,
     idempotent,
+    idempotent_phased,
 )
 from config.errors import InvalidInput, NotFound
 from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets import stripe_gateway as gateway
-from wallets.models import Recharge, RechargeStatus, TransactionKind
+from wallets.models import RECHARGE_PUBLIC_CHOICES, Recharge, TransactionKind
 from wallets.selectors import (
     coin_packages_on_sale,
     recharge_for_user,
@@ -225,7 +226,8 @@ class RechargeInput(serializers.Serializer):
 
 class RechargeOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=RechargeStatus.choices)
+    # ``creating`` (a recharge whose Stripe answer is not recorded yet) is shown as pending.
+    status = serializers.ChoiceField(choices=RECHARGE_PUBLIC_CHOICES)
     coins = serializers.IntegerField()
     price = MoneyOutput()
     coins_refunded = serializers.IntegerField()
@@ -249,7 +251,7 @@ class RechargeCreateOutput(RechargeOutput):
 def recharge_json(recharge: Recharge) -> dict:
     return {
         "id": recharge.pk,
-        "status": recharge.status,
+        "status": recharge.public_status,
         "coins": recharge.coins,
         "price": money_json(recharge.price),
         "coins_refunded": recharge.coins_refunded,
@@ -274,7 +276,17 @@ def recharge_create_json(recharge: Recharge) -> dict:
 
 def recharge_create_from_request(request, *, portal: bool = False) -> Response:
     """Shared by the API and the portal's JSON endpoint (which always has a cooling-off
-    threshold: ``COOLING_OFF_ABOVE`` unless the viewer set their own)."""
+    threshold: ``COOLING_OFF_ABOVE`` unless the viewer set their own). The recharge commits
+    in phases (``wallets.services.purchase``), the key's record with its first one."""
+    return idempotent_phased(
+        request,
+        lambda key, request_hash: _recharge_create_phased(
+            request, key=key, request_hash=request_hash, portal=portal
+        ),
+    )
+
+
+def _recharge_create_phased(request, *, key: str, request_hash: str, portal: bool) -> Response:
     data = RechargeInput(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
@@ -286,8 +298,10 @@ def recharge_create_from_request(request, *, portal: bool = False) -> Response:
         payment_method=values.get("payment_method"),
         confirmed=values.get("confirm", False),
         portal=portal,
-        client_key=request.headers.get("Idempotency-Key"),
+        client_key=key,
         client_address=client_address(request),
+        request_hash=request_hash,
+        request_path=request.path,
     )
     return Response(recharge_create_json(recharge), status=status.HTTP_201_CREATED)
 
@@ -349,7 +363,7 @@ class RechargesView(ListAPIView):
         ),
     )
     def post(self, request):
-        return idempotent(request, lambda: recharge_create_from_request(request))
+        return recharge_create_from_request(request)
 
 
 class RechargeDetailView(APIView):

@@ -1,9 +1,8 @@
 """The one module that talks to Stripe (or localstripe in ``make run`` and tests).
 
 Everything goes through a ``stripe.StripeClient`` built from settings, with timeouts, network
-retries and idempotency keys made from our own row ids (a recharge's, from the user and the
-client's Idempotency-Key: they survive a crash that rolls our rows back). Amounts cross the
-boundary in the currency's minor units.
+retries and idempotency keys made from our own committed row ids (a recharge's id, a user's
+id for their customer). Amounts cross the boundary in the currency's minor units.
 
 localstripe quirks handled here (see ENVIRONMENT.md): ``latest_charge`` comes back expanded
 (real Stripe gives an id), list endpoints refuse the ``created`` filter (we page through and
@@ -13,7 +12,6 @@ filter ourselves), and ``Charge.list(payment_intent=...)`` errors (we never call
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -109,6 +107,15 @@ def customer_create(
     return customer.id
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Stripe could not be reached or could not answer (a connection error or timeout after
+    the client's own retries, or a 5xx): the request may or may not have been carried out."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return True
+    status = getattr(exc, "http_status", None)
+    return isinstance(exc, stripe.StripeError) and isinstance(status, int) and status >= 500
+
+
 def customer_is_missing(customer_id: str) -> bool:
     """True when Stripe no longer knows this customer (deleted in the dashboard, or a local
     test server started afresh); False when it exists. Other errors propagate."""
@@ -121,83 +128,49 @@ def customer_is_missing(customer_id: str) -> bool:
     return bool(getattr(customer, "deleted", False))
 
 
-def customer_retrieve(customer_id: str) -> Any:
-    return client().v1.customers.retrieve(customer_id)
-
-
-def recharge_client_key_hash(*, user_id: int, client_key: str) -> str:
-    """What a recharge's PaymentIntent carries instead of the client's Idempotency-Key."""
-    return hashlib.sha256(f"{user_id}:{client_key}".encode()).hexdigest()
-
-
-def _recharge_idempotency_key(
-    step: str, *, recharge_id: int | None, user_id: int, client_key_hash: str | None
-) -> str:
-    # A client's key outlives our rows: a crash rolls the recharge back, and its retry must
-    # reach the same Stripe request (same key, same parameters) instead of a new payment.
-    if client_key_hash:
-        return f"applause-u{user_id}-k{client_key_hash}-{step}"
-    return f"applause-recharge-{recharge_id}-{step}"
-
-
 def payment_intent_create(
     *,
     amount: Money,
     customer_id: str,
     user_id: int,
-    recharge_id: int | None = None,
-    client_key_hash: str | None = None,
+    recharge_id: int,
     payment_method: str | None = None,
-    coins: int | None = None,
     replaced_customer: bool = False,
 ) -> Any:
-    """With ``client_key_hash`` the parameters hold nothing of our rows (no recharge id), so a
-    retry after a crash sends exactly the same request under the same idempotency key.
+    """The recharge's PaymentIntent, created (never confirmed) under an idempotency key made
+    from the recharge's id: the row is committed before this call, so every retry sends the
+    same request under the same key.
 
     ``replaced_customer``: the first attempt named a customer Stripe had lost; this one names
     its replacement, so it needs its own key (same key, other parameters is an error)."""
-    metadata = {"user_id": str(user_id), "app": "applause"}
-    if client_key_hash:
-        metadata["client_key_hash"] = client_key_hash
-    else:
-        metadata["recharge_id"] = str(recharge_id)
-    if coins is not None:
-        # Lets reconciliation rebuild a recharge whose row was lost to a crash (see
-        # wallets.services.reconciliation._recover_recharge).
-        metadata["coins"] = str(coins)
     params: dict[str, Any] = {
         "amount": to_minor(amount),
         "currency": str(amount.currency).lower(),
         "customer": customer_id,
         # No automatic_payment_methods: localstripe rejects it; cards are what we offer.
         "payment_method_types": ["card"],
-        "metadata": metadata,
+        "metadata": {"user_id": str(user_id), "app": "applause", "recharge_id": str(recharge_id)},
     }
     if payment_method:
         params["payment_method"] = payment_method
     step = f"pi-{customer_id}" if replaced_customer else "pi"
-    key = _recharge_idempotency_key(
-        step, recharge_id=recharge_id, user_id=user_id, client_key_hash=client_key_hash
-    )
     return client().v1.payment_intents.create(
         params=params,  # type: ignore[arg-type]
-        options=_options(key),  # type: ignore[arg-type]
+        options=_options(f"applause-recharge-{recharge_id}-{step}"),  # type: ignore[arg-type]
     )
 
 
-def payment_intent_confirm(
-    *,
-    payment_intent_id: str,
-    recharge_id: int | None = None,
-    user_id: int = 0,
-    client_key_hash: str | None = None,
-) -> Any:
-    key = _recharge_idempotency_key(
-        "confirm", recharge_id=recharge_id, user_id=user_id, client_key_hash=client_key_hash
-    )
+def payment_intent_confirm(*, payment_intent_id: str, recharge_id: int) -> Any:
     return client().v1.payment_intents.confirm(
         payment_intent_id,
-        options=_options(key),  # type: ignore[arg-type]
+        options=_options(f"applause-recharge-{recharge_id}-confirm"),  # type: ignore[arg-type]
+    )
+
+
+def payment_intent_cancel(*, payment_intent_id: str, recharge_id: int) -> Any:
+    return client().v1.payment_intents.cancel(
+        payment_intent_id,
+        options=_options(f"applause-recharge-{recharge_id}-cancel"),  # type: ignore[arg-type]
     )
 
 
@@ -276,24 +249,6 @@ def _list_since(resource: Any, since: datetime) -> Iterator[Any]:
 
 def payment_intents_since(since: datetime) -> Iterator[Any]:
     return _list_since(client().v1.payment_intents, since)
-
-
-def customer_payment_intents_since(customer_id: str, since: datetime) -> Iterator[Any]:
-    """Real Stripe: the customer's PaymentIntents created since ``since``, newest first.
-
-    localstripe refuses every list filter (``customer`` included), so there we page through
-    all recent PaymentIntents; callers match the metadata (and check the customer) themselves.
-    """
-    if "api.stripe.com" not in settings.STRIPE_API_BASE:
-        yield from _list_since(client().v1.payment_intents, since)
-        return
-    params: dict[str, Any] = {
-        "limit": 100,
-        "customer": customer_id,
-        "created": {"gte": int(since.timestamp())},
-    }
-    pages = client().v1.payment_intents.list(params=params)  # type: ignore[arg-type]
-    yield from pages.auto_paging_iter()
 
 
 def refunds_since(since: datetime) -> Iterator[Any]:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from wallets.services import hot_accounts_rollup, payments_reconcile
+from wallets.services import hot_accounts_rollup, payments_reconcile, recharges_finish_abandoned
 
 
 @shared_task
@@ -13,3 +13,10 @@ def payments_reconcile_task() -> dict:
     """Safe to run twice and beside itself: the service takes an advisory lock."""
     run = payments_reconcile()
     return {"run": run.pk, "status": run.status, **run.counts}
+
+
+@shared_task
+def recharges_finish_abandoned_task() -> dict:
+    """Recharges left ``creating`` (their client never retried): credited if paid, else their
+    PaymentIntent canceled and the recharge failed. Safe beside retries and itself."""
+    return dict(recharges_finish_abandoned())

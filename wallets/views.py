@@ -17,7 +17,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
-from config.api import idempotent
 from config.errors import DomainError, InvalidInput
 from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets.api import recharge_create_from_request
@@ -124,7 +123,7 @@ class RechargeIntentView(APIView):
 
     @extend_schema(exclude=True)
     def post(self, request):
-        return idempotent(request, lambda: recharge_create_from_request(request, portal=True))
+        return recharge_create_from_request(request, portal=True)
 
 
 @login_required
@@ -170,7 +169,7 @@ def receipt_page(request, recharge_id: int):
             "price_text": money_text(recharge.price),
             "refunded_text": money_text(recharge.amount_refunded),
             "coins": coins,
-            "is_pending": recharge.status == RechargeStatus.PENDING,
+            "is_pending": recharge.public_status == RechargeStatus.PENDING,
             "statuses": RechargeStatus,
         },
     )

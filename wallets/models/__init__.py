@@ -32,6 +32,7 @@ from wallets.models.packages import (
 )
 from wallets.models.payments import (
     CREDITED_STATUSES,
+    RECHARGE_PUBLIC_CHOICES,
     Recharge,
     RechargeRefund,
     RechargeStatus,
@@ -49,6 +50,7 @@ __all__ = [
     "HOT_KINDS",
     "NON_NEGATIVE_KINDS",
     "NON_POSITIVE_KINDS",
+    "RECHARGE_PUBLIC_CHOICES",
     "UNIT_OF_KIND",
     "USER_KINDS",
     "Account",

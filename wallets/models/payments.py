@@ -27,12 +27,18 @@ class StripeCustomer(models.Model):
 
 
 class RechargeStatus(models.TextChoices):
+    # Committed before anything is asked of Stripe (phase 1 of ``recharge_create``); the API
+    # shows it as pending. A retry, or ``recharges_finish_abandoned``, takes it further.
+    CREATING = "creating", "Creating"
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     REFUNDED = "refunded", "Refunded"
     DISPUTED = "disputed", "Disputed"
 
+
+# The statuses clients see (the API's enum): ``creating`` is shown as pending.
+RECHARGE_PUBLIC_CHOICES = [c for c in RechargeStatus.choices if c[0] != RechargeStatus.CREATING]
 
 # Statuses of a recharge whose coins were credited (exactly once) by the ledger.
 CREDITED_STATUSES = [RechargeStatus.SUCCEEDED, RechargeStatus.REFUNDED, RechargeStatus.DISPUTED]
@@ -105,6 +111,14 @@ class Recharge(models.Model):
     @property
     def ledger_key(self) -> str:
         return f"recharge:{self.payment_intent}"
+
+    @property
+    def public_status(self) -> str:
+        """What the API and the pages show: ``creating`` (Stripe not answered yet) is pending."""
+        return RechargeStatus.PENDING if self.status == RechargeStatus.CREATING else self.status
+
+    def get_public_status_display(self) -> str:
+        return str(RechargeStatus(self.public_status).label)
 
     @property
     def amount_remaining(self) -> Money:

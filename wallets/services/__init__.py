@@ -32,14 +32,19 @@ from wallets.services.packages import (
     coin_package_price_propose,
     coin_package_price_reject,
 )
+from wallets.services.purchase import (
+    PaymentProviderUnavailable,
+    recharge_create,
+    recharge_finish,
+    recharges_finish_abandoned,
+    stripe_customer_get,
+)
 from wallets.services.recharges import (
     PaymentProviderError,
     coin_debt_write_off,
     recharge_apply_success,
-    recharge_create,
     recharge_mark_failed,
     recharge_quote,
-    stripe_customer_get,
 )
 from wallets.services.reconciliation import (
     advisory_lock,
@@ -62,6 +67,7 @@ __all__ = [
     "ConfirmationRequired",
     "LedgerImbalance",
     "PaymentProviderError",
+    "PaymentProviderUnavailable",
     "PostResult",
     "Posting",
     "PriceChangeConflict",
@@ -87,6 +93,7 @@ __all__ = [
     "recharge_create",
     "recharge_dispute_close",
     "recharge_dispute_open",
+    "recharge_finish",
     "recharge_mark_failed",
     "recharge_quote",
     "recharge_refund",
@@ -94,6 +101,7 @@ __all__ = [
     "recharge_refund_from_stripe",
     "recharge_refunds_sync",
     "recharge_self_refund",
+    "recharges_finish_abandoned",
     "self_refund_status",
     "spending_limits_effective",
     "spending_limits_set",

@@ -30,12 +30,14 @@ from wallets.models import (
     RechargeStatus,
     ReconciliationRun,
     StripeEvent,
-    recharge_row_new,
 )
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(days=3)
+
+# Statuses of a recharge a succeeded payment still has to credit.
+OPEN_STATUSES = (RechargeStatus.CREATING, RechargeStatus.PENDING, RechargeStatus.FAILED)
 
 
 @contextmanager
@@ -109,45 +111,6 @@ def _is_ours(intent: Any) -> bool:
     return gateway.get(metadata, "app") == "applause"
 
 
-def _customer_is(user, customer_id: Any) -> bool:
-    """The PaymentIntent's Stripe customer is this user's (our row, or Stripe's metadata when
-    the crash also lost the row of a first purchase)."""
-    from wallets.models import StripeCustomer
-
-    if not customer_id:
-        return False
-    known = StripeCustomer.objects.filter(user=user).first()
-    if known is not None:
-        return known.customer_id == customer_id
-    metadata = gateway.get(gateway.customer_retrieve(str(customer_id)), "metadata") or {}
-    return gateway.get(metadata, "user_id") == str(user.pk) and gateway.get(
-        metadata, "username"
-    ) == str(user.username)
-
-
-def _recover_recharge(intent: Any) -> bool:
-    from accounts.models import User
-    from wallets.services.recharges import recharge_apply_success
-
-    metadata = gateway.get(intent, "metadata") or {}
-    try:
-        coins = int(gateway.get(metadata, "coins") or 0)
-        user = User.objects.filter(pk=int(gateway.get(metadata, "user_id") or 0)).first()
-        price = gateway.from_minor(gateway.get(intent, "amount"), gateway.get(intent, "currency"))
-    except (TypeError, ValueError, LookupError):
-        return False
-    if coins <= 0 or user is None or not _customer_is(user, gateway.get(intent, "customer")):
-        return False
-    pi_id = gateway.get(intent, "id")
-    try:
-        with transaction.atomic():
-            recharge_row_new(user=user, coins=coins, price=price, payment_intent=pi_id)
-    except IntegrityError:
-        pass  # a concurrent webhook or reconciliation rebuilt it first
-    applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
-    return applied is not None and applied.status == RechargeStatus.SUCCEEDED
-
-
 def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
     from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
 
@@ -156,13 +119,10 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
     counts["payment_intents"] += 1
     recharge = Recharge.objects.filter(payment_intent=pi_id).first()
     if recharge is None:
-        # Only our own PaymentIntents (metadata) can be missing a Recharge; an id that never
-        # got saved means our transaction rolled back after Stripe created it (a crash or a
-        # lost database between the confirm and the commit). The customer paid: rebuild the
-        # recharge from the metadata and credit it, once (the unique payment_intent).
-        if _is_ours(intent) and status == "succeeded" and _recover_recharge(intent):
-            counts["recovered"] += 1
-            return
+        # A PaymentIntent of ours whose id was never written is one whose create's answer was
+        # lost (a crash or Stripe away mid-call): recharge_create confirms only a written id,
+        # so it was never confirmed. A paid one without a recharge is therefore nothing a
+        # crash can make: staff look at it.
         if _is_ours(intent) and status == "succeeded":
             _, created = discrepancy_record(
                 kind="payment_without_recharge",
@@ -175,7 +135,7 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
             counts["discrepancies"] += created
         return
     if status == "succeeded":
-        if recharge.status in (RechargeStatus.PENDING, RechargeStatus.FAILED):
+        if recharge.status in OPEN_STATUSES:
             applied = recharge_apply_success(payment_intent_id=pi_id, intent=intent)
             if applied is not None and applied.status == RechargeStatus.SUCCEEDED:
                 counts["credited"] += 1
@@ -200,7 +160,9 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
             run=run,
         )
         counts["discrepancies"] += created
-    elif recharge.status == RechargeStatus.PENDING and status == "canceled":
+    elif recharge.status in (RechargeStatus.CREATING, RechargeStatus.PENDING) and (
+        status == "canceled"
+    ):
         recharge_mark_failed(payment_intent_id=pi_id, message="The payment was canceled.")
         counts["marked_failed"] += 1
 
@@ -302,19 +264,31 @@ def _disagreeing(page: list[Any], counts: Counter) -> list[Any]:
         if recharge_status is None:
             agrees = not _is_ours(intent)
         elif status == "succeeded":
-            agrees = (
-                recharge_status not in (RechargeStatus.PENDING, RechargeStatus.FAILED)
-                and f"recharge:{pi_id}" in credited
-            )
+            agrees = recharge_status not in OPEN_STATUSES and f"recharge:{pi_id}" in credited
         else:
             agrees = recharge_status not in CREDITED_STATUSES and not (
-                recharge_status == RechargeStatus.PENDING and status == "canceled"
+                recharge_status in (RechargeStatus.CREATING, RechargeStatus.PENDING)
+                and status == "canceled"
             )
         if agrees:
             counts["payment_intents"] += 1
         else:
             todo.append(intent)
     return todo
+
+
+def _finish_abandoned(counts: Counter) -> None:
+    """Recharges left ``creating`` by clients that never retried (see
+    ``wallets.services.purchase``): finished before Stripe's lists are compared."""
+    from wallets.services.purchase import recharges_finish_abandoned
+
+    try:
+        finished = recharges_finish_abandoned()
+    except Exception:  # a bad row must not stop the run
+        log.exception("finishing abandoned recharges")
+        return
+    for outcome, n in finished.items():
+        counts[f"abandoned_{outcome}"] += n
 
 
 def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationRun:
@@ -333,6 +307,7 @@ def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationR
             run.save()
             return run
         errors: list[str] = []
+        _finish_abandoned(counts)
         try:
             for page in _pages(gateway.payment_intents_since(now - window), RECONCILE_PAGE):
                 for intent in _disagreeing(page, counts):

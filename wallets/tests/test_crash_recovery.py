@@ -1,25 +1,29 @@
-"""A crash between Stripe's confirm and our commit: the customer paid, our rows are gone.
+"""Issue 17 item 1: a recharge killed before, during or after each of its atomic phases.
 
-Found by ``make chaos`` (SIGKILLed web workers, PostgreSQL restarts mid-recharge): the
-PaymentIntent succeeded at Stripe but the Recharge (and on a first purchase the StripeCustomer)
-rolled back with the request. Reconciliation rebuilds the recharge from the PaymentIntent's
-metadata and credits it exactly once.
+``recharge_create`` (wallets/services/purchase.py) commits the Recharge (``creating``) and the
+idempotency record first, calls Stripe outside any transaction (customer, PaymentIntent
+create, its id written, confirm), then records Stripe's answer in a second transaction. Each
+test kills the request at one point (an exception standing for the process dying: what was
+committed stays, what was not rolls back, what Stripe did stays) and then brings it to an end
+the three ways the house does: the client's retry with the same Idempotency-Key, the
+finisher of abandoned recharges, reconciliation. Every ending must conserve money: no
+payment without its coins, no coins without a payment, nothing credited twice.
 """
 
-import time
+from __future__ import annotations
+
 import uuid
 from datetime import timedelta
 from typing import cast
 
 import pytest
-from django.core.cache import cache
+import stripe
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
-from accounts.models import User
+from accounts.models import IdempotencyRecord, User
 from accounts.tests.factories import UserFactory
 from tests.helpers import client_for
 from wallets import stripe_gateway as gateway
@@ -30,321 +34,406 @@ from wallets.models import (
     StripeCustomer,
     TransactionKind,
 )
-from wallets.services import payments_reconcile, stripe_customer_get, wallet_get
-from wallets.services.recharges import _attempt_marker, custom_price
-
-
-def _viewer() -> User:
-    # localstripe is shared by the test processes, and reconcile finds every lost
-    # PaymentIntent in it: a name no other test process can also have (with the same id)
-    # keeps one test's lost payments from matching another's user.
-    return cast(User, UserFactory(username=f"viewer-{uuid.uuid4().hex[:16]}"))
-
-
-def _paid_intent_lost_to_a_crash(user, *, coins=700, customer_id=None):
-    customer_id = customer_id or gateway.customer_create(
-        user_id=user.pk, email=user.email, username=user.username
-    )
-    intent = gateway.payment_intent_create(
-        amount=Money("10.01", "USD"),
-        customer_id=customer_id,
-        recharge_id=987654321,  # the rolled-back row's id
-        user_id=user.pk,
-        payment_method="pm_card_visa",
-        coins=coins,
-    )
-    intent = gateway.payment_intent_confirm(payment_intent_id=intent.id, recharge_id=987654321)
-    assert intent.status == "succeeded"
-    return intent.id
-
-
-@pytest.mark.django_db
-def test_reconcile_credits_a_paid_intent_whose_recharge_was_lost_once():
-    user = _viewer()
-    pi = _paid_intent_lost_to_a_crash(user)
-    assert not Recharge.objects.filter(payment_intent=pi).exists()
-
-    payments_reconcile()
-    payments_reconcile()
-
-    recharge = Recharge.objects.get(payment_intent=pi)
-    assert recharge.status == RechargeStatus.SUCCEEDED
-    assert recharge.coins == 700
-    assert recharge.user == user
-    assert recharge.price == Money("10.01", "USD")
-    assert wallet_get(user=user).balance == 700
-
-
-@pytest.mark.django_db
-def test_reconcile_does_not_hand_a_payment_to_a_user_whose_customer_differs():
-    payer = _viewer()
-    other = _viewer()
-    StripeCustomer.objects.create(user=other, customer_id="cus_someone_else")
-    customer_id = gateway.customer_create(
-        user_id=payer.pk, email=payer.email, username=payer.username
-    )
-    # Metadata naming ``other``, paid by ``payer``'s customer: never credited to ``other``.
-    pi = _paid_intent_lost_to_a_crash(other, customer_id=customer_id)
-
-    payments_reconcile()
-
-    assert not Recharge.objects.filter(payment_intent=pi).exists()
-    assert wallet_get(user=other).balance == 0
-
-
-# --- The client retries with the same Idempotency-Key after such a crash ---------------------
+from wallets.services import payments_reconcile, recharges_finish_abandoned, wallet_get
+from wallets.services import purchase as purchase_module
 
 BODY = {"coins": 700, "currency": "USD", "payment_method": "pm_card_visa"}
 
 
 class Crash(Exception):
-    """The web process dying after Stripe confirmed, before our commit."""
+    """The web process dying at this point."""
 
 
-def _post_then_crash(api: APIClient, key: str, body: dict | None = None) -> None:
-    # Everything the request wrote (the recharge, the idempotency record, on a first purchase
-    # the StripeCustomer) rolls back; what it did at Stripe stays.
-    with pytest.raises(Crash), transaction.atomic():  # noqa: PT012 (the crash is inside the commit)
-        response = api.post(
-            "/api/v1/recharges/", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
-        )
-        assert response.status_code == 201, response.content
+def _viewer() -> User:
+    return cast(User, UserFactory(username=f"viewer-{uuid.uuid4().hex[:16]}"))
+
+
+def _post(api: APIClient, key: str, body: dict | None = None):
+    return api.post("/api/v1/recharges/", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def _post_and_die(api: APIClient, key: str) -> None:
+    with pytest.raises(Crash):
+        _post(api, key)
+
+
+def _kill_at(monkeypatch, target, name: str, *, after: bool = False) -> None:
+    """Make ``target.name`` kill the request once: before it runs, or after it ran (Stripe
+    did the work; the answer never reached us)."""
+    real = getattr(target, name)
+    state = {"armed": True}
+
+    def dying(*args, **kwargs):
+        if not state["armed"]:
+            return real(*args, **kwargs)
+        state["armed"] = False
+        if after:
+            real(*args, **kwargs)
         raise Crash
 
+    monkeypatch.setattr(target, name, dying)
 
-def _intents_for_key(user: User, key: str) -> list:
-    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
+
+def _intents_of(user: User) -> list:
+    """The user's PaymentIntents at Stripe (by their customer: localstripe is shared by the
+    test processes, whose user ids repeat)."""
+    customer = StripeCustomer.objects.filter(user=user).first()
+    if customer is None:
+        return []
     since = timezone.now() - timedelta(hours=1)
-    return [
-        intent
-        for intent in gateway.payment_intents_since(since)
-        if gateway.get(gateway.get(intent, "metadata"), "client_key_hash") == key_hash
-    ]
+    return [i for i in gateway.payment_intents_since(since) if i.customer == customer.customer_id]
 
 
-def _coin_credits(user: User) -> int:
-    return LedgerTransaction.objects.filter(
-        kind=TransactionKind.RECHARGE,
-        idempotency_key__in=[r.ledger_key for r in Recharge.objects.filter(user=user)],
-    ).count()
+def _assert_conserved(user: User, *, paid: int) -> None:
+    """``paid`` payments succeeded at Stripe, each credited exactly once, nothing else."""
+    succeeded = [i.id for i in _intents_of(user) if i.status == "succeeded"]
+    assert len(succeeded) == paid
+    credited = Recharge.objects.filter(user=user, status=RechargeStatus.SUCCEEDED)
+    assert sorted(str(pi) for pi in credited.values_list("payment_intent", flat=True)) == sorted(
+        succeeded
+    )
+    credits = LedgerTransaction.objects.filter(
+        kind=TransactionKind.RECHARGE, idempotency_key__in=[f"recharge:{pi}" for pi in succeeded]
+    )
+    assert credits.count() == paid
+    assert wallet_get(user=user).balance == sum(r.coins for r in credited)
+    call_command("verify_ledger")  # SystemExit (non-zero) when an invariant breaks
 
 
-def _assert_credited_once_even_after_reconcile(user: User) -> None:
-    assert wallet_get(user=user).balance == 700
-    assert _coin_credits(user) == 1
-    payments_reconcile()
-    assert wallet_get(user=user).balance == 700
-    call_command("verify_ledger")
+def _abandon(user: User) -> None:
+    """The client never comes back: the finisher runs once the recharge is old enough."""
+    Recharge.objects.filter(user=user).update(created_at=timezone.now() - timedelta(hours=1))
+    recharges_finish_abandoned()
+
+
+def _the_recharge(user: User) -> Recharge:
+    return Recharge.objects.get(user=user)
+
+
+def _record(user: User, key: str) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.filter(user=user, key=key).first()
+
+
+# --- Phase 1: the Recharge and the idempotency record, one transaction -----------------------
 
 
 @pytest.mark.django_db
-def test_retry_after_a_crash_on_a_first_purchase_charges_once():
-    user = _viewer()
+def test_killed_inside_phase_1_leaves_nothing_and_the_retry_starts_afresh(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
     api = client_for(user)
-    key = str(uuid.uuid4())
-    _post_then_crash(api, key)
+    _kill_at(monkeypatch, purchase_module, "recharge_row_new", after=True)
+
+    _post_and_die(api, key)
+
     assert not Recharge.objects.filter(user=user).exists()
-    assert not StripeCustomer.objects.filter(user=user).exists()
-    [paid] = _intents_for_key(user, key)
-    assert paid.status == "succeeded"
-
-    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
-
+    assert _record(user, key) is None  # rolled back together
+    assert _intents_of(user) == []
+    response = _post(api, key)
     assert response.status_code == 201
     assert response.json()["status"] == "succeeded"
-    assert response.json()["payment_intent"] == paid.id
-    assert [i.id for i in _intents_for_key(user, key)] == [paid.id]
-    recharge = Recharge.objects.get(user=user)
-    assert recharge.payment_intent == paid.id
+    _assert_conserved(user, paid=1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ending", ["retry", "finisher"])
+def test_killed_after_phase_1_before_stripe(monkeypatch, ending):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, purchase_module, "stripe_customer_get")
+
+    _post_and_die(api, key)
+
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING
+    assert recharge.payment_intent is None
     assert recharge.client_key == key
-    assert wallet_get(user=user).balance == 700
-    assert _coin_credits(user) == 1
-    call_command("verify_ledger")  # SystemExit (non-zero) when an invariant breaks
-    # The retry's answer is now the stored one.
-    again = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert _record(user, key).response_status == 0  # committed with the recharge, unfinished
+    # The API shows it as pending meanwhile (its documented statuses).
+    shown = api.get(f"/api/v1/recharges/{recharge.pk}/").json()
+    assert shown["status"] == "pending"
+    if ending == "retry":
+        response = _post(api, key)
+        assert response.status_code == 201
+        assert response.json()["id"] == recharge.pk
+        assert response.json()["status"] == "succeeded"
+        _assert_conserved(user, paid=1)
+    else:
+        _abandon(user)
+        recharge.refresh_from_db()
+        assert recharge.status == RechargeStatus.FAILED
+        assert recharge.failure_code == "interrupted"
+        _assert_conserved(user, paid=0)
+        # A retry that comes back after all is told what became of it.
+        late = _post(api, key)
+        assert late.status_code == 201
+        assert late.json()["status"] == "failed"
+        assert late.json()["id"] == recharge.pk
+
+
+# --- Phase 2: Stripe, outside any transaction ------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ending", ["retry", "finisher"])
+def test_killed_during_the_create_the_orphan_intent_is_never_confirmed(monkeypatch, ending):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    # Stripe created the PaymentIntent; its answer (the id) never reached us.
+    _kill_at(monkeypatch, gateway, "payment_intent_create", after=True)
+
+    _post_and_die(api, key)
+
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING
+    assert recharge.payment_intent is None
+    [orphan] = _intents_of(user)
+    assert orphan.status == "requires_confirmation"  # nobody was charged
+    assert orphan.metadata["recharge_id"] == str(recharge.pk)
+    if ending == "retry":
+        response = _post(api, key)
+        assert response.json()["status"] == "succeeded"
+        # Real Stripe hands the same PaymentIntent back (same idempotency key); localstripe
+        # makes a second one. Either way exactly one is paid, and it is the recorded one.
+        assert response.json()["payment_intent"] == _the_recharge(user).payment_intent
+        _assert_conserved(user, paid=1)
+    else:
+        _abandon(user)
+        assert _the_recharge(user).status == RechargeStatus.FAILED
+        _assert_conserved(user, paid=0)
+    payments_reconcile()  # reconciliation sees the orphan and opens nothing, credits nothing
+    _assert_conserved(user, paid=1 if ending == "retry" else 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ending", ["retry", "finisher", "reconcile"])
+def test_killed_after_the_intent_was_recorded_before_the_confirm(monkeypatch, ending):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, gateway, "payment_intent_confirm")
+
+    _post_and_die(api, key)
+
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING
+    assert recharge.payment_intent
+    assert gateway.payment_intent_retrieve(recharge.payment_intent).status == (
+        "requires_confirmation"
+    )
+    if ending == "retry":
+        response = _post(api, key)
+        assert response.json()["status"] == "succeeded"
+        assert response.json()["payment_intent"] == recharge.payment_intent
+        _assert_conserved(user, paid=1)
+    elif ending == "finisher":
+        _abandon(user)
+        assert _the_recharge(user).status == RechargeStatus.FAILED
+        # Canceled, so no one can confirm it later.
+        assert gateway.payment_intent_retrieve(recharge.payment_intent).status == "canceled"
+        _assert_conserved(user, paid=0)
+    else:
+        payments_reconcile()  # too young for the finisher: left alone, nothing paid
+        assert _the_recharge(user).status == RechargeStatus.CREATING
+        _assert_conserved(user, paid=0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ending", ["retry", "finisher", "reconcile"])
+def test_killed_after_stripe_confirmed_before_phase_3(monkeypatch, ending):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, gateway, "payment_intent_confirm", after=True)
+
+    _post_and_die(api, key)
+
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING
+    assert gateway.payment_intent_retrieve(recharge.payment_intent).status == "succeeded"
+    assert wallet_get(user=user).balance == 0  # paid, not credited yet: somebody must
+    if ending == "retry":
+        response = _post(api, key)
+        assert response.json()["status"] == "succeeded"
+        assert response.json()["payment_intent"] == recharge.payment_intent
+    elif ending == "finisher":
+        _abandon(user)
+    else:
+        payments_reconcile()
+    assert _the_recharge(user).status == RechargeStatus.SUCCEEDED
+    _assert_conserved(user, paid=1)
+    # Every other ending afterwards finds nothing left to do.
+    payments_reconcile()
+    _abandon(user)
+    if ending != "retry":
+        assert _post(api, key).json()["status"] == "succeeded"
+    _assert_conserved(user, paid=1)
+
+
+# --- Phase 3: Stripe's answer recorded, one transaction --------------------------------------
+
+
+@pytest.mark.django_db
+def test_killed_inside_phase_3_rolls_the_record_back_and_the_retry_credits_once(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, purchase_module, "recharge_apply_success", after=True)
+
+    _post_and_die(api, key)
+
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING  # the credit rolled back with it
+    assert wallet_get(user=user).balance == 0
+    response = _post(api, key)
+    assert response.json()["status"] == "succeeded"
+    _assert_conserved(user, paid=1)
+
+
+@pytest.mark.django_db
+def test_killed_after_phase_3_the_retry_answers_without_asking_stripe_again(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, purchase_module, "_recharge_answer")
+
+    _post_and_die(api, key)
+
+    assert _the_recharge(user).status == RechargeStatus.SUCCEEDED
+    assert _record(user, key).response_status == 0  # the answer was lost
+    confirms = []
+    monkeypatch.setattr(gateway, "payment_intent_confirm", lambda **kw: confirms.append(kw))
+    response = _post(api, key)
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
+    assert response.json()["client_secret"]
+    assert confirms == []
+    again = _post(api, key)
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == response.json()
+    _assert_conserved(user, paid=1)
+
+
+# --- Stripe unreachable: 503, the recharge waits at its recovery point -----------------------
+
+
+def _unreachable(*args, **kwargs):
+    raise stripe.APIConnectionError("Connection refused (localstripe stopped)")
 
 
 @pytest.mark.django_db
-def test_retry_after_reconciliation_rebuilt_the_recharge_returns_that_one():
-    user = _viewer()
-    stripe_customer_get(user=user)  # an earlier purchase made the customer; it survives
+@pytest.mark.parametrize(
+    "call", ["customer_create", "payment_intent_create", "payment_intent_confirm"]
+)
+def test_stripe_away_answers_503_with_retry_after_and_the_retry_goes_on(monkeypatch, call):
+    user, key = _viewer(), str(uuid.uuid4())
     api = client_for(user)
-    key = str(uuid.uuid4())
-    _post_then_crash(api, key)
-    payments_reconcile()
-    rebuilt = Recharge.objects.get(user=user)
-    assert rebuilt.status == RechargeStatus.SUCCEEDED
-    assert rebuilt.client_key is None
-    assert wallet_get(user=user).balance == 700
+    real = getattr(gateway, call)
+    monkeypatch.setattr(gateway, call, _unreachable)
 
-    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    refused = _post(api, key)
 
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "payment_provider_unavailable"
+    assert set(refused.json()["error"]) == {"code", "message", "fields"}
+    assert int(refused["Retry-After"]) > 0
+    recharge = _the_recharge(user)
+    assert recharge.status == RechargeStatus.CREATING
+    assert _record(user, key).response_status == 0  # not stored: the retry continues
+    monkeypatch.setattr(gateway, call, real)
+    response = _post(api, key)
     assert response.status_code == 201
-    assert response.json()["id"] == rebuilt.pk
+    assert response.json()["id"] == recharge.pk
     assert response.json()["status"] == "succeeded"
-    assert len(_intents_for_key(user, key)) == 1
-    assert Recharge.objects.filter(user=user).count() == 1
-    assert Recharge.objects.get(pk=rebuilt.pk).client_key == key
-    _assert_credited_once_even_after_reconcile(user)
+    _assert_conserved(user, paid=1)
 
 
 @pytest.mark.django_db
-def test_retry_then_reconciliation_credits_once():
-    user = _viewer()
-    stripe_customer_get(user=user)
+def test_a_confirm_that_timed_out_after_stripe_charged_is_credited_once(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
     api = client_for(user)
-    key = str(uuid.uuid4())
-    _post_then_crash(api, key)
+    real = gateway.payment_intent_confirm
 
-    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    payments_reconcile()
+    def charged_then_timed_out(**kwargs):
+        real(**kwargs)
+        raise stripe.APIConnectionError("Request timed out")
+
+    monkeypatch.setattr(gateway, "payment_intent_confirm", charged_then_timed_out)
+    assert _post(api, key).status_code == 503
+    monkeypatch.setattr(gateway, "payment_intent_confirm", real)
+
+    response = _post(api, key)
 
     assert response.json()["status"] == "succeeded"
-    assert len(_intents_for_key(user, key)) == 1
-    assert Recharge.objects.filter(user=user).count() == 1
-    assert wallet_get(user=user).balance == 700
-    call_command("verify_ledger")
-
-
-def _unconfirmed_intent_for_key(user: User, key: str):
-    customer = stripe_customer_get(user=user)
-    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
-    created = gateway.payment_intent_create(
-        amount=custom_price(coins=700, currency="USD"),
-        customer_id=customer.customer_id,
-        user_id=user.pk,
-        client_key_hash=key_hash,
-        payment_method="pm_card_visa",
-        coins=700,
-    )
-    assert created.status == "requires_confirmation"
-    return key_hash, created
+    _assert_conserved(user, paid=1)
 
 
 @pytest.mark.django_db
-def test_retry_after_a_crash_during_the_create_charges_once():
-    user = _viewer()
-    key = str(uuid.uuid4())
-    # The crash came while Stripe created the PaymentIntent, before the marker got its id:
-    # recharge_create had noted only the attempt (in the cache, outside the rolled-back
-    # transaction). That PaymentIntent was never confirmed, so nobody was charged for it.
-    key_hash, orphan = _unconfirmed_intent_for_key(user, key)
-    cache.set(_attempt_marker(key_hash), {"at": int(time.time())})
-
-    response = client_for(user).post(
-        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
-    )
-
-    assert response.json()["status"] == "succeeded"
-    statuses = {i.id: i.status for i in _intents_for_key(user, key)}
-    assert list(statuses.values()).count("succeeded") == 1
-    assert statuses.get(orphan.id, "requires_confirmation") == "requires_confirmation"
-    _assert_credited_once_even_after_reconcile(user)
-
-
-@pytest.mark.django_db
-def test_retry_under_a_marker_from_before_ids_were_noted_finds_the_intent_once():
-    user = _viewer()
-    key = str(uuid.uuid4())
-    key_hash, created = _unconfirmed_intent_for_key(user, key)
-    cache.set(_attempt_marker(key_hash), 1)
-
-    response = client_for(user).post(
-        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
-    )
-
-    assert response.json()["status"] == "succeeded"
-    assert response.json()["payment_intent"] == created.id
-    assert [i.id for i in _intents_for_key(user, key)] == [created.id]
-    assert wallet_get(user=user).balance == 700
-    call_command("verify_ledger")
-
-
-@pytest.mark.django_db
-def test_retry_after_a_crash_with_another_purchase_under_the_key_is_a_conflict():
-    user = _viewer()
+def test_the_finisher_leaves_a_recharge_alone_while_stripe_is_away(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
     api = client_for(user)
-    key = str(uuid.uuid4())
-    _post_then_crash(api, key)
+    _kill_at(monkeypatch, gateway, "payment_intent_confirm", after=True)
+    _post_and_die(api, key)
+    monkeypatch.setattr(gateway, "payment_intent_retrieve", _unreachable)
 
-    response = api.post(
-        "/api/v1/recharges/", {**BODY, "coins": 800}, format="json", HTTP_IDEMPOTENCY_KEY=key
-    )
+    _abandon(user)
+
+    assert _the_recharge(user).status == RechargeStatus.CREATING
+    monkeypatch.undo()
+    _abandon(user)
+    _assert_conserved(user, paid=1)
+
+
+# --- Keys ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_retry_with_another_purchase_under_the_key_is_a_conflict(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
+    api = client_for(user)
+    _kill_at(monkeypatch, gateway, "payment_intent_confirm")
+    _post_and_die(api, key)
+
+    response = _post(api, key, {**BODY, "coins": 800})
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_conflict"
-    assert len(_intents_for_key(user, key)) == 1
-    assert not Recharge.objects.filter(user=user).exists()
+    assert _the_recharge(user).coins == 700
+    _assert_conserved(user, paid=0)
 
 
 @pytest.mark.django_db
-def test_retry_without_a_crash_replays_the_first_answer():
-    user = _viewer()
+def test_a_retry_after_an_answer_replays_it():
+    user, key = _viewer(), str(uuid.uuid4())
     api = client_for(user)
-    key = str(uuid.uuid4())
-    first = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    first = _post(api, key)
 
-    again = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    again = _post(api, key)
 
     assert first.status_code == again.status_code == 201
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
-    assert len(_intents_for_key(user, key)) == 1
-    assert wallet_get(user=user).balance == 700
+    _assert_conserved(user, paid=1)
 
 
-@pytest.mark.django_db
-def test_retry_fetches_the_noted_intent_by_id_without_searching(monkeypatch):
-    user = _viewer()
-    stripe_customer_get(user=user)
-    api = client_for(user)
-    key = str(uuid.uuid4())
-    _post_then_crash(api, key)
-    key_hash = gateway.recharge_client_key_hash(user_id=user.pk, client_key=key)
-    noted = cache.get(_attempt_marker(key_hash))
-    [paid] = _intents_for_key(user, key)
-    assert noted["pi"] == paid.id
+@pytest.mark.django_db(transaction=True)
+def test_phase_1_is_committed_before_stripe_is_called(monkeypatch):
+    # No test transaction here: what the view does is what production does.
+    user, key = _viewer(), str(uuid.uuid4())
+    seen = []
+    real = gateway.payment_intent_create
 
-    def no_search(*args, **kwargs):
-        raise AssertionError("a retry with a noted PaymentIntent must not list Stripe")
+    def create(**kwargs):
+        connection = transaction.get_connection()
+        seen.append(
+            (
+                connection.in_atomic_block,
+                Recharge.objects.filter(pk=kwargs["recharge_id"])
+                .values_list("status", flat=True)
+                .first(),
+                _record(user, key).response_status,
+            )
+        )
+        return real(**kwargs)
 
-    monkeypatch.setattr(gateway, "customer_payment_intents_since", no_search)
-    response = api.post("/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    monkeypatch.setattr(gateway, "payment_intent_create", create)
+    response = _post(client_for(user), key)
 
-    assert response.status_code == 201
-    assert response.json()["payment_intent"] == paid.id
     assert response.json()["status"] == "succeeded"
-    assert wallet_get(user=user).balance == 700
-    assert _coin_credits(user) == 1
-    call_command("verify_ledger")
-
-
-@pytest.mark.django_db
-def test_a_noted_intent_of_another_user_is_not_adopted():
-    owner = _viewer()
-    owner_customer = stripe_customer_get(user=owner)
-    intruder = _viewer()
-    stripe_customer_get(user=intruder)
-    foreign = gateway.payment_intent_create(
-        amount=custom_price(coins=700, currency="USD"),
-        customer_id=owner_customer.customer_id,
-        user_id=owner.pk,
-        client_key_hash="owner-hash",
-        payment_method="pm_card_visa",
-        coins=700,
-    )
-    key = str(uuid.uuid4())
-    key_hash = gateway.recharge_client_key_hash(user_id=intruder.pk, client_key=key)
-    cache.set(_attempt_marker(key_hash), {"at": int(time.time()), "pi": foreign.id})
-
-    response = client_for(intruder).post(
-        "/api/v1/recharges/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key
-    )
-
-    assert response.status_code == 201
-    assert response.json()["payment_intent"] != foreign.id
-    assert gateway.payment_intent_retrieve(foreign.id).status == "requires_confirmation"
-    assert wallet_get(user=intruder).balance == 700
-    assert wallet_get(user=owner).balance == 0
+    assert seen == [(False, RechargeStatus.CREATING, 0)]
+    _assert_conserved(user, paid=1)
