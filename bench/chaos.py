@@ -92,6 +92,8 @@ else:
 # postmaster and its processes) this many times during the bank test, then started with crash
 # recovery.
 PG_CRASHES = int(os.environ.get("CHAOS_PG_CRASHES", "1" if QUICK else "3"))
+# "Stripe away" (issue 17): localstripe stopped 20-30 s this many times during the bank test.
+STRIPE_OUTAGES = int(os.environ.get("CHAOS_STRIPE_OUTAGES", "1" if QUICK else "3"))
 
 WORK = Path(tempfile.mkdtemp(prefix="applause-chaos."))
 stats: Counter = Counter()
@@ -411,6 +413,57 @@ class Proc:
             return []
 
 
+class PrivateStripe:
+    """The run's own localstripe (issue 17), so the "Stripe away" fault may stop it.
+
+    ``pause`` is SIGSTOP: the port stays open and requests hang until the client's timeout,
+    as with a Stripe that stopped answering; ``resume`` (SIGCONT) lets it answer what queued
+    up meanwhile, as a Stripe that did work whose answer we had given up on. Its state lives
+    in its memory, so it is never restarted."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                str(REPO / "scripts" / "localstripe_server.py"),
+                *("--port", str(self.port), "--from-scratch"),
+            ],
+            cwd=REPO,
+            stdout=open(WORK / "localstripe.log", "ab"),  # noqa: SIM115 - lives with the run
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not port_answers(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the run's localstripe did not start")
+            time.sleep(0.1)
+
+    def pause(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.resume()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -421,7 +474,10 @@ class Chaos:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.webhook_id = f"chaos{os.getpid()}"
-        self.stripe_base = os.environ["STRIPE_API_BASE"].rstrip("/")
+        self.stripe = PrivateStripe()
+        self.stripe_base = self.stripe.url
+        self.stripe_down = False
+        self.during_stripe_away: Counter = Counter()
         self.stop_faults = threading.Event()
         self.stop_payouts = threading.Event()
         self.lock = threading.Lock()  # one fault at a time, and none while checking
@@ -471,9 +527,11 @@ class Chaos:
         )
         if self.connect is not None:
             env["STRIPE_CONNECT_API_BASE"] = self.connect.url
+        env.update(self.stripe_env())
         return env
 
     def setup(self) -> None:
+        self.stripe.start()
         if self.pg.private:
             self.pg.start_private()
         if self.redis.private:
@@ -686,6 +744,7 @@ class Chaos:
                 ) as response:
                     status = response.status
                     data = await response.json(content_type=None) if status != 204 else None
+                    retry_after = response.headers.get("Retry-After")
             except TimeoutError:
                 stats["client_timeouts" if short else "server_timeouts"] += 1
                 await asyncio.sleep(0.05)
@@ -697,9 +756,10 @@ class Chaos:
             if self.redis_down:
                 self.during_redis_down[status] += 1
             self.pg_down_note(status, data, response.headers)
+            self.stripe_away_note(path, status, data, retry_after)
             if status >= 500:
                 stats[f"http_{status}"] += 1
-                await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
+                await asyncio.sleep(retry_pause(attempt, retry_after))
                 continue
             if attempt:
                 stats["retried_ops"] += 1
@@ -1056,13 +1116,10 @@ class Chaos:
         records = IdempotencyRecord.objects.filter(response_status=201)
         recharge_keys = records.filter(path="/api/v1/recharges/").count()
         gift_keys = records.filter(path="/api/v1/gifts/send/").count()
-        # Every applied key has its recharge (the row carries the client's key). Reconciliation
-        # rebuilds a paid recharge whose row a crash rolled back; it gets the key when the
-        # client retries, and stays keyless if the client gave up.
+        # Every applied key has its recharge (the row carries the client's key: they commit
+        # together, in the purchase's first phase).
         applied = set(records.filter(path="/api/v1/recharges/").values_list("user_id", "key"))
         keyed = set(Recharge.objects.exclude(client_key=None).values_list("user_id", "client_key"))
-        rebuilt = Recharge.objects.filter(client_key=None).count()
-        stats["recharges_rebuilt_by_reconcile"] = rebuilt
         if applied - keyed:
             problems.append(
                 f"{len(applied - keyed)} of {recharge_keys} applied recharge keys have no recharge"
@@ -1322,6 +1379,106 @@ class Chaos:
         if len(missing) > 50:
             problems.append(f"... and {len(missing) - 50} more acknowledgement mismatches")
 
+    # ---- Stripe away (issue 17): localstripe stopped while recharges and reconcile run
+    def stripe_env(self) -> dict[str, str]:
+        return {
+            "STRIPE_API_BASE": self.stripe.url,
+            "STRIPE_JS_URL": f"{self.stripe.url}/js.stripe.com/v3/",
+            # A Stripe that stops answering costs a web thread this long per call (and the
+            # purchases after it are refused at once for a few seconds).
+            "STRIPE_TIMEOUT": "5",
+            "STRIPE_MAX_NETWORK_RETRIES": "1",
+            # Reconciliation during the run finishes what clients left half-made.
+            "RECHARGE_ABANDONED_AFTER_SECONDS": "60",
+        }
+
+    def stripe_away_loop(self) -> None:
+        """Its own schedule beside fault_loop's: STRIPE_OUTAGES times, localstripe stopped
+        for 20-30 s while the clients buy coins and a reconciliation runs."""
+        started = time.monotonic()
+        # The quick run's outage starts early enough to end with its bank test.
+        window = (0.05, 0.25) if QUICK else (0.1, 0.8)
+        schedule = sorted(rng.uniform(*window) * CFG["bank_seconds"] for _ in range(STRIPE_OUTAGES))
+        for at in schedule:
+            if self.stop_faults.wait(max(0.0, at - (time.monotonic() - started))):
+                return
+            try:
+                with self.lock:
+                    self.stripe_away()
+            except Exception as exc:
+                problems.append(f"fault stripe_away could not be injected or recovered: {exc}")
+                log(traceback.format_exc())
+
+    def stripe_away(self) -> None:
+        seconds = rng.uniform(20.0, 30.0)
+        log(f"fault: stripe_away ({seconds:.0f} s)")
+        faults["stripe_away"] += 1
+        self.stripe.pause()
+        self.stripe_down = True
+        reconcile = threading.Thread(target=self.reconcile_now, args=("during",), daemon=True)
+        try:
+            time.sleep(rng.uniform(2.0, 5.0))
+            reconcile.start()
+            time.sleep(seconds)
+        finally:
+            self.stripe_down = False
+            self.stripe.resume()
+        reconcile.join(timeout=120)
+        self.reconcile_now("after")
+
+    def reconcile_now(self, when: str) -> None:
+        try:
+            self.manage("reconcile", quiet=True)
+            stats[f"stripe_away_reconcile_{when}"] += 1
+        except Exception as exc:  # the run is recorded as failed; that is the point
+            stats[f"stripe_away_reconcile_{when}_failed"] += 1
+            log(f"reconcile {when} Stripe away: {type(exc).__name__}")
+
+    def stripe_away_note(self, path: str, status: int, data, retry_after) -> None:
+        if not self.stripe_down or path != "/api/v1/recharges/":
+            return
+        code = ((data or {}).get("error") or {}).get("code", "") if status >= 400 else ""
+        self.during_stripe_away[f"{status} {code}".strip()] += 1
+        if code == "payment_provider_unavailable" and not (retry_after or "").isdigit():
+            problems.append("Stripe away: a 503 payment_provider_unavailable without Retry-After")
+        if status >= 500 and code != "payment_provider_unavailable":
+            problems.append(f"Stripe away: a recharge answered {status} {code}")
+
+    def finish_abandoned(self) -> None:
+        """Before the final checks: every recharge the clients left half-made (they gave up,
+        or retried into the end of the run) is finished, as the beat would."""
+        from datetime import timedelta
+
+        from wallets.services import recharges_finish_abandoned
+
+        fresh_connections()
+        for outcome, n in recharges_finish_abandoned(
+            older_than=timedelta(0), limit=100_000
+        ).items():
+            stats[f"finished_{outcome}"] += n
+
+    def stripe_away_check(self) -> None:
+        from wallets.models import Recharge, RechargeStatus, ReconciliationRun
+
+        left = Recharge.objects.filter(status=RechargeStatus.CREATING).count()
+        if left:
+            problems.append(f"{left} recharges still creating after the finisher")
+        for run in ReconciliationRun.objects.filter(kind="payments"):
+            for name, n in (run.counts or {}).items():
+                if name.startswith("abandoned_"):
+                    stats[f"finished_{name.removeprefix('abandoned_')}"] += n
+        if not faults["stripe_away"]:
+            return
+        answers = dict(self.during_stripe_away)
+        notes.append(f"recharge answers while Stripe was away: {answers}")
+        if (
+            self.during_stripe_away
+            and not self.during_stripe_away["503 payment_provider_unavailable"]
+        ):
+            problems.append(
+                "Stripe away: no recharge was answered 503 payment_provider_unavailable"
+            )
+
     # ---- teardown
     def teardown(self) -> None:
         for proc in (getattr(self, "web", None), getattr(self, "worker", None)):
@@ -1346,6 +1503,7 @@ class Chaos:
         self.pg.stop_private()
         if self.connect is not None:
             self.connect.stop()
+        self.stripe.stop()
 
 
 def fresh_connections() -> None:
@@ -1355,14 +1513,35 @@ def fresh_connections() -> None:
     connections.close_all()
 
 
-def _crash_retries() -> tuple[int, int]:
-    """From the web server's log: retries whose first attempt died mid-recharge and that
-    continued its PaymentIntent, or found none it could have confirmed and started afresh."""
+def retry_pause(attempt: int, retry_after: str | None) -> float:
+    """How long a client waits before retrying a 5xx: Retry-After when given (capped, so the
+    clients keep the load up), else a short backoff."""
+    if retry_after and retry_after.isdigit():
+        return min(float(retry_after), 3.0) * rng.uniform(0.5, 1.0)
+    return min(2.0, 0.1 * (attempt + 1))
+
+
+PHASES = ("started", "intent_created", "finished")
+
+
+def recoveries_by_phase() -> dict[str, int]:
+    """From the web server's log: retries that found their recharge half-made, by the
+    recovery point they continued from (wallets/services/purchase.py)."""
     path = WORK / "web.log"
-    if not path.exists():
-        return 0, 0
-    text = path.read_text(errors="replace")
-    return text.count("of an interrupted attempt"), text.count("interrupted attempt had no intent")
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return {phase: text.count(f": continuing from {phase}") for phase in PHASES}
+
+
+def finished_by_phase() -> str:
+    """What the finisher of abandoned recharges did (reconcile runs and the final pass)."""
+    return (
+        ", ".join(
+            f"{k.removeprefix('finished_')} {v}"
+            for k, v in sorted(stats.items())
+            if k.startswith("finished_")
+        )
+        or "none"
+    )
 
 
 def crash_rows() -> list[tuple[str, object]]:
@@ -1426,11 +1605,11 @@ def summary(elapsed: float) -> int:
         ),
         ("faults injected", f"{faults_total} " + str(dict(faults))),
         ("payments succeeded at Stripe", stats["payments_succeeded_at_stripe"]),
-        ("  of which rebuilt by reconcile after a crash", stats["recharges_rebuilt_by_reconcile"]),
         (
-            "recharge retries after a crash: continued / afresh",
-            "{} / {}".format(*_crash_retries()),
+            "recharge retries continued, by phase",
+            ", ".join(f"{k} {v}" for k, v in recoveries_by_phase().items()),
         ),
+        ("abandoned recharges finished", finished_by_phase()),
         ("coins recharged / spent", f"{stats['coins_recharged']} / {stats['coins_spent']}"),
         ("payouts paid (diamonds)", f"{stats['payouts_paid']} ({stats['diamonds_paid_out']})"),
         ("discrepancies", discrepancies),
@@ -1449,7 +1628,8 @@ def summary(elapsed: float) -> int:
         f"worker_kills={faults['worker']} pg_restarts={faults['pg_restart']} "
         f"pg_crashes={faults['pg_crash_immediate'] + faults['pg_crash_kill']} "
         f"acked={len_acked()} acked_missing={stats['acked_missing']} "
-        f"redis_outages={faults['redis_down']} discrepancies={discrepancies}",
+        f"redis_outages={faults['redis_down']} stripe_outages={faults['stripe_away']} "
+        f"discrepancies={discrepancies}",
         flush=True,
     )
     return 0 if discrepancies == 0 and faults_total > 0 else 1
@@ -1466,23 +1646,28 @@ def main() -> int:
         fault_thread = threading.Thread(target=chaos.fault_loop, daemon=True)
         payout_thread = threading.Thread(target=chaos.payout_loop, daemon=True)
         crash_thread = threading.Thread(target=chaos.pg_crash_loop, daemon=True)
+        stripe_thread = threading.Thread(target=chaos.stripe_away_loop, daemon=True)
         fault_thread.start()
         payout_thread.start()
         crash_thread.start()
+        stripe_thread.start()
         asyncio.run(chaos.bank())
         chaos.stop_faults.set()
         fault_thread.join(timeout=120)
         crash_thread.join(timeout=180)
+        stripe_thread.join(timeout=120)
         chaos.stop_payouts.set()
         payout_thread.join(timeout=120)
         log("webhook test")
         asyncio.run(chaos.webhooks())
         chaos.webhooks_check()
         log("settling: reconcile, release, pay out")
+        chaos.finish_abandoned()
         chaos.settle()
         chaos.check()
         chaos.acknowledged_check()
         chaos.redis_check()
+        chaos.stripe_away_check()
     except Exception:
         problems.append("the run itself failed: " + traceback.format_exc(limit=5))
         log(traceback.format_exc())

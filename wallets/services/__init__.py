@@ -32,13 +32,8 @@ from wallets.services.packages import (
     coin_package_price_propose,
     coin_package_price_reject,
 )
-from wallets.services.purchase import (
-    PaymentProviderUnavailable,
-    recharge_create,
-    recharge_finish,
-    recharges_finish_abandoned,
-    stripe_customer_get,
-)
+from wallets.services.purchase import recharge_create
+from wallets.services.purchase_finish import recharge_finish, recharges_finish_abandoned
 from wallets.services.recharges import (
     PaymentProviderError,
     coin_debt_write_off,
@@ -61,6 +56,7 @@ from wallets.services.refunds import (
     recharge_refunds_sync,
 )
 from wallets.services.self_refund import recharge_self_refund, self_refund_status
+from wallets.services.stripe_calls import PaymentProviderUnavailable, stripe_customer_get
 from wallets.services.webhooks import stripe_webhook_receive
 
 __all__ = [

@@ -19,28 +19,27 @@ A retry with the same Idempotency-Key finds the row (the unique (user, client_ke
 on from its recovery point; two copies at once take turns on a lock per recharge (a session
 advisory lock, held across the Stripe calls but no transaction). Stripe unreachable in
 phase 2 answers 503 ``payment_provider_unavailable`` with Retry-After and leaves the row where
-it was. A ``creating`` recharge nobody comes back for is finished by
+it was; for ``STRIPE_AWAY_SECONDS`` after that, purchases are answered so at once. A ``creating`` recharge nobody comes back for is finished by
 ``recharges_finish_abandoned`` (the Celery beat and every reconciliation run): credited if its
 PaymentIntent was paid, otherwise the PaymentIntent is canceled and the recharge failed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from config.errors import DomainError, IdempotencyConflict, InvalidInput, LimitExceeded
+from config.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    LimitExceeded,
+    ServiceBusy,
+)
 from wallets import stripe_gateway as gateway
 from wallets.models import Recharge, RechargeStatus, StripeCustomer, recharge_row_new
 from wallets.services.declines import PurchaseOrigin, decline_check, decline_record
@@ -48,7 +47,6 @@ from wallets.services.limits import purchase_confirmation_check, purchase_limits
 from wallets.services.recharges import (
     DECLINE_CODE,
     DECLINE_MESSAGE,
-    PaymentProviderError,
     Quote,
     _check_can_buy,
     _purchased_today,
@@ -56,125 +54,27 @@ from wallets.services.recharges import (
     recharge_mark_failed,
     recharge_quote,
 )
+from wallets.services.stripe_calls import (
+    STRIPE_AWAY_KEY,
+    PaymentProviderUnavailable,
+    _lock_wait,
+    _provider_error,
+    _recharge_lock,
+    _stripe_away_check,
+    _user_purchases_lock,
+    stripe_customer_get,
+    stripe_customer_replace,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["STRIPE_AWAY_KEY", "PaymentProviderUnavailable", "recharge_create", "recharge_phase"]
 
 # The recovery points a retry (or the finisher) can find a recharge at; logged as
 # ``recharge <id>: continuing from <phase>`` (``make chaos`` counts them).
 PHASE_STARTED = "started"  # committed, nothing at Stripe that could have been confirmed
 PHASE_INTENT_CREATED = "intent_created"  # PaymentIntent made; maybe confirmed, maybe paid
 PHASE_FINISHED = "finished"  # Stripe's answer recorded; only the client's answer was lost
-
-
-class PaymentProviderUnavailable(DomainError):
-    """Stripe could not be reached (connection error, timeout, 5xx). Nothing is lost: the
-    recharge waits at its recovery point and a retry with the same key goes on from there."""
-
-    code = "payment_provider_unavailable"
-    status = 503
-    default_message = (
-        "The payment provider cannot be reached right now. Nothing was lost: please try "
-        "again with the same Idempotency-Key in a few seconds."
-    )
-    retry_after = 20
-
-
-def _provider_error(exc: Exception, what: str) -> DomainError:
-    """The error for a Stripe failure that is nobody's fault at our end of the request."""
-    log.warning("stripe: %s failed: %s", what, exc)
-    if gateway.is_unavailable(exc):
-        return PaymentProviderUnavailable()
-    return PaymentProviderError()
-
-
-# --- Locks ----------------------------------------------------------------------------------
-
-
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-@contextmanager
-def _recharge_lock(recharge_id: int, *, wait: float) -> Iterator[bool]:
-    """A session advisory lock on one recharge, held across Stripe calls (no transaction is
-    open meanwhile). Yields whether it is held; waits up to ``wait`` seconds for a copy of
-    the request that holds it. A process that dies drops it with its connection."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = _lock_key(f"applause:recharge:{recharge_id}")
-    deadline = time.monotonic() + wait
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            acquired = bool(cursor.fetchone()[0])
-        if acquired or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except Exception:
-                log.warning("recharge %s: advisory unlock failed", recharge_id)
-
-
-def _user_purchases_lock(user_id: int) -> None:
-    """Inside phase 1: one user's new purchases queue here (transaction-scoped), so two at
-    once cannot both slip under the daily limit. Nothing else waits on it."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"applause:purchases:{user_id}")]
-            )
-
-
-def _lock_wait() -> float:
-    # Long enough for a copy in flight to finish its Stripe calls.
-    retries = int(getattr(settings, "STRIPE_MAX_NETWORK_RETRIES", 2))
-    return float(settings.STRIPE_TIMEOUT) * 2 * (retries + 1) + 5
-
-
-# --- The Stripe customer (outside transactions) ---------------------------------------------
-
-
-def stripe_customer_get(*, user) -> StripeCustomer:
-    """The user's Stripe Customer, created once (the unique user column settles races; the
-    idempotency key ``applause-customer-<user id>`` makes a lost row's retry find it)."""
-    existing = StripeCustomer.objects.filter(user=user).first()
-    if existing is not None:
-        return existing
-    try:
-        customer_id = gateway.customer_create(
-            user_id=user.pk, email=user.email, username=user.username
-        )
-    except gateway.StripeError as exc:
-        raise _provider_error(exc, f"customer create for user {user.pk}") from exc
-    try:
-        with transaction.atomic():
-            return StripeCustomer.objects.create(user=user, customer_id=customer_id)
-    except IntegrityError:
-        return StripeCustomer.objects.get(user=user)
-
-
-def stripe_customer_replace(*, customer: StripeCustomer) -> StripeCustomer:
-    """A new Stripe Customer for a user whose customer Stripe no longer knows (deleted in the
-    dashboard; a local test server restarted from scratch). Only the row's id changes; two
-    requests at once agree on one replacement (the conditional update, then a re-read)."""
-    lost = customer.customer_id
-    user = customer.user
-    try:
-        new_id = gateway.customer_create(
-            user_id=user.pk, email=user.email, username=user.username, replacing=lost
-        )
-    except gateway.StripeError as exc:
-        raise _provider_error(exc, f"customer re-create for user {user.pk}") from exc
-    StripeCustomer.objects.filter(pk=customer.pk, customer_id=lost).update(customer_id=new_id)
-    log.warning("stripe customer %s of user %s is gone at Stripe: replaced", lost, user.pk)
-    return StripeCustomer.objects.get(pk=customer.pk)
 
 
 # --- recharge_create ------------------------------------------------------------------------
@@ -218,6 +118,7 @@ def recharge_create(
     at its recovery point.
     """
     payment_method = _payment_method_clean(payment_method)
+    _stripe_away_check()
     client_key = (client_key or "").strip()[:255] or None
     recharge = (
         Recharge.objects.filter(user=user, client_key=client_key).first() if client_key else None
@@ -270,9 +171,9 @@ def _same_purchase_check(recharge: Recharge, **choice: Any) -> None:
 def _purchase_origin(origin: PurchaseOrigin, *, payment_method: str | None) -> PurchaseOrigin:
     """Who pays, from where, with which card; refused while any of them has too many declines.
 
-    The card's fingerprint needs one call to Stripe (a read, before anything is written); if
-    that fails for any reason but an unknown payment method, the user and address limits
-    still apply."""
+    The card's fingerprint needs one call to Stripe (a read, before anything is written):
+    Stripe unreachable is 503 ``payment_provider_unavailable``; any other failure but an
+    unknown payment method leaves the user and address limits to apply."""
     decline_check(origin=origin)
     if not payment_method:
         return origin
@@ -284,6 +185,9 @@ def _purchase_origin(origin: PurchaseOrigin, *, payment_method: str | None) -> P
                 "That payment method cannot be used.",
                 fields={"payment_method": ["Unknown or unusable payment method."]},
             ) from exc
+        if gateway.is_unavailable(exc):
+            # Nothing written yet: the retry starts afresh.
+            raise _provider_error(exc, f"card fingerprint of {payment_method}") from exc
         log.warning("card fingerprint of %s unavailable: %s", payment_method, exc)
         return origin
     origin = replace(origin, card_fingerprint=fingerprint)
@@ -346,7 +250,7 @@ def _recharge_continue(
     with _recharge_lock(recharge.pk, wait=_lock_wait()) as held:
         if not held:
             # A copy of this request is still talking to Stripe: ask the client to come back.
-            raise PaymentProviderUnavailable()
+            raise ServiceBusy("This purchase is still being processed; please try again.")
         recharge = Recharge.objects.get(pk=recharge.pk)
         phase = recharge_phase(recharge)
         if resumed:
@@ -518,80 +422,3 @@ def _recharge_declined(
     )
     if origin is not None:
         decline_record(origin=origin, recharge_id=recharge.pk, reason=reason)
-
-
-# --- Abandoned recharges --------------------------------------------------------------------
-
-INTERRUPTED_MESSAGE = "The purchase was interrupted before the card was charged; nothing was paid."
-
-
-def recharge_finish(*, recharge_id: int) -> str:
-    """Finish one ``creating`` recharge whose client never came back (phases 2 and 3 without
-    the client). Returns what happened (counted by ``recharges_finish_abandoned``):
-
-    - ``busy``: a retry holds it right now; ``done``: it is no longer ``creating``;
-    - ``failed_started``: no PaymentIntent id was written, so none was ever confirmed
-      (nobody paid): failed, with ``failure_code`` ``interrupted``;
-    - ``recorded_intent_created``: Stripe's answer recorded (a paid one credited, once); a
-      PaymentIntent nobody confirmed or could still finish (the client never saw its
-      client_secret) is canceled first, so no one can pay it later.
-    Stripe unreachable raises ``PaymentProviderUnavailable``; the next run tries again.
-    """
-    with _recharge_lock(recharge_id, wait=0) as held:
-        if not held:
-            return "busy"
-        recharge = Recharge.objects.select_related("user").get(pk=recharge_id)
-        phase = recharge_phase(recharge)
-        if phase == PHASE_FINISHED:
-            return "done"
-        log.warning("recharge %s: abandoned at %s, finishing it", recharge.pk, phase)
-        if phase == PHASE_STARTED:
-            Recharge.objects.filter(
-                pk=recharge.pk, status=RechargeStatus.CREATING, payment_intent=None
-            ).update(
-                status=RechargeStatus.FAILED,
-                failure_code="interrupted",
-                failure_message=INTERRUPTED_MESSAGE,
-                updated_at=timezone.now(),
-            )
-            return f"failed_{phase}"
-        intent = _recharge_intent(recharge, payment_method=None)
-        if gateway.get(intent, "status") in (
-            "requires_payment_method",
-            "requires_confirmation",
-            "requires_action",
-        ) and not gateway.get(intent, "last_payment_error"):
-            try:
-                intent = gateway.payment_intent_cancel(
-                    payment_intent_id=intent.id, recharge_id=recharge.pk
-                )
-            except gateway.StripeError as exc:
-                if gateway.is_unavailable(exc):
-                    raise _provider_error(exc, f"cancel of recharge {recharge.pk}") from exc
-                # It moved on meanwhile (paid, or declined): record what it is now.
-                intent = _recharge_intent(recharge, payment_method=None)
-        _recharge_record(recharge, intent, confirmed_now=False)
-        return f"recorded_{phase}"
-
-
-def recharges_finish_abandoned(*, older_than: timedelta | None = None, limit: int = 500) -> Counter:
-    """Finish every ``creating`` recharge older than ``RECHARGE_ABANDONED_AFTER_SECONDS``
-    (its client never retried). Safe beside retries, webhooks and itself."""
-    if older_than is None:
-        older_than = timedelta(seconds=settings.RECHARGE_ABANDONED_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    ids = list(
-        Recharge.objects.filter(status=RechargeStatus.CREATING, created_at__lte=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    counts: Counter = Counter()
-    for recharge_id in ids:
-        try:
-            counts[recharge_finish(recharge_id=recharge_id)] += 1
-        except DomainError as exc:
-            log.warning("abandoned recharge %s not finished: %s", recharge_id, exc.code)
-            counts["stripe_unavailable"] += 1
-            if isinstance(exc, PaymentProviderUnavailable):
-                break  # Stripe is away: the next run goes on
-    return counts

@@ -280,7 +280,7 @@ def _disagreeing(page: list[Any], counts: Counter) -> list[Any]:
 def _finish_abandoned(counts: Counter) -> None:
     """Recharges left ``creating`` by clients that never retried (see
     ``wallets.services.purchase``): finished before Stripe's lists are compared."""
-    from wallets.services.purchase import recharges_finish_abandoned
+    from wallets.services.purchase_finish import recharges_finish_abandoned
 
     try:
         finished = recharges_finish_abandoned()
