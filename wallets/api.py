@@ -339,6 +339,7 @@ class RechargesView(ListAPIView):
                 423,
                 {429: ["too_many_declines"]},
                 {502: ["payment_provider_error"]},
+                {503: ["payment_provider_unavailable", "service_busy"]},
             ),
         },
         summary="Buy coins: create a recharge and its Stripe PaymentIntent",
@@ -359,7 +360,11 @@ class RechargesView(ListAPIView):
             "Declines are limited per account, per network address and per card "
             "(RECHARGE_DECLINES_MAX in RECHARGE_DECLINE_WINDOW_SECONDS, 5 an hour): past that, "
             "every purchase is refused with 429 `too_many_declines` and Retry-After. Purchases "
-            "have their own rate limit per account (THROTTLE_RECHARGE, 429 `throttled`)."
+            "have their own rate limit per account (THROTTLE_RECHARGE, 429 `throttled`). "
+            "Stripe unreachable: 503 `payment_provider_unavailable` with Retry-After; the "
+            "recharge waits where it stopped, so send the same request with the same "
+            "Idempotency-Key again and it goes on (nothing is charged twice). While its Stripe "
+            "answer is not recorded yet a recharge shows as `pending`."
         ),
     )
     def post(self, request):
