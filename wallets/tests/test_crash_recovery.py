@@ -337,14 +337,33 @@ def test_stripe_away_answers_503_with_retry_after_and_the_retry_goes_on(monkeypa
     assert recharge.status == RechargeStatus.CREATING
     assert _record(user, key).response_status == 0  # not stored: the retry continues
     monkeypatch.setattr(gateway, call, real)
-    # For a few seconds every purchase is answered so at once, without waiting on Stripe.
-    assert _post(client_for(_viewer()), str(uuid.uuid4())).status_code == 503
+    # Noted for a few seconds, in which purchases are refused at once (next test).
+    assert cache.get(purchase_module.STRIPE_AWAY_KEY)
     cache.delete(purchase_module.STRIPE_AWAY_KEY)  # those seconds have passed
     response = _post(api, key)
     assert response.status_code == 201
     assert response.json()["id"] == recharge.pk
     assert response.json()["status"] == "succeeded"
     _assert_conserved(user, paid=1)
+
+
+@pytest.mark.django_db
+def test_right_after_stripe_was_away_purchases_are_refused_at_once(monkeypatch):
+    user, key = _viewer(), str(uuid.uuid4())
+    cache.set(purchase_module.STRIPE_AWAY_KEY, 1)
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("Stripe must not be asked while it is noted away")
+
+    for name in ("payment_method_fingerprint", "customer_create", "payment_intent_create"):
+        monkeypatch.setattr(gateway, name, no_call)
+    refused = _post(client_for(user), key)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "payment_provider_unavailable"
+    assert int(refused["Retry-After"]) > 0
+    assert not Recharge.objects.filter(user=user).exists()
+    assert _record(user, key) is None
 
 
 @pytest.mark.django_db
