@@ -1398,8 +1398,9 @@ class Chaos:
         for 20-30 s (12-16 s in the quick run) while the clients buy coins and a reconciliation
         runs."""
         started = time.monotonic()
-        # The quick run's outage starts early enough to end with its bank test.
-        window = (0.05, 0.25) if QUICK else (0.1, 0.8)
+        # The quick run's outage comes after its first forced faults and ends with its bank
+        # test.
+        window = (0.3, 0.5) if QUICK else (0.1, 0.8)
         schedule = sorted(rng.uniform(*window) * CFG["bank_seconds"] for _ in range(STRIPE_OUTAGES))
         for at in schedule:
             if self.stop_faults.wait(max(0.0, at - (time.monotonic() - started))):
