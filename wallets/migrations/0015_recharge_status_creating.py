@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallets', '0013_recharge_new_fields_db_default'),
+        ('wallets', '0014_goals'),
     ]
 
     operations = [
