@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from gifts.models import Gift, GiftEvent
+from gifts.models import Gift, GiftEvent, Goal
 
 
 @admin.register(Gift)
@@ -68,6 +68,41 @@ class GiftEventAdmin(admin.ModelAdmin):
     list_filter = ("gift",)
     date_hierarchy = "created_at"
     raw_id_fields = ("sender", "creator", "gift", "transaction")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Goal)
+class GoalAdmin(admin.ModelAdmin):
+    """Creators' goals: shown, never edited here (all-or-nothing ones hold viewers' coins until
+    ``goal_settle`` closes them at the deadline)."""
+
+    list_display = (
+        "id",
+        "creator",
+        "title",
+        "target_coins",
+        "deadline",
+        "all_or_nothing",
+        "status",
+        "raised_at_close",
+        "settled_at",
+    )
+    list_select_related = ("creator",)
+    list_filter = ("status", "all_or_nothing")
+    search_fields = ("creator__handle", "title", "live_id")
+    date_hierarchy = "deadline"
+    raw_id_fields = ("creator", "settlement")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]

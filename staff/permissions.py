@@ -27,6 +27,7 @@ _VIEW_EVERYTHING = [
     "wallets.view_stripedispute",
     "gifts.view_gift",
     "gifts.view_giftevent",
+    "gifts.view_goal",
     "creators.view_creator",
     "payouts.view_payout",
     "payouts.view_payoutbatch",
