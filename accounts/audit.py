@@ -1,30 +1,28 @@
-"""The audit trail, as the apps below ``staff`` see it.
+"""The audit trail: one append-only row per thing a person does to money or to an account.
 
-Services in ``wallets``, ``creators`` and ``payouts`` record what a person did (a staff
-action, a creator changing where payouts go, a refused self-service) here. The staff app sits
-on top and owns the ``AuditLog`` table: it plugs its writer in when it loads
-(``staff.apps``), so no app below has to import it. Without the staff app installed the
-records go to the log only.
+It lives at the bottom (beside the User) so each service writes its own row inside its own
+transaction, the way Zulip's ``do_*`` actions write ``RealmAuditLog``: an admin action, an
+API call and a management command then leave the same trail, and the row commits or rolls
+back with the change it records. The staff console (on top) only reads it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+
+from accounts.client_address import client_address
+from accounts.models import AuditLog
 from config.errors import DomainError
 
-log = logging.getLogger("applause.audit")
 
-Recorder = Callable[..., Any]
-_recorder: Recorder | None = None
-
-
-def audit_recorder_set(recorder: Recorder | None) -> None:
-    """Called by the staff app when it loads (``StaffConfig.ready``)."""
-    global _recorder
-    _recorder = recorder
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    # Money, Decimal, datetimes, UUIDs: whatever Django can say as JSON, stored as plain JSON.
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
 
 
 def audit_record(
@@ -36,19 +34,23 @@ def audit_record(
     after: dict | None = None,
     reason: str = "",
     request=None,
-) -> None:
+) -> AuditLog:
     """Append one audit row. Call it inside the action's transaction so both commit together."""
-    if _recorder is None:
-        log.info("audit %s by %s on %r: %s", action, actor, obj, reason)
-        return
-    _recorder(
-        actor=actor,
-        action=action,
-        obj=obj,
-        before=before,
-        after=after,
-        reason=reason,
-        request=request,
+    object_type = object_id = object_repr = ""
+    if obj is not None:
+        object_type = obj._meta.label_lower
+        object_id = str(obj.pk)
+        object_repr = str(obj)[:200]
+    return AuditLog.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action[:64],
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        before=_jsonable(before),
+        after=_jsonable(after),
+        reason=reason or "",
+        ip=client_address(request),
     )
 
 

@@ -1,5 +1,6 @@
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
@@ -53,3 +54,67 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.response_status})"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+
+    def delete(self):
+        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class AuditLog(models.Model):
+    """One row per action a person takes on money or on someone's account (a staff action, a
+    creator changing where payouts go, an admin login). Never updated or deleted: the model
+    refuses it and, on PostgreSQL, a trigger refuses it too.
+
+    It sits here, at the bottom, so the services of every app write their own rows inside their
+    own transactions (``accounts.audit.audit_record``). The table keeps the name it had when
+    the staff app owned it (moved without copying a row: accounts migration 0002); the staff
+    console shows it through a proxy (``staff.AuditLog``).
+    """
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        db_table = "staff_auditlog"
+        ordering = ["-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="auditlog_object"),
+            models.Index(fields=["actor", "-created_at"], name="auditlog_actor_recent"),
+            models.Index(fields=["action", "-created_at"], name="auditlog_action_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("AuditLog rows are append-only.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("AuditLog rows are append-only.")

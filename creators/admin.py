@@ -1,12 +1,12 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.db import transaction
 from django.http import HttpResponseRedirect
 
 from accounts.audit import OwnAccountRefused, refuse_own_account
+from accounts.roles import FINANCE, require_role
 from creators.models import Creator
 from creators.selectors import creator_earnings
-from creators.services import earnings_release
+from creators.services import earnings_release_by_staff
 
 
 @admin.register(Creator)
@@ -61,31 +61,16 @@ class CreatorAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release matured earnings now")
     def release_now(self, request, queryset):
-        from staff.permissions import FINANCE, require_role  # staff sits on top
-        from staff.services import audit_record
-
         require_role(request.user, FINANCE)
         total = 0
         for creator in queryset.select_related("user"):
             try:
-                refuse_own_account(
-                    actor=request.user,
-                    owner=creator.user,
-                    action="earnings_release",
-                    obj=creator,
-                    request=request,
+                # Checks the role and the staff member's own profile, and audits.
+                result = earnings_release_by_staff(
+                    creator=creator, actor=request.user, request=request
                 )
             except OwnAccountRefused as exc:
                 self.message_user(request, f"@{creator.handle}: {exc.message}", messages.ERROR)
                 continue
-            with transaction.atomic():
-                released = sum(r.diamonds for r in earnings_release(creator=creator))
-                audit_record(
-                    actor=request.user,
-                    action="earnings_release",
-                    obj=creator,
-                    after={"diamonds_released": released},
-                    request=request,
-                )
-            total += released
+            total += result.diamonds
         self.message_user(request, f"Released {total:,} diamonds.", messages.SUCCESS)

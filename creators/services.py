@@ -13,6 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from accounts.audit import audit_record, refuse_own_account
+from accounts.roles import FINANCE, require_role
 from config.errors import DomainError, InvalidInput
 from creators.models import RESERVED_HANDLES, Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
@@ -171,6 +173,26 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
     ):
         results += released
     return results
+
+
+def earnings_release_by_staff(*, creator: Creator, actor, request=None) -> ReleaseResult:
+    """Finance releases one creator's matured earnings now, instead of waiting for the hourly
+    run. Staff never release their own (refused and audited before the transaction, so the
+    refusal's row stays); the release is audited (``earnings_release``) in its transaction."""
+    require_role(actor, FINANCE)
+    refuse_own_account(
+        actor=actor, owner=creator.user, action="earnings_release", obj=creator, request=request
+    )
+    with transaction.atomic():
+        result = _release_one(creator_id=creator.pk, now=timezone.now())
+        audit_record(
+            actor=actor,
+            action="earnings_release",
+            obj=creator,
+            after={"diamonds_released": result.diamonds},
+            request=request,
+        )
+    return result
 
 
 def _release_chunk(*, creator_ids: list[int], cutoff: datetime) -> list[ReleaseResult]:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
@@ -78,8 +79,7 @@ def email_verification_send(*, user) -> OutboxEmail | None:
 @transaction.atomic
 def email_verify(*, token: str):
     """Mark the address in a verification link verified. Returns the user."""
-    from accounts.models import User
-
+    User = get_user_model()  # notifications sit at the bottom, beside accounts
     try:
         data = signing.loads(
             token, salt=VERIFY_SALT, max_age=timedelta(days=settings.EMAIL_VERIFY_DAYS)
@@ -106,8 +106,7 @@ def unsubscribe_link(*, user, category: str) -> str:
 
 def unsubscribe_read(*, token: str):
     """(user, category) of an unsubscribe link; links do not expire (the law says so)."""
-    from accounts.models import User
-
+    User = get_user_model()  # notifications sit at the bottom, beside accounts
     try:
         data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
     except signing.BadSignature:

@@ -7,12 +7,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.audit import refuse_own_account
+from accounts.audit import audit_record
+from accounts.roles import FINANCE, require_role
 from config.errors import DomainError
 from payouts.models import (
     Payout,
@@ -32,31 +32,11 @@ from payouts.services import (
     payout_method_verify,
     payout_retry,
 )
-
-
-def _audit(request, action: str, obj, before: dict, after: dict, reason: str = "") -> None:
-    """The staff app's audit log when it is installed (it sits above payouts)."""
-    try:
-        from staff.services import audit_record
-    except ImportError:
-        return
-    audit_record(
-        actor=request.user,
-        action=action,
-        obj=obj,
-        before=before,
-        after=after,
-        reason=reason,
-        request=request,
-    )
+from payouts.statements.downloads import csv_safe
 
 
 def _finance_only(model_admin, request) -> bool:
     """Money out is the finance role's, checked in the action itself (not only the menu)."""
-    try:
-        from staff.permissions import FINANCE, require_role
-    except ImportError:
-        return True
     try:
         require_role(request.user, FINANCE)
     except PermissionDenied as exc:
@@ -70,12 +50,6 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
-
-
-def _cell(value) -> str:
-    """Spreadsheets run cells that start like a formula: neutralise them (CSV injection)."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 class ReadOnlyMixin:
@@ -123,28 +97,15 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
         queryset,
         action: str,
         run: Callable[[PayoutMethod], PayoutMethod],
-        *,
-        audited_by_service: bool = False,
     ):
         if not _finance_only(self, request):
             return
         done = 0
         for method in queryset.select_related("creator__user"):
-            before = {"verified": method.is_verified, "tax_form": method.tax_form_status}
             try:
-                # Outside the transaction below: a refusal's own audit row must survive it.
-                refuse_own_account(
-                    actor=request.user,
-                    owner=method.creator.user,
-                    action=action,
-                    obj=method,
-                    request=request,
-                )
-                with transaction.atomic():
-                    method = run(method)
-                    after = {"verified": method.is_verified, "tax_form": method.tax_form_status}
-                    if not audited_by_service:
-                        _audit(request, action, method, before, after)
+                # The service refuses (and audits) a staff member's own method, then
+                # audits the action in its transaction.
+                run(method)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{method.creator}: {exc.message}", messages.ERROR)
@@ -165,7 +126,7 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 waiting.append(str(method.creator))
             return method
 
-        self._each(request, queryset, "payout_method_verify", verify, audited_by_service=True)
+        self._each(request, queryset, "payout_method_verify", verify)
         if waiting:
             self.message_user(
                 request,
@@ -181,7 +142,7 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
             queryset,
             "payout_method_tax_form",
             lambda m: payout_method_record_tax_form(
-                method=m, status=TaxFormStatus.W9, actor=request.user
+                method=m, status=TaxFormStatus.W9, actor=request.user, request=request
             ),
         )
 
@@ -192,7 +153,7 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
             queryset,
             "payout_method_tax_form",
             lambda m: payout_method_record_tax_form(
-                method=m, status=TaxFormStatus.W8BEN, actor=request.user
+                method=m, status=TaxFormStatus.W8BEN, actor=request.user, request=request
             ),
         )
 
@@ -279,24 +240,15 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         # Approving money out is the finance role's (the staff app's permission).
         return request.user.has_perm("staff.approve_payout")
 
-    def _each(self, request, queryset, action: str, run: Callable[[Payout], Payout], reason=""):
+    def _each(self, request, queryset, action: str, run: Callable[[Payout], Payout]):
         if not _finance_only(self, request):
             return
         done = 0
         for payout in queryset.select_related("creator__user"):
-            before = {"status": payout.status}
             try:
-                # Outside the transaction below: a refusal's own audit row must survive it.
-                refuse_own_account(
-                    actor=request.user,
-                    owner=payout.creator.user,
-                    action=action,
-                    obj=payout,
-                    request=request,
-                )
-                with transaction.atomic():
-                    payout = run(payout)
-                    _audit(request, action, payout, before, {"status": payout.status}, reason)
+                # The service refuses (and audits) a staff member's own payouts, then
+                # audits the action in its transaction.
+                run(payout)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"Payout #{payout.pk}: {exc.message}", messages.ERROR)
@@ -328,7 +280,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "payout_approve",
-            lambda p: payout_approve(payout=p, actor=request.user),
+            lambda p: payout_approve(payout=p, actor=request.user, request=request),
         )
 
     @admin.action(
@@ -342,8 +294,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "payout_cancel",
-            lambda p: payout_cancel(payout=p, actor=request.user, reason=reason),
-            reason,
+            lambda p: payout_cancel(payout=p, actor=request.user, reason=reason, request=request),
         )
         return None
 
@@ -353,7 +304,10 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     def retry_action(self, request, queryset):
         self._each(
-            request, queryset, "payout_retry", lambda p: payout_retry(payout=p, actor=request.user)
+            request,
+            queryset,
+            "payout_retry",
+            lambda p: payout_retry(payout=p, actor=request.user, request=request),
         )
 
     @admin.action(
@@ -364,7 +318,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "payout_mark_paid",
-            lambda p: payout_mark_paid(payout=p, actor=request.user),
+            lambda p: payout_mark_paid(payout=p, actor=request.user, request=request),
         )
 
     @admin.action(
@@ -378,8 +332,9 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "payout_mark_failed",
-            lambda p: payout_mark_failed(payout=p, actor=request.user, reason=reason),
-            reason,
+            lambda p: payout_mark_failed(
+                payout=p, actor=request.user, reason=reason, request=request
+            ),
         )
         return None
 
@@ -400,7 +355,13 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         # Streamed (a bank run of 100k payouts is never held in memory): rows are read from the
         # database in chunks as the download goes.
         count = payouts.count()
-        _audit(request, "payout_export_csv", None, {}, {"payouts": count})
+        audit_record(
+            actor=request.user,
+            action="payout_export_csv",
+            before={},
+            after={"payouts": count},
+            request=request,
+        )
 
         def rows():
             writer = csv.writer(_Echo())
@@ -421,7 +382,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     [
                         payout.pk,
                         payout.creator.handle,
-                        _cell(method.account_holder if method else ""),
+                        csv_safe(method.account_holder if method else ""),
                         payout.destination,
                         payout.amount.amount,
                         payout.amount.currency,

@@ -17,7 +17,7 @@ from payouts.selectors import (
     payout_status_words,
     payouts_for_user,
 )
-from payouts.services import creator_of, payout_method_set
+from payouts.services import creator_required, payout_method_set
 from payouts.statements import gift_trace, payout_for_creator, payout_statement
 
 
@@ -111,7 +111,7 @@ class PayoutListView(ListAPIView):
     def get_queryset(self):
         filters = PayoutFilter(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        creator_of(self.request.user)
+        creator_required(user=self.request.user)
         return payouts_for_user(user=self.request.user, status=filters.validated_data.get("status"))
 
     def get_serializer_context(self):
@@ -242,7 +242,7 @@ class PayoutMethodView(APIView):
         summary="My payout method (the IBAN is shown by its last four characters only)",
     )
     def get(self, request):
-        creator_of(request.user)
+        creator_required(user=request.user)
         method = payout_method_for_user(user=request.user)
         if method is None:
             raise NotFound("No payout method yet. Set one with PUT.")
@@ -313,7 +313,7 @@ class NextPayoutView(APIView):
         "`next_step` what to do.",
     )
     def get(self, request):
-        creator_of(request.user)
+        creator_required(user=request.user)
         estimate = next_payout_estimate(user=request.user)
         return Response(NextPayoutOutput(estimate).data)
 
@@ -370,7 +370,7 @@ class StatementView(APIView):
         "`/creator/payouts/{id}/statement.csv` and `.pdf`). Lines sum to the payout's diamonds.",
     )
     def get(self, request, payout_id: int):
-        creator_of(request.user)
+        creator_required(user=request.user)
         statement = payout_statement(
             payout=payout_for_creator(user=request.user, payout_id=payout_id)
         )
@@ -428,6 +428,6 @@ class TraceView(APIView):
         "the sender's coins; statements show it). Only the creator who received it can trace it.",
     )
     def get(self, request, transaction_id: int):
-        creator_of(request.user)
+        creator_required(user=request.user)
         trace = gift_trace(user=request.user, transaction_id=transaction_id)
         return Response(TraceOutput(trace_data(trace)).data)

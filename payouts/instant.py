@@ -22,7 +22,7 @@ from djmoney.money import Money
 from config.errors import DomainError, InsufficientFunds, InvalidInput
 from payouts.models import OPEN_STATUSES, Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail
 from payouts.notices import payout_notify
-from payouts.services import creator_of, diamonds_value, minimum_payout_diamonds, payout_holds
+from payouts.services import creator_required, diamonds_value, minimum_payout_diamonds, payout_holds
 from payouts.services.batch import _paid_this_year
 from payouts.services.transitions import _accounts, _enqueue_send
 from payouts.statements import statement_allocate
@@ -99,7 +99,7 @@ def _method(creator) -> PayoutMethod:
 
 def payout_instant_quote(*, user, diamonds=None) -> InstantQuote:
     """What cashing out now would send, and why it might be held (shown before confirming)."""
-    creator = creator_of(user)
+    creator = creator_required(user=user)
     if not creator.is_active:
         raise PayoutMethodNotReady("Your creator account is suspended; payouts are paused.")
     method = _method(creator)
@@ -129,7 +129,7 @@ def payout_instant_quote(*, user, diamonds=None) -> InstantQuote:
 def payout_instant_create(*, user, diamonds=None) -> Payout:
     """Create the creator's instant payout and queue it for the rail after the commit."""
     quote = payout_instant_quote(user=user, diamonds=diamonds)
-    creator = creator_of(user)
+    creator = creator_required(user=user)
     method = _method(creator)
     status = PayoutStatus.AWAITING_APPROVAL if quote.holds else PayoutStatus.REQUESTED
     try:

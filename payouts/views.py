@@ -13,7 +13,7 @@ from payouts.models import Rail
 from payouts.selectors import payout_method_for_user, payout_status_words
 from payouts.services import (
     PasswordIncorrect,
-    creator_of,
+    creator_required,
     payout_method_refresh,
     payout_method_set,
 )
@@ -63,7 +63,7 @@ def payout_method_edit(request):
     """Two steps: the new method, then the password to confirm it (a stolen session alone
     cannot redirect payouts). The details travel back in hidden fields of the second step."""
     try:
-        creator_of(request.user)
+        creator_required(user=request.user)
     except DomainError:
         return redirect("/creator/")
     method = payout_method_for_user(user=request.user)

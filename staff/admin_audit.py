@@ -11,7 +11,7 @@ from functools import wraps
 
 
 def _wrap_model_admin(model_admin) -> None:
-    from staff.services import audit_record
+    from accounts.audit import audit_record
 
     if getattr(model_admin, "_staff_audited", False):
         return

@@ -28,10 +28,5 @@ class StaffConfig(AppConfig):
         from staff.admin_audit import wire
 
         wire(admin.site)  # plain admin add / change / delete get audit rows too
-        from accounts.audit import audit_recorder_set
-        from staff.services import audit_record
-
-        # The apps below write their audit rows through accounts.audit (they never import us).
-        audit_recorder_set(audit_record)
         # Runs after every migrate, once Django has created the permissions of new models.
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="staff_roles_sync")

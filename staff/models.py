@@ -1,68 +1,26 @@
-"""The staff console's own rows: the append-only audit log, maker-checker adjustment requests,
-and a ``Wallet`` proxy (coin wallets only) that the admin's wallet console hangs on."""
+"""The staff console's own rows: maker-checker adjustment requests, 2FA enrolment links, and
+two proxies the console hangs its screens on: ``Wallet`` (coin wallets only) and ``AuditLog``
+(the rows live in ``accounts``, below every app)."""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import models as accounts_models
 from wallets.models import Account, AccountKind, LedgerTransaction
 
 
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError(f"{self.model.__name__} rows are append-only.")
-
-    def delete(self):
-        raise PermissionError(f"{self.model.__name__} rows are append-only.")
-
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-
-class AuditLog(models.Model):
-    """One row per staff action (and admin login / 2FA enrolment). Never updated or deleted:
-    the model refuses it and, on PostgreSQL, a trigger (migration 0002) refuses it too."""
-
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
-    action = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=200, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    reason = models.TextField(blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = AppendOnlyQuerySet.as_manager()
+class AuditLog(accounts_models.AuditLog):
+    """The audit log as the staff console shows it (Staff console › Audit log). The rows live
+    in ``accounts.AuditLog`` (below every app, so services write their own); this proxy keeps
+    the console's place, its address and the ``staff.view_auditlog`` permission."""
 
     class Meta:
+        proxy = True
         ordering = ["-id"]
         verbose_name = "audit log entry"
         verbose_name_plural = "audit log"
-        indexes = [
-            models.Index(fields=["object_type", "object_id"], name="auditlog_object"),
-            models.Index(fields=["actor", "-created_at"], name="auditlog_actor_recent"),
-            models.Index(fields=["action", "-created_at"], name="auditlog_action_recent"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("AuditLog rows are append-only.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("AuditLog rows are append-only.")
 
 
 class WalletManager(models.Manager):

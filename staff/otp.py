@@ -164,8 +164,8 @@ def enrolment_link_issue(*, user, actor, request=None, reason: str = "") -> tupl
     ``actor`` is the superuser issuing it (None on the command line). Older unused links of
     the user stop working. Audited as ``otp_enrol_link``.
     """
+    from accounts.audit import audit_record
     from staff.models import EnrolmentLink
-    from staff.services import audit_record
 
     if actor is not None and not actor.is_superuser:
         raise PermissionDenied("Only a superuser issues enrolment links.")

@@ -1,15 +1,20 @@
-"""Staff roles. Groups carry Django's model permissions (what the admin menu shows); every
-action also calls ``require_role`` so a crafted POST cannot do what the menu hides."""
+"""Staff roles: which Django model permissions each role's group carries (what the admin menu
+shows). The role names and the checks every action makes (``has_role``, ``require_role``) live
+at the bottom, in ``accounts.roles``, so the services below the console can check them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from accounts.roles import FINANCE, ROLES, SUPPORT, has_role, require_role
 
-from django.core.exceptions import PermissionDenied
-
-SUPPORT = "support"
-FINANCE = "finance"
-ROLES = (SUPPORT, FINANCE)
+__all__ = [
+    "FINANCE",
+    "ROLES",
+    "ROLE_PERMISSIONS",
+    "SUPPORT",
+    "has_role",
+    "require_role",
+    "roles_sync",
+]
 
 _VIEW_EVERYTHING = [
     "accounts.view_user",
@@ -72,23 +77,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "wallets.change_coinpackageprice",
     ],
 }
-
-
-def has_role(user, role: str | Iterable[str]) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active or not user.is_staff:
-        return False
-    if user.is_superuser:
-        return True
-    wanted = {role} if isinstance(role, str) else set(role)
-    return user.groups.filter(name__in=wanted).exists()
-
-
-def require_role(user, role: str | Iterable[str]) -> None:
-    """Raise ``PermissionDenied`` unless ``user`` is an active staff member in ``role`` (or one
-    of several roles); superusers pass."""
-    if not has_role(user, role):
-        names = role if isinstance(role, str) else " or ".join(role)
-        raise PermissionDenied(f"This needs the {names} role.")
 
 
 def roles_sync(apps=None, *, verbosity: int = 0) -> None:

@@ -4,63 +4,23 @@ adjustments. Each action checks the role, calls the owning app's service and aud
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import Abs
 from django.utils import timezone
 
-from accounts.audit import refuse_own_account
+from accounts.audit import audit_record, refuse_own_account
 from accounts.client_address import client_address
 from config.errors import InvalidInput
-from staff.models import AdjustmentRequest, AdjustmentStatus, AuditLog
-from staff.permissions import FINANCE, SUPPORT, has_role, require_role
+from staff.models import AdjustmentRequest, AdjustmentStatus
+from staff.permissions import FINANCE, SUPPORT, require_role
 from wallets import services as wallet_services
-from wallets.models import Account, RechargeRefund
-
-TRANSACTION_BAN_PREFIX = "Transaction ban: "
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None:
-        return None
-    # Money, Decimal, datetimes, UUIDs: whatever Django can say as JSON, stored as plain JSON.
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
-
-
-def audit_record(
-    *,
-    actor,
-    action: str,
-    obj=None,
-    before: dict | None = None,
-    after: dict | None = None,
-    reason: str = "",
-    request=None,
-) -> AuditLog:
-    """Append one audit row. Call it inside the action's transaction so both commit together."""
-    object_type = object_id = object_repr = ""
-    if obj is not None:
-        object_type = obj._meta.label_lower
-        object_id = str(obj.pk)
-        object_repr = str(obj)[:200]
-    return AuditLog.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action[:64],
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-        before=_jsonable(before),
-        after=_jsonable(after),
-        reason=reason or "",
-        ip=client_address(request),
-    )
+from wallets.models import Account
+from wallets.services.ledger import TRANSACTION_BAN_PREFIX
 
 
 def _required_reason(reason: str) -> str:
@@ -68,14 +28,6 @@ def _required_reason(reason: str) -> str:
     if not reason:
         raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
     return reason
-
-
-def _wallet_state(wallet: Account) -> dict:
-    return {
-        "balance": wallet.balance,
-        "is_frozen": wallet.is_frozen,
-        "reason": wallet.frozen_reason,
-    }
 
 
 # --- Freeze / unfreeze / transaction ban ----------------------------------------------------
@@ -96,22 +48,10 @@ def staff_wallet_freeze(*, actor, user, reason: str, ban: bool = False, request=
     return _freeze(actor=actor, user=user, reason=reason, ban=ban, request=request)
 
 
-@transaction.atomic
 def _freeze(*, actor, user, reason: str, ban: bool, request) -> Account:
-    wallet = Account.objects.select_for_update().get(pk=wallet_services.wallet_get(user=user).pk)
-    before = _wallet_state(wallet)
-    stored = (TRANSACTION_BAN_PREFIX + reason) if ban else reason
-    wallet = wallet_services.wallet_freeze(user=user, reason=stored, actor=actor)
-    audit_record(
-        actor=actor,
-        action="wallet_ban" if ban else "wallet_freeze",
-        obj=wallet,
-        before=before,
-        after=_wallet_state(wallet),
-        reason=reason,
-        request=request,
+    return wallet_services.wallet_freeze(
+        user=user, reason=reason, actor=actor, ban=ban, request=request
     )
-    return wallet
 
 
 def staff_wallet_unfreeze(*, actor, user, reason: str, request=None) -> Account:
@@ -132,18 +72,7 @@ def _unfreeze(*, actor, user, reason: str, request) -> Account:
     wallet = Account.objects.select_for_update().get(pk=wallet_services.wallet_get(user=user).pk)
     if wallet.frozen_reason.startswith(TRANSACTION_BAN_PREFIX):
         require_role(actor, FINANCE)
-    before = _wallet_state(wallet)
-    wallet = wallet_services.wallet_unfreeze(user=user, actor=actor)
-    audit_record(
-        actor=actor,
-        action="wallet_unfreeze",
-        obj=wallet,
-        before=before,
-        after=_wallet_state(wallet),
-        reason=reason,
-        request=request,
-    )
-    return wallet
+    return wallet_services.wallet_unfreeze(user=user, actor=actor, reason=reason, request=request)
 
 
 # --- Adjustments (maker-checker) ------------------------------------------------------------
@@ -263,12 +192,16 @@ def _adjust(*, actor, user, coins: int, reason: str, idempotency_key: str, reque
             request=request,
         )
         return adjustment
-    wallet = wallet_services.wallet_get(user=user)
-    before = {"balance": wallet.balance}
+    # wallet_adjust writes the audit row (wallet_credit / wallet_debit) with the journal.
     journal = wallet_services.wallet_adjust(
-        user=user, coins=coins, reason=reason, actor=actor, idempotency_key=request_key
+        user=user,
+        coins=coins,
+        reason=reason,
+        actor=actor,
+        idempotency_key=request_key,
+        request=request,
     )
-    adjustment = AdjustmentRequest.objects.create(
+    return AdjustmentRequest.objects.create(
         user=user,
         coins=coins,
         reason=reason,
@@ -277,22 +210,6 @@ def _adjust(*, actor, user, coins: int, reason: str, idempotency_key: str, reque
         status=AdjustmentStatus.POSTED,
         transaction=journal,
     )
-    wallet.refresh_from_db()
-    audit_record(
-        actor=actor,
-        action="wallet_credit" if coins > 0 else "wallet_debit",
-        obj=wallet,
-        before=before,
-        after={
-            "balance": wallet.balance,
-            "coins": coins,
-            "transaction": journal.pk,
-            "adjustment": adjustment.pk,
-        },
-        reason=reason,
-        request=request,
-    )
-    return adjustment
 
 
 def _lock_pending(adjustment: AdjustmentRequest) -> AdjustmentRequest:
@@ -328,6 +245,7 @@ def _approve(*, actor, adjustment: AdjustmentRequest, note: str, request) -> Adj
         f"approved by {actor})",
         actor=actor,
         idempotency_key=adjustment.idempotency_key,
+        request=request,
     )
     adjustment.status = AdjustmentStatus.APPROVED
     adjustment.decided_by = actor
@@ -384,87 +302,6 @@ def _reject(*, actor, adjustment: AdjustmentRequest, note: str, request) -> Adju
         request=request,
     )
     return adjustment
-
-
-# --- Refunds: support's limit, spent coins need finance ------------------------------------
-
-
-def staff_recharge_refund(
-    *,
-    actor,
-    recharge,
-    reason: str,
-    coins: int | None = None,
-    idempotency_key: str | None = None,
-    request=None,
-):
-    """See ``_staff_recharge_refund``. Staff never refund their own purchases: refused and
-    audited here, before the refund's transaction, so the refusal's audit row stays."""
-    require_role(actor, (SUPPORT, FINANCE))
-    refuse_own_account(
-        actor=actor, owner=recharge.user, action="recharge_refund", obj=recharge, request=request
-    )
-    return _staff_recharge_refund(
-        actor=actor,
-        recharge=recharge,
-        reason=reason,
-        coins=coins,
-        idempotency_key=idempotency_key,
-        request=request,
-    )
-
-
-@transaction.atomic
-def _staff_recharge_refund(
-    *,
-    actor,
-    recharge,
-    reason: str,
-    coins: int | None = None,
-    idempotency_key: str | None = None,
-    request=None,
-):
-    """A staff refund through Stripe, with clawback, audited.
-
-    Finance may refund anything. Support may refund up to ``SUPPORT_REFUND_LIMIT_COINS``
-    coins, counted cumulatively per recharge and per member over a rolling 24 h, and only
-    coins the viewer still holds: a refund that would put the viewer into coin debt (and claw
-    back the creators they gifted) needs finance. Both limits are checked under the locks of
-    ``wallets.services.recharge_refund`` (race-safe)."""
-    require_role(actor, (SUPPORT, FINANCE))
-    reason = _required_reason(reason)
-    is_finance = has_role(actor, FINANCE)
-    if idempotency_key:
-        done = RechargeRefund.objects.filter(request_key=idempotency_key).first()
-        if done is not None:
-            return done  # a double submit: refunded and audited once
-    before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
-    refund = wallet_services.recharge_refund(
-        recharge=recharge,
-        reason=reason,
-        coins=coins,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        support_limit=None if is_finance else int(settings.SUPPORT_REFUND_LIMIT_COINS),
-        allow_debt=is_finance,
-    )
-    recharge.refresh_from_db()
-    audit_record(
-        actor=actor,
-        action="recharge_refund",
-        obj=recharge,
-        before=before,
-        after={
-            "status": recharge.status,
-            "coins_refunded": recharge.coins_refunded,
-            "refund": refund.pk,
-            "amount": str(refund.amount),
-            "coins_to_debt": refund.coins_to_debt,
-        },
-        reason=reason,
-        request=request,
-    )
-    return refund
 
 
 def admin_sign_in_notify(*, user, request) -> None:

@@ -6,10 +6,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import render
 from django.utils.html import format_html
 
+from accounts.roles import FINANCE, has_role
 from config.errors import DomainError
 from wallets.models import (
     Account,
@@ -33,6 +33,7 @@ from wallets.services import (
     coin_package_price_propose,
     coin_package_price_reject,
     discrepancy_resolve,
+    recharge_refund_by_staff,
 )
 
 
@@ -325,8 +326,6 @@ class RechargeAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
     def refund_action(self, request, queryset):
-        from staff.services import staff_recharge_refund  # staff sits on top
-
         if not request.user.has_perm("wallets.change_recharge"):
             self.message_user(request, "You may not refund recharges.", messages.ERROR)
             return None
@@ -335,7 +334,7 @@ class RechargeAdmin(ReadOnlyAdmin):
             done = 0
             for recharge in queryset:
                 try:
-                    staff_recharge_refund(
+                    recharge_refund_by_staff(
                         actor=request.user,
                         recharge=recharge,
                         reason=form.cleaned_data["reason"],
@@ -444,9 +443,6 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark the selected discrepancies resolved (with a note)")
     def resolve_action(self, request, queryset):
-        from staff.permissions import FINANCE, has_role  # staff sits on top
-        from staff.services import audit_record
-
         if not request.user.has_perm("wallets.change_discrepancy") or not has_role(
             request.user, FINANCE
         ):
@@ -455,20 +451,13 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
         form = ResolveForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             for discrepancy in queryset:
-                with transaction.atomic():
-                    before = {"status": discrepancy.status}
-                    discrepancy = discrepancy_resolve(
-                        discrepancy=discrepancy, actor=request.user, note=form.cleaned_data["note"]
-                    )
-                    audit_record(
-                        actor=request.user,
-                        action="discrepancy_resolve",
-                        obj=discrepancy,
-                        before=before,
-                        after={"status": discrepancy.status},
-                        reason=form.cleaned_data["note"],
-                        request=request,
-                    )
+                # Audited by the service, in its transaction.
+                discrepancy_resolve(
+                    discrepancy=discrepancy,
+                    actor=request.user,
+                    note=form.cleaned_data["note"],
+                    request=request,
+                )
             self.message_user(request, "Resolved.", messages.SUCCESS)
             return None
         return render(

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from config.errors import InvalidInput
 from creators.models import Creator
 from memberships.models import (
@@ -106,6 +107,9 @@ def tier_update(
         kind=EventKind.TIER_CHANGED,
         actor=actor,
         detail={"before": before, "after": values},
+    )
+    audit_record(
+        actor=actor, action="membership_tier_update", obj=tier, before=before, after=values
     )
     if price_changed:
         notices_soon()

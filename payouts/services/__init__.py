@@ -42,7 +42,7 @@ from payouts.services.errors import NotACreator, PasswordIncorrect, PayoutStateE
 from payouts.services.methods import (
     MethodResult,
     SecondApproverRequired,
-    creator_of,
+    creator_required,
     iban_normalize,
     password_confirm,
     payout_method_record_tax_form,
@@ -63,7 +63,7 @@ __all__ = [
     "PayoutStateError",
     "SecondApproverRequired",
     "create_payouts_one_by_one",
-    "creator_of",
+    "creator_required",
     "diamonds_value",
     "iban_normalize",
     "minimum_payout_diamonds",

@@ -8,7 +8,7 @@ from functools import wraps
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import refuse_own_account
+from accounts.audit import audit_record, refuse_own_account
 from config.errors import InvalidInput
 from payouts import rails
 from payouts.models import Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
@@ -26,16 +26,30 @@ def _refuses_own_payout(action: str):
             refuse_own_account(
                 actor=actor, owner=payout.creator.user, action=action, obj=payout, request=request
             )
-            return service(payout=payout, actor=actor, **kwargs)
+            return service(payout=payout, actor=actor, request=request, **kwargs)
 
         return guarded
 
     return decorate
 
 
+def _audit(*, action: str, payout: Payout, before: str, actor, request, reason: str = "") -> None:
+    """The action's audit row, in its transaction (the admin, the API and a command alike)."""
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=payout,
+        before={"status": before},
+        after={"status": payout.status},
+        reason=reason,
+        request=request,
+    )
+
+
 @_refuses_own_payout("payout_approve")
 @transaction.atomic
-def payout_approve(*, payout: Payout, actor) -> Payout:
+def payout_approve(*, payout: Payout, actor, request=None) -> Payout:
+    before = payout.status
     method = PayoutMethod.objects.filter(creator_id=payout.creator_id).first()
     if "tax form" in payout.hold_reason and (
         method is None or method.tax_form_status == TaxFormStatus.MISSING
@@ -50,16 +64,19 @@ def payout_approve(*, payout: Payout, actor) -> Payout:
         approved_at=timezone.now(),
         approved_by=actor,
     )
+    _audit(action="payout_approve", payout=payout, before=before, actor=actor, request=request)
     _enqueue_send([payout.pk])
     return payout
 
 
 @_refuses_own_payout("payout_cancel")
 @transaction.atomic
-def payout_cancel(*, payout: Payout, actor, reason: str) -> Payout:
+def payout_cancel(*, payout: Payout, actor, reason: str, request=None) -> Payout:
     """Cancel a payout that has not gone to the rail yet; its diamonds return to available."""
+    given = reason
     reason = (reason or "").strip() or "Cancelled by staff"
-    return _return_diamonds(
+    before = payout.status
+    payout = _return_diamonds(
         payout,
         to=PayoutStatus.CANCELLED,
         allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.AWAITING_APPROVAL],
@@ -67,19 +84,31 @@ def payout_cancel(*, payout: Payout, actor, reason: str) -> Payout:
         code="cancelled",
         reason=reason,
     )
+    _audit(
+        action="payout_cancel",
+        payout=payout,
+        before=before,
+        actor=actor,
+        request=request,
+        reason=given or "",
+    )
+    return payout
 
 
 @_refuses_own_payout("payout_mark_paid")
 @transaction.atomic
-def payout_mark_paid(*, payout: Payout, actor, reference: str = "") -> Payout:
+def payout_mark_paid(*, payout: Payout, actor, reference: str = "", request=None) -> Payout:
     """Staff confirm a manual (bank run) payout went out."""
     if payout.rail != Rail.MANUAL:
         raise PayoutStateError("Stripe payouts are marked paid by the rail or reconciliation.")
-    return _record_paid(payout, actor=actor, reference=reference, note="marked paid by staff")
+    before = payout.status
+    payout = _record_paid(payout, actor=actor, reference=reference, note="marked paid by staff")
+    _audit(action="payout_mark_paid", payout=payout, before=before, actor=actor, request=request)
+    return payout
 
 
 @_refuses_own_payout("payout_mark_failed")
-def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
+def payout_mark_failed(*, payout: Payout, actor, reason: str, request=None) -> Payout:
     """Staff record that a payout did not arrive; the diamonds return to available.
 
     For Stripe, only when the rail has no transfer for it: otherwise it was paid.
@@ -89,8 +118,9 @@ def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
         raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
     if payout.rail == Rail.STRIPE and rails.transfer_find(payout_id=payout.pk) is not None:
         raise PayoutStateError("Stripe has a transfer for this payout: it was paid.")
+    before = payout.status
     with transaction.atomic():
-        return _return_diamonds(
+        payout = _return_diamonds(
             payout,
             to=PayoutStatus.FAILED,
             allowed_from=[PayoutStatus.REQUESTED, PayoutStatus.PROCESSING],
@@ -98,16 +128,26 @@ def payout_mark_failed(*, payout: Payout, actor, reason: str) -> Payout:
             code="staff",
             reason=reason,
         )
+        _audit(
+            action="payout_mark_failed",
+            payout=payout,
+            before=before,
+            actor=actor,
+            request=request,
+            reason=reason,
+        )
+    return payout
 
 
 @_refuses_own_payout("payout_retry")
 @transaction.atomic
-def payout_retry(*, payout: Payout, actor) -> Payout:
+def payout_retry(*, payout: Payout, actor, request=None) -> Payout:
     """Send a stuck payout again (same idempotency key: it cannot be paid twice)."""
     if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
         raise PayoutStateError(f"Payout #{payout.pk} is {payout.status}; nothing to retry.")
     PayoutEvent.objects.create(
         payout=payout, from_status=payout.status, to_status=payout.status, actor=actor, note="retry"
     )
+    _audit(action="payout_retry", payout=payout, before=payout.status, actor=actor, request=request)
     _enqueue_send([payout.pk])
     return payout

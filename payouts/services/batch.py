@@ -13,6 +13,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
+from accounts.audit import audit_record
 from config.errors import InsufficientFunds
 from creators.models import Creator
 from payouts.bulk import batch_chunks
@@ -150,6 +151,9 @@ def payout_batch_run(*, actor=None, set_based: bool | None = None) -> BatchResul
 
 def _batch_run(*, actor, set_based: bool) -> BatchResult:
     batch = PayoutBatch.objects.create(actor=actor)
+    if actor is not None:
+        # A person started this run (not the weekly schedule): on record with the batch row.
+        audit_record(actor=actor, action="payout_batch_run", obj=batch)
     result = BatchResult(batch=batch)
     actor_id = actor.pk if actor is not None else None
     minimum = minimum_payout_diamonds()

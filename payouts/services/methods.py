@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.audit import audit_record, refuse_own_account
 from config.errors import DomainError, InvalidInput
 from creators.models import Creator
+from creators.selectors import creator_of
 from payouts import rails
 from payouts.destination import destination_change_record
 from payouts.models import PayoutMethod, Rail, TaxFormStatus
@@ -42,8 +43,10 @@ class MethodResult:
     onboarding_url: str = ""
 
 
-def creator_of(user) -> Creator:
-    creator = Creator.objects.filter(user=user).first()
+def creator_required(*, user) -> Creator:
+    """The user's creator profile; 403 ``not_a_creator`` for anyone else (payouts are only
+    for creators)."""
+    creator = creator_of(user=user)
     if creator is None:
         raise NotACreator()
     return creator
@@ -84,7 +87,7 @@ def payout_method_set(
     creator id) and the answer carries a fresh onboarding link. The Stripe calls happen outside
     the database transaction; the row update is short.
     """
-    creator = creator_of(user)
+    creator = creator_required(user=user)
     password_confirm(user=user, password=password, request=request)
     if rail not in Rail.values:
         raise InvalidInput("Unknown payout rail.", fields={"rail": ["Choose manual or stripe."]})
@@ -311,10 +314,20 @@ def payout_method_record_tax_form(
         obj=method,
         request=request,
     )
-    PayoutMethod.objects.filter(pk=method.pk).update(
-        tax_form_status=status,
-        tax_form_received_at=None if status == TaxFormStatus.MISSING else timezone.now(),
-        updated_at=timezone.now(),
-    )
-    method.refresh_from_db()
+    with transaction.atomic():
+        before = {"verified": method.is_verified, "tax_form": method.tax_form_status}
+        PayoutMethod.objects.filter(pk=method.pk).update(
+            tax_form_status=status,
+            tax_form_received_at=None if status == TaxFormStatus.MISSING else timezone.now(),
+            updated_at=timezone.now(),
+        )
+        method.refresh_from_db()
+        audit_record(
+            actor=actor,
+            action="payout_method_tax_form",
+            obj=method,
+            before=before,
+            after={"verified": method.is_verified, "tax_form": method.tax_form_status},
+            request=request,
+        )
     return method

@@ -62,7 +62,7 @@ def statement_csv(statement: Statement) -> str:
                     row.diamonds,
                     _money_str(row.value),
                     statement.currency,
-                    _csv_safe(row.memo),
+                    csv_safe(row.memo),
                 ]
             )
     # Summary rows: same columns, ``kind`` says what they are.
@@ -95,8 +95,10 @@ def statement_csv(statement: Statement) -> str:
     return out.getvalue()
 
 
-def _csv_safe(text: str) -> str:
-    # Gift messages are viewers' text: keep a spreadsheet from reading them as formulas.
+def csv_safe(value) -> str:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading
+    quote (CSV injection). For anything people typed: gift messages, account holders' names."""
+    text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 

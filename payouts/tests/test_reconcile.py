@@ -103,7 +103,7 @@ def test_reconcile_command_runs_both_sides_with_a_one_line_summary(connect_fake,
 
 @pytest.fixture
 def finance_client():
-    from staff.permissions import FINANCE
+    from accounts.roles import FINANCE
     from staff.tests.factories import staff_user, verified_client
 
     return verified_client(staff_user(FINANCE))

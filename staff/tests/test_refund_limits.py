@@ -18,7 +18,6 @@ from gifts.tests.factories import GiftFactory, make_creator
 from notifications.models import OutboxEmail
 from staff.models import AuditLog
 from staff.permissions import FINANCE, SUPPORT
-from staff.services import staff_recharge_refund
 from staff.tests.factories import staff_user
 from wallets import stripe_gateway as gateway
 from wallets.ledger_checks import run_checks
@@ -31,7 +30,12 @@ from wallets.models import (
     RechargeRefund,
     RechargeStatus,
 )
-from wallets.services import account_balance, payments_reconcile, recharge_create
+from wallets.services import (
+    account_balance,
+    payments_reconcile,
+    recharge_create,
+    recharge_refund_by_staff,
+)
 
 LIMIT = 500
 
@@ -51,7 +55,7 @@ def paid(user=None, coins=1000, currency="USD") -> Recharge:
 
 
 def refund(actor, recharge, coins=None):
-    return staff_recharge_refund(
+    return recharge_refund_by_staff(
         actor=actor,
         recharge=recharge,
         reason="customer asked",
@@ -137,7 +141,7 @@ def test_a_double_submit_refunds_and_audits_once():
     support = staff_user(SUPPORT)
     recharge = paid(currency="GBP")
     first, again = (
-        staff_recharge_refund(
+        recharge_refund_by_staff(
             actor=support, recharge=recharge, reason="x", coins=100, idempotency_key="form-1"
         )
         for _ in range(2)

@@ -2,7 +2,10 @@
 webhooks and payment reconciliation. Other apps import from here (``wallets.services``)."""
 
 from wallets.services.chargebacks import chargeback_allocate, chargeback_reverse
+from wallets.services.discrepancies import discrepancy_record, discrepancy_resolve
+from wallets.services.disputes import recharge_dispute_close, recharge_dispute_open
 from wallets.services.ledger import (
+    TRANSACTION_BAN_PREFIX,
     LedgerImbalance,
     Posting,
     PostResult,
@@ -25,6 +28,7 @@ from wallets.services.limits import (
     spending_limits_effective,
     spending_limits_set,
 )
+from wallets.services.locks import advisory_lock
 from wallets.services.packages import (
     PriceChangeConflict,
     SecondFinanceMemberRequired,
@@ -41,25 +45,20 @@ from wallets.services.recharges import (
     recharge_mark_failed,
     recharge_quote,
 )
-from wallets.services.reconciliation import (
-    advisory_lock,
-    discrepancy_record,
-    discrepancy_resolve,
-    payments_reconcile,
-)
+from wallets.services.reconciliation import payments_reconcile
 from wallets.services.refunds import (
-    recharge_dispute_close,
-    recharge_dispute_open,
     recharge_refund,
     recharge_refund_apply,
     recharge_refund_from_stripe,
     recharge_refunds_sync,
 )
 from wallets.services.self_refund import recharge_self_refund, self_refund_status
+from wallets.services.staff_refunds import recharge_refund_by_staff
 from wallets.services.stripe_calls import PaymentProviderUnavailable, stripe_customer_get
 from wallets.services.webhooks import stripe_webhook_receive
 
 __all__ = [
+    "TRANSACTION_BAN_PREFIX",
     "ConfirmationRequired",
     "LedgerImbalance",
     "PaymentProviderError",
@@ -94,6 +93,7 @@ __all__ = [
     "recharge_quote",
     "recharge_refund",
     "recharge_refund_apply",
+    "recharge_refund_by_staff",
     "recharge_refund_from_stripe",
     "recharge_refunds_sync",
     "recharge_self_refund",

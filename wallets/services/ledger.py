@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from config.errors import DomainError, InsufficientFunds, InvalidInput, WalletFrozen
 from wallets.models import (
     HOT_KINDS,
@@ -269,11 +270,19 @@ def _ensure_not_frozen(wallet: Account) -> None:
 
 @transaction.atomic
 def wallet_adjust(
-    *, user, coins: int, reason: str, actor, idempotency_key: str | None = None
+    *,
+    user,
+    coins: int,
+    reason: str,
+    actor,
+    idempotency_key: str | None = None,
+    request=None,
 ) -> LedgerTransaction:
     """A staff credit (coins > 0) or debit (coins < 0) against the adjustments account.
 
     A debit never takes the wallet below zero. The reason is mandatory and stored as the memo.
+    Audited (``wallet_credit`` / ``wallet_debit``) in the same transaction; a repeated key
+    posts and audits nothing.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -285,6 +294,7 @@ def wallet_adjust(
     if abs(coins) > 10**12:
         raise InvalidInput("That amount is too large.", fields={"coins": ["Too large."]})
     wallet = wallet_get(user=user)
+    before = {"balance": wallet.balance}
     adjustments = platform_account(AccountKind.ADJUSTMENTS)
     key = idempotency_key or f"adjustment:{user.pk}:{timezone.now().isoformat()}:{coins}"
     result = ledger_post(
@@ -295,22 +305,70 @@ def wallet_adjust(
         memo=reason,
         reference=f"user:{user.pk}",
     )
+    if result.created:
+        wallet.refresh_from_db()
+        audit_record(
+            actor=actor,
+            action="wallet_credit" if coins > 0 else "wallet_debit",
+            obj=wallet,
+            before=before,
+            after={"balance": wallet.balance, "coins": coins, "transaction": result.transaction.pk},
+            reason=reason,
+            request=request,
+        )
     return result.transaction
 
 
+# A freeze with this prefix is a transaction ban: for fraud and abuse, and only finance lifts it.
+TRANSACTION_BAN_PREFIX = "Transaction ban: "
+
+
+def _wallet_state(wallet: Account) -> dict:
+    return {
+        "balance": wallet.balance,
+        "is_frozen": wallet.is_frozen,
+        "reason": wallet.frozen_reason,
+    }
+
+
 @transaction.atomic
-def wallet_freeze(*, user, reason: str, actor=None) -> Account:
-    wallet = wallet_get(user=user)
-    Account.objects.filter(pk=wallet.pk).update(is_frozen=True, frozen_reason=reason[:255])
+def wallet_freeze(*, user, reason: str, actor=None, ban: bool = False, request=None) -> Account:
+    """Freeze a wallet (no spending); ``ban``: a transaction ban. Audited (``wallet_freeze`` /
+    ``wallet_ban``) in the same transaction. Who may do it is the caller's check."""
+    wallet = Account.objects.select_for_update().get(pk=wallet_get(user=user).pk)
+    before = _wallet_state(wallet)
+    stored = (TRANSACTION_BAN_PREFIX + reason) if ban else reason
+    Account.objects.filter(pk=wallet.pk).update(is_frozen=True, frozen_reason=stored[:255])
     wallet.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="wallet_ban" if ban else "wallet_freeze",
+        obj=wallet,
+        before=before,
+        after=_wallet_state(wallet),
+        reason=reason,
+        request=request,
+    )
     return wallet
 
 
 @transaction.atomic
-def wallet_unfreeze(*, user, actor=None) -> Account:
-    wallet = wallet_get(user=user)
+def wallet_unfreeze(*, user, actor=None, reason: str = "", request=None) -> Account:
+    """Lift a freeze (or a ban: only finance may, the caller checks). Audited
+    (``wallet_unfreeze``) in the same transaction."""
+    wallet = Account.objects.select_for_update().get(pk=wallet_get(user=user).pk)
+    before = _wallet_state(wallet)
     Account.objects.filter(pk=wallet.pk).update(is_frozen=False, frozen_reason="")
     wallet.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="wallet_unfreeze",
+        obj=wallet,
+        before=before,
+        after=_wallet_state(wallet),
+        reason=reason,
+        request=request,
+    )
     return wallet
 
 

@@ -30,7 +30,7 @@ class SecondFinanceMemberRequired(DomainError):
 
 
 def _require_finance(actor) -> None:
-    # The finance role carries this permission (staff.permissions); wallets cannot import staff.
+    # The finance role's group carries this permission (staff.permissions.ROLE_PERMISSIONS).
     if actor is None or not actor.has_perm("wallets.change_coinpackageprice"):
         raise PermissionDenied("Coin package prices need the finance role.")
 

@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
+from accounts.audit import audit_record
 from config.errors import (
     AgeRestricted,
     DomainError,
@@ -32,6 +33,7 @@ from wallets.models import (
     RechargeStatus,
     TransactionKind,
 )
+from wallets.services.discrepancies import discrepancy_record
 from wallets.services.ledger import (
     Posting,
     _ensure_not_frozen,
@@ -232,8 +234,6 @@ def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge |
         return recharge
     problem = _intent_problem(recharge, intent)
     if problem is not None:
-        from wallets.services.reconciliation import discrepancy_record
-
         kind, expected, found = problem
         log.warning("payment intent %s not credited: %s (%s)", payment_intent_id, kind, found)
         discrepancy_record(
@@ -309,8 +309,9 @@ def recharge_mark_failed(
 
 
 @transaction.atomic
-def coin_debt_write_off(*, user, reason: str, actor) -> int:
-    """Staff absorb a user's coin debt (write-off account) and lift the debt freeze."""
+def coin_debt_write_off(*, user, reason: str, actor, request=None) -> int:
+    """Staff absorb a user's coin debt (write-off account) and lift the debt freeze. Audited
+    (``coin_debt_write_off``) in the same transaction."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("A reason is required.", fields={"reason": ["This field is required."]})
@@ -318,7 +319,7 @@ def coin_debt_write_off(*, user, reason: str, actor) -> int:
     owed = -debt.balance
     if owed <= 0:
         return 0
-    ledger_post(
+    result = ledger_post(
         kind=TransactionKind.WRITE_OFF,
         idempotency_key=f"write-off:{debt.pk}:{timezone.now().isoformat()}",
         postings=[
@@ -331,5 +332,14 @@ def coin_debt_write_off(*, user, reason: str, actor) -> int:
     )
     Account.objects.filter(pk=wallet.pk, frozen_reason=DEBT_FREEZE_REASON).update(
         is_frozen=False, frozen_reason=""
+    )
+    audit_record(
+        actor=actor,
+        action="coin_debt_write_off",
+        obj=wallet,
+        before={"coin_debt": -owed},
+        after={"coin_debt": 0, "coins": owed, "transaction": result.transaction.pk},
+        reason=reason,
+        request=request,
     )
     return owed

@@ -2,28 +2,24 @@
 
 A payment that succeeded without a credit (a lost webhook) is credited through the webhook's
 own service; a refund we did not apply is applied; anything else that disagrees becomes a
-``Discrepancy`` for staff, never an automatic guess. Payouts reuse ``advisory_lock``,
-``ReconciliationRun`` and ``discrepancy_record``.
+``Discrepancy`` for staff, never an automatic guess (``wallets.services.discrepancies``, which
+payouts reuse, as they reuse ``wallets.services.locks.advisory_lock``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from wallets import stripe_gateway as gateway
 from wallets.models import (
     CREDITED_STATUSES,
-    Discrepancy,
-    DiscrepancyStatus,
     LedgerTransaction,
     Recharge,
     RechargeRefund,
@@ -31,6 +27,11 @@ from wallets.models import (
     ReconciliationRun,
     StripeEvent,
 )
+from wallets.services.discrepancies import discrepancy_record
+from wallets.services.disputes import recharge_for_charge
+from wallets.services.locks import advisory_lock
+from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+from wallets.services.refunds import recharge_refund_from_stripe
 
 log = logging.getLogger(__name__)
 
@@ -40,80 +41,12 @@ DEFAULT_WINDOW = timedelta(days=3)
 OPEN_STATUSES = (RechargeStatus.CREATING, RechargeStatus.PENDING, RechargeStatus.FAILED)
 
 
-@contextmanager
-def advisory_lock(name: str) -> Iterator[bool]:
-    """A PostgreSQL session advisory lock, tried without waiting: yields whether we hold it.
-
-    SQLite (``make run``'s default) has one writer at a time anyway: always yields True.
-    """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
-def discrepancy_record(
-    *,
-    kind: str,
-    object_type: str,
-    object_id: str,
-    expected: str = "",
-    found: str = "",
-    run: ReconciliationRun | None = None,
-    note: str = "",
-) -> tuple[Discrepancy, bool]:
-    """Open a discrepancy unless the same one is already open. Returns (row, created)."""
-    open_rows = Discrepancy.objects.filter(
-        kind=kind, object_type=object_type, object_id=object_id, status=DiscrepancyStatus.OPEN
-    )
-    existing = open_rows.first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            row = Discrepancy.objects.create(
-                run=run,
-                kind=kind,
-                object_type=object_type,
-                object_id=str(object_id)[:255],
-                expected=str(expected)[:500],
-                found=str(found)[:500],
-                note=note,
-            )
-            return row, True
-    except IntegrityError:
-        return open_rows.get(), False
-
-
-@transaction.atomic
-def discrepancy_resolve(*, discrepancy: Discrepancy, actor, note: str) -> Discrepancy:
-    Discrepancy.objects.filter(pk=discrepancy.pk, status=DiscrepancyStatus.OPEN).update(
-        status=DiscrepancyStatus.RESOLVED,
-        resolved_by=actor,
-        resolved_at=timezone.now(),
-        note=(discrepancy.note + "\n" + note).strip() if note else discrepancy.note,
-    )
-    discrepancy.refresh_from_db()
-    return discrepancy
-
-
 def _is_ours(intent: Any) -> bool:
     metadata = gateway.get(intent, "metadata") or {}
     return gateway.get(metadata, "app") == "applause"
 
 
 def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
-    from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
-
     pi_id = gateway.get(intent, "id")
     status = gateway.get(intent, "status")
     counts["payment_intents"] += 1
@@ -168,8 +101,6 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
 
 
 def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counter) -> None:
-    from wallets.services.refunds import recharge_for_charge, recharge_refund_from_stripe
-
     refund_id = gateway.get(stripe_refund, "id")
     counts["refunds"] += 1
     if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):

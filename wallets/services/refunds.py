@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts.audit import refuse_own_account
+from accounts.audit import audit_record, refuse_own_account
 from config.errors import DomainError, InvalidInput
 from wallets import stripe_gateway as gateway
 from wallets.models import (
@@ -31,7 +31,6 @@ from wallets.services.recharges import (
     DEBT_FREEZE_REASON,
     PaymentProviderError,
     _lock_wallet_and_debt,
-    coins_credit,
 )
 
 log = logging.getLogger(__name__)
@@ -219,11 +218,13 @@ def recharge_refund(
     idempotency_key: str | None = None,
     support_limit: int | None = None,
     allow_debt: bool = True,
+    request=None,
 ) -> RechargeRefund:
     """Staff refund, full or partial (by coins or by amount), through Stripe, with clawback.
 
-    Idempotent per ``idempotency_key`` (the admin form sends one). The staff console
-    (``staff.services.staff_recharge_refund``) decides the two limits from the actor's role:
+    Idempotent per ``idempotency_key`` (the admin form sends one). Audited
+    (``recharge_refund``) in the same transaction. ``recharge_refund_by_staff`` decides the
+    two limits from the actor's role:
 
     - ``support_limit``: coins a support member may refund, cumulative per recharge and per
       member over a rolling 24 h (``RefundLimitExceeded``). Race-safe: the recharge row and
@@ -289,6 +290,7 @@ def recharge_refund(
                 "rest was spent): refunding would put them into coin debt and claw back the "
                 "creators they gifted. Ask finance for this one."
             )
+    before = {"status": recharge.status, "coins_refunded": recharge.coins_refunded}
     key = idempotency_key or f"{recharge.pk}-{recharge.refunds.count() + 1}"
     try:
         stripe_refund = gateway.refund_create(
@@ -300,7 +302,7 @@ def recharge_refund(
     except gateway.StripeError as exc:
         log.warning("refund of recharge %s failed: %s", recharge.pk, exc)
         raise PaymentProviderError(f"Stripe refused the refund: {exc.user_message or exc}") from exc
-    return recharge_refund_apply(
+    refund = recharge_refund_apply(
         recharge=recharge,
         stripe_id=stripe_refund.id,
         source=RefundSource.STAFF,
@@ -311,6 +313,23 @@ def recharge_refund(
         request_key=idempotency_key,
         support_limited=support_limit is not None,
     )
+    recharge.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="recharge_refund",
+        obj=recharge,
+        before=before,
+        after={
+            "status": recharge.status,
+            "coins_refunded": recharge.coins_refunded,
+            "refund": refund.pk,
+            "amount": str(refund.amount),
+            "coins_to_debt": refund.coins_to_debt,
+        },
+        reason=reason,
+        request=request,
+    )
+    return refund
 
 
 def _support_limit_check(*, recharge: Recharge, actor, coins: int, limit: int) -> None:
@@ -397,135 +416,3 @@ def recharge_refunds_sync(*, recharge: Recharge) -> int:
         if recharge_refund_from_stripe(recharge=recharge, stripe_refund=stripe_refund):
             applied += 1
     return applied
-
-
-# --- Disputes -------------------------------------------------------------------------------
-
-
-def recharge_for_charge(*, payment_intent_id: str | None, charge_id: str | None) -> Recharge | None:
-    if payment_intent_id:
-        return Recharge.objects.filter(payment_intent=payment_intent_id).first()
-    if charge_id:
-        try:
-            charge = gateway.charge_retrieve(charge_id)
-        except gateway.StripeError:
-            return None
-        pi = gateway.get(charge, "payment_intent")
-        if pi:
-            return Recharge.objects.filter(payment_intent=pi).first()
-    return None
-
-
-def _dispute_row(recharge: Recharge, dispute: Any) -> StripeDispute:
-    dispute_id = gateway.get(dispute, "id")
-    amount = gateway.from_minor(
-        gateway.get(dispute, "amount") or 0,
-        gateway.get(dispute, "currency") or str(recharge.price.currency),
-    )
-    row, _ = StripeDispute.objects.get_or_create(  # type: ignore[misc]  # MoneyField takes Money
-        dispute_id=dispute_id,
-        defaults={
-            "recharge": recharge,
-            "status": gateway.get(dispute, "status") or "needs_response",
-            "amount": amount,
-        },
-    )
-    return StripeDispute.objects.select_for_update().get(pk=row.pk)
-
-
-def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
-    remaining = recharge.amount_remaining
-    disputed = row.amount
-    # A dispute is in the charge's currency; one without a usable amount takes it all back.
-    if disputed.amount > 0 and _same_currency(recharge, disputed):
-        amount = min(disputed, remaining)
-    else:
-        amount = remaining
-    coins = _coins_for_amount(recharge, amount)
-    # Coins already spent (the part the wallet cannot cover) funded gifts: the creators'
-    # side of that is decided by CHARGEBACK_POLICY, as for every clawback (chargebacks.py).
-    applied = recharge_refund_apply(
-        recharge=recharge,
-        stripe_id=row.dispute_id,
-        source=RefundSource.DISPUTE,
-        amount=amount,
-        coins=coins,
-        reason=f"chargeback {row.dispute_id}",
-        dispute=row,
-    )
-    row.coins = applied.coins
-    row.clawed_back = True
-
-
-@transaction.atomic
-def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
-    """``charge.dispute.created``: the disputed coins are clawed back at once."""
-    recharge = recharge_for_charge(
-        payment_intent_id=gateway.get(dispute, "payment_intent"),
-        charge_id=gateway.get(dispute, "charge"),
-    )
-    if recharge is None:
-        return None
-    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
-    row = _dispute_row(recharge, dispute)
-    if row.closed or row.clawed_back or recharge.status not in CREDITED_STATUSES:
-        return row
-    _dispute_clawback(recharge, row)
-    row.status = gateway.get(dispute, "status") or row.status
-    row.save()
-    return row
-
-
-@transaction.atomic
-def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
-    """``charge.dispute.closed``: won gives the coins back (debt first), lost keeps them."""
-    recharge = recharge_for_charge(
-        payment_intent_id=gateway.get(dispute, "payment_intent"),
-        charge_id=gateway.get(dispute, "charge"),
-    )
-    if recharge is None:
-        return None
-    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
-    row = _dispute_row(recharge, dispute)
-    if row.closed:
-        return row
-    status = gateway.get(dispute, "status") or "lost"
-    if status == "won":
-        if row.clawed_back and row.coins:
-            coins_credit(
-                user=recharge.user,
-                coins=row.coins,
-                kind=TransactionKind.DISPUTE_WON,
-                idempotency_key=f"dispute_won:{row.dispute_id}",
-                memo=f"Dispute {row.dispute_id} won: coins of recharge #{recharge.pk} returned",
-                reference=f"recharge:{recharge.pk}",
-            )
-            clawed = RechargeRefund.objects.get(
-                stripe_id=row.dispute_id, source=RefundSource.DISPUTE
-            )
-            RechargeRefund.objects.create(  # type: ignore[misc]  # MoneyField takes Money
-                recharge=recharge,
-                stripe_id=row.dispute_id,
-                source=RefundSource.DISPUTE_WON,
-                amount=clawed.amount,
-                coins=row.coins,
-                reason="dispute won",
-            )
-            recharge.coins_refunded -= row.coins
-            recharge.amount_refunded -= clawed.amount
-            from wallets.services.chargebacks import chargeback_reverse
-
-            chargeback_reverse(dispute=row)
-        if recharge.status == RechargeStatus.DISPUTED:
-            recharge.status = (
-                RechargeStatus.REFUNDED
-                if recharge.coins_refunded >= recharge.coins
-                else RechargeStatus.SUCCEEDED
-            )
-        recharge.save(update_fields=["coins_refunded", "amount_refunded", "status", "updated_at"])
-    elif not row.clawed_back and recharge.status in CREDITED_STATUSES:
-        _dispute_clawback(recharge, row)
-    row.status = status
-    row.closed = True
-    row.save()
-    return row

@@ -12,14 +12,14 @@ from django.utils import timezone
 from config.errors import DomainError
 from wallets import stripe_gateway as gateway
 from wallets.models import CREDITED_STATUSES, Recharge, StripeEvent
-from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
-from wallets.services.reconciliation import discrepancy_record
-from wallets.services.refunds import (
+from wallets.services.discrepancies import discrepancy_record
+from wallets.services.disputes import (
     recharge_dispute_close,
     recharge_dispute_open,
     recharge_for_charge,
-    recharge_refunds_sync,
 )
+from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+from wallets.services.refunds import recharge_refunds_sync
 
 log = logging.getLogger(__name__)
 

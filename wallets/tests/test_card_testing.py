@@ -13,10 +13,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts.roles import SUPPORT
 from accounts.tests.factories import UserFactory
 from config.throttles import MoneyThrottle, RechargeThrottle, SignupThrottle
 from gifts.api import GiftSendView
-from staff.permissions import SUPPORT
 from staff.tests.factories import staff_user, verified_client
 from tests.helpers import client_for, idem
 from wallets import stripe_gateway as gateway
