@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import lockout
 from accounts.services import (
     password_change,
     password_reset_request,
@@ -13,7 +14,6 @@ from accounts.services import (
     token_revoke,
     user_register,
 )
-from config import lockout
 from config.api import error_responses
 from config.errors import DomainError
 from config.throttles import (

@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
         from knox.models import AuthToken
 
+        from accounts import lockout  # noqa: F401  (connects the login-failure signal receivers)
         from accounts.auth import forget_token, forget_user_tokens
         from accounts.models import User
 

@@ -140,9 +140,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Lockout after repeated failed logins (config/lockout.py): API, portal and admin alike.
+# Lockout after repeated failed logins (accounts/lockout.py): API, portal and admin alike.
 AUTHENTICATION_BACKENDS = [
-    "config.lockout.LockoutBackend",
+    "accounts.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Per username + address: after LOGIN_LOCKOUT_FAILURES failures that pair is locked for
@@ -422,68 +422,9 @@ LOCAL_APPS = [
     "staff",
 ]
 
-# --- Staff console (owned by the staff app) -------------------------------------------------
-# Manual credits above this many coins wait for a second finance user (maker-checker).
-ADJUSTMENT_APPROVAL_ABOVE = env.int("ADJUSTMENT_APPROVAL_ABOVE", default=10_000)
-# A signed-in admin session ends after this many hours, or after this many idle minutes.
-ADMIN_SESSION_MAX_HOURS = env.int("ADMIN_SESSION_MAX_HOURS", default=12)
-ADMIN_SESSION_IDLE_MINUTES = env.int("ADMIN_SESSION_IDLE_MINUTES", default=30)
-# How long a staff member's one-time 2FA enrolment link works.
-ENROL_LINK_TTL_HOURS = env.int("ENROL_LINK_TTL_HOURS", default=24)
-# The largest refund (in coins) the support role may make; finance has no limit.
-SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000)
+# The apps' own settings, in the order of the apps' layers (README, Architecture).
 
-# --- Gifts and creators (owned by the gifts/creators apps) ----------------------------------
-# Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
-GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
-# On PostgreSQL a gift is one call of the SQL function gift_send_v2 (issue #15, #19); off, or on
-# SQLite, the Python reference in gifts/services.py sends it (same rules, more round trips).
-GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
-# Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
-LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
-LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
-# --- end gifts and creators -----------------------------------------------------------------
-
-# --- Memberships (owned by the memberships app) ---------------------------------------------
-# A renewal the wallet cannot pay is retried every MEMBERSHIP_RETRY_MINUTES for
-# MEMBERSHIP_GRACE_DAYS, then the membership lapses.
-MEMBERSHIP_GRACE_DAYS = env.int("MEMBERSHIP_GRACE_DAYS", default=3)
-MEMBERSHIP_RETRY_MINUTES = env.int("MEMBERSHIP_RETRY_MINUTES", default=60)
-# A tier's new price reaches existing members at their first renewal this many days after it.
-MEMBERSHIP_PRICE_NOTICE_DAYS = env.int("MEMBERSHIP_PRICE_NOTICE_DAYS", default=7)
-MEMBERSHIP_TIER_MAX_COINS = env.int("MEMBERSHIP_TIER_MAX_COINS", default=1_000_000)
-MEMBERSHIP_GIFT_MAX = env.int("MEMBERSHIP_GIFT_MAX", default=20)  # recipients per gift
-# Membership mails (receipts, grace, lapse, gifts, price changes): pending notices are written
-# to the email outbox by this sweep (and right after each join, gift or cancel).
-CELERY_BEAT_SCHEDULE["membership-notices"] = {
-    "task": "memberships.tasks.membership_notices_send_task",
-    "schedule": timedelta(minutes=1),
-}
-# --- end memberships ------------------------------------------------------------------------
-
-# --- Payouts (owned by the payouts app) -----------------------------------------------------
-# Stripe Connect endpoints (accounts, account links, transfers). localstripe has no Connect, so
-# tests point this at payouts/tests/connect_fake.py; production leaves it at Stripe's API.
-STRIPE_CONNECT_API_BASE = env.str("STRIPE_CONNECT_API_BASE", default=STRIPE_API_BASE)
-PAYOUT_CONNECT_COUNTRY = env.str("PAYOUT_CONNECT_COUNTRY", default="US")
-# Payouts that would take a creator's year past this (in PAYOUT_CURRENCY) need a tax form.
-PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default="600"))
-PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
-PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
-# The batch creates payouts this many creators per database transaction (PostgreSQL), and
-# queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.
-PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
-# Chunks of the batch run at once, each on its own database connection (PostgreSQL).
-PAYOUT_BATCH_WORKERS = env.int("PAYOUT_BATCH_WORKERS", default=2)
-PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
-# A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
-# waits (held, the creator sees until when): a stolen login cannot redirect the next payout.
-PAYOUT_DESTINATION_HOLD_HOURS = env.int("PAYOUT_DESTINATION_HOLD_HOURS", default=72)
-# "Cash out now": the fee, in percent of the payout's value, kept from an instant payout.
-INSTANT_PAYOUT_FEE_PCT = Decimal(env.str("INSTANT_PAYOUT_FEE_PCT", default="1.5"))
-# --- end of payouts settings ----------------------------------------------------------------
-
-# --- wallets: recharges and Stripe (owned by the wallets app) -------------------------------
+# --- Wallets: recharges and Stripe (wallets app) --------------------------------------------------
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"] = (
     "wallets.models.RECHARGE_PUBLIC_CHOICES"
@@ -492,9 +433,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RechargeStatusEnum"]
 # client address and per card fingerprint in a window; past it, 429 too_many_declines.
 RECHARGE_DECLINES_MAX = env.int("RECHARGE_DECLINES_MAX", default=5)
 RECHARGE_DECLINE_WINDOW_SECONDS = env.int("RECHARGE_DECLINE_WINDOW_SECONDS", default=3600)
-# --- end wallets ----------------------------------------------------------------------------
 
-# --- wallets: viewer protections (issue 8 items 3-5; owned by the wallets app) -------------
+# --- Wallets: viewer protections (wallets app) ----------------------------------------------------
 # A viewer's own higher spending limit (or removing one) takes effect this many hours later.
 SPENDING_LIMIT_RAISE_DELAY_HOURS = env.int("SPENDING_LIMIT_RAISE_DELAY_HOURS", default=24)
 # The portal asks "are you sure?" for purchases above this many coins (a viewer's own
@@ -508,9 +448,28 @@ SELF_REFUND_WINDOW_HOURS = env.int("SELF_REFUND_WINDOW_HOURS", default=48)
 CHARGEBACK_POLICY = env.str("CHARGEBACK_POLICY", default="clawback_pending")
 if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
     raise ImproperlyConfigured("CHARGEBACK_POLICY must be 'absorb' or 'clawback_pending'.")
-# --- end wallets: viewer protections --------------------------------------------------------
 
-# --- Live gift feed (gifts/live.py) ---------------------------------------------------------
+# --- Gifts and creators (gifts and creators apps) -------------------------------------------------
+# Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
+GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
+# On PostgreSQL a gift is one call of the SQL function gift_send_v2 (issue #15, #19); off, or on
+# SQLite, the Python reference in gifts/services.py sends it (same rules, more round trips).
+GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
+# Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
+LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
+LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
+
+# --- Goals (gifts app, docs/goals.md) -------------------------------------------------------------
+GOAL_DEADLINE_MAX_DAYS = env.int("GOAL_DEADLINE_MAX_DAYS", default=90)
+GOAL_DEADLINE_MIN_MINUTES = env.int("GOAL_DEADLINE_MIN_MINUTES", default=5)
+GOALS_OPEN_MAX = env.int("GOALS_OPEN_MAX", default=20)
+# Goals whose deadline passed are settled (all-or-nothing: paid or refunded) this often.
+CELERY_BEAT_SCHEDULE["settle-goals"] = {
+    "task": "gifts.tasks.goals_settle_due_task",
+    "schedule": timedelta(seconds=env.int("GOAL_SETTLE_EVERY_SECONDS", default=60)),
+}
+
+# --- Live gift feed (gifts/live.py) ---------------------------------------------------------------
 # A combo is the same sender, gift and live within this many seconds of the previous hit.
 LIVE_COMBO_SECONDS = env.int("LIVE_COMBO_SECONDS", default=5)
 # A "go live" session left open longer than this (a forgotten switch) no longer counts as live.
@@ -528,9 +487,15 @@ LIVE_ASYNC_STREAMS_MAX = env.int("LIVE_ASYNC_STREAMS_MAX", default=500)
 LIVE_STREAMS_PER_ADDRESS = env.int("LIVE_STREAMS_PER_ADDRESS", default=8)
 LIVE_STREAMS_PER_LIVE = env.int("LIVE_STREAMS_PER_LIVE", default=200)
 LIVE_STREAM_IDLE_SECONDS = env.int("LIVE_STREAM_IDLE_SECONDS", default=60)
+# A stream polls the database this often (one indexed query) and ends after
+# LIVE_STREAM_MAX_SECONDS (the overlay reconnects with Last-Event-ID: nothing is missed).
+LIVE_POLL_SECONDS = env.float("LIVE_POLL_SECONDS", default=0.4)
+LIVE_STREAM_MAX_SECONDS = env.int("LIVE_STREAM_MAX_SECONDS", default=3600)
+# A gift whose unit price is at least this many coins gets the overlay's big animation.
+LIVE_BIG_GIFT_COINS = env.int("LIVE_BIG_GIFT_COINS", default=1000)
 
 
-# --- Live moments: pinned messages and creator moderation (moderation/) ---------------------
+# --- Live moments: pinned messages and creator moderation (moderation app) ------------------------
 # A gift with a message on a live is pinned on the overlay for a time that grows with its
 # coins: "min_coins:seconds:#colour" per tier, comma separated, e.g. "100:30:#1e88e5,...".
 def _pin_tiers(raw: str) -> list[tuple[int, int, str]]:
@@ -558,7 +523,44 @@ LIVE_PIN_TIERS = _pin_tiers(
 # How often an open live feed looks for pins that start or end and for moderation decisions.
 LIVE_PIN_POLL_SECONDS = env.float("LIVE_PIN_POLL_SECONDS", default=1.0)
 
-# --- Email and app webhooks (owned by the notifications app) --------------------------------
+# --- Payouts (payouts app) ------------------------------------------------------------------------
+# Stripe Connect endpoints (accounts, account links, transfers). localstripe has no Connect, so
+# tests point this at payouts/tests/connect_fake.py; production leaves it at Stripe's API.
+STRIPE_CONNECT_API_BASE = env.str("STRIPE_CONNECT_API_BASE", default=STRIPE_API_BASE)
+PAYOUT_CONNECT_COUNTRY = env.str("PAYOUT_CONNECT_COUNTRY", default="US")
+# Payouts that would take a creator's year past this (in PAYOUT_CURRENCY) need a tax form.
+PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default="600"))
+PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
+PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
+# The batch creates payouts this many creators per database transaction (PostgreSQL), and
+# queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.
+PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
+# Chunks of the batch run at once, each on its own database connection (PostgreSQL).
+PAYOUT_BATCH_WORKERS = env.int("PAYOUT_BATCH_WORKERS", default=2)
+PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
+# A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
+# waits (held, the creator sees until when): a stolen login cannot redirect the next payout.
+PAYOUT_DESTINATION_HOLD_HOURS = env.int("PAYOUT_DESTINATION_HOLD_HOURS", default=72)
+# "Cash out now": the fee, in percent of the payout's value, kept from an instant payout.
+INSTANT_PAYOUT_FEE_PCT = Decimal(env.str("INSTANT_PAYOUT_FEE_PCT", default="1.5"))
+
+# --- Memberships (memberships app) ----------------------------------------------------------------
+# A renewal the wallet cannot pay is retried every MEMBERSHIP_RETRY_MINUTES for
+# MEMBERSHIP_GRACE_DAYS, then the membership lapses.
+MEMBERSHIP_GRACE_DAYS = env.int("MEMBERSHIP_GRACE_DAYS", default=3)
+MEMBERSHIP_RETRY_MINUTES = env.int("MEMBERSHIP_RETRY_MINUTES", default=60)
+# A tier's new price reaches existing members at their first renewal this many days after it.
+MEMBERSHIP_PRICE_NOTICE_DAYS = env.int("MEMBERSHIP_PRICE_NOTICE_DAYS", default=7)
+MEMBERSHIP_TIER_MAX_COINS = env.int("MEMBERSHIP_TIER_MAX_COINS", default=1_000_000)
+MEMBERSHIP_GIFT_MAX = env.int("MEMBERSHIP_GIFT_MAX", default=20)  # recipients per gift
+# Membership mails (receipts, grace, lapse, gifts, price changes): pending notices are written
+# to the email outbox by this sweep (and right after each join, gift or cancel).
+CELERY_BEAT_SCHEDULE["membership-notices"] = {
+    "task": "memberships.tasks.membership_notices_send_task",
+    "schedule": timedelta(minutes=1),
+}
+
+# --- Email and app webhooks (notifications app) ---------------------------------------------------
 # The portal's public address, for links in emails (verification, unsubscribe, undo).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Applause <no-reply@applause.local>")
@@ -601,14 +603,14 @@ CELERY_BEAT_SCHEDULE["weekly-earnings-digest"] = {
     "task": "payouts.tasks.weekly_digest_task",
     "schedule": crontab(minute=0, hour=7, day_of_week=1),
 }
-# --- end email and app webhooks -------------------------------------------------------------
 
-# --- Goals (issue #19, docs/goals.md) ----------------------------------------------------------
-GOAL_DEADLINE_MAX_DAYS = env.int("GOAL_DEADLINE_MAX_DAYS", default=90)
-GOAL_DEADLINE_MIN_MINUTES = env.int("GOAL_DEADLINE_MIN_MINUTES", default=5)
-GOALS_OPEN_MAX = env.int("GOALS_OPEN_MAX", default=20)
-# Goals whose deadline passed are settled (all-or-nothing: paid or refunded) this often.
-CELERY_BEAT_SCHEDULE["settle-goals"] = {
-    "task": "gifts.tasks.goals_settle_due_task",
-    "schedule": timedelta(seconds=env.int("GOAL_SETTLE_EVERY_SECONDS", default=60)),
-}
+# --- Staff console (staff app) --------------------------------------------------------------------
+# Manual credits above this many coins wait for a second finance user (maker-checker).
+ADJUSTMENT_APPROVAL_ABOVE = env.int("ADJUSTMENT_APPROVAL_ABOVE", default=10_000)
+# A signed-in admin session ends after this many hours, or after this many idle minutes.
+ADMIN_SESSION_MAX_HOURS = env.int("ADMIN_SESSION_MAX_HOURS", default=12)
+ADMIN_SESSION_IDLE_MINUTES = env.int("ADMIN_SESSION_IDLE_MINUTES", default=30)
+# How long a staff member's one-time 2FA enrolment link works.
+ENROL_LINK_TTL_HOURS = env.int("ENROL_LINK_TTL_HOURS", default=24)
+# The largest refund (in coins) the support role may make; finance has no limit.
+SUPPORT_REFUND_LIMIT_COINS = env.int("SUPPORT_REFUND_LIMIT_COINS", default=5_000)

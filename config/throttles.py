@@ -41,14 +41,14 @@ class SignupThrottle(_ClientAddressThrottle):
 class AuthUsernameThrottle(SimpleRateThrottle):
     """Login attempts per username, whatever address they come from.
 
-    Addresses that signed in as that username recently are spared (``config.lockout``), so a
+    Addresses that signed in as that username recently are spared (``accounts.lockout``), so a
     stranger hammering a public username cannot keep its owner out.
     """
 
     scope = "auth"
 
     def get_cache_key(self, request, view):
-        from config import lockout  # the auth backend's module, loaded after the apps
+        from accounts import lockout  # the auth backend's module, loaded after the apps
 
         data = request.data if hasattr(request.data, "get") else {}
         username = str(data.get("username", "")).strip().lower()[:150]

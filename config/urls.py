@@ -3,7 +3,6 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import lockout  # noqa: F401  (connects the login-failure signal receivers)
 from config.health import healthz, readyz
 from config.views import api_unknown_path
 

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
-from config import lockout
+from accounts import lockout
 from config.redirects import safe_next
 from staff import otp
 
@@ -95,7 +95,8 @@ class StaffAdminSite(admin.AdminSite):
         return self._redirect_keeping_next(request, name)
 
     def _complete_login(self, request, user, device, *, enrolled: bool) -> HttpResponseRedirect:
-        from staff.services import admin_sign_in_notify, audit_record
+        from accounts.audit import audit_record
+        from staff.services import admin_sign_in_notify
 
         nxt = self._next_url(request)
         otp.pending_clear(request)
@@ -116,7 +117,7 @@ class StaffAdminSite(admin.AdminSite):
         True when this failure locked the account (and that is audited). django-otp's own
         per-device delay still applies on top.
         """
-        from staff.services import audit_record
+        from accounts.audit import audit_record
 
         audit_record(actor=user, action="admin_login_failed", obj=user, request=request)
         username = user.get_username()
@@ -145,7 +146,7 @@ class StaffAdminSite(admin.AdminSite):
     @staticmethod
     def _audit_lock(request, user, reason: str) -> None:
         """One audit line per lock of a staff account, however it was reached."""
-        from staff.services import audit_record
+        from accounts.audit import audit_record
 
         if lockout.locked_just_now(user.get_username(), request):
             audit_record(

@@ -7,9 +7,9 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from accounts import lockout
 from accounts.api import RegisterView, TokenView
 from accounts.tests.factories import UserFactory
-from config import lockout
 from config.throttles import AuthIPThrottle, AuthUsernameThrottle, MoneyThrottle
 from gifts.api import GiftSendView
 from staff.tests.factories import staff_user

@@ -331,7 +331,7 @@ def _domain_errors():
             if ".tests" in info.name or ".migrations" in info.name:
                 continue
             importlib.import_module(info.name)
-    importlib.import_module("config.lockout")
+    importlib.import_module("accounts.lockout")
     seen, todo = set(), [DomainError]
     while todo:
         cls = todo.pop()

@@ -11,9 +11,9 @@ from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from accounts import lockout
 from accounts.client_address import client_address
 from accounts.tests.factories import UserFactory
-from config import lockout
 from config.throttles import AuthIPThrottle, SignupThrottle
 from staff.models import AuditLog
 from staff.tests.factories import staff_user

@@ -1,6 +1,6 @@
 """Regenerate ``docs/admin-dashboard.png`` (a manual tool, not part of the app or the tests).
 
-    SECRET_KEY=x scripts/with_services.sh .venv/bin/python -m staff.screenshot
+    SECRET_KEY=x scripts/with_services.sh .venv/bin/python scripts/admin_screenshot.py
 
 On the throwaway services: migrate, ``seed_demo``, add 30 days of demo history (recharges
 through localstripe and gifts through ``gift_send``, then backdated in this throwaway database
@@ -23,6 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["DEBUG"] = "1"
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from scripts/: the project's apps are one up
 OUTPUT = ROOT / "docs" / "admin-dashboard.png"
 
 
