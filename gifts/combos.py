@@ -25,7 +25,7 @@ RESUME_LOOKBACK_WINDOWS = 3
 
 
 def combo_window() -> timedelta:
-    return timedelta(seconds=getattr(settings, "LIVE_COMBO_SECONDS", 5))
+    return timedelta(seconds=settings.LIVE_COMBO_SECONDS)
 
 
 @dataclass

@@ -75,13 +75,9 @@ SETTLE_SECONDS = 3.0
 BATCH = 200
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def big_gift_coins() -> int:
     """A gift whose unit price is at least this many coins gets the big animation."""
-    return _setting("LIVE_BIG_GIFT_COINS", 1000)
+    return settings.LIVE_BIG_GIFT_COINS
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -256,7 +252,7 @@ class _Slots:
 
     def limit(self, kind: str) -> int:
         name = "LIVE_ASYNC_STREAMS_MAX" if kind == "async" else "LIVE_SYNC_STREAMS_MAX"
-        return int(_setting(name, 2))
+        return int(getattr(settings, name))
 
     def take(self, kind: str, lease: Lease | None = None) -> _Slot:
         with self.lock:
@@ -320,9 +316,9 @@ class _HeldStream:
 
 
 def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
-    poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
-    max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
-    idle_seconds = float(_setting("LIVE_STREAM_IDLE_SECONDS", 60))
+    poll = float(settings.LIVE_POLL_SECONDS)
+    max_seconds = float(settings.LIVE_STREAM_MAX_SECONDS)
+    idle_seconds = float(settings.LIVE_STREAM_IDLE_SECONDS)
 
     async def generate():
         started = time.monotonic()
@@ -346,9 +342,9 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
 
 
 def _run_sync(stream: _Stream) -> Iterator[str]:
-    poll = float(_setting("LIVE_POLL_SECONDS", 0.4))
-    max_seconds = float(_setting("LIVE_STREAM_MAX_SECONDS", 3600))
-    idle_seconds = float(_setting("LIVE_STREAM_IDLE_SECONDS", 60))
+    poll = float(settings.LIVE_POLL_SECONDS)
+    max_seconds = float(settings.LIVE_STREAM_MAX_SECONDS)
+    idle_seconds = float(settings.LIVE_STREAM_IDLE_SECONDS)
     started = time.monotonic()
     stream.start()
     yield stream.opening()

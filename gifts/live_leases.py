@@ -24,10 +24,6 @@ LEASE_SECONDS = 30
 log = logging.getLogger(__name__)
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 class LiveFull(ServiceBusy):
     code = "live_streams_busy"
     default_message = "Too many streams are open for this live; trying again shortly."
@@ -87,8 +83,8 @@ class StreamLeases:
         )
 
     def take(self, *, address: str, creator_id: int, live_id: str) -> Lease:
-        per_address = int(_setting("LIVE_STREAMS_PER_ADDRESS", 4))
-        per_live = int(_setting("LIVE_STREAMS_PER_LIVE", 50))
+        per_address = int(settings.LIVE_STREAMS_PER_ADDRESS)
+        per_live = int(settings.LIVE_STREAMS_PER_LIVE)
         keys = self._keys(address, creator_id, live_id)
         member = uuid.uuid4().hex
         now = time.time()
@@ -123,7 +119,7 @@ class StreamLeases:
                         entries[member] = now + LEASE_SECONDS
         if verdict == 1:
             error = LiveStreamsLimit()
-            error.retry_after = int(min(_setting("LIVE_STREAM_IDLE_SECONDS", 60), 30)) or 1
+            error.retry_after = int(min(settings.LIVE_STREAM_IDLE_SECONDS, 30)) or 1
             raise error
         if verdict == 2:
             raise LiveFull()
