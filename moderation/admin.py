@@ -8,16 +8,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 
+from accounts.roles import SUPPORT, require_role
 from config.errors import DomainError
 from moderation.models import MessageReport, ReportStatus
 from moderation.services import reports_resolve
 
 
 def _support_only(model_admin, request) -> bool:
-    try:
-        from staff.permissions import SUPPORT, require_role  # staff sits on top
-    except ImportError:
-        return True
     try:
         require_role(request.user, SUPPORT)
     except PermissionDenied as exc:

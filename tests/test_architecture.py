@@ -2,7 +2,8 @@
 
 Apps sit in layers and import only from lower layers (siblings on one layer not at all)::
 
-    notifications ← accounts ← wallets ← creators ← gifts ← (payouts, memberships) ← staff
+    accounts ← notifications ← wallets ← creators ← gifts ← (payouts, memberships, moderation)
+             ← staff
 
 ``config`` (settings, URLs, the API's plumbing) is for everyone. The staff console sits on
 top and no app imports it: the audit log and the role checks every service needs live in
@@ -19,13 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYER = {
-    "notifications": 0,
-    "accounts": 1,
+    "accounts": 0,
+    "notifications": 1,
     "wallets": 2,
     "creators": 3,
     "gifts": 4,
     "payouts": 5,
     "memberships": 5,
+    "moderation": 5,
     "staff": 9,
 }
 TOP = "staff"
