@@ -56,17 +56,36 @@ class IdempotencyRecord(models.Model):
         return f"{self.key} ({self.response_status})"
 
 
-class AppendOnlyQuerySet(models.QuerySet):
+class ImmutableQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+        raise PermissionError(f"{self.model.__name__} rows are immutable.")
 
     def delete(self):
-        raise PermissionError(f"{self.model.__name__} rows are append-only.")
+        raise PermissionError(f"{self.model.__name__} rows are immutable.")
 
     delete.queryset_only = True  # type: ignore[attr-defined]
 
 
-class AuditLog(models.Model):
+class ImmutableModel(models.Model):
+    """Rows written once and never changed (the ledger's, the audit log's): updates and deletes
+    are refused in the model layer, and a PostgreSQL trigger backs each table."""
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} rows are immutable.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{type(self).__name__} rows are immutable.")
+
+
+class AuditLog(ImmutableModel):
     """One row per action a person takes on money or on someone's account (a staff action, a
     creator changing where payouts go, an admin login). Never updated or deleted: the model
     refuses it and, on PostgreSQL, a trigger refuses it too.
@@ -94,8 +113,6 @@ class AuditLog(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         db_table = "staff_auditlog"
         ordering = ["-id"]
@@ -109,12 +126,3 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("AuditLog rows are append-only.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("AuditLog rows are append-only.")

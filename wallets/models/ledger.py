@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import ImmutableModel
+
 
 class Unit(models.TextChoices):
     COIN = "COIN", "coins"
@@ -120,34 +122,6 @@ class Account(models.Model):
     def __str__(self) -> str:
         owner = self.user.username if self.user_id and self.user else "platform"
         return f"{self.get_kind_display()} ({owner})"
-
-
-class ImmutableQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError(f"{self.model.__name__} rows are immutable.")
-
-    def delete(self):
-        raise PermissionError(f"{self.model.__name__} rows are immutable.")
-
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-
-class ImmutableModel(models.Model):
-    """Refuses updates and deletes in the model layer (a PostgreSQL trigger backs this up)."""
-
-    objects = ImmutableQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError(f"{type(self).__name__} rows are immutable.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError(f"{type(self).__name__} rows are immutable.")
 
 
 class TransactionKind(models.TextChoices):

@@ -79,9 +79,9 @@ def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
     row.clawed_back = True
 
 
-@transaction.atomic
-def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
-    """``charge.dispute.created``: the disputed coins are clawed back at once."""
+def _dispute_locked(dispute: Any) -> tuple[Recharge, StripeDispute] | None:
+    """The disputed recharge, its row locked, and our row for the dispute (made on first
+    sight); None when the charge is not one of our recharges."""
     recharge = recharge_for_charge(
         payment_intent_id=gateway.get(dispute, "payment_intent"),
         charge_id=gateway.get(dispute, "charge"),
@@ -89,7 +89,16 @@ def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
     if recharge is None:
         return None
     recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
-    row = _dispute_row(recharge, dispute)
+    return recharge, _dispute_row(recharge, dispute)
+
+
+@transaction.atomic
+def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
+    """``charge.dispute.created``: the disputed coins are clawed back at once."""
+    locked = _dispute_locked(dispute)
+    if locked is None:
+        return None
+    recharge, row = locked
     if row.closed or row.clawed_back or recharge.status not in CREDITED_STATUSES:
         return row
     _dispute_clawback(recharge, row)
@@ -101,14 +110,10 @@ def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
 @transaction.atomic
 def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
     """``charge.dispute.closed``: won gives the coins back (debt first), lost keeps them."""
-    recharge = recharge_for_charge(
-        payment_intent_id=gateway.get(dispute, "payment_intent"),
-        charge_id=gateway.get(dispute, "charge"),
-    )
-    if recharge is None:
+    locked = _dispute_locked(dispute)
+    if locked is None:
         return None
-    recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
-    row = _dispute_row(recharge, dispute)
+    recharge, row = locked
     if row.closed:
         return row
     status = gateway.get(dispute, "status") or "lost"
