@@ -142,7 +142,7 @@ def main() -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     port = _free_port()
-    server = subprocess.Popen(  # noqa: S603 (our own manage.py)
+    server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env={**os.environ},

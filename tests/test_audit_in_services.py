@@ -287,9 +287,14 @@ def test_the_audit_row_rolls_back_with_the_change(db):
     from wallets.services import wallet_adjust
 
     actor, user = _finance(), UserFactory()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        wallet_adjust(user=user, coins=50, reason="goodwill", actor=actor)
-        raise RuntimeError("the caller's transaction fails after the service")
+
+    def adjust_then_fail() -> None:
+        with transaction.atomic():
+            wallet_adjust(user=user, coins=50, reason="goodwill", actor=actor)
+            raise RuntimeError("the caller's transaction fails after the service")
+
+    with pytest.raises(RuntimeError):
+        adjust_then_fail()
     assert not AuditLog.objects.filter(actor=actor).exists()
     wallet = Account.objects.filter(user=user, kind=AccountKind.WALLET).first()
     assert wallet is None or wallet.balance == 0
