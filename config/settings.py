@@ -493,6 +493,8 @@ LIVE_POLL_SECONDS = env.float("LIVE_POLL_SECONDS", default=0.4)
 LIVE_STREAM_MAX_SECONDS = env.int("LIVE_STREAM_MAX_SECONDS", default=3600)
 # A gift whose unit price is at least this many coins gets the overlay's big animation.
 LIVE_BIG_GIFT_COINS = env.int("LIVE_BIG_GIFT_COINS", default=1000)
+# An open stream refreshes the goals it shows this often (a deadline closes one without a gift).
+LIVE_GOAL_REFRESH_SECONDS = env.float("LIVE_GOAL_REFRESH_SECONDS", default=5.0)
 
 
 # --- Live moments: pinned messages and creator moderation (moderation app) ------------------------

@@ -60,7 +60,7 @@ class GoalWatch:
 
     def tick(self) -> str:
         """A refresh of the open goals shown, when due (deadlines close them without a gift)."""
-        every = float(getattr(settings, "LIVE_GOAL_REFRESH_SECONDS", 5))
+        every = float(settings.LIVE_GOAL_REFRESH_SECONDS)
         open_ids = sorted(i for i, d in self.sent.items() if d["status"] == GoalStatus.OPEN)
         if not open_ids or time.monotonic() - self.refreshed < every:
             return ""
