@@ -248,7 +248,7 @@ def cash_out(request):
     from payouts.instant import payout_instant_create, payout_instant_quote
 
     try:
-        creator_of(request.user)
+        creator_required(user=request.user)
     except DomainError:
         raise Http404 from None
     error: DomainError | None = None
