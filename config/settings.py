@@ -453,7 +453,8 @@ if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
 GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
 # On PostgreSQL a gift is one call of the SQL function gift_send_v2 (issue #15, #19); off, or on
-# SQLite, the Python reference in gifts/services.py sends it (same rules, more round trips).
+# SQLite, the Python reference (gifts/services/reference.py) sends it (same rules, more
+# round trips).
 GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
 # Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
 LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
