@@ -1292,10 +1292,10 @@ class Chaos:
             elif op == "recharge" and key is None:
                 # A crash rolled back the recharge after Stripe had charged it, the client's
                 # retry found nothing and bought afresh, reconciliation rebuilt the first from
-                # the PaymentIntent: charged and credited twice for one request. A real flaw
-                # of recharges that call Stripe inside their transaction (#17's phased
-                # recharges remove it); flagged in the full run, noted in the quick one so
-                # make test does not flake on it meanwhile.
+                # the PaymentIntent: charged and credited twice for one request. Found by this
+                # run (seed 4242) before #17's phased recharges, which commit the recharge
+                # (with its key) before Stripe is called, so it should no longer happen;
+                # flagged in the full run, only noted in the quick one inside make test.
                 stats["charged_twice_rebuilt"] += 1
                 (notes if QUICK else missing).append(
                     f"{what} was rebuilt by reconciliation; no client was told about it "
