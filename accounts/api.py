@@ -14,7 +14,7 @@ from accounts.services import (
     token_revoke,
     user_register,
 )
-from config.api import error_responses
+from config.api import StrictInput, error_responses
 from config.errors import DomainError
 from config.throttles import (
     AuthIPThrottle,
@@ -24,7 +24,7 @@ from config.throttles import (
 )
 
 
-class RegisterInput(serializers.Serializer):
+class RegisterInput(StrictInput):
     username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150, min_length=3)
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True)
@@ -41,7 +41,7 @@ class RegisterOutput(serializers.Serializer):
     token = serializers.CharField()
 
 
-class TokenInput(serializers.Serializer):
+class TokenInput(StrictInput):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128)
 
@@ -70,7 +70,7 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterInput,
-        responses={201: RegisterOutput, **error_responses(400, 429)},
+        responses={201: RegisterOutput, **error_responses(400, {409: ["username_taken"]}, 429)},
         auth=[],
         summary="Sign up",
         description="Sign-ups per client address are limited (`THROTTLE_SIGNUP`, shared with "
@@ -157,7 +157,7 @@ class MeView(APIView):
         )
 
 
-class PasswordChangeInput(serializers.Serializer):
+class PasswordChangeInput(StrictInput):
     old_password = serializers.CharField(max_length=128, write_only=True)
     new_password = serializers.CharField(max_length=128, write_only=True)
 
@@ -168,7 +168,7 @@ class PasswordChangeOutput(serializers.Serializer):
     )
 
 
-class PasswordResetInput(serializers.Serializer):
+class PasswordResetInput(StrictInput):
     email = serializers.EmailField(max_length=254)
 
 

@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 User = get_user_model()
 
 
+class UsernameTaken(DomainError):
+    code = "username_taken"
+    status = 409
+    default_message = "That username is taken."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message, fields={"username": ["That username is taken."]})
+
+
 @transaction.atomic
 def user_register(*, username: str, email: str, password: str, date_of_birth: date):
     """Create a user (any age may sign up; buying and gifting check age later)."""
@@ -38,9 +47,7 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
             fields={"date_of_birth": ["Date of birth is not plausible."]},
         )
     if User.objects.filter(username__iexact=username).exists():
-        raise InvalidInput(
-            "That username is taken.", fields={"username": ["That username is taken."]}
-        )
+        raise UsernameTaken()
     candidate = User(username=username, email=email, date_of_birth=date_of_birth)
     try:
         validate_password(password, user=candidate)
@@ -51,9 +58,7 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
         with transaction.atomic():
             candidate.save()
     except IntegrityError as exc:
-        raise InvalidInput(
-            "That username is taken.", fields={"username": ["That username is taken."]}
-        ) from exc
+        raise UsernameTaken() from exc
     # The address check mail, queued in this transaction by the app that owns email.
     account_mail_send(kind=VERIFY_EMAIL, user=candidate)
     return candidate

@@ -3,15 +3,15 @@
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -121,20 +121,62 @@ def api_server_error(request):
     return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
 
 
+def _query_int(request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+    """A whole-number query parameter, checked as the schema states it (400 otherwise)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    bound = f" from {minimum} to {maximum}" if maximum is not None else f" of {minimum} or more"
+    if not raw.isdigit() or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+        raise exceptions.ValidationError({name: [f"A whole number{bound}."]})
+    return int(raw)
+
+
+def _page_size_parameter(maximum: int) -> dict:
+    return {
+        "name": "page_size",
+        "required": False,
+        "in": "query",
+        "description": f"Results per page (1 to {maximum}).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
+    }
+
+
 class Pagination(PageNumberPagination):
+    """Pages by number. Past the last page: an empty page (``next`` null)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
 
     def paginate_queryset(self, queryset, request, view=None):
-        # A bad page number is the client's input error (400), not a missing resource.
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({self.page_query_param: [str(exc.detail)]}) from exc
+        number = _query_int(request, self.page_query_param, minimum=1) or 1
+        size = _query_int(request, self.page_size_query_param, minimum=1, maximum=200)
+        self.request = request
+        paginator = self.django_paginator_class(queryset, size or self.page_size)
+        if number > paginator.num_pages:
+            self.page = None
+            return []
+        self.page = paginator.page(number)
+        return list(self.page)
+
+    def get_next_link(self):
+        return super().get_next_link() if self.page is not None else None
 
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": "The page number (from 1).",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            _page_size_parameter(self.max_page_size),
+        ]
 
     def get_paginated_response_schema(self, schema):
         return {
@@ -156,6 +198,7 @@ class NewestFirstCursorPagination(CursorPagination):
     ordering = "-id"
 
     def paginate_queryset(self, queryset, request, view=None):
+        _query_int(request, self.page_size_query_param, minimum=1, maximum=self.max_page_size)
         try:
             return super().paginate_queryset(queryset, request, view)
         except exceptions.NotFound as exc:
@@ -164,19 +207,85 @@ class NewestFirstCursorPagination(CursorPagination):
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
 
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Where the page starts: the `next` link of the page before.",
+                "schema": {"type": "string"},
+            },
+            _page_size_parameter(self.max_page_size),
+        ]
+
     def get_paginated_response_schema(self, schema):
         return Pagination().get_paginated_response_schema(schema)
 
 
+# --- Input: JSON types as the schema states them ----------------------------------------------
+
+
+def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """What is wrong with ``value``'s JSON type for ``field`` (None when it fits).
+
+    DRF coerces (``"5"`` or ``5.0`` for an integer, ``1`` for text, ``"true"`` for a
+    boolean); the schema promises clients the types, so the API holds them to it.
+    """
+    if value is None:
+        return None  # allow_null decides
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Must be true or false."
+    if isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "Must be a whole number."
+    if isinstance(field, serializers.FloatField):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else "Must be a number."
+    if isinstance(field, serializers.ChoiceField):
+        kinds = {type(key) for key in field.choices}
+        return None if type(value) in kinds else "Not a valid choice."
+    if isinstance(field, serializers.ListField | serializers.ListSerializer):
+        if not isinstance(value, list):
+            return "Must be a list."
+        child = field.child
+        return next((e for e in (_json_type_error(child, v) for v in value) if e), None)
+    if isinstance(field, serializers.DictField | serializers.JSONField):
+        return None
+    if isinstance(field, serializers.Serializer):
+        return None if isinstance(value, dict) else "Must be an object."
+    if isinstance(field, serializers.CharField | serializers.DateField | serializers.DateTimeField):
+        return None if isinstance(value, str) else "Must be a string."
+    return None
+
+
+class StrictInput(serializers.Serializer):
+    """A JSON request body: each field must already have the JSON type the schema gives it."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for field in self._writable_fields:
+                value = data.get(field.field_name)
+                problem = _json_type_error(field, value)
+                if problem:
+                    errors[field.field_name] = [problem]
+            if errors:
+                raise exceptions.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
 # --- Idempotency ----------------------------------------------------------------------------
 
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 IDEMPOTENCY_HEADER = OpenApiParameter(
     name="Idempotency-Key",
-    type=OpenApiTypes.STR,
+    type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY.pattern},
     location=OpenApiParameter.HEADER,
     required=True,
     description=(
-        "A unique key per money-moving request (a UUID). A retry with the same key and body "
+        "A unique key per money-moving request (a UUID; up to 255 visible ASCII characters, "
+        "no spaces). A retry with the same key and body "
         "returns the first response; the same key with another body is 409."
     ),
 )
@@ -202,6 +311,11 @@ def idempotency_key(request) -> str:
         raise InvalidInput(
             "The Idempotency-Key header is too long (255 characters at most).",
             fields={"Idempotency-Key": ["Ensure this value has at most 255 characters."]},
+        )
+    if not IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput(
+            "The Idempotency-Key header takes visible ASCII characters only (a UUID).",
+            fields={"Idempotency-Key": ["Use a UUID: visible ASCII, no spaces."]},
         )
     return key
 

@@ -162,6 +162,61 @@ def _document_operation(path: str, method: str, operation: dict) -> None:
             response["description"] = f"{base}. `error.code`: {listed}."
 
 
+# OpenAPI links: what a created object's answer lets a client call next (clients and the
+# stateful fuzz run follow them). (method, path, status) -> {name: (operationId, parameters)}.
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("post", "/api/v1/recharges/", "201"): {
+        "GetRecharge": ("api_v1_recharges_retrieve", {"recharge_id": "$response.body#/id"}),
+        "RefundRecharge": (
+            "api_v1_recharges_refund_create",
+            {"recharge_id": "$response.body#/id"},
+        ),
+    },
+    ("post", "/api/v1/creators/", "201"): {
+        "GetCreator": ("api_v1_creators_retrieve", {"handle": "$response.body#/handle"}),
+        "GetLeaderboard": (
+            "api_v1_creators_leaderboard_retrieve",
+            {"handle": "$response.body#/handle"},
+        ),
+        "GetTiers": ("api_v1_creators_tiers_retrieve", {"handle": "$response.body#/handle"}),
+    },
+    ("post", "/api/v1/creators/me/tiers/", "201"): {
+        "EditTier": ("api_v1_creators_me_tiers_partial_update", {"tier_id": "$response.body#/id"}),
+    },
+    ("post", "/api/v1/payouts/", "201"): {
+        "GetStatement": ("api_v1_payouts_statement_retrieve", {"payout_id": "$response.body#/id"}),
+    },
+    ("post", "/api/v1/webhooks/endpoints/", "201"): {
+        "GetDeliveries": (
+            "api_v1_webhooks_endpoints_deliveries_retrieve",
+            {"endpoint_id": "$response.body#/id"},
+        ),
+        "DeleteEndpoint": (
+            "api_v1_webhooks_endpoints_destroy",
+            {"endpoint_id": "$response.body#/id"},
+        ),
+    },
+}
+
+
+def _add_links(result: dict) -> None:
+    operation_ids = {
+        operation.get("operationId")
+        for operations in result.get("paths", {}).values()
+        for operation in operations.values()
+        if isinstance(operation, dict)
+    }
+    for (method, path, status), links in LINKS.items():
+        response = result.get("paths", {}).get(path, {}).get(method, {}).get("responses", {})
+        if status not in response:
+            continue
+        response[status]["links"] = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+            if target in operation_ids
+        }
+
+
 def document_errors(result, generator, request, public):
     """drf-spectacular postprocessing hook: every error answer of every operation, with its
     ``error.code`` values (see the module docstring)."""
@@ -171,4 +226,5 @@ def document_errors(result, generator, request, public):
         for method, operation in operations.items():
             if isinstance(operation, dict) and "responses" in operation:
                 _document_operation(path, method, operation)
+    _add_links(result)
     return result

@@ -4,7 +4,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
+from config.api import StrictInput, error_responses
 from config.errors import NotFound
 from creators.selectors import creator_earnings, creator_find, creator_of
 from creators.services import creator_create
@@ -15,8 +15,14 @@ class NotACreator(NotFound):
     default_message = "You are not a creator yet: POST creators/ first."
 
 
-class CreatorInput(serializers.Serializer):
-    handle = serializers.CharField(max_length=30)
+class CreatorInput(StrictInput):
+    handle = serializers.RegexField(
+        r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,28}[a-zA-Z0-9]$",
+        max_length=30,
+        trim_whitespace=False,
+        help_text="3 to 30 letters, digits, '-' or '_' (no '-' or '_' at the ends); stored in "
+        "lower case. Some handles are reserved (409 `handle_taken`).",
+    )
     display_name = serializers.CharField(max_length=80)
     bio = serializers.CharField(max_length=300, required=False, allow_blank=True)
 

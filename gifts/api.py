@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from config.api import (
     IDEMPOTENCY_HEADER,
+    StrictInput,
     error_responses,
     idempotency_key,
     idempotency_request_hash,
@@ -128,12 +129,16 @@ class GiftListView(APIView):
 # --- Sending --------------------------------------------------------------------------------
 
 
-class GiftSendInput(serializers.Serializer):
+class GiftSendInput(StrictInput):
     creator = serializers.CharField(max_length=30)
     gift = serializers.CharField(max_length=40)
     quantity = serializers.IntegerField(min_value=1, max_value=QUANTITY_MAX, default=1)
-    live_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    video_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    live_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]{0,64}$", required=False, allow_blank=True, trim_whitespace=False
+    )
+    video_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]{0,64}$", required=False, allow_blank=True, trim_whitespace=False
+    )
     message = serializers.CharField(
         max_length=MESSAGE_MAX, required=False, allow_blank=True, trim_whitespace=False
     )

@@ -1,6 +1,7 @@
 """Memberships API: tiers (the creator's and a creator's public list), joining and gifting,
 my memberships and cancelling (PRODUCT.md, second round)."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
@@ -9,7 +10,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
+from config.api import IDEMPOTENCY_HEADER, StrictInput, error_responses, idempotent
 from config.errors import NotFound
 from config.throttles import MoneyThrottle
 from creators.api import NotACreator
@@ -40,9 +41,11 @@ from memberships.services import (
 # --- Tiers ----------------------------------------------------------------------------------
 
 
-class TierInput(serializers.Serializer):
+class TierInput(StrictInput):
     name = serializers.CharField(max_length=NAME_MAX)
-    coins_per_month = serializers.IntegerField(min_value=1)
+    coins_per_month = serializers.IntegerField(
+        min_value=1, max_value=settings.MEMBERSHIP_TIER_MAX_COINS
+    )
     perks = serializers.CharField(max_length=PERKS_MAX, required=False, allow_blank=True)
 
 
@@ -126,9 +129,11 @@ class MyTiersView(APIView):
         return Response(tier_data(tier, own=True), status=status.HTTP_201_CREATED)
 
 
-class TierPatchInput(serializers.Serializer):
+class TierPatchInput(StrictInput):
     name = serializers.CharField(max_length=NAME_MAX, required=False)
-    coins_per_month = serializers.IntegerField(min_value=1, required=False)
+    coins_per_month = serializers.IntegerField(
+        min_value=1, max_value=settings.MEMBERSHIP_TIER_MAX_COINS, required=False
+    )
     perks = serializers.CharField(max_length=PERKS_MAX, required=False, allow_blank=True)
 
 
@@ -244,7 +249,7 @@ def membership_data(membership: Membership) -> dict:
     return MembershipOutput(raw).data
 
 
-class JoinInput(serializers.Serializer):
+class JoinInput(StrictInput):
     tier = serializers.IntegerField(min_value=1)
     gift_to = serializers.ListField(
         child=serializers.CharField(max_length=150),

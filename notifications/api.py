@@ -6,10 +6,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
+from config.api import StrictInput, error_responses
 from notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from notifications.webhooks import (
     EVENT_TYPES,
+    PREFIXES,
     webhook_delivery_replay,
     webhook_endpoint_create,
     webhook_endpoint_delete,
@@ -22,10 +23,12 @@ EVENTS_HELP = (
 )
 
 
-class EndpointInput(serializers.Serializer):
+class EndpointInput(StrictInput):
     url = serializers.URLField(max_length=500)
     events = serializers.ListField(
-        child=serializers.CharField(max_length=64),
+        child=serializers.ChoiceField(
+            choices=[*EVENT_TYPES, *(f"{prefix}.*" for prefix in PREFIXES)]
+        ),
         min_length=1,
         max_length=20,
         help_text=EVENTS_HELP,

@@ -5,7 +5,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, error_responses, idempotent
+from config.api import IDEMPOTENCY_HEADER, StrictInput, error_responses, idempotent
 from config.errors import NotFound
 from payouts.instant import payout_instant_create, payout_instant_quote
 from payouts.models import PayoutMethod, PayoutStatus, Rail
@@ -101,7 +101,11 @@ class PayoutFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=PayoutStatus.choices, required=False)
 
 
-class InstantPayoutInput(serializers.Serializer):
+class InstantPayoutInput(StrictInput):
+    diamonds = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+
+
+class InstantQuery(serializers.Serializer):
     diamonds = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
 
@@ -109,7 +113,7 @@ class PayoutListView(ListAPIView):
     serializer_class = PayoutOutput
 
     def get_queryset(self):
-        filters = PayoutFilter(data=self.request.query_params)
+        filters = PayoutFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         creator_required(user=self.request.user)
         return payouts_for_user(user=self.request.user, status=filters.validated_data.get("status"))
@@ -181,7 +185,7 @@ class InstantQuoteOutput(serializers.Serializer):
 
 class InstantQuoteView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("diamonds", OpenApiTypes.INT, required=False)],
+        parameters=[InstantQuery],
         responses={
             200: InstantQuoteOutput,
             **error_responses(
@@ -195,7 +199,7 @@ class InstantQuoteView(APIView):
         summary="What cashing out now would send, its fee, and any hold (nothing is created)",
     )
     def get(self, request):
-        data = InstantPayoutInput(data=request.query_params)
+        data = InstantQuery(data=request.query_params.dict())
         data.is_valid(raise_exception=True)
         quote = payout_instant_quote(
             user=request.user, diamonds=data.validated_data.get("diamonds")
@@ -216,9 +220,9 @@ class PayoutMethodOutput(serializers.Serializer):
         return self.context.get("onboarding_url")
 
 
-class PayoutMethodInput(serializers.Serializer):
+class PayoutMethodInput(StrictInput):
     rail = serializers.ChoiceField(choices=Rail.choices)
-    account_holder = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    account_holder = serializers.CharField(required=False, allow_blank=True, max_length=140)
     iban = serializers.CharField(required=False, allow_blank=True, max_length=64)
     password = serializers.CharField(
         write_only=True,
@@ -229,11 +233,7 @@ class PayoutMethodInput(serializers.Serializer):
 
 
 def _method_data(method: PayoutMethod, onboarding_url: str | None = None) -> dict:
-    data = PayoutMethodOutput(method, context={"onboarding_url": onboarding_url}).data
-    if method.rail == Rail.STRIPE:
-        data.pop("account_holder")
-        data.pop("iban_last4")
-    return data
+    return PayoutMethodOutput(method, context={"onboarding_url": onboarding_url}).data
 
 
 class PayoutMethodView(APIView):

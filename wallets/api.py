@@ -12,6 +12,7 @@ from accounts.client_address import client_address
 from config.api import (
     IDEMPOTENCY_HEADER,
     NewestFirstCursorPagination,
+    StrictInput,
     error_body,
     error_responses,
     idempotent,
@@ -84,7 +85,7 @@ class WalletEntriesView(ListAPIView):
     pagination_class = NewestFirstCursorPagination
 
     def get_queryset(self):
-        filters = EntryFilter(data=self.request.query_params)
+        filters = EntryFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         entries = wallet_entries(user=self.request.user)
         if kind := filters.validated_data.get("kind"):
@@ -203,9 +204,11 @@ class CoinPackagesView(APIView):
         )
 
 
-class RechargeInput(serializers.Serializer):
+class RechargeInput(StrictInput):
     package = StrictIntegerField(required=False, min_value=1, max_value=2**62)
-    coins = StrictIntegerField(required=False)
+    coins = StrictIntegerField(
+        required=False, min_value=settings.CUSTOM_COINS_MIN, max_value=settings.CUSTOM_COINS_MAX
+    )
     currency = serializers.ChoiceField(choices=list(settings.CURRENCIES))
     payment_method = serializers.CharField(required=False, max_length=255)
     confirm = serializers.BooleanField(
@@ -533,7 +536,7 @@ class NullableCoins(StrictIntegerField):
         super().__init__(required=False, allow_null=True, min_value=0, max_value=10**12, **kwargs)
 
 
-class SpendingLimitsInput(serializers.Serializer):
+class SpendingLimitsInput(StrictInput):
     daily_limit = NullableCoins(help_text="Coins per UTC day; null for none of your own.")
     monthly_limit = NullableCoins(help_text="Coins per UTC calendar month; null for none.")
     confirm_above = NullableCoins(

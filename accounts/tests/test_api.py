@@ -82,7 +82,7 @@ def test_register_bad_input_is_400_and_writes_nothing(api, overrides, field):
 def test_register_duplicate_username_case_insensitive(api):
     UserFactory(username="Taken")
     error = _assert_error(
-        api.post(REGISTER, _valid(username="taken"), format="json"), 400, "validation_error"
+        api.post(REGISTER, _valid(username="taken"), format="json"), 409, "username_taken"
     )
     assert "username" in error["fields"]
 
