@@ -394,6 +394,9 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
             recharge.price.currency,
         )
         return None
+    booked = _self_refund_found(recharge=recharge, stripe_refund=stripe_refund, amount=amount)
+    if booked is not None:
+        return booked
     coins = _refund_coins_hint(recharge, stripe_refund, amount)
     return recharge_refund_apply(
         recharge=recharge,
@@ -403,6 +406,41 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
         coins=coins,
         reason="refund found in Stripe",
     )
+
+
+def _self_refund_found(
+    *, recharge: Recharge, stripe_refund: Any, amount: Money
+) -> RechargeRefund | None:
+    """A viewer's self refund whose Stripe answer was lost (the request's transaction rolled
+    back after Stripe refunded): booked as that self refund, with its own ledger key, so the
+    viewer's retry finds it. None when it is not one, or its coins are no longer all in the
+    wallet (then it is booked like any refund found in Stripe, with a clawback)."""
+    from wallets.services.self_refund import (
+        SELF_REFUND_REASON,
+        self_refund_debit,
+        self_refund_record,
+    )
+
+    metadata = gateway.get(stripe_refund, "metadata") or {}
+    if (
+        gateway.get(metadata, "reason") != SELF_REFUND_REASON
+        or gateway.get(metadata, "recharge_id") != str(recharge.pk)
+        or recharge.status != RechargeStatus.SUCCEEDED
+        or recharge.coins_refunded
+        or amount != recharge.price
+    ):
+        return None
+    try:
+        with transaction.atomic():
+            self_refund_debit(recharge=recharge, user=recharge.user)
+            return self_refund_record(
+                recharge=recharge,
+                user=recharge.user,
+                stripe_id=gateway.get(stripe_refund, "id"),
+                key=None,
+            )
+    except RefundNotAllowed:
+        return None
 
 
 def recharge_refunds_sync(*, recharge: Recharge) -> int:

@@ -115,6 +115,14 @@ def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> Recharg
         if done.recharge_id != recharge.pk:
             raise IdempotencyConflict()
         return done
+    # A retry whose first attempt lost Stripe's answer (a timeout after Stripe refunded, so our
+    # transaction rolled back) while reconciliation or a webhook found that refund in Stripe
+    # and booked it as this viewer's self refund: it is this request's refund.
+    orphan = recharge.refunds.filter(source=RefundSource.SELF, request_key__isnull=True).first()
+    if orphan is not None:
+        RechargeRefund.objects.filter(pk=orphan.pk).update(request_key=key)
+        orphan.request_key = key
+        return orphan
     if recharge.refunds.filter(source=RefundSource.SELF).exists():
         raise AlreadyRefunded()
     if recharge.status != RechargeStatus.SUCCEEDED or recharge.coins_refunded:
@@ -128,14 +136,41 @@ def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> Recharg
         )
     if not recharge.payment_intent:  # a succeeded recharge always has one
         raise RefundNotAllowed("This purchase has no card payment to refund.")
-    wallet = wallet_get(user=user)
-    _ensure_not_frozen(wallet)
+    _ensure_not_frozen(wallet_get(user=user))
+    self_refund_debit(recharge=recharge, user=user)
+    try:
+        stripe_refund = gateway.refund_create(
+            payment_intent_id=recharge.payment_intent,
+            amount=recharge.price,
+            idempotency_key=f"applause-self-refund-{recharge.pk}",
+            metadata={
+                "recharge_id": str(recharge.pk),
+                "coins": str(recharge.coins),
+                "reason": SELF_REFUND_REASON,
+            },
+        )
+    except gateway.StripeError as exc:
+        log.warning("self refund of recharge %s failed: %s", recharge.pk, exc)
+        raise PaymentProviderError(
+            "The refund could not be issued right now; your coins are untouched. Please try again."
+        ) from exc
+    return self_refund_record(recharge=recharge, user=user, stripe_id=stripe_refund.id, key=key)
+
+
+# The metadata reason of the Stripe refunds a self refund makes: reconciliation and the webhook
+# recognise one whose answer was lost and book it as the viewer's self refund.
+SELF_REFUND_REASON = "self refund"
+
+
+def self_refund_debit(*, recharge: Recharge, user) -> None:
+    """Take the recharge's coins back from the wallet (all of them, or ``CoinsAlreadySpent``),
+    once per recharge (``AlreadyRefunded``). Inside the caller's transaction, recharge locked."""
     try:
         result = ledger_post(
             kind=TransactionKind.REFUND,
             idempotency_key=f"refund:self:{recharge.pk}",
             postings=[
-                Posting(wallet, -recharge.coins),
+                Posting(wallet_get(user=user), -recharge.coins),
                 Posting(platform_account(AccountKind.COIN_ISSUANCE), recharge.coins),
             ],
             actor=user,
@@ -147,25 +182,15 @@ def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> Recharg
         raise CoinsAlreadySpent() from exc
     if not result.created:
         raise AlreadyRefunded()
-    try:
-        stripe_refund = gateway.refund_create(
-            payment_intent_id=recharge.payment_intent,
-            amount=recharge.price,
-            idempotency_key=f"applause-self-refund-{recharge.pk}",
-            metadata={
-                "recharge_id": str(recharge.pk),
-                "coins": str(recharge.coins),
-                "reason": "self refund",
-            },
-        )
-    except gateway.StripeError as exc:
-        log.warning("self refund of recharge %s failed: %s", recharge.pk, exc)
-        raise PaymentProviderError(
-            "The refund could not be issued right now; your coins are untouched. Please try again."
-        ) from exc
+
+
+def self_refund_record(
+    *, recharge: Recharge, user, stripe_id: str, key: str | None
+) -> RechargeRefund:
+    """The refund row of a self refund whose coins ``self_refund_debit`` took back."""
     refund = RechargeRefund.objects.create(  # type: ignore[misc]  # MoneyField takes Money
         recharge=recharge,
-        stripe_id=stripe_refund.id,
+        stripe_id=stripe_id,
         source=RefundSource.SELF,
         amount=recharge.price,
         coins=recharge.coins,

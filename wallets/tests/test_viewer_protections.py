@@ -23,6 +23,7 @@ from wallets.models import (
     AccountKind,
     ChargebackAllocation,
     Entry,
+    LedgerTransaction,
     Recharge,
     RechargeRefund,
     RechargeStatus,
@@ -324,6 +325,44 @@ def test_self_refund_refused_when_spent_too_late_or_not_yours(user, user_api):
     assert stranger.post(f"/api/v1/recharges/{late.pk}/refund/", **idem()).status_code == 404
     assert not RechargeRefund.objects.exists()
     assert coins_of(user) == 1490
+    verify()
+
+
+@pytest.mark.django_db
+def test_a_self_refund_whose_answer_was_lost_is_found_and_the_retry_gets_it(user, user_api):
+    """Stripe refunded, but the request's transaction rolled back (its answer timed out):
+    reconciliation books the refund as the viewer's self refund, and the retry with the same
+    Idempotency-Key answers with that refund instead of 409 refund_not_allowed."""
+    from wallets.services.refunds import recharge_refund_from_stripe
+
+    recharge = paid(user, coins=800)
+    # What the lost attempt left at Stripe: the refund, made with the self refund's own key.
+    stripe_refund = gateway.refund_create(
+        payment_intent_id=recharge.payment_intent,
+        amount=recharge.price,
+        idempotency_key=f"applause-self-refund-{recharge.pk}",
+        metadata={"recharge_id": str(recharge.pk), "coins": "800", "reason": "self refund"},
+    )
+    assert coins_of(user) == 800  # our side of the attempt rolled back
+
+    booked = recharge_refund_from_stripe(recharge=recharge, stripe_refund=stripe_refund)
+
+    assert booked.source == RefundSource.SELF
+    assert booked.request_key is None
+    assert coins_of(user) == 0
+    key = idem()
+    retry = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **key)
+    assert retry.status_code == 201, retry.content
+    assert retry.json()["refund"]["id"] == booked.pk
+    again = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **key)
+    assert again.json()["refund"]["id"] == booked.pk
+    other = user_api.post(f"/api/v1/recharges/{recharge.pk}/refund/", **idem())
+    assert (other.status_code, other.json()["error"]["code"]) == (409, "already_refunded")
+    assert (
+        LedgerTransaction.objects.filter(idempotency_key=f"refund:self:{recharge.pk}").count() == 1
+    )
+    assert len(stripe_refunds(recharge)) == 1
+    assert coins_of(user) == 0
     verify()
 
 
