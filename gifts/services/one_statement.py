@@ -4,12 +4,14 @@ which checks every rule and writes every row (``GIFT_SEND_SQL``)."""
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.utils import timezone
 
 from config.errors import (
@@ -115,31 +117,27 @@ def _gift_send_sql(
     live_id, video_id = _clean_context(live_id, video_id)
     message = message_clean(message or "")
     goal_id = goal_id_clean(goal)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            GIFT_SEND_SQL,
-            [
-                sender.pk,
-                key,
-                (creator_handle or "").strip().lower(),
-                (gift_slug or "").strip().lower(),
-                quantity,
-                live_id,
-                video_id,
-                message,
-                country or None,
-                timezone.now(),
-                settings.MINIMUM_AGE,
-                settings.DAILY_GIFT_LIMIT,
-                settings.DIAMONDS_PER_COIN_NUM,
-                settings.DIAMONDS_PER_COIN_DEN,
-                http.key if http else None,
-                http.request_hash if http else None,
-                http.path if http else None,
-                goal_id,
-            ],
-        )
-        answer = cursor.fetchone()[0]
+    params = [
+        sender.pk,
+        key,
+        (creator_handle or "").strip().lower(),
+        (gift_slug or "").strip().lower(),
+        quantity,
+        live_id,
+        video_id,
+        message,
+        country or None,
+        timezone.now(),
+        settings.MINIMUM_AGE,
+        settings.DAILY_GIFT_LIMIT,
+        settings.DIAMONDS_PER_COIN_NUM,
+        settings.DIAMONDS_PER_COIN_DEN,
+        http.key if http else None,
+        http.request_hash if http else None,
+        http.path if http else None,
+        goal_id,
+    ]
+    answer = _call_retrying_deadlocks(params)
     if isinstance(answer, str):  # a driver without jsonb loading
         answer = json.loads(answer)
     if answer["result"] == "refused":
@@ -147,6 +145,31 @@ def _gift_send_sql(
     if answer["result"] == "conflict":
         raise IdempotencyConflict()
     return answer
+
+
+# PostgreSQL may pick a concurrent gift of the same sender as a deadlock victim (or fail a
+# serialisable check): the statement rolled back whole, and in autocommit it is safe to run
+# again (the ledger key makes a repeat a replay). Inside a caller's transaction it cannot be.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+DEADLOCK_RETRIES = 3
+
+
+def _call_retrying_deadlocks(params: list) -> Any:
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(GIFT_SEND_SQL, params)
+                return cursor.fetchone()[0]
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if (
+                sqlstate not in RETRYABLE_SQLSTATES
+                or connection.in_atomic_block
+                or attempt == DEADLOCK_RETRIES
+            ):
+                raise
+            time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))  # noqa: S311  # jitter
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _event_from_row(row: dict, sender) -> GiftEvent:

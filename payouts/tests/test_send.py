@@ -106,10 +106,13 @@ def test_the_rail_replays_a_transfer_for_the_same_payout_key(connect_fake):
     assert connect_fake.transfer_creates_per_key == {"payout-99": 1}
 
 
-def test_the_send_task_retries_network_errors_only():
+def test_the_send_task_retries_network_and_database_outages_only():
+    from config.celery import DATABASE_ERRORS
     from payouts.tasks import payout_send_task
 
-    assert payout_send_task.autoretry_for == (RailUnavailable,)
+    # A rail that cannot be reached and a database that is down (#23) are retried with
+    # backoff; anything else (a refusal, a bug) is not retried blindly.
+    assert set(payout_send_task.autoretry_for) == {RailUnavailable, *DATABASE_ERRORS}
     assert payout_send_task.retry_backoff
 
 
