@@ -13,6 +13,7 @@ Idempotency-Key) and the codes DRF itself gives for each status.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
@@ -227,4 +228,53 @@ def document_errors(result, generator, request, public):
             if isinstance(operation, dict) and "responses" in operation:
                 _document_operation(path, method, operation)
     _add_links(result)
+    return result
+
+
+# Operations grouped by resource in the docs (#21, #22): the first rule whose pattern matches the
+# path (after /api/v1/) names the tag. Order matters: specific before general.
+RESOURCE_TAGS: list[tuple[str, str, str]] = [
+    (r"^(auth/|me/$)", "auth", "Sign up, tokens, passwords and who you are."),
+    (r"^wallet/", "wallet", "Your coin balance, its history and your own spending limits."),
+    (
+        r"^(coin-packages/|recharges/|webhooks/stripe/)",
+        "recharges",
+        "Buying coins with a card (Stripe), receipts, self refunds; Stripe's webhook.",
+    ),
+    (r"^gifts/", "gifts", "The gift catalog, the creator's share of a gift, and sending gifts."),
+    (
+        r"^creators/[^/]+/live/",
+        "live",
+        "A live stream's feed of gifts and goals, and its pinned messages.",
+    ),
+    (r"^creators/[^/]+/goals/", "goals", "Goals a creator sets; gifts toward them."),
+    (
+        r"^(creators/[^/]+/(tiers|memberships|fans)/|memberships/)",
+        "memberships",
+        "Creator tiers, joining and gifting memberships, fan levels and badges.",
+    ),
+    (
+        r"^(creators/me/moderation/|messages/)",
+        "moderation",
+        "A creator's moderation of messages; reporting a message.",
+    ),
+    (r"^creators/", "creators", "Becoming a creator, profiles, leaderboards and earnings."),
+    (r"^payouts/", "payouts", "Payout methods, payouts, statements and cash-outs."),
+    (r"^webhooks/", "webhooks", "Your app's webhook endpoints and their deliveries."),
+]
+
+
+def tag_by_resource(result, generator, request, public):
+    """drf-spectacular postprocessing hook: replace the default ``api`` tag with the resource's
+    tag and list the tags, with their descriptions, in the docs' order."""
+    rules = [(re.compile(pattern), tag) for pattern, tag, _about in RESOURCE_TAGS]
+    for path, operations in result.get("paths", {}).items():
+        tail = path.split("/api/v1/", 1)[-1]
+        tag = next((tag for pattern, tag in rules if pattern.search(tail)), None)
+        if tag is None:
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and operation.get("tags", ["api"]) == ["api"]:
+                operation["tags"] = [tag]
+    result["tags"] = [{"name": tag, "description": about} for _p, tag, about in RESOURCE_TAGS]
     return result
