@@ -226,6 +226,17 @@ class Postgres:
         deadline = time.monotonic() + 30
         while any(_alive(p) for p in [pid, *children]) and time.monotonic() < deadline:
             time.sleep(0.05)
+        self.clear_stale_lock()
+
+    def clear_stale_lock(self) -> None:
+        """After a SIGKILL the postmaster's lock file stays behind, naming a process that is
+        dead but may linger as a zombie (here PID 1 does not reap at once): PostgreSQL's own
+        check (kill(pid, 0)) then takes it for a running server and refuses to start. A lock
+        file whose process is dead or a zombie is stale; an operator removes it, so do we."""
+        lock = self.data / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if not _alive(self.postmaster_pid()):
+                lock.unlink()
 
     def start_after_crash(self) -> float:
         """Start it again with the options it ran with (postmaster.opts); it runs crash
@@ -241,9 +252,17 @@ class Postgres:
                 args.append(arg)
         started = time.monotonic()
         pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log")]
-        run_as_postgres(
-            [*pg_ctl, "-o", shlex.join(args), "-w", "-t", "120", "start"], capture=False
-        )
+        for attempt in range(3):
+            self.clear_stale_lock()
+            try:
+                run_as_postgres(
+                    [*pg_ctl, "-o", shlex.join(args), "-w", "-t", "120", "start"], capture=False
+                )
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
         return time.monotonic() - started
 
     def postmaster_pid(self) -> int:
