@@ -24,9 +24,9 @@ from payouts.models import OPEN_STATUSES, Payout, PayoutEvent, PayoutMethod, Pay
 from payouts.notices import payout_notify
 from payouts.services import creator_required, diamonds_value, minimum_payout_diamonds, payout_holds
 from payouts.services.batch import _paid_this_year
-from payouts.services.transitions import _accounts, _enqueue_send
+from payouts.services.transitions import _enqueue_send
 from payouts.statements import statement_allocate
-from wallets.models import AccountKind, TransactionKind
+from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post
 
 
@@ -134,6 +134,18 @@ def payout_instant_create(*, user, diamonds=None) -> Payout:
     status = PayoutStatus.AWAITING_APPROVAL if quote.holds else PayoutStatus.REQUESTED
     try:
         with transaction.atomic():
+            # The accounts first (the in-payout one created if missing), locked in id order,
+            # as the payout batch's chunk does: the other order (payout row, then accounts)
+            # deadlocked against a batch chunk holding these accounts and waiting on the
+            # payout row's unique index.
+            available = account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=creator.user)
+            in_payout = account_get(kind=AccountKind.DIAMONDS_IN_PAYOUT, user=creator.user)
+            list(
+                Account.objects.select_for_update(no_key=True)
+                .filter(pk__in=[available.pk, in_payout.pk])
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
             payout = Payout.objects.create(
                 creator=creator,
                 diamonds=quote.diamonds,
@@ -152,7 +164,6 @@ def payout_instant_create(*, user, diamonds=None) -> Payout:
                 actor=user,
                 note=("cash out now; " + payout.hold_reason).strip("; ")[:500],
             )
-            available, in_payout = _accounts(payout)
             ledger_post(
                 kind=TransactionKind.PAYOUT_CREATED,
                 idempotency_key=f"payout-created:{payout.pk}",

@@ -325,7 +325,8 @@ def _domain_errors():
     from config.errors import DomainError
 
     for config in apps.get_app_configs():
-        if not config.path.startswith(str(_repo())):
+        # Our apps only: the repository's own .venv (a fresh clone's) holds third-party apps.
+        if not config.path.startswith(str(_repo())) or "site-packages" in config.path:
             continue
         for info in pkgutil.walk_packages([config.path], prefix=f"{config.name}."):
             if ".tests" in info.name or ".migrations" in info.name:
