@@ -48,11 +48,11 @@ def _signed_in(browser, live_server, user, **context):
     return ctx.new_page()
 
 
-def _gift(sender, message, live_id, goal=None):
+def _gift(sender, message, live_id, goal=None, gift_slug="crown"):
     return gift_send(
         sender=sender,
         creator_handle="onair",
-        gift_slug="crown",
+        gift_slug=gift_slug,
         live_id=live_id,
         message=message,
         client_key=str(uuid.uuid4()),
@@ -66,6 +66,9 @@ def test_control_room_and_overlay_pinned_strip(live_server, browser, settings):
     settings.LIVE_PIN_TIERS = TIERS
     settings.LIVE_PIN_POLL_SECONDS = 0.2
     GiftFactory(slug="crown", name="Crown", coins=1000)
+    # Another gift for the held message: the same sender and gift within a few seconds join
+    # the earlier card's combo (its id), which on a fast machine hid the new card's own id.
+    GiftFactory(slug="tiara", name="Tiara", coins=1000)
     creator = make_creator("onair")
     live_id = creator_live_start(creator=creator).live_id
     fan = fund(UserFactory(username="fan"), 100_000)
@@ -113,7 +116,7 @@ def test_control_room_and_overlay_pinned_strip(live_server, browser, settings):
     room.locator("#hold-messages").check()
     room.get_by_role("button", name="Save rules").click()
     expect(room.get_by_text("Moderation settings saved.")).to_be_visible()
-    held = _gift(fan, "Please approve me", live_id)
+    held = _gift(fan, "Please approve me", live_id, gift_slug="tiara")
     card = overlay.locator(f'.gift-card[data-combo-id="{held.pk}"]')
     expect(card).to_be_visible(timeout=5000)
     expect(card).not_to_contain_text("Please approve me")
