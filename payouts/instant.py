@@ -26,8 +26,9 @@ from payouts.services import creator_required, diamonds_value, minimum_payout_di
 from payouts.services.batch import _paid_this_year
 from payouts.services.transitions import _enqueue_send
 from payouts.statements import statement_allocate
-from wallets.models import Account, AccountKind, TransactionKind
+from wallets.models import AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post
+from wallets.services.bulk import accounts_lock
 
 
 class PayoutOpen(DomainError):
@@ -140,12 +141,7 @@ def payout_instant_create(*, user, diamonds=None) -> Payout:
             # payout row's unique index.
             available = account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=creator.user)
             in_payout = account_get(kind=AccountKind.DIAMONDS_IN_PAYOUT, user=creator.user)
-            list(
-                Account.objects.select_for_update(no_key=True)
-                .filter(pk__in=[available.pk, in_payout.pk])
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
+            accounts_lock(account_ids=[available.pk, in_payout.pk])
             payout = Payout.objects.create(
                 creator=creator,
                 diamonds=quote.diamonds,

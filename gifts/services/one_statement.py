@@ -155,21 +155,21 @@ DEADLOCK_RETRIES = 3
 
 
 def _call_retrying_deadlocks(params: list) -> Any:
-    for attempt in range(DEADLOCK_RETRIES + 1):
+    for attempt in range(DEADLOCK_RETRIES):
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(GIFT_SEND_SQL, params)
-                return cursor.fetchone()[0]
+            return _call(params)
         except OperationalError as exc:
             sqlstate = getattr(exc.__cause__, "sqlstate", None)
-            if (
-                sqlstate not in RETRYABLE_SQLSTATES
-                or connection.in_atomic_block
-                or attempt == DEADLOCK_RETRIES
-            ):
+            if sqlstate not in RETRYABLE_SQLSTATES or connection.in_atomic_block:
                 raise
             time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))  # noqa: S311  # jitter
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _call(params)  # the last try: its error is the answer
+
+
+def _call(params: list) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(GIFT_SEND_SQL, params)
+        return cursor.fetchone()[0]
 
 
 def _event_from_row(row: dict, sender) -> GiftEvent:
