@@ -6,7 +6,7 @@ from accounts.models import IdempotencyRecord, User
 
 @admin.register(User)
 class ApplauseUserAdmin(UserAdmin):
-    fieldsets = (*UserAdmin.fieldsets, ("Age", {"fields": ("date_of_birth",)}))
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Age", {"fields": ("date_of_birth",)}))
     add_fieldsets = (*UserAdmin.add_fieldsets, ("Age", {"fields": ("date_of_birth",)}))
     list_display = ("username", "email", "date_of_birth", "is_staff", "date_joined")
 

@@ -9,13 +9,18 @@ back with the change it records. The staff console (on top) only reads it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
 from accounts.client_address import client_address
 from accounts.models import AuditLog
 from config.errors import DomainError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.models import User
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,7 +32,7 @@ def _jsonable(value: Any) -> Any:
 
 def audit_record(
     *,
-    actor,
+    actor: User | AnonymousUser | None,
     action: str,
     obj=None,
     before: dict | None = None,
@@ -62,7 +67,9 @@ class OwnAccountRefused(DomainError):
     )
 
 
-def refuse_own_account(*, actor, owner, action: str, obj=None, request=None) -> None:
+def refuse_own_account(
+    *, actor: User | AnonymousUser | None, owner: User | None, action: str, obj=None, request=None
+) -> None:
     """Refuse (and audit) a staff action on the actor's own wallet, creator profile or payouts.
 
     Call it before the action opens its transaction: the refusal's audit row is written (and,

@@ -1,11 +1,12 @@
 """Demo users for ``make run``. Idempotent: running it again changes nothing."""
 
 from datetime import date
+from typing import Any
 
 from django.contrib.auth import get_user_model
 
 DEMO_PASSWORD = "applause-demo"  # noqa: S105 (the demo logins make run prints)
-DEMO_USERS = {
+DEMO_USERS: dict[str, dict[str, Any]] = {
     "staff": {"email": "staff@example.com", "is_staff": True, "is_superuser": True},
     "viewer": {"email": "viewer@example.com"},
     "creator": {"email": "creator@example.com"},

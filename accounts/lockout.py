@@ -25,6 +25,7 @@ import hashlib
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,6 +37,10 @@ from django.dispatch import receiver
 
 from accounts.client_address import client_address
 from config.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 UserModel = get_user_model()
 log = logging.getLogger(__name__)
@@ -210,5 +215,5 @@ def _on_login_failed(sender, credentials, request=None, **kwargs):
 
 
 @receiver(user_logged_in)
-def _on_logged_in(sender, request, user, **kwargs):
+def _on_logged_in(sender, request, user: User, **kwargs):
     clear(user.get_username(), request)

@@ -11,9 +11,13 @@ call goes the other way through this registry, decided at start-up, not at impor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 VERIFY_EMAIL = "verify_email"  # sender(user=)
 PASSWORD_RESET = "password_reset"  # noqa: S105 (a mail's kind) sender(user=, reset_url=, request_id=)
@@ -29,7 +33,7 @@ def account_mail_register(*, kind: str, sender: Callable[..., Any]) -> None:
     _senders[kind] = sender
 
 
-def account_mail_send(*, kind: str, user, **context: Any) -> Any:
+def account_mail_send(*, kind: str, user: User, **context: Any) -> Any:
     """Send (queue) mail of ``kind`` to ``user`` through the registered sender, in the
     caller's transaction. No sender registered is a configuration error, never a silent drop."""
     sender = _senders.get(kind)

@@ -4,7 +4,6 @@ import uuid
 from datetime import date
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
@@ -17,10 +16,10 @@ from django.utils.http import urlsafe_base64_encode
 from knox.models import AuthToken
 
 from accounts.mail import PASSWORD_RESET, VERIFY_EMAIL, account_mail_send
+from accounts.models import User
 from config.errors import DomainError, InvalidInput
 
 log = logging.getLogger(__name__)
-User = get_user_model()
 
 
 class UsernameTaken(DomainError):
@@ -64,7 +63,7 @@ def user_register(*, username: str, email: str, password: str, date_of_birth: da
     return candidate
 
 
-def token_issue(*, user) -> str:
+def token_issue(*, user: "User") -> str:
     """A new API token for one device (sign-in); returns the key, shown this once.
 
     Only a SHA-512 digest is stored; the token expires after ``API_TOKEN_TTL_HOURS``.
@@ -78,7 +77,7 @@ def token_revoke(*, token: AuthToken) -> None:
     AuthToken.objects.filter(pk=token.pk).delete()
 
 
-def tokens_revoke_all(*, user, keep: AuthToken | None = None) -> int:
+def tokens_revoke_all(*, user: "User", keep: AuthToken | None = None) -> int:
     """Revoke every API token of ``user`` (all but ``keep``); returns how many."""
     tokens = AuthToken.objects.filter(user=user)
     if keep is not None:
@@ -96,7 +95,7 @@ class WrongPassword(DomainError):
     default_message = "The current password is not right."
 
 
-def _password_check_new(user, new_password: str) -> None:
+def _password_check_new(user: "User", new_password: str) -> None:
     try:
         validate_password(new_password, user=user)
     except DjangoValidationError as exc:
@@ -105,7 +104,7 @@ def _password_check_new(user, new_password: str) -> None:
 
 @transaction.atomic
 def password_change(
-    *, user, old_password: str, new_password: str, keep_token: AuthToken | None = None
+    *, user: "User", old_password: str, new_password: str, keep_token: AuthToken | None = None
 ) -> int:
     """Set a new password after checking the current one; revokes every API token but
     ``keep_token`` (the caller's) and returns how many. Other sessions end by themselves: a
@@ -119,7 +118,7 @@ def password_change(
 
 
 @transaction.atomic
-def password_reset_done(*, user) -> int:
+def password_reset_done(*, user: "User") -> int:
     """After a reset (the password is already saved): every API token goes."""
     return tokens_revoke_all(user=user)
 
@@ -188,7 +187,7 @@ def password_reset_send(*, email: str, site_url: str, request_id: str) -> int:
     return queued
 
 
-def idempotency_claim(*, user, key: str, request_hash: str, path: str) -> None:
+def idempotency_claim(*, user: "User", key: str, request_hash: str, path: str) -> None:
     """Inside the caller's transaction: the (user, key) record, unfinished (status 0), for a
     handler that commits in phases (``config.api.idempotent_phased``). A record already there
     for the same request is left as it is; for another request it is 409."""

@@ -5,7 +5,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import IntegrityError, transaction
@@ -18,6 +18,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, IdempotencyConflict, InvalidInput, database_error
 from config.openapi import error_responses, status_text  # noqa: F401  (the views' import)
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,14 @@ _DRF_CODES = {
     exceptions.Throttled: "throttled",
     exceptions.ValidationError: "validation_error",
 }
+
+
+def signed_in_user(request: Any) -> "User":
+    """The signed-in user of a view that requires one, typed as the User (never anonymous)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return cast("User", user)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -56,10 +67,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         log_database_error(exc, context.get("request"))
         exc = transient
     if isinstance(exc, DomainError):
-        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        refusal = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
         if exc.retry_after is not None:
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            refusal["Retry-After"] = str(exc.retry_after)
+        return refusal
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -73,8 +84,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
         response.data = error_body(code, _first_message(detail) or "Invalid input.", fields)
     else:
-        detail = getattr(exc, "detail", str(exc))
-        response.data = error_body(code, _first_message(detail))
+        raw: Any = getattr(exc, "detail", str(exc))
+        response.data = error_body(code, _first_message(raw))
     return response
 
 
@@ -103,6 +114,7 @@ def database_error_response(request, exc: BaseException):
     if error is None:
         return None
     log_database_error(exc, request)
+    response: HttpResponse
     if request.path.startswith("/api/"):
         response = JsonResponse(error_body(error.code, error.message), status=error.status)
     else:
@@ -249,6 +261,8 @@ def _json_type_error(field: serializers.Field, value: Any) -> str | None:
         if not isinstance(value, list):
             return "Must be a list."
         child = field.child
+        if child is None:
+            return None
         return next((e for e in (_json_type_error(child, v) for v in value) if e), None)
     if isinstance(field, serializers.DictField | serializers.JSONField):
         return None
@@ -264,12 +278,13 @@ class StrictInput(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            errors = {}
-            for field in self._writable_fields:
-                value = data.get(field.field_name)
-                problem = _json_type_error(field, value)
+            errors: dict[str, list[str]] = {}
+            for name, field in self.fields.items():
+                if field.read_only:
+                    continue  # what DRF's _writable_fields leaves out
+                problem = _json_type_error(field, data.get(name))
                 if problem:
-                    errors[field.field_name] = [problem]
+                    errors[name] = [problem]
             if errors:
                 raise exceptions.ValidationError(errors)
         return super().to_internal_value(data)
@@ -385,6 +400,7 @@ def idempotent(request, handler: Callable[[], Response]) -> Response:
             )
             with transaction.atomic():
                 record.save(force_insert=True)
+            response: Response | None
             try:
                 with transaction.atomic():
                     response = handler()
@@ -426,6 +442,7 @@ def idempotent_phased(request, handler: Callable[[str, str], Response]) -> Respo
             raise IdempotencyConflict()
         if existing.response_status:
             return replayed(existing.response_status, existing.response_body)
+    response: Response | None
     try:
         response = handler(key, request_hash)
     except (DomainError, exceptions.APIException) as exc:

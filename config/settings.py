@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -298,7 +299,7 @@ REST_KNOX = {
 # Password reset: links work this long; at most this many reset mails per address an hour.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_MINUTES", default=60) * 60
 PASSWORD_RESET_MAILS_PER_HOUR = env.int("PASSWORD_RESET_MAILS_PER_HOUR", default=3)
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Applause API",
     "DESCRIPTION": "Coins, gifts, creator earnings and payouts.",
     "VERSION": "1.0.0",

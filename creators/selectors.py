@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
@@ -15,6 +16,9 @@ from creators.models import Creator, LiveSession
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 from wallets.services import account_balance
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def creator_find(*, handle: str) -> Creator | None:
     # Handles are stored lower-case (creator_create), so this is a unique-index lookup.
@@ -24,7 +28,7 @@ def creator_find(*, handle: str) -> Creator | None:
     return Creator.objects.select_related("user").filter(handle=handle).first()
 
 
-def creator_of(*, user) -> Creator | None:
+def creator_of(*, user: User) -> Creator | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return Creator.objects.filter(user=user).first()

@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -26,6 +27,10 @@ from wallets.services.bulk import (
     chunks_in_parallel,
     ledger_move_bulk,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ def _clean_handle(handle: str) -> str:
 
 
 @transaction.atomic
-def creator_create(*, user, handle: str, display_name: str, bio: str = "") -> Creator:
+def creator_create(*, user: User, handle: str, display_name: str, bio: str = "") -> Creator:
     """Make ``user`` a creator with a unique handle and their diamond accounts.
 
     Anyone may set up a profile; receiving gifts needs an adult (checked per gift).
@@ -175,7 +180,7 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
     return results
 
 
-def earnings_release_by_staff(*, creator: Creator, actor, request=None) -> ReleaseResult:
+def earnings_release_by_staff(*, creator: Creator, actor: User, request=None) -> ReleaseResult:
     """Finance releases one creator's matured earnings now, instead of waiting for the hourly
     run. Staff never release their own (refused and audited before the transaction, so the
     refusal's row stays); the release is audited (``earnings_release``) in its transaction."""

@@ -296,7 +296,7 @@ class GiftSendView(APIView):
 
 class BadgeOutput(serializers.Serializer):
     kind = serializers.CharField(help_text="member, level or top3")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.label
     value = serializers.IntegerField(help_text="member: months; level: the level; top3: rank")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -34,6 +35,10 @@ from gifts.models import GiftEvent, Goal, GoalStatus
 from notifications.webhooks import webhook_event_emit
 from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post, platform_account
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,7 @@ def _goal_settings() -> tuple[int, int, int]:
 def goal_create(
     *,
     creator,
-    actor,
+    actor: User,
     title: str,
     target_coins: int,
     deadline: datetime,

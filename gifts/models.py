@@ -90,6 +90,11 @@ class GiftEvent(models.Model):
     (``on_delete=PROTECT``) and the rows are never deleted.
     """
 
+    # Set by ``gift_send`` on the event it returns (not columns): whether this call sent the
+    # gift (False: a repeated key) and the sender's coins after it.
+    created: bool
+    wallet_coins: int
+
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gifts_sent"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -78,7 +79,7 @@ def leaderboard(
     return result
 
 
-_COLUMN = {"coins": "total", "days": "days"}
+_COLUMN: dict[str, Literal["total", "days"]] = {"coins": "total", "days": "days"}
 
 
 # --- Levels ---------------------------------------------------------------------------------

@@ -10,7 +10,13 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, StrictInput, error_responses, idempotent
+from config.api import (
+    IDEMPOTENCY_HEADER,
+    StrictInput,
+    error_responses,
+    idempotent,
+    signed_in_user,
+)
 from config.errors import NotFound
 from config.throttles import MoneyThrottle
 from creators.api import NotACreator
@@ -344,7 +350,7 @@ class MyMembershipsView(ListAPIView):
     serializer_class = MembershipOutput
 
     def get_queryset(self):
-        return memberships_of(user=self.request.user)
+        return memberships_of(user=signed_in_user(self.request))
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset()) or []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
@@ -17,6 +18,9 @@ from memberships.models import (
     MembershipStatus,
     Tier,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def live_q(prefix: str = "", now: datetime | None = None) -> Q:
@@ -43,7 +47,7 @@ def tiers_of(*, creator_id: int) -> QuerySet[Tier]:
     )
 
 
-def memberships_of(*, user) -> QuerySet[Membership]:
+def memberships_of(*, user: User) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(member=user)
         .select_related("creator", "tier", "next_tier")
@@ -80,7 +84,7 @@ def renewal_preview(membership: Membership) -> Renewal | None:
     return Renewal(at, coins, tier.pk, tier.name, coins != membership.coins_per_month)
 
 
-def notices_of(*, user, limit: int = 10) -> QuerySet[MembershipEvent]:
+def notices_of(*, user: User, limit: int = 10) -> QuerySet[MembershipEvent]:
     return (
         MembershipEvent.objects.filter(membership__member=user, kind__in=NOTIFY_KINDS)
         .select_related("membership__creator")

@@ -6,6 +6,8 @@ None of it touches the gift: decisions sit in their own rows, keyed by the gift 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -27,6 +29,10 @@ from moderation.models import (
     ReportStatus,
 )
 from moderation.selectors import SHOWN, message_fate, policy_for, policy_forget
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 NOTE_MAX = 500
 
@@ -77,7 +83,7 @@ def _clean_words(words) -> list[str]:
 def moderation_update(
     *,
     creator: Creator,
-    actor,
+    actor: User,
     blocked_words: list[str] | None = None,
     hold_messages: bool | None = None,
 ) -> CreatorModeration:
@@ -113,7 +119,7 @@ def _viewer(username: str):
 
 
 @transaction.atomic
-def viewer_mute(*, creator: Creator, actor, username: str) -> MutedViewer:
+def viewer_mute(*, creator: Creator, actor: User, username: str) -> MutedViewer:
     """Hide a viewer's messages to this creator (idempotent): their gifts still arrive."""
     viewer = _viewer(username)
     muted, created = MutedViewer.objects.get_or_create(creator=creator, user=viewer)
@@ -124,7 +130,7 @@ def viewer_mute(*, creator: Creator, actor, username: str) -> MutedViewer:
 
 
 @transaction.atomic
-def viewer_unmute(*, creator: Creator, actor, username: str) -> None:
+def viewer_unmute(*, creator: Creator, actor: User, username: str) -> None:
     viewer = _viewer(username)
     deleted, _ = MutedViewer.objects.filter(creator=creator, user=viewer).delete()
     if not deleted:
@@ -158,7 +164,7 @@ def _decision(event: GiftEvent) -> MessageDecision:
 
 
 def _decide(
-    *, creator: Creator, actor, event_id, action: str, field: str, **extra
+    *, creator: Creator, actor: User, event_id, action: str, field: str, **extra
 ) -> MessageDecision:
     """Stamp ``field`` (approved_at, hidden_at or dismissed_at) once; a repeat changes nothing."""
     event = _creator_message(creator=creator, event_id=event_id)
@@ -175,7 +181,7 @@ def _decide(
 
 
 @transaction.atomic
-def message_approve(*, creator: Creator, actor, event_id) -> MessageDecision:
+def message_approve(*, creator: Creator, actor: User, event_id) -> MessageDecision:
     """Show a held message (a hidden one stays hidden). Idempotent."""
     return _decide(
         creator=creator,
@@ -187,7 +193,7 @@ def message_approve(*, creator: Creator, actor, event_id) -> MessageDecision:
 
 
 @transaction.atomic
-def message_reject(*, creator: Creator, actor, event_id) -> MessageDecision:
+def message_reject(*, creator: Creator, actor: User, event_id) -> MessageDecision:
     """Hide a message for good (held or already shown): it leaves the feed and the pins."""
     return _decide(
         creator=creator,
@@ -200,7 +206,7 @@ def message_reject(*, creator: Creator, actor, event_id) -> MessageDecision:
 
 
 @transaction.atomic
-def message_dismiss(*, creator: Creator, actor, event_id) -> MessageDecision:
+def message_dismiss(*, creator: Creator, actor: User, event_id) -> MessageDecision:
     """Take a message off the pinned strip before its time is up. Idempotent."""
     return _decide(
         creator=creator,
@@ -256,7 +262,9 @@ def message_report(
 
 
 @transaction.atomic
-def reports_resolve(*, actor, event_id: int, hide: bool, reason: str = "", request=None) -> int:
+def reports_resolve(
+    *, actor: User, event_id: int, hide: bool, reason: str = "", request=None
+) -> int:
     """Support's answer to a reported message: hide it (everywhere messages show) or dismiss
     its reports. Closes every open report of that message; returns how many."""
     event = GiftEvent.objects.filter(pk=event_id).first()

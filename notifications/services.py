@@ -12,7 +12,7 @@ import smtplib
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +24,10 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from notifications.models import EmailCategory, EmailPreference, EmailStatus, OutboxEmail
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +44,12 @@ class InvalidLink(DomainError):
 # --- Preferences and verification ------------------------------------------------------------
 
 
-def preference_get(*, user) -> EmailPreference:
+def preference_get(*, user: User) -> EmailPreference:
     preference, _created = EmailPreference.objects.get_or_create(user=user)
     return preference
 
 
-def email_is_verified(*, user) -> bool:
+def email_is_verified(*, user: User) -> bool:
     preference = EmailPreference.objects.filter(user=user).first()
     return bool(preference and preference.is_verified_for(user.email))
 
@@ -54,13 +58,13 @@ def site_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def verification_link(*, user) -> str:
+def verification_link(*, user: User) -> str:
     token = signing.dumps({"u": user.pk, "e": user.email.lower()}, salt=VERIFY_SALT)
     return site_url(f"/email/verify/{token}/")
 
 
 @transaction.atomic
-def email_verification_send(*, user) -> OutboxEmail | None:
+def email_verification_send(*, user: User) -> OutboxEmail | None:
     """Queue the sign-up (or "resend") verification message. A new one per call and address."""
     if not user.email or email_is_verified(user=user):
         return None
@@ -96,11 +100,11 @@ def email_verify(*, token: str):
     return user
 
 
-def unsubscribe_token(*, user, category: str) -> str:
+def unsubscribe_token(*, user: User, category: str) -> str:
     return signing.dumps({"u": user.pk, "c": category}, salt=UNSUBSCRIBE_SALT)
 
 
-def unsubscribe_link(*, user, category: str) -> str:
+def unsubscribe_link(*, user: User, category: str) -> str:
     return site_url(f"/email/unsubscribe/{unsubscribe_token(user=user, category=category)}/")
 
 
@@ -118,7 +122,7 @@ def unsubscribe_read(*, token: str):
 
 
 @transaction.atomic
-def preference_set(*, user, weekly_digest: bool) -> EmailPreference:
+def preference_set(*, user: User, weekly_digest: bool) -> EmailPreference:
     preference = preference_get(user=user)
     EmailPreference.objects.filter(pk=preference.pk).update(
         weekly_digest=weekly_digest, updated_at=timezone.now()
@@ -134,7 +138,9 @@ def email_unsubscribe(*, token: str) -> EmailPreference:
 
 
 @transaction.atomic
-def password_reset_mail_enqueue(*, user, reset_url: str, request_id: str) -> OutboxEmail | None:
+def password_reset_mail_enqueue(
+    *, user: User, reset_url: str, request_id: str
+) -> OutboxEmail | None:
     """The password reset link, a ``security`` mail (an unverified address gets it too: it is
     how a locked-out owner gets back in). Registered as accounts' ``password_reset`` sender
     (``accounts.mail``); one row per reset request and account."""
@@ -166,7 +172,7 @@ def email_render(*, template: str, context: dict[str, Any]) -> Rendered:
     return Rendered(subject=" ".join(subject.split())[:255], text=body.strip() + "\n", html=html)
 
 
-def _skip_reason(*, user, category: str) -> str:
+def _skip_reason(*, user: User, category: str) -> str:
     if not user.email:
         return "no email address"
     if not user.is_active:
@@ -184,7 +190,7 @@ def _skip_reason(*, user, category: str) -> str:
 def email_enqueue(
     *,
     event: str,
-    user,
+    user: User,
     template: str,
     category: str = EmailCategory.ACCOUNT,
     context: dict[str, Any] | None = None,

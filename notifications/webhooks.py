@@ -26,7 +26,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -43,6 +43,10 @@ from notifications.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def url_target(url: str) -> Target:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError, UnicodeError):
         raise UnsafeUrl("That host name does not resolve.", fields={"url": ["Unknown host."]})
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not allow_private and not all(_address_allowed(a) for a in addresses):
         raise UnsafeUrl(
             "That URL points to a private, loopback or link-local address.",
@@ -213,7 +217,7 @@ def _has_endpoints_key(user_id: int) -> str:
 
 
 @transaction.atomic
-def webhook_endpoint_create(*, user, url: str, events: Any) -> WebhookEndpoint:
+def webhook_endpoint_create(*, user: User, url: str, events: Any) -> WebhookEndpoint:
     if not getattr(user, "is_creator", False):
         raise NotACreator()
     cleaned = _events_clean(events)
@@ -228,14 +232,14 @@ def webhook_endpoint_create(*, user, url: str, events: Any) -> WebhookEndpoint:
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, user, endpoint_id: int) -> None:
+def webhook_endpoint_delete(*, user: User, endpoint_id: int) -> None:
     deleted, _ = WebhookEndpoint.objects.filter(pk=endpoint_id, owner=user).delete()
     if not deleted:
         raise NotFound()
     transaction.on_commit(lambda: cache.delete(_has_endpoints_key(user.pk)))
 
 
-def webhook_endpoint_get(*, user, endpoint_id: int) -> WebhookEndpoint:
+def webhook_endpoint_get(*, user: User, endpoint_id: int) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, owner=user).first()
     if endpoint is None:
         raise NotFound()
@@ -435,7 +439,7 @@ def webhook_flush_all() -> int:
 
 
 @transaction.atomic
-def webhook_delivery_replay(*, user, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
+def webhook_delivery_replay(*, user: User, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
     """Send one event again (a delivered one too: receivers dedupe on the event id), with a
     fresh retry window. Replaying on a disabled endpoint turns it back on."""
     endpoint = webhook_endpoint_get(user=user, endpoint_id=endpoint_id)

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -53,6 +54,8 @@ class _Echo:
 
 
 class ReadOnlyMixin:
+    model: type[models.Model]
+
     def has_add_permission(self, request, obj=None):
         return False
 

@@ -1,3 +1,5 @@
+from typing import Any, cast
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -5,7 +7,13 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import IDEMPOTENCY_HEADER, StrictInput, error_responses, idempotent
+from config.api import (
+    IDEMPOTENCY_HEADER,
+    StrictInput,
+    error_responses,
+    idempotent,
+    signed_in_user,
+)
 from config.errors import NotFound
 from payouts.instant import payout_instant_create, payout_instant_quote
 from payouts.models import PayoutMethod, PayoutStatus, Rail
@@ -77,7 +85,7 @@ class PayoutOutput(serializers.Serializer):
         return payout_failure_words(payout)
 
     def _words(self, payout) -> StatusWords:
-        cache = self.context.setdefault("words", {})
+        cache = cast(dict[str, Any], self.context).setdefault("words", {})
         if payout.pk not in cache:
             cache[payout.pk] = payout_status_words(payout, method=self.context.get("method"))
         return cache[payout.pk]
@@ -115,11 +123,12 @@ class PayoutListView(ListAPIView):
     def get_queryset(self):
         filters = PayoutFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        creator_required(user=self.request.user)
-        return payouts_for_user(user=self.request.user, status=filters.validated_data.get("status"))
+        user = signed_in_user(self.request)
+        creator_required(user=user)
+        return payouts_for_user(user=user, status=filters.validated_data.get("status"))
 
     def get_serializer_context(self):
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if self.request.user.is_authenticated:
             context["method"] = payout_method_for_user(user=self.request.user)
         return context
@@ -337,9 +346,10 @@ class StatementLineOutput(serializers.Serializer):
 
 class StatementGroupOutput(serializers.Serializer):
     day = serializers.DateField()
-    context = serializers.CharField()
+    # Fields named like Field attributes: DRF's metaclass moves declared fields aside.
+    context = serializers.CharField()  # type: ignore[assignment]
     context_id = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     diamonds = serializers.IntegerField()
     lines = StatementLineOutput(many=True, source="rows")
 

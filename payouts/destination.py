@@ -10,7 +10,7 @@ refused by the sender's own re-check of the method (``destination_changed``).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -129,7 +129,7 @@ def destination_change_undo(*, token: str, request=None) -> PayoutMethod:
     previous = dict(change.previous)
     for name in ("verified_at", "destination_changed_at"):
         if previous[name]:
-            previous[name] = timezone.datetime.fromisoformat(previous[name])
+            previous[name] = datetime.fromisoformat(previous[name])
     before = _snapshot(method)
     for name in RESTORED_FIELDS:
         setattr(method, name, previous[name])

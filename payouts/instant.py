@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +30,9 @@ from payouts.statements import statement_allocate
 from wallets.models import AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post
 from wallets.services.bulk import accounts_lock
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class PayoutOpen(DomainError):
@@ -98,7 +102,7 @@ def _method(creator) -> PayoutMethod:
     return method
 
 
-def payout_instant_quote(*, user, diamonds=None) -> InstantQuote:
+def payout_instant_quote(*, user: User, diamonds=None) -> InstantQuote:
     """What cashing out now would send, and why it might be held (shown before confirming)."""
     creator = creator_required(user=user)
     if not creator.is_active:
@@ -127,7 +131,7 @@ def payout_instant_quote(*, user, diamonds=None) -> InstantQuote:
     )
 
 
-def payout_instant_create(*, user, diamonds=None) -> Payout:
+def payout_instant_create(*, user: User, diamonds=None) -> Payout:
     """Create the creator's instant payout and queue it for the rail after the commit."""
     quote = payout_instant_quote(user=user, diamonds=diamonds)
     creator = creator_required(user=user)
@@ -142,7 +146,7 @@ def payout_instant_create(*, user, diamonds=None) -> Payout:
             available = account_get(kind=AccountKind.DIAMONDS_AVAILABLE, user=creator.user)
             in_payout = account_get(kind=AccountKind.DIAMONDS_IN_PAYOUT, user=creator.user)
             accounts_lock(account_ids=[available.pk, in_payout.pk])
-            payout = Payout.objects.create(
+            payout = Payout.objects.create(  # type: ignore[misc]  # djmoney: MoneyField takes Money
                 creator=creator,
                 diamonds=quote.diamonds,
                 amount=quote.amount,

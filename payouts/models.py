@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
+from djmoney.money import Money
 
 from creators.models import Creator
 
@@ -137,7 +138,7 @@ class Payout(models.Model):
         PayoutBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts"
     )
     diamonds = models.BigIntegerField()
-    amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    amount: Money = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
     status = models.CharField(
         max_length=20, choices=PayoutStatus.choices, default=PayoutStatus.REQUESTED
     )
@@ -168,7 +169,7 @@ class Payout(models.Model):
     # "Cash out now" (payouts.instant): asked for by the creator, outside the weekly batch, for
     # a fee kept from the amount (``amount`` is what is sent: the diamonds' value minus ``fee``).
     is_instant = models.BooleanField(default=False)
-    fee = MoneyField(max_digits=14, decimal_places=2, default=0, default_currency="USD")
+    fee: Money = MoneyField(max_digits=14, decimal_places=2, default=0, default_currency="USD")  # type: ignore[assignment]
 
     class Meta:
         constraints = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -13,6 +14,10 @@ from djmoney.money import Money
 
 from payouts.models import OPEN_STATUSES, Payout, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
 from wallets.models import Account, AccountKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +42,14 @@ def payout_failure_words(payout: Payout) -> str:
     return FAILURE_WORDS.get(payout.failure_code, DEFAULT_FAILURE_WORDS)
 
 
-def payouts_for_user(*, user, status: str | None = None) -> QuerySet[Payout]:
+def payouts_for_user(*, user: User, status: str | None = None) -> QuerySet[Payout]:
     payouts = Payout.objects.filter(creator__user=user).order_by("-created_at", "-id")
     if status:
         payouts = payouts.filter(status=status)
     return payouts
 
 
-def payout_method_for_user(*, user) -> PayoutMethod | None:
+def payout_method_for_user(*, user: User) -> PayoutMethod | None:
     return PayoutMethod.objects.filter(creator__user=user).first()
 
 
@@ -76,7 +81,7 @@ def next_payout_run(now: datetime | None = None) -> datetime | None:
 # Business days we promise (documented in docs/statements-and-live.md): staff review, and how
 # long each rail takes from our send to the creator's bank account.
 APPROVAL_BUSINESS_DAYS = 2
-RAIL_BUSINESS_DAYS = {Rail.STRIPE: 2, Rail.MANUAL: 3}
+RAIL_BUSINESS_DAYS: dict[str, int] = {Rail.STRIPE: 2, Rail.MANUAL: 3}
 METHOD_PAGE = "/creator/payout-method/"
 SUPPORT_EMAIL = "payouts@applause.example"
 
@@ -240,7 +245,7 @@ class NextPayout:
 
 
 def next_payout_estimate(
-    *, user, method: PayoutMethod | None = None, has_open: bool | None = None
+    *, user: User, method: PayoutMethod | None = None, has_open: bool | None = None
 ) -> NextPayout:
     """The next payout: how much and when, or what blocks it and what to do about it."""
     from payouts.services import diamonds_value, minimum_payout_diamonds
@@ -289,7 +294,13 @@ def next_payout_estimate(
     if not blocked and run is not None and method is not None:
         expected = add_business_days(run, RAIL_BUSINESS_DAYS.get(method.rail, 3))
     held_until = method.destination_held_until if method is not None else None
-    if not blocked and held_until is not None and run is not None and held_until > run:
+    if (
+        not blocked
+        and method is not None
+        and held_until is not None
+        and run is not None
+        and held_until > run
+    ):
         warning = (
             f"Your payout method was set or changed recently: payouts to it wait until "
             f"{held_until:%Y-%m-%d %H:%M} UTC ({settings.PAYOUT_DESTINATION_HOLD_HOURS}-hour "
@@ -323,7 +334,7 @@ class PayoutPanel:
     has_open: bool = False  # a payout on its way: "Cash out now" waits for it
 
 
-def payout_panel(*, user, limit: int = 10) -> PayoutPanel:
+def payout_panel(*, user: User, limit: int = 10) -> PayoutPanel:
     method = payout_method_for_user(user=user)
     payouts = list(payouts_for_user(user=user)[:limit])
     now = timezone.now()

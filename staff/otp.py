@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import qrcode
 import qrcode.image.svg
@@ -28,6 +28,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.errors import DomainError
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
 PENDING_USER = "staff_otp_user"
 PENDING_BACKEND = "staff_otp_backend"
 PENDING_AT = "staff_otp_at"
@@ -39,7 +43,7 @@ SEEN_WRITE_EVERY_SECONDS = 30  # refresh "last used" at most this often (fewer s
 ENROL_DEVICE_NAME = "Authenticator app"
 
 
-def pending_set(request, user) -> None:
+def pending_set(request, user: User) -> None:
     request.session[PENDING_USER] = user.pk
     request.session[PENDING_BACKEND] = getattr(
         user, "backend", "django.contrib.auth.backends.ModelBackend"
@@ -88,21 +92,21 @@ def admin_session_fresh(request) -> bool:
     return True
 
 
-def confirmed_devices(user) -> list:
+def confirmed_devices(user: User) -> list:
     return [
         *TOTPDevice.objects.filter(user=user, confirmed=True),
         *StaticDevice.objects.filter(user=user, confirmed=True),
     ]
 
 
-def has_confirmed_device(user) -> bool:
+def has_confirmed_device(user: User) -> bool:
     return (
         TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         or StaticDevice.objects.filter(user=user, confirmed=True).exists()
     )
 
 
-def token_verify(user, token: str):
+def token_verify(user: User, token: str):
     """The confirmed device that accepts ``token`` (throttled per device by django-otp)."""
     token = re.sub(r"\s+", "", token or "")
     if not token:
@@ -115,7 +119,7 @@ def token_verify(user, token: str):
     return None
 
 
-def enrolment_device(user) -> TOTPDevice:
+def enrolment_device(user: User) -> TOTPDevice:
     """The unconfirmed TOTP device a user is enrolling (one at a time)."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
     if device is None:
@@ -158,7 +162,9 @@ def _link_digest(secret: str) -> str:
 
 
 @transaction.atomic
-def enrolment_link_issue(*, user, actor, request=None, reason: str = "") -> tuple[Any, str]:
+def enrolment_link_issue(
+    *, user: User, actor: User | None, request=None, reason: str = ""
+) -> tuple[Any, str]:
     """A new one-time enrolment link for ``user``; returns (link, secret for the URL).
 
     ``actor`` is the superuser issuing it (None on the command line). Older unused links of
@@ -215,7 +221,7 @@ def enrolment_link_find(secret: str):
     return link
 
 
-def enrolment_link_for_session(request, user):
+def enrolment_link_for_session(request, user: User):
     """The usable link this browser opened for ``user``, or None."""
     from staff.models import EnrolmentLink
 

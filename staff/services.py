@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -22,6 +23,9 @@ from wallets import services as wallet_services
 from wallets.models import Account
 from wallets.services.ledger import TRANSACTION_BAN_PREFIX
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def _required_reason(reason: str) -> str:
     reason = (reason or "").strip()
@@ -33,7 +37,9 @@ def _required_reason(reason: str) -> str:
 # --- Freeze / unfreeze / transaction ban ----------------------------------------------------
 
 
-def staff_wallet_freeze(*, actor, user, reason: str, ban: bool = False, request=None) -> Account:
+def staff_wallet_freeze(
+    *, actor: User, user: User, reason: str, ban: bool = False, request=None
+) -> Account:
     """Freeze a wallet (support or finance). A *transaction ban* is a freeze that only finance
     can lift: for fraud and abuse rather than a question to clear up."""
     require_role(actor, (SUPPORT, FINANCE))
@@ -48,13 +54,13 @@ def staff_wallet_freeze(*, actor, user, reason: str, ban: bool = False, request=
     return _freeze(actor=actor, user=user, reason=reason, ban=ban, request=request)
 
 
-def _freeze(*, actor, user, reason: str, ban: bool, request) -> Account:
+def _freeze(*, actor: User, user: User, reason: str, ban: bool, request) -> Account:
     return wallet_services.wallet_freeze(
         user=user, reason=reason, actor=actor, ban=ban, request=request
     )
 
 
-def staff_wallet_unfreeze(*, actor, user, reason: str, request=None) -> Account:
+def staff_wallet_unfreeze(*, actor: User, user: User, reason: str, request=None) -> Account:
     require_role(actor, (SUPPORT, FINANCE))
     reason = _required_reason(reason)
     refuse_own_account(
@@ -68,7 +74,7 @@ def staff_wallet_unfreeze(*, actor, user, reason: str, request=None) -> Account:
 
 
 @transaction.atomic
-def _unfreeze(*, actor, user, reason: str, request) -> Account:
+def _unfreeze(*, actor: User, user: User, reason: str, request) -> Account:
     wallet = Account.objects.select_for_update().get(pk=wallet_services.wallet_get(user=user).pk)
     if wallet.frozen_reason.startswith(TRANSACTION_BAN_PREFIX):
         require_role(actor, FINANCE)
@@ -99,7 +105,7 @@ def _xact_locks(*names: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def adjustment_window_totals(*, actor, user) -> tuple[int, int]:
+def adjustment_window_totals(*, actor: User | None, user: User) -> tuple[int, int]:
     """Coins (credits and debits alike, |coins|) posted without a second approver in the last
     24 hours: by this actor (or the console), and to this wallet by anyone."""
     posted = AdjustmentRequest.objects.filter(
@@ -118,7 +124,7 @@ def adjustment_window_totals(*, actor, user) -> tuple[int, int]:
 
 
 def staff_wallet_adjust(
-    *, actor, user, coins: int, reason: str, idempotency_key: str, request=None
+    *, actor: User | None, user: User, coins: int, reason: str, idempotency_key: str, request=None
 ) -> AdjustmentRequest:
     """Credit (coins > 0) or debit (coins < 0) a wallet with a reason (finance only).
 
@@ -161,7 +167,9 @@ def staff_wallet_adjust(
 
 
 @transaction.atomic
-def _adjust(*, actor, user, coins: int, reason: str, idempotency_key: str, request):
+def _adjust(
+    *, actor: User | None, user: User, coins: int, reason: str, idempotency_key: str, request
+):
     _xact_locks(
         f"staff-adjust:actor:{actor.pk if actor is not None else CONSOLE}",
         f"staff-adjust:wallet:{user.pk}",
@@ -220,7 +228,7 @@ def _lock_pending(adjustment: AdjustmentRequest) -> AdjustmentRequest:
 
 
 def adjustment_request_approve(
-    *, actor, adjustment: AdjustmentRequest, note: str = "", request=None
+    *, actor: User, adjustment: AdjustmentRequest, note: str = "", request=None
 ) -> AdjustmentRequest:
     require_role(actor, FINANCE)
     refuse_own_account(
@@ -234,7 +242,9 @@ def adjustment_request_approve(
 
 
 @transaction.atomic
-def _approve(*, actor, adjustment: AdjustmentRequest, note: str, request) -> AdjustmentRequest:
+def _approve(
+    *, actor: User, adjustment: AdjustmentRequest, note: str, request
+) -> AdjustmentRequest:
     adjustment = _lock_pending(adjustment)
     if adjustment.requested_by_id == actor.pk:
         raise PermissionDenied("A different finance user must approve this request.")
@@ -268,7 +278,7 @@ def _approve(*, actor, adjustment: AdjustmentRequest, note: str, request) -> Adj
 
 
 def adjustment_request_reject(
-    *, actor, adjustment: AdjustmentRequest, note: str, request=None
+    *, actor: User, adjustment: AdjustmentRequest, note: str, request=None
 ) -> AdjustmentRequest:
     require_role(actor, FINANCE)
     note = _required_reason(note)
@@ -283,7 +293,7 @@ def adjustment_request_reject(
 
 
 @transaction.atomic
-def _reject(*, actor, adjustment: AdjustmentRequest, note: str, request) -> AdjustmentRequest:
+def _reject(*, actor: User, adjustment: AdjustmentRequest, note: str, request) -> AdjustmentRequest:
     adjustment = _lock_pending(adjustment)
     if adjustment.requested_by_id == actor.pk:
         raise PermissionDenied("A different finance user must decide on this request.")
@@ -304,7 +314,7 @@ def _reject(*, actor, adjustment: AdjustmentRequest, note: str, request) -> Adju
     return adjustment
 
 
-def admin_sign_in_notify(*, user, request) -> None:
+def admin_sign_in_notify(*, user: User, request) -> None:
     """A security email for every admin sign-in (one per session), even to an unverified
     address: a stolen staff password plus codes must not go unnoticed."""
     from notifications.models import EmailCategory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -20,6 +21,9 @@ from django_otp import login as otp_login
 from accounts import lockout
 from config.redirects import safe_next
 from staff import otp
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 _protect = [sensitive_post_parameters(), csrf_protect, never_cache]
 
@@ -90,11 +94,13 @@ class StaffAdminSite(admin.AdminSite):
             url += "?" + urlencode({"next": nxt})
         return HttpResponseRedirect(url)
 
-    def _second_step(self, request, user) -> HttpResponseRedirect:
+    def _second_step(self, request, user: User) -> HttpResponseRedirect:
         name = "admin:otp_verify" if otp.has_confirmed_device(user) else "admin:otp_enrol"
         return self._redirect_keeping_next(request, name)
 
-    def _complete_login(self, request, user, device, *, enrolled: bool) -> HttpResponseRedirect:
+    def _complete_login(
+        self, request, user: User, device, *, enrolled: bool
+    ) -> HttpResponseRedirect:
         from accounts.audit import audit_record
         from staff.services import admin_sign_in_notify
 
@@ -111,7 +117,7 @@ class StaffAdminSite(admin.AdminSite):
         admin_sign_in_notify(user=user, request=request)
         return HttpResponseRedirect(nxt)
 
-    def _code_failed(self, request, user) -> bool:
+    def _code_failed(self, request, user: User) -> bool:
         """Count a wrong code against the login lockout, like a wrong password.
 
         True when this failure locked the account (and that is audited). django-otp's own
@@ -144,7 +150,7 @@ class StaffAdminSite(admin.AdminSite):
             self._audit_lock(request, staff_user, "Too many wrong passwords")
 
     @staticmethod
-    def _audit_lock(request, user, reason: str) -> None:
+    def _audit_lock(request, user: User, reason: str) -> None:
         """One audit line per lock of a staff account, however it was reached."""
         from accounts.audit import audit_record
 
@@ -153,7 +159,7 @@ class StaffAdminSite(admin.AdminSite):
                 actor=user, action="admin_login_locked", obj=user, reason=reason, request=request
             )
 
-    def _locked_out(self, request, user) -> TemplateResponse:
+    def _locked_out(self, request, user: User) -> TemplateResponse:
         """End the half-login: the user starts again at the password step, which the same
         lockout refuses until it runs out."""
         otp.pending_clear(request)

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +19,7 @@ from config.api import (
     error_responses,
     idempotent,
     idempotent_phased,
+    signed_in_user,
 )
 from config.errors import InvalidInput, NotFound
 from config.throttles import MoneyThrottle, RechargeThrottle
@@ -44,6 +47,9 @@ from wallets.services.limits import (
     day_start,
     month_start,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class WalletOutput(serializers.Serializer):
@@ -87,7 +93,7 @@ class WalletEntriesView(ListAPIView):
     def get_queryset(self):
         filters = EntryFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        entries = wallet_entries(user=self.request.user)
+        entries = wallet_entries(user=signed_in_user(self.request))
         if kind := filters.validated_data.get("kind"):
             entries = entries.filter(transaction__kind=kind)
         if since := filters.validated_data.get("since"):
@@ -314,7 +320,7 @@ class RechargesView(ListAPIView):
     serializer_class = RechargeOutput
 
     def get_queryset(self):
-        return recharges_of(user=self.request.user)
+        return recharges_of(user=signed_in_user(self.request))
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
@@ -544,7 +550,7 @@ class SpendingLimitsInput(StrictInput):
     )
 
 
-def spending_limits_json(user) -> dict:
+def spending_limits_json(user: "User") -> dict:
     limits = spending_limits_effective(user_id=user.pk)
     now = timezone.now()
 

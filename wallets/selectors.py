@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from djmoney.money import Money
@@ -13,12 +15,15 @@ from wallets.models import (
     TransactionKind,
 )
 
+if TYPE_CHECKING:
+    from accounts.models import User
 
-def wallet_find(*, user) -> Account | None:
+
+def wallet_find(*, user: "User") -> Account | None:
     return Account.objects.filter(kind=AccountKind.WALLET, user=user).first()
 
 
-def wallet_entries(*, user) -> QuerySet[Entry]:
+def wallet_entries(*, user: "User") -> QuerySet[Entry]:
     """The user's own wallet entries with their transaction, newest first."""
     return (
         Entry.objects.filter(account__kind=AccountKind.WALLET, account__user=user)
@@ -48,12 +53,12 @@ def coin_packages_on_sale(*, currency: str, now=None) -> list[tuple[CoinPackage,
     return [(package, price, package.pk == best.pk) for package, price in priced]
 
 
-def recharge_for_user(*, user, recharge_id) -> Recharge | None:
+def recharge_for_user(*, user: "User", recharge_id) -> Recharge | None:
     """The user's own recharge (another user's reads as missing: no IDOR)."""
     return Recharge.objects.filter(pk=recharge_id, user=user).select_related("package").first()
 
 
-def recharges_of(*, user) -> QuerySet[Recharge]:
+def recharges_of(*, user: "User") -> QuerySet[Recharge]:
     return Recharge.objects.filter(user=user).order_by("-id")
 
 

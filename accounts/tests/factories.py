@@ -4,10 +4,12 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from accounts.models import User
+
 PASSWORD = "correct-horse-battery"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         skip_postgeneration_save = True
@@ -24,4 +26,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class MinorFactory(UserFactory):
-    date_of_birth = factory.LazyFunction(lambda: date(timezone.localdate().year - 15, 1, 1))
+    # A declaration where the parent has a plain date: factory_boy takes either.
+    date_of_birth = factory.LazyFunction(  # type: ignore[assignment]
+        lambda: date(timezone.localdate().year - 15, 1, 1)
+    )

@@ -8,7 +8,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection
@@ -33,6 +33,9 @@ from gifts.services.errors import (
 )
 from gifts.services.rules import _check_quantity, _clean_context, _ledger_key, message_clean
 from wallets.services import SpendingLimitExceeded, wallet_frozen_error
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 # The SQL function this code calls. A new rule or argument means a new function (and a new
 # migration), never a changed one: during a rolling deploy old code calls the old version.
@@ -95,7 +98,7 @@ def _refusal(answer: dict) -> DomainError:
 
 def _gift_send_sql(
     *,
-    sender,
+    sender: User,
     creator_handle,
     gift_slug,
     quantity,
@@ -172,7 +175,7 @@ def _call(params: list) -> Any:
         return cursor.fetchone()[0]
 
 
-def _event_from_row(row: dict, sender) -> GiftEvent:
+def _event_from_row(row: dict, sender: User) -> GiftEvent:
     event = GiftEvent(
         id=row["id"],
         sender=sender,
@@ -197,7 +200,7 @@ def _event_from_row(row: dict, sender) -> GiftEvent:
 
 def gift_send_answer(
     *,
-    sender,
+    sender: User,
     creator_handle: str,
     gift_slug: str,
     quantity: int = 1,

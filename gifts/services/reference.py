@@ -4,6 +4,7 @@ specification of the PostgreSQL function (the gift tests run against both)."""
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,6 +24,9 @@ from wallets.services import (
     platform_account,
     spending_limits_effective,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def _existing_event(key: str) -> GiftEvent | None:
@@ -93,7 +97,7 @@ def _tally_add(*, creator_id: int, sender_id: int, day, coins: int, diamonds: in
 @transaction.atomic
 def gift_send_python(
     *,
-    sender,
+    sender: User,
     creator_handle: str,
     gift_slug: str,
     quantity: int = 1,

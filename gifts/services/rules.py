@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q
@@ -26,6 +27,9 @@ from gifts.services.errors import (
 )
 from wallets.models import Account, AccountKind
 from wallets.services import platform_account, wallet_check_can_spend
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 QUANTITY_MAX = 9999
 MESSAGE_MAX = 150
@@ -85,7 +89,7 @@ def _wallet_coins(user_id: int) -> int:
     return wallet.balance if wallet else 0
 
 
-def _accounts(sender) -> tuple[Account | None, Account, Account]:
+def _accounts(sender: User) -> tuple[Account | None, Account, Account]:
     """The sender's wallet and the two platform accounts of a gift, in one query."""
     rows = Account.objects.filter(
         Q(kind=AccountKind.WALLET, user=sender)
@@ -134,7 +138,9 @@ def _check_quantity(quantity) -> int:
     return quantity
 
 
-def _validate(*, sender, creator_handle, gift_slug, quantity, live_id, video_id, message, country):
+def _validate(
+    *, sender: User, creator_handle, gift_slug, quantity, live_id, video_id, message, country
+):
     quantity = _check_quantity(quantity)
     live_id, video_id = _clean_context(live_id, video_id)
     message = message_clean(message or "")

@@ -3,14 +3,19 @@ reference."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from gifts.models import GiftEvent
 from gifts.services.one_statement import _event_from_row, _gift_send_sql, gift_send_uses_sql
 from gifts.services.reference import gift_send_python
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def gift_send(
     *,
-    sender,
+    sender: User,
     creator_handle: str,
     gift_slug: str,
     quantity: int = 1,
@@ -29,7 +34,7 @@ def gift_send(
     reference ``gift_send_python``. ``goal``: the id of one of the creator's open goals the
     gift counts toward (gifts/goals.py); for an all-or-nothing goal the coins are held.
     """
-    args = dict(
+    args: dict[str, Any] = dict(
         sender=sender,
         creator_handle=creator_handle,
         gift_slug=gift_slug,

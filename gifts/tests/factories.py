@@ -17,7 +17,7 @@ class GiftFactory(factory.django.DjangoModelFactory):
 
 
 def make_creator(handle: str = "star", **user_fields):
-    user = UserFactory(**user_fields)
+    user = UserFactory.create(**user_fields)
     return creator_create(user=user, handle=handle, display_name=handle.title())
 
 

@@ -95,7 +95,8 @@ class SSEClient:
         return self.events.get(timeout=timeout)
 
     def gifts(self, n: int, timeout: float = 3.0) -> list[dict]:
-        out, deadline = [], time.monotonic() + timeout
+        out: list[dict] = []
+        deadline = time.monotonic() + timeout
         while len(out) < n:
             event = self.next(max(0.01, deadline - time.monotonic()))
             if event.get("event") == "gift":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -41,6 +42,9 @@ from wallets.services import (
     wallet_check_can_spend,
     wallet_get,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def _ledger_key(prefix: str, user_id: int, client_key: str) -> str:
@@ -171,7 +175,7 @@ def _start(membership: Membership, *, tier: Tier, now: datetime, renews: bool) -
         membership.started_at = now
 
 
-def _locked_or_new(*, member, creator: Creator, tier: Tier, now: datetime):
+def _locked_or_new(*, member: User, creator: Creator, tier: Tier, now: datetime):
     """The (member, creator) membership row, locked; a new unsaved one when there is none.
 
     A new row is inserted by the caller; a concurrent insert of the same pair makes that
@@ -219,7 +223,9 @@ def _webhook(membership: Membership, kind: str, *, event_id: int) -> None:
     )
 
 
-def _event(membership: Membership, kind: str, *, actor=None, message: str = "", **detail):
+def _event(
+    membership: Membership, kind: str, *, actor: User | None = None, message: str = "", **detail
+):
     event = MembershipEvent.objects.create(
         membership=membership,
         tier_id=membership.tier_id,
@@ -255,7 +261,7 @@ def _charge_renewal(
     key: str | None,
     now: datetime,
     strict: bool,
-    actor=None,
+    actor: User | None = None,
 ) -> bool:
     """Pay the next period of a locked membership; True when paid.
 

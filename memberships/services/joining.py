@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -33,6 +34,9 @@ from memberships.services.errors import (
 from memberships.services.notices import notices_soon
 from wallets.services import wallet_check_can_spend, wallet_get
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 @dataclass
 class JoinResult:
@@ -42,7 +46,9 @@ class JoinResult:
 
 
 @transaction.atomic
-def membership_join(*, member, creator_handle: str, tier_id: int, client_key: str) -> JoinResult:
+def membership_join(
+    *, member: User, creator_handle: str, tier_id: int, client_key: str
+) -> JoinResult:
     """Join a creator's tier: the first month is debited at once, exactly once per client key.
 
     Already a member: another tier is a switch at the next renewal; a cancelled (or gifted)
@@ -114,7 +120,7 @@ def membership_join(*, member, creator_handle: str, tier_id: int, client_key: st
 
 
 def _pay_first_month(
-    membership: Membership, *, tier: Tier, member, key: str, now: datetime
+    membership: Membership, *, tier: Tier, member: User, key: str, now: datetime
 ) -> Membership:
     coins = tier.coins_per_month
     result = _book(
@@ -144,7 +150,7 @@ def _pay_first_month(
 
 
 @transaction.atomic
-def membership_cancel(*, member, membership_id) -> Membership:
+def membership_cancel(*, member: User, membership_id) -> Membership:
     """Cancel: no more renewals; the perks run to the end of the paid period. Idempotent.
     Another member's membership is 404."""
     membership = (

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -293,7 +294,8 @@ def _record(plans: list[_Plan]) -> None:
                 tier_id=p.tier.pk,
                 kind=ChargeKind.RENEWAL,
                 payer_id=p.membership.member_id,
-                transaction_id=p.transaction_id,
+                # _post hands on only the plans it wrote: each has its journal id.
+                transaction_id=cast(int, p.transaction_id),
                 coins=p.price,
                 diamonds=diamonds_for(p.price),
                 period_start=p.start,

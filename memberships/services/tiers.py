@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +23,10 @@ from memberships.models import (
 )
 from memberships.services.errors import TierLimit
 from memberships.services.notices import notices_soon
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 NAME_MAX = 60
 PERKS_MAX = 500
@@ -83,7 +88,7 @@ def tier_create(*, creator: Creator, name: str, coins_per_month: int, perks: str
 def tier_update(
     *,
     tier: Tier,
-    actor,
+    actor: User,
     name: str | None = None,
     coins_per_month: int | None = None,
     perks: str | None = None,

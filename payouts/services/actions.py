@@ -4,6 +4,7 @@ act on their own payouts."""
 from __future__ import annotations
 
 from functools import wraps
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +16,9 @@ from payouts.models import Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail
 from payouts.services.errors import PayoutStateError
 from payouts.services.transitions import _enqueue_send, _record_paid, _return_diamonds, _transition
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def _refuses_own_payout(action: str):
     """Staff may not act on their own payouts: refused (and audited) before the action's
@@ -22,7 +26,7 @@ def _refuses_own_payout(action: str):
 
     def decorate(service):
         @wraps(service)
-        def guarded(*, payout: Payout, actor, request=None, **kwargs):
+        def guarded(*, payout: Payout, actor: User, request=None, **kwargs):
             refuse_own_account(
                 actor=actor, owner=payout.creator.user, action=action, obj=payout, request=request
             )
@@ -33,7 +37,9 @@ def _refuses_own_payout(action: str):
     return decorate
 
 
-def _audit(*, action: str, payout: Payout, before: str, actor, request, reason: str = "") -> None:
+def _audit(
+    *, action: str, payout: Payout, before: str, actor: User, request, reason: str = ""
+) -> None:
     """The action's audit row, in its transaction (the admin, the API and a command alike)."""
     audit_record(
         actor=actor,
@@ -48,7 +54,7 @@ def _audit(*, action: str, payout: Payout, before: str, actor, request, reason: 
 
 @_refuses_own_payout("payout_approve")
 @transaction.atomic
-def payout_approve(*, payout: Payout, actor, request=None) -> Payout:
+def payout_approve(*, payout: Payout, actor: User, request=None) -> Payout:
     before = payout.status
     method = PayoutMethod.objects.filter(creator_id=payout.creator_id).first()
     if "tax form" in payout.hold_reason and (
@@ -71,7 +77,7 @@ def payout_approve(*, payout: Payout, actor, request=None) -> Payout:
 
 @_refuses_own_payout("payout_cancel")
 @transaction.atomic
-def payout_cancel(*, payout: Payout, actor, reason: str, request=None) -> Payout:
+def payout_cancel(*, payout: Payout, actor: User, reason: str, request=None) -> Payout:
     """Cancel a payout that has not gone to the rail yet; its diamonds return to available."""
     given = reason
     reason = (reason or "").strip() or "Cancelled by staff"
@@ -97,7 +103,7 @@ def payout_cancel(*, payout: Payout, actor, reason: str, request=None) -> Payout
 
 @_refuses_own_payout("payout_mark_paid")
 @transaction.atomic
-def payout_mark_paid(*, payout: Payout, actor, reference: str = "", request=None) -> Payout:
+def payout_mark_paid(*, payout: Payout, actor: User, reference: str = "", request=None) -> Payout:
     """Staff confirm a manual (bank run) payout went out."""
     if payout.rail != Rail.MANUAL:
         raise PayoutStateError("Stripe payouts are marked paid by the rail or reconciliation.")
@@ -108,7 +114,7 @@ def payout_mark_paid(*, payout: Payout, actor, reference: str = "", request=None
 
 
 @_refuses_own_payout("payout_mark_failed")
-def payout_mark_failed(*, payout: Payout, actor, reason: str, request=None) -> Payout:
+def payout_mark_failed(*, payout: Payout, actor: User, reason: str, request=None) -> Payout:
     """Staff record that a payout did not arrive; the diamonds return to available.
 
     For Stripe, only when the rail has no transfer for it: otherwise it was paid.
@@ -141,7 +147,7 @@ def payout_mark_failed(*, payout: Payout, actor, reason: str, request=None) -> P
 
 @_refuses_own_payout("payout_retry")
 @transaction.atomic
-def payout_retry(*, payout: Payout, actor, request=None) -> Payout:
+def payout_retry(*, payout: Payout, actor: User, request=None) -> Payout:
     """Send a stuck payout again (same idempotency key: it cannot be paid twice)."""
     if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
         raise PayoutStateError(f"Payout #{payout.pk} is {payout.status}; nothing to retry.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -38,6 +39,10 @@ from payouts.statements import statement_allocate
 from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import Posting, account_get, advisory_lock, ledger_post
 from wallets.services.bulk import bulk_supported
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +137,7 @@ def payout_holds(
     return holds
 
 
-def payout_batch_run(*, actor=None, set_based: bool | None = None) -> BatchResult:
+def payout_batch_run(*, actor: User | None = None, set_based: bool | None = None) -> BatchResult:
     """Create one payout per due creator, then send every payout that is due to its rail.
 
     Deliberately not one transaction: each creator's payout row and its ledger move
@@ -149,7 +154,7 @@ def payout_batch_run(*, actor=None, set_based: bool | None = None) -> BatchResul
         return _batch_run(actor=actor, set_based=set_based)
 
 
-def _batch_run(*, actor, set_based: bool) -> BatchResult:
+def _batch_run(*, actor: User | None, set_based: bool) -> BatchResult:
     batch = PayoutBatch.objects.create(actor=actor)
     if actor is not None:
         # A person started this run (not the weekly schedule): on record with the batch row.
@@ -239,7 +244,7 @@ def create_payouts_one_by_one(
         destination = method.stripe_account_id if method.rail == Rail.STRIPE else method.iban
         try:
             with transaction.atomic():
-                payout = Payout.objects.create(
+                payout = Payout.objects.create(  # type: ignore[misc]  # djmoney: MoneyField takes Money
                     creator=creator,
                     batch=batch,
                     diamonds=diamonds,

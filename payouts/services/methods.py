@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied
@@ -19,6 +20,9 @@ from payouts import rails
 from payouts.destination import destination_change_record
 from payouts.models import PayoutMethod, Rail, TaxFormStatus
 from payouts.services.errors import NotACreator, PasswordIncorrect
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def iban_normalize(value: str) -> str:
@@ -43,7 +47,7 @@ class MethodResult:
     onboarding_url: str = ""
 
 
-def creator_required(*, user) -> Creator:
+def creator_required(*, user: User) -> Creator:
     """The user's creator profile; 403 ``not_a_creator`` for anyone else (payouts are only
     for creators)."""
     creator = creator_of(user=user)
@@ -52,7 +56,7 @@ def creator_required(*, user) -> Creator:
     return creator
 
 
-def password_confirm(*, user, password: str, request=None) -> None:
+def password_confirm(*, user: User, password: str, request=None) -> None:
     """The account's password again, for an action a stolen token or session must not do alone.
 
     Through ``authenticate()``: a wrong password counts towards the login lockout like a wrong
@@ -71,7 +75,7 @@ def password_confirm(*, user, password: str, request=None) -> None:
 
 def payout_method_set(
     *,
-    user,
+    user: User,
     password: str,
     rail: str,
     account_holder: str = "",
@@ -206,7 +210,7 @@ class SecondApproverRequired(DomainError):
     default_message = "A different finance member must approve this."
 
 
-def payout_method_verify(*, method: PayoutMethod, actor, request=None) -> PayoutMethod:
+def payout_method_verify(*, method: PayoutMethod, actor: User | None, request=None) -> PayoutMethod:
     """Staff verify a payout method. Stripe: ask Stripe (it decides). Manual (bank details):
     four-eyes, one finance member proposes and a different one approves; the first call records
     the proposal, a call by someone else verifies. The proposer approving is refused (and
@@ -284,7 +288,7 @@ def payout_method_verify(*, method: PayoutMethod, actor, request=None) -> Payout
     return locked
 
 
-def payout_method_refresh(*, method: PayoutMethod, actor=None) -> PayoutMethod:
+def payout_method_refresh(*, method: PayoutMethod, actor: User | None = None) -> PayoutMethod:
     """Ask Stripe whether the connected account can receive payouts; verified follows it."""
     if method.rail != Rail.STRIPE or not method.stripe_account_id:
         return method
@@ -303,7 +307,7 @@ def payout_method_refresh(*, method: PayoutMethod, actor=None) -> PayoutMethod:
 
 
 def payout_method_record_tax_form(
-    *, method: PayoutMethod, status: str, actor, request=None
+    *, method: PayoutMethod, status: str, actor: User, request=None
 ) -> PayoutMethod:
     if status not in TaxFormStatus.values:
         raise InvalidInput("Unknown tax form status.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +18,10 @@ from payouts.notices import payout_notify
 from payouts.services.errors import PayoutStateError
 from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import Posting, account_get, ledger_post, platform_account
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 # --- Money conversions ----------------------------------------------------------------------
 
@@ -38,7 +43,13 @@ def diamonds_value(diamonds: int) -> Money:
 
 
 def _transition(
-    payout: Payout, *, to: str, allowed_from: list[str], actor=None, note: str = "", **fields
+    payout: Payout,
+    *,
+    to: str,
+    allowed_from: list[str],
+    actor: User | None = None,
+    note: str = "",
+    **fields,
 ) -> Payout:
     """Move a payout with one conditional UPDATE; raise if someone else moved it first."""
     now = timezone.now()
@@ -68,7 +79,9 @@ def _accounts(payout: Payout) -> tuple[Account, Account]:
     )
 
 
-def _record_paid(payout: Payout, *, actor=None, reference: str = "", note: str = "") -> Payout:
+def _record_paid(
+    payout: Payout, *, actor: User | None = None, reference: str = "", note: str = ""
+) -> Payout:
     payout = _transition(
         payout,
         to=PayoutStatus.PAID,
@@ -94,7 +107,7 @@ def _record_paid(payout: Payout, *, actor=None, reference: str = "", note: str =
 
 
 def _return_diamonds(
-    payout: Payout, *, to: str, allowed_from: list[str], actor, code: str, reason: str
+    payout: Payout, *, to: str, allowed_from: list[str], actor: User | None, code: str, reason: str
 ) -> Payout:
     now = timezone.now()
     payout = _transition(

@@ -45,7 +45,7 @@ VOID_STATUSES = [PayoutStatus.FAILED, PayoutStatus.CANCELLED]
 # allocation. Rescanning this far back picks such stragglers up (each is still taken once).
 LATE_COMMIT_MARGIN = timedelta(hours=1)
 
-LINE_KIND = {
+LINE_KIND: dict[str, StatementLineKind] = {
     TransactionKind.GIFT: StatementLineKind.GIFT,
     TransactionKind.MEMBERSHIP: StatementLineKind.MEMBERSHIP,
     TransactionKind.CLAWBACK: StatementLineKind.CHARGEBACK,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from djmoney.money import Money
@@ -16,6 +17,9 @@ from config.errors import NotFound
 from payouts.models import Payout, PayoutStatementLine, StatementLineKind
 from payouts.statements.allocation import VOID_STATUSES
 from wallets.models import AccountKind, Entry, LedgerTransaction, TransactionKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 @dataclass
@@ -226,7 +230,7 @@ def payout_statement(*, payout: Payout) -> Statement:
     )
 
 
-def payout_for_creator(*, user, payout_id: int) -> Payout:
+def payout_for_creator(*, user: User, payout_id: int) -> Payout:
     """The caller's own payout, or 404 (another creator's payout does not exist for them)."""
     payout = (
         Payout.objects.select_related("creator").filter(pk=payout_id, creator__user=user).first()
@@ -255,7 +259,7 @@ class GiftTrace:
         return "released" if self.release is not None else "pending"
 
 
-def gift_trace(*, user, transaction_id: int) -> GiftTrace:
+def gift_trace(*, user: User, transaction_id: int) -> GiftTrace:
     """Follow one gift (by its ledger transaction: the sender's debit) to its payout(s).
 
     Only the creator who received the gift can trace it; anything else is 404.

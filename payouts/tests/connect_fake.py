@@ -55,6 +55,7 @@ class ConnectFake:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}"
 
     def start(self) -> ConnectFake:

@@ -38,7 +38,7 @@ def make_payout_creator(
     with_method: bool = True,
     **method_fields,
 ):
-    user = UserFactory()
+    user = UserFactory.create()
     creator = creator_create(
         user=user, handle=f"payee{next(_handles)}-{uuid.uuid4().hex[:6]}", display_name="Payee"
     )

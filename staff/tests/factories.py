@@ -13,7 +13,7 @@ from staff import otp
 
 
 def staff_user(role: str | None = None, *, device: bool = True, **fields):
-    user = UserFactory(is_staff=True, **fields)
+    user = UserFactory.create(is_staff=True, **fields)
     if role:
         user.groups.add(Group.objects.get(name=role))
     if device:

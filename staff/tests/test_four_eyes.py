@@ -38,7 +38,7 @@ def limit(settings):
 
 
 def funded(coins: int = 5000):
-    user = UserFactory()
+    user = UserFactory.create()
     wallet_adjust(user=user, coins=coins, reason="seed", actor=None)
     return user
 
@@ -51,7 +51,7 @@ def adjust(actor, user, coins: int, key: str):
 
 def refusals(actor) -> list[str]:
     return [
-        row.after["refused"]
+        (row.after or {})["refused"]
         for row in AuditLog.objects.filter(actor=actor, action="own_account_refused")
     ]
 

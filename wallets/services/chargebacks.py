@@ -202,6 +202,8 @@ def _creator_notice(pending: Account, *, refund: RechargeRefund, coins: int, cla
     from notifications.services import email_enqueue, site_url
 
     value = (Decimal(clawed) * settings.DIAMOND_VALUE).quantize(Decimal("0.01"))
+    if pending.user is None:  # a creator's pending account always has its owner
+        return
     email_enqueue(
         event=f"chargeback_creator:{refund.stripe_id}",
         user=pending.user,

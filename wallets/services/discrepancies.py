@@ -3,11 +3,16 @@ staff to look at; never an automatic guess. Resolving one is a staff action, aud
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from wallets.models import Discrepancy, DiscrepancyStatus, ReconciliationRun
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def discrepancy_record(
@@ -44,7 +49,9 @@ def discrepancy_record(
 
 
 @transaction.atomic
-def discrepancy_resolve(*, discrepancy: Discrepancy, actor, note: str, request=None) -> Discrepancy:
+def discrepancy_resolve(
+    *, discrepancy: Discrepancy, actor: User, note: str, request=None
+) -> Discrepancy:
     """Staff mark a discrepancy resolved, with a note. Audited (``discrepancy_resolve``) in the
     same transaction; resolving one already resolved changes and audits nothing."""
     before = {"status": discrepancy.status}

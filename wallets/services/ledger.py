@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -27,6 +28,9 @@ from wallets.models import (
     LedgerTransaction,
     TransactionKind,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class PostResult:
 # --- Accounts -------------------------------------------------------------------------------
 
 
-def account_get(*, kind: str, user=None) -> Account:
+def account_get(*, kind: str, user: User | None = None) -> Account:
     """The account of ``kind`` for ``user`` (or the platform's), created on first use."""
     if (kind in USER_KINDS) != (user is not None):
         raise ValueError(f"{kind} accounts {'need' if kind in USER_KINDS else 'take no'} owner")
@@ -70,7 +74,7 @@ def account_get(*, kind: str, user=None) -> Account:
         return Account.objects.get(**lookup)
 
 
-def wallet_get(*, user) -> Account:
+def wallet_get(*, user: User) -> Account:
     return account_get(kind=AccountKind.WALLET, user=user)
 
 
@@ -114,7 +118,7 @@ def ledger_post(
     kind: str,
     idempotency_key: str,
     postings: Iterable[Posting],
-    actor=None,
+    actor: User | None = None,
     memo: str = "",
     reference: str = "",
     reverses: LedgerTransaction | None = None,
@@ -271,10 +275,10 @@ def _ensure_not_frozen(wallet: Account) -> None:
 @transaction.atomic
 def wallet_adjust(
     *,
-    user,
+    user: User,
     coins: int,
     reason: str,
-    actor,
+    actor: User | None,
     idempotency_key: str | None = None,
     request=None,
 ) -> LedgerTransaction:
@@ -332,7 +336,9 @@ def _wallet_state(wallet: Account) -> dict:
 
 
 @transaction.atomic
-def wallet_freeze(*, user, reason: str, actor=None, ban: bool = False, request=None) -> Account:
+def wallet_freeze(
+    *, user: User, reason: str, actor: User | None = None, ban: bool = False, request=None
+) -> Account:
     """Freeze a wallet (no spending); ``ban``: a transaction ban. Audited (``wallet_freeze`` /
     ``wallet_ban``) in the same transaction. Who may do it is the caller's check."""
     wallet = Account.objects.select_for_update().get(pk=wallet_get(user=user).pk)
@@ -353,7 +359,9 @@ def wallet_freeze(*, user, reason: str, actor=None, ban: bool = False, request=N
 
 
 @transaction.atomic
-def wallet_unfreeze(*, user, actor=None, reason: str = "", request=None) -> Account:
+def wallet_unfreeze(
+    *, user: User, actor: User | None = None, reason: str = "", request=None
+) -> Account:
     """Lift a freeze (or a ban: only finance may, the caller checks). Audited
     (``wallet_unfreeze``) in the same transaction."""
     wallet = Account.objects.select_for_update().get(pk=wallet_get(user=user).pk)

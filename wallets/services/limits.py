@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,6 +20,10 @@ from django.utils import timezone
 
 from config.errors import DomainError, InvalidInput
 from wallets.models import AccountKind, Entry, Recharge, RechargeStatus, SpendingLimits
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 LIMIT_MAX = 10**12
 UNSET: Any = object()
@@ -94,7 +98,7 @@ def _is_lower(new: int | None, current: int | None) -> bool:
 @transaction.atomic
 def spending_limits_set(
     *,
-    user,
+    user: User,
     daily_limit: Any = UNSET,
     monthly_limit: Any = UNSET,
     confirm_above: Any = UNSET,
@@ -153,7 +157,7 @@ def month_first_day(day: date) -> date:
     return day.replace(day=1)
 
 
-def coins_bought_since(*, user, since: datetime) -> int:
+def coins_bought_since(*, user: User, since: datetime) -> int:
     total = (
         Recharge.objects.filter(user=user, created_at__gte=since)
         .exclude(status=RechargeStatus.FAILED)
@@ -162,7 +166,7 @@ def coins_bought_since(*, user, since: datetime) -> int:
     return int(total or 0)
 
 
-def coins_gifted_since(*, user, since: datetime) -> int:
+def coins_gifted_since(*, user: User, since: datetime) -> int:
     total = Entry.objects.filter(
         account__kind=AccountKind.WALLET,
         account__user=user,
@@ -172,7 +176,7 @@ def coins_gifted_since(*, user, since: datetime) -> int:
     return -int(total or 0)
 
 
-def purchase_limits_check(*, user, coins: int, now: datetime | None = None) -> None:
+def purchase_limits_check(*, user: User, coins: int, now: datetime | None = None) -> None:
     """Refuse a purchase that would take today's or this month's coins bought over the
     viewer's own limit. The caller holds the user's purchase lock (the Stripe customer row),
     so two purchases at once are counted one after the other."""
@@ -195,7 +199,7 @@ def purchase_limits_check(*, user, coins: int, now: datetime | None = None) -> N
 
 
 def purchase_confirmation_check(
-    *, user, coins: int, confirmed: bool, portal: bool, now: datetime | None = None
+    *, user: User, coins: int, confirmed: bool, portal: bool, now: datetime | None = None
 ) -> None:
     """Cooling-off: above the viewer's own ``confirm_above`` (or, in the portal, above
     ``COOLING_OFF_ABOVE`` when they set none) a purchase needs ``confirm: true``."""

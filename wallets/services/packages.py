@@ -5,6 +5,7 @@ acting on a proposal is audited through ``accounts.audit``."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,9 @@ from djmoney.money import Money
 from accounts.audit import audit_record
 from config.errors import DomainError, InvalidInput
 from wallets.models import CoinPackage, CoinPackagePrice, CoinPackagePriceChange, PriceChangeStatus
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class PriceChangeConflict(DomainError):
@@ -29,14 +33,14 @@ class SecondFinanceMemberRequired(DomainError):
     default_message = "You proposed this price: a different finance member must approve it."
 
 
-def _require_finance(actor) -> None:
+def _require_finance(actor: User | None) -> None:
     # The finance role's group carries this permission (staff.permissions.ROLE_PERMISSIONS).
     if actor is None or not actor.has_perm("wallets.change_coinpackageprice"):
         raise PermissionDenied("Coin package prices need the finance role.")
 
 
 def coin_package_price_propose(
-    *, actor, package: CoinPackage, price: Money, reason: str, request=None
+    *, actor: User, package: CoinPackage, price: Money, reason: str, request=None
 ) -> CoinPackagePriceChange:
     """Propose ``price`` (its currency included) for ``package``. Nothing changes yet."""
     _require_finance(actor)
@@ -89,7 +93,7 @@ def _pending(change: CoinPackagePriceChange) -> CoinPackagePriceChange:
 
 
 def coin_package_price_approve(
-    *, actor, change: CoinPackagePriceChange, note: str = "", request=None
+    *, actor: User, change: CoinPackagePriceChange, note: str = "", request=None
 ) -> CoinPackagePriceChange:
     """A different finance member approves: the package's price in that currency changes."""
     _require_finance(actor)
@@ -135,7 +139,7 @@ def coin_package_price_approve(
 
 
 def coin_package_price_reject(
-    *, actor, change: CoinPackagePriceChange, note: str, request=None
+    *, actor: User, change: CoinPackagePriceChange, note: str, request=None
 ) -> CoinPackagePriceChange:
     _require_finance(actor)
     note = (note or "").strip()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -66,6 +66,10 @@ from wallets.services.stripe_calls import (
     stripe_customer_replace,
 )
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
 log = logging.getLogger(__name__)
 
 __all__ = ["STRIPE_AWAY_KEY", "PaymentProviderUnavailable", "recharge_create", "recharge_phase"]
@@ -82,7 +86,7 @@ PHASE_FINISHED = "finished"  # Stripe's answer recorded; only the client's answe
 
 def recharge_create(
     *,
-    user,
+    user: User,
     currency: Any,
     package_id: Any = None,
     coins: Any = None,
@@ -197,7 +201,7 @@ def _purchase_origin(origin: PurchaseOrigin, *, payment_method: str | None) -> P
 
 def _recharge_begin(
     *,
-    user,
+    user: User,
     quote: Quote,
     client_key: str | None,
     request_hash: str | None,

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -42,6 +42,9 @@ from wallets.services.ledger import (
     platform_account,
     wallet_get,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ def recharge_quote(*, currency: Any, package_id: Any = None, coins: Any = None) 
     return Quote(None, coins, custom_price(coins=coins, currency=currency))
 
 
-def _purchased_today(user) -> int:
+def _purchased_today(user: User) -> int:
     since = timezone.now() - timedelta(days=1)
     total = (
         Recharge.objects.filter(user=user, created_at__gte=since)
@@ -139,7 +142,7 @@ def _purchased_today(user) -> int:
     return int(total or 0)
 
 
-def _check_can_buy(user) -> Account:
+def _check_can_buy(user: User) -> Account:
     if not user.is_adult:
         raise AgeRestricted(f"You must be {settings.MINIMUM_AGE} or older to buy coins.")
     wallet = wallet_get(user=user)
@@ -173,7 +176,7 @@ def _intent_problem(recharge: Recharge, intent: Any) -> tuple[str, str, str] | N
     return None
 
 
-def _lock_wallet_and_debt(user) -> tuple[Account, Account]:
+def _lock_wallet_and_debt(user: User) -> tuple[Account, Account]:
     """Lock the user's wallet and debt rows in id order (the ledger's lock order)."""
     wallet = wallet_get(user=user)
     debt = account_get(kind=AccountKind.COIN_DEBT, user=user)
@@ -187,7 +190,14 @@ def _lock_wallet_and_debt(user) -> tuple[Account, Account]:
 
 
 def coins_credit(
-    *, user, coins: int, kind: str, idempotency_key: str, memo: str, reference: str, actor=None
+    *,
+    user: User,
+    coins: int,
+    kind: str,
+    idempotency_key: str,
+    memo: str,
+    reference: str,
+    actor: User | None = None,
 ) -> bool:
     """Issue ``coins`` to a user: coin debt is settled first, the rest lands in the wallet.
 
@@ -309,7 +319,7 @@ def recharge_mark_failed(
 
 
 @transaction.atomic
-def coin_debt_write_off(*, user, reason: str, actor, request=None) -> int:
+def coin_debt_write_off(*, user: User, reason: str, actor: User, request=None) -> int:
     """Staff absorb a user's coin debt (write-off account) and lift the debt freeze. Audited
     (``coin_debt_write_off``) in the same transaction."""
     reason = (reason or "").strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -32,6 +32,10 @@ from wallets.services.recharges import (
     PaymentProviderError,
     _lock_wallet_and_debt,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,7 @@ def _amount_for_coins(recharge: Recharge, coins: int) -> Money:
 
 
 def _clawback(
-    *, recharge: Recharge, coins: int, kind: str, key: str, actor, memo: str
+    *, recharge: Recharge, coins: int, kind: str, key: str, actor: User | None, memo: str
 ) -> tuple[int, int]:
     """wallet −min(balance, N), coin debt −rest, coin issuance +N; debt freezes the wallet."""
     wallet, debt = _lock_wallet_and_debt(recharge.user)
@@ -124,7 +128,7 @@ def recharge_refund_apply(
     amount: Money,
     coins: int,
     reason: str = "",
-    actor=None,
+    actor: User | None = None,
     request_key: str | None = None,
     support_limited: bool = False,
     dispute: StripeDispute | None = None,
@@ -212,7 +216,7 @@ def recharge_refund(
     *,
     recharge: Recharge,
     reason: str,
-    actor,
+    actor: User,
     coins: int | None = None,
     amount: Money | None = None,
     idempotency_key: str | None = None,
@@ -332,7 +336,7 @@ def recharge_refund(
     return refund
 
 
-def _support_limit_check(*, recharge: Recharge, actor, coins: int, limit: int) -> None:
+def _support_limit_check(*, recharge: Recharge, actor: User, coins: int, limit: int) -> None:
     """Support's refund cap, cumulative per recharge and per member over a rolling day.
 
     The caller holds the recharge row lock (per-recharge refunds queue there); the member's

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +31,10 @@ from wallets.services.ledger import (
 )
 from wallets.services.recharges import PaymentProviderError
 from wallets.services.refunds import RefundNotAllowed
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ def _request_key(user_id: int, key: str) -> str:
 
 
 @transaction.atomic
-def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> RechargeRefund:
+def recharge_self_refund(*, user: User, recharge_id: int, request_key: str) -> RechargeRefund:
     """Refund a whole recharge to the viewer's card and take its coins back.
 
     Allowed within ``SELF_REFUND_WINDOW_HOURS`` of the payment, once, and only while the
@@ -162,7 +167,7 @@ def recharge_self_refund(*, user, recharge_id: int, request_key: str) -> Recharg
 SELF_REFUND_REASON = "self refund"
 
 
-def self_refund_debit(*, recharge: Recharge, user) -> None:
+def self_refund_debit(*, recharge: Recharge, user: User) -> None:
     """Take the recharge's coins back from the wallet (all of them, or ``CoinsAlreadySpent``),
     once per recharge (``AlreadyRefunded``). Inside the caller's transaction, recharge locked."""
     try:
@@ -185,7 +190,7 @@ def self_refund_debit(*, recharge: Recharge, user) -> None:
 
 
 def self_refund_record(
-    *, recharge: Recharge, user, stripe_id: str, key: str | None
+    *, recharge: Recharge, user: User, stripe_id: str, key: str | None
 ) -> RechargeRefund:
     """The refund row of a self refund whose coins ``self_refund_debit`` took back."""
     refund = RechargeRefund.objects.create(  # type: ignore[misc]  # MoneyField takes Money

@@ -6,6 +6,8 @@ checked once, below the console (``accounts.roles``), whichever screen asked.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import transaction
 
@@ -15,10 +17,13 @@ from config.errors import InvalidInput
 from wallets.models import Recharge, RechargeRefund
 from wallets.services.refunds import recharge_refund
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def recharge_refund_by_staff(
     *,
-    actor,
+    actor: User,
     recharge: Recharge,
     reason: str,
     coins: int | None = None,
@@ -44,7 +49,7 @@ def recharge_refund_by_staff(
 @transaction.atomic
 def _refund(
     *,
-    actor,
+    actor: User,
     recharge: Recharge,
     reason: str,
     coins: int | None,

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +22,10 @@ from config.errors import DomainError
 from wallets import stripe_gateway as gateway
 from wallets.models import StripeCustomer
 from wallets.services.recharges import PaymentProviderError
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +121,7 @@ def _lock_wait() -> float:
 # --- The Stripe customer (outside transactions) ---------------------------------------------
 
 
-def stripe_customer_get(*, user) -> StripeCustomer:
+def stripe_customer_get(*, user: User) -> StripeCustomer:
     """The user's Stripe Customer, created once (the unique user column settles races; the
     idempotency key ``applause-customer-<user id>`` makes a lost row's retry find it)."""
     existing = StripeCustomer.objects.filter(user=user).first()
