@@ -1,9 +1,13 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.http import HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.audit import OwnAccountRefused, refuse_own_account
 from accounts.roles import FINANCE, require_role
+from config.api import signed_in_user
 from creators.models import Creator
 from creators.selectors import creator_earnings
 from creators.services import earnings_release_by_staff
@@ -26,14 +30,20 @@ class CreatorAdmin(admin.ModelAdmin):
     fields = ("user", "handle", "display_name", "bio", "is_active", *readonly_fields[2:])
     actions = ["release_now"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         # People become creators themselves (portal or API), which also opens their accounts.
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Creator | None = None) -> bool:
         return False
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         if request.method == "POST":
             creator = self.get_object(request, unquote(object_id))
             if creator is not None:
@@ -52,7 +62,7 @@ class CreatorAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="earnings (diamonds)")
-    def earnings(self, obj):
+    def earnings(self, obj: Creator) -> str:
         e = creator_earnings(creator=obj)
         return (
             f"pending {e.diamonds_pending:,} · available {e.diamonds_available:,} "
@@ -60,15 +70,14 @@ class CreatorAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Release matured earnings now")
-    def release_now(self, request, queryset):
+    def release_now(self, request: HttpRequest, queryset: QuerySet[Creator]) -> None:
         require_role(request.user, FINANCE)
+        actor = signed_in_user(request)  # signed in: the role check passed
         total = 0
         for creator in queryset.select_related("user"):
             try:
                 # Checks the role and the staff member's own profile, and audits.
-                result = earnings_release_by_staff(
-                    creator=creator, actor=request.user, request=request
-                )
+                result = earnings_release_by_staff(creator=creator, actor=actor, request=request)
             except OwnAccountRefused as exc:
                 self.message_user(request, f"@{creator.handle}: {exc.message}", messages.ERROR)
                 continue

@@ -1,11 +1,15 @@
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictInput, error_responses
+from config.api import StrictInput, error_responses, signed_in_user
 from config.errors import NotFound
+from creators.models import Creator
 from creators.selectors import creator_earnings, creator_find, creator_of
 from creators.services import creator_create
 
@@ -27,12 +31,12 @@ class CreatorInput(StrictInput):
     bio = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
 
-class CreatorCreated(serializers.Serializer):
+class CreatorCreated(serializers.Serializer[Any]):
     handle = serializers.CharField()
     display_name = serializers.CharField()
 
 
-class CreatorProfile(serializers.Serializer):
+class CreatorProfile(serializers.Serializer[Any]):
     handle = serializers.CharField()
     display_name = serializers.CharField()
     bio = serializers.CharField()
@@ -41,7 +45,7 @@ class CreatorProfile(serializers.Serializer):
     url = serializers.URLField()
 
 
-def profile_data(request, creator) -> dict:
+def profile_data(request: Request, creator: Creator) -> dict[str, Any]:
     return {
         "handle": creator.handle,
         "display_name": creator.display_name,
@@ -64,10 +68,10 @@ class CreatorCreateView(APIView):
         summary="Become a creator",
         description="Errors: `validation_error`, `handle_taken`, `already_creator`.",
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = CreatorInput(data=request.data)
         data.is_valid(raise_exception=True)
-        creator = creator_create(user=request.user, **data.validated_data)
+        creator = creator_create(user=signed_in_user(request), **data.validated_data)
         return Response(
             {"handle": creator.handle, "display_name": creator.display_name},
             status=status.HTTP_201_CREATED,
@@ -80,7 +84,7 @@ class CreatorDetailView(APIView):
     @extend_schema(
         responses={200: CreatorProfile, **error_responses(404)}, summary="A creator's profile"
     )
-    def get(self, request, handle: str):
+    def get(self, request: Request, handle: str) -> Response:
         creator = creator_find(handle=handle)
         if creator is None or not creator.is_active:
             raise NotFound("There is no creator with that handle.")
@@ -113,8 +117,8 @@ class EarningsView(APIView):
             "diamonds go out in the next payout. `available_value` is in PAYOUT_CURRENCY."
         ),
     )
-    def get(self, request):
-        creator = creator_of(user=request.user)
+    def get(self, request: Request) -> Response:
+        creator = creator_of(user=signed_in_user(request))
         if creator is None:
             raise NotACreator()
         earnings = creator_earnings(creator=creator)

@@ -29,6 +29,8 @@ from wallets.services.bulk import (
 )
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from accounts.models import User
 
 
@@ -140,7 +142,9 @@ def _release_one(*, creator_id: int, now: datetime) -> ReleaseResult:
     return ReleaseResult(creator_id, diamonds, cutoff)
 
 
-def earnings_release(*, creator: Creator | None = None, now: datetime | None = None) -> list:
+def earnings_release(
+    *, creator: Creator | None = None, now: datetime | None = None
+) -> list[ReleaseResult]:
     """Move pending diamonds credited more than ``EARNINGS_HOLD_DAYS`` ago to available.
 
     Idempotent (the watermark only moves forward and the ledger key names it) and safe beside
@@ -180,7 +184,9 @@ def earnings_release(*, creator: Creator | None = None, now: datetime | None = N
     return results
 
 
-def earnings_release_by_staff(*, creator: Creator, actor: User, request=None) -> ReleaseResult:
+def earnings_release_by_staff(
+    *, creator: Creator, actor: User, request: HttpRequest | None = None
+) -> ReleaseResult:
     """Finance releases one creator's matured earnings now, instead of waiting for the hourly
     run. Staff never release their own (refused and audited before the transaction, so the
     refusal's row stays); the release is audited (``earnings_release``) in its transaction."""

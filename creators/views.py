@@ -1,19 +1,21 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from config.api import signed_in_user
 from config.errors import DomainError
 from creators.services import creator_create
 
 
 @login_required
 @require_POST
-def creator_start(request):
+def creator_start(request: HttpRequest) -> HttpResponse:
     """The dashboard's "become a creator" form."""
     try:
         creator = creator_create(
-            user=request.user,
+            user=signed_in_user(request),
             handle=request.POST.get("handle", ""),
             display_name=request.POST.get("display_name", ""),
             bio=request.POST.get("bio", ""),
