@@ -468,7 +468,7 @@ def bench_gifts(senders, handles) -> None:
     if isinstance(ceiling, (int, float)) and ceiling:
         results["service_vs_ceiling"] = round(spread["per_s"] / ceiling, 3)
     else:
-        na("service_vs_ceiling", why="no gift_send_v2 pgbench ceiling")
+        na("service_vs_ceiling", why="no gift function pgbench ceiling")
     CPU["gift_py"], CPU["gift_pg"] = spread["py_cpu_ms"], spread["pg_cpu_ms"]
     CPU["gift_hot_py"], CPU["gift_hot_pg"] = hot["py_cpu_ms"], hot["pg_cpu_ms"]
     for name, phase in (("hot", hot), ("spread", spread)):
@@ -944,7 +944,7 @@ def cpu_summary() -> None:
         fn = CPU.get("gift_fn_pg", 0) + CPU.get("gift_fn_client", 0)
         if fn:
             parts.append(
-                f"pgbench gift_send_v2 {CPU['gift_fn_pg']:.2f} ms PostgreSQL + "
+                f"pgbench gift function {CPU['gift_fn_pg']:.2f} ms PostgreSQL + "
                 f"{CPU['gift_fn_client']:.2f} ms pgbench (CPU-bound ceiling {budget / fn:,.0f}/s); "
                 f"CPU-projected service_vs_ceiling {fn / gift:.3f}"
             )

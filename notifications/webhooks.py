@@ -297,7 +297,15 @@ def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> Webh
     WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(endpoint=e, event=event) for e in endpoints], ignore_conflicts=True
     )
-    endpoint_ids = [e.pk for e in endpoints]
+    webhook_deliveries_queue(endpoint_ids=[e.pk for e in endpoints])
+    return event
+
+
+def webhook_deliveries_queue(*, endpoint_ids: list[int]) -> None:
+    """After the caller's commit, ask a worker to flush each endpoint (new deliveries wait
+    there). Also for events written in SQL: the gift function returns its endpoint ids."""
+    if not endpoint_ids:
+        return
 
     def deliver() -> None:
         from notifications.tasks import webhook_endpoint_flush_task
@@ -309,7 +317,6 @@ def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> Webh
                 log.warning("could not queue webhook delivery to endpoint %s", endpoint_id)
 
     transaction.on_commit(deliver)
-    return event
 
 
 def event_body(event: WebhookEvent) -> bytes:
@@ -346,7 +353,9 @@ def webhook_endpoint_flush(*, endpoint_id: int, limit: int = 100) -> int:
 def _deliver_next(endpoint_id: int) -> str:
     with transaction.atomic():
         endpoint = (
-            WebhookEndpoint.objects.select_for_update(skip_locked=True)
+            # NO KEY UPDATE: a gift inserting a delivery (a key-share lock through the
+            # foreign key) never waits for a delivery on the wire.
+            WebhookEndpoint.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(pk=endpoint_id, enabled=True)
             .first()
         )

@@ -1,8 +1,9 @@
 """Sending gifts: one transaction that debits the sender, credits the creator and records it.
 
 On PostgreSQL (``GIFT_SEND_SQL``, default on) the whole gift is ONE database call: the
-PL/pgSQL function ``gift_send_v2`` (gifts/migrations/0004_gift_send_v2.py; v1 is kept) does the reads,
-checks every rule below in the same order and writes the same rows. The Python below is the
+PL/pgSQL function ``gift_send_v3`` (gifts/migrations/0005_gift_send_v3.py; v1 and v2 are
+kept) does the reads, checks every rule below in the same order and writes the same rows (the
+``gift.received`` webhook event included). The Python below is the
 readable reference and the SQLite path (``make run``); the gift tests run against both.
 
 In the Python reference, per gift this runs three reads (creator with its pending account, gift, the sender's wallet

@@ -1,5 +1,6 @@
 """Sending a gift in one round trip on PostgreSQL: one call of the versioned SQL function,
-which checks every rule and writes every row (``GIFT_SEND_SQL``)."""
+which checks every rule and writes every row, the creator's ``gift.received`` webhook event
+included (``GIFT_SEND_SQL``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from gifts.services.errors import (
     SelfGift,
 )
 from gifts.services.rules import _check_quantity, _clean_context, _ledger_key, message_clean
+from notifications.webhooks import webhook_deliveries_queue
 from wallets.services import SpendingLimitExceeded, wallet_frozen_error
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 # The SQL function this code calls. A new rule or argument means a new function (and a new
 # migration), never a changed one: during a rolling deploy old code calls the old version.
-GIFT_SEND_FUNCTION = "gift_send_v2"
+GIFT_SEND_FUNCTION = "gift_send_v3"
 GIFT_SEND_SQL = (
     f"SELECT {GIFT_SEND_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
     "%s, %s, %s)"
@@ -147,6 +149,9 @@ def _gift_send_sql(
         raise _refusal(answer)
     if answer["result"] == "conflict":
         raise IdempotencyConflict()
+    # The function stored gift.received for the creator's apps in the same statement; their
+    # delivery is queued after the commit (at once in autocommit; no database round trip).
+    webhook_deliveries_queue(endpoint_ids=answer.get("webhook_endpoints") or [])
     return answer
 
 

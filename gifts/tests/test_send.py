@@ -183,7 +183,7 @@ def test_few_queries_per_gift(gift_path, sender, creator, rose):
     if gift_path == "sql":
         # One round trip: the function, nothing around it (the test's own transaction adds
         # no savepoint: gift_send opens none on this path).
-        assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v2("], queries
+        assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v3("], queries
         return
     # 4 reads (creator, gift, accounts, the sender's own spending limits) + 6 writes +
     # ledger_post's savepoint pair around the journal insert = 12; the test's own transaction

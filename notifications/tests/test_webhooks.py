@@ -13,7 +13,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from creators.services import creator_create
-from notifications.models import DeliveryStatus, OutboxEmail, WebhookDelivery, WebhookEndpoint
+from notifications.models import (
+    DeliveryStatus,
+    OutboxEmail,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from notifications.tests.factories import verified_user
 from notifications.webhooks import webhook_endpoint_flush, webhook_event_emit, webhook_flush_all
 from tests.helpers import client_for
@@ -37,12 +43,18 @@ class Receiver:
         self.requests: list[tuple[dict, bytes]] = []
         self.statuses: list[int] = []
         self.delay = 0.0
+        # Set when a request arrives; a test clears ``release`` to hold the answer back.
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
+                receiver.arrived.set()
+                receiver.release.wait(30)
                 time.sleep(receiver.delay)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
@@ -261,24 +273,144 @@ def test_failing_for_the_retry_window_disables_and_emails_then_replay_revives(
     )
 
 
-def test_gift_received_is_emitted_by_the_python_gift_path(creator_user, receiver, settings):
-    # The one-statement PostgreSQL gift (gift_send_v1) does not emit it yet (see the docs).
+# --- gift.received: the same event from both gift paths (issue #20) -------------------------
+
+
+@pytest.fixture
+def fan():
     from accounts.tests.factories import UserFactory
-    from gifts.services import gift_send_python
     from gifts.tests.factories import GiftFactory, fund
 
-    subscribe(creator_user, receiver.url, events=["gift.*"])
-    fan = fund(UserFactory(), 100)
     GiftFactory(slug="rose", coins=10)
-    gift_send_python(
-        sender=fan,
-        creator_handle=creator_user.creator.handle,
-        gift_slug="rose",
-        quantity=3,
-        client_key="k1",
+    return fund(UserFactory(), 1000)
+
+
+def gift(fan, creator_user, client_key="k1", **extra):
+    from gifts.services import gift_send
+
+    args = {"creator_handle": creator_user.creator.handle, "gift_slug": "rose", "quantity": 3}
+    return gift_send(sender=fan, client_key=client_key, **{**args, **extra})
+
+
+@pytest.mark.usefixtures("gift_path")
+def test_gift_received_is_delivered_signed_with_one_body_shape(
+    creator_user, fan, receiver, eager_celery, django_capture_on_commit_callbacks
+):
+    secret = subscribe(creator_user, receiver.url, events=["gift.*"])["secret"]
+    exact = subscribe(creator_user, receiver.url, events=["gift.received"])["secret"]
+    subscribe(creator_user, receiver.url, events=["payout.*", "goal.*"])  # wants no gifts
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = gift(fan, creator_user, live_id="live-7", message="gg <b>wp</b>")
+    event = WebhookEvent.objects.get()
+    assert (event.key, event.owner_id, event.type) == (
+        f"gift.received:{sent.pk}",
+        creator_user.pk,
+        "gift.received",
     )
-    webhook_flush_all()
-    (body,) = receiver.bodies()
-    assert body["type"] == "gift.received"
-    assert body["data"]["coins"] == 30
-    assert body["data"]["sender"] == fan.username
+    assert len(event.public_id) == len("evt_") + 24
+    assert event.public_id.startswith("evt_")
+    assert len(receiver.requests) == 2  # one per endpoint that wants gifts
+    for (headers, body), endpoint_secret in zip(receiver.requests, [secret, exact], strict=True):
+        assert verify(endpoint_secret, body, headers["Applause-Signature"])
+        assert json.loads(body) == {
+            "id": event.public_id,
+            "type": "gift.received",
+            "created": int(event.created_at.timestamp()),
+            "data": {
+                "id": sent.pk,
+                "sender": fan.username,
+                "gift": "rose",
+                "quantity": 3,
+                "coins": 30,
+                "diamonds": 30,
+                "live_id": "live-7",
+                "video_id": "",
+                "message": "gg wp",
+                "goal": None,
+            },
+        }
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+@pytest.mark.usefixtures("gift_path")
+def test_a_replayed_gift_emits_nothing_again(creator_user, fan, receiver):
+    subscribe(creator_user, receiver.url, events=["gift.received"])
+    api = client_for(fan)
+    body = {"creator": creator_user.creator.handle, "gift": "rose", "quantity": 2}
+    headers = {"HTTP_IDEMPOTENCY_KEY": "same-key"}
+    first = api.post("/api/v1/gifts/send/", body, format="json", **headers)
+    again = api.post("/api/v1/gifts/send/", body, format="json", **headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    by_service = gift(fan, creator_user, client_key="svc")
+    assert gift(fan, creator_user, client_key="svc").created is False
+    assert sorted(WebhookEvent.objects.values_list("key", flat=True)) == sorted(
+        [f"gift.received:{first.json()['id']}", f"gift.received:{by_service.pk}"]
+    )
+    assert WebhookDelivery.objects.count() == 2
+
+
+@pytest.mark.usefixtures("gift_path")
+def test_no_subscribed_endpoint_no_event(creator_user, fan, receiver):
+    from notifications.tests.factories import verified_user
+
+    subscribe(creator_user, receiver.url, events=["payout.*"])
+    disabled = subscribe(creator_user, receiver.url, events=["gift.*"])
+    WebhookEndpoint.objects.filter(pk=disabled["id"]).update(enabled=False)
+    deleted = subscribe(creator_user, receiver.url, events=["gift.received"])
+    client_for(creator_user).delete(f"/api/v1/webhooks/endpoints/{deleted['id']}/")
+    other = verified_user()
+    creator_create(user=other, handle=f"other{other.pk}", display_name="Other")
+    subscribe(other, receiver.url, events=["gift.*"])  # another creator's app
+    gift(fan, creator_user)
+    assert not WebhookEvent.objects.exists()
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_the_sql_gift_with_a_subscriber_is_still_one_round_trip(
+    creator_user, fan, receiver, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL gift function needs PostgreSQL")
+    settings.GIFT_SEND_SQL = True
+    endpoint_id = subscribe(creator_user, receiver.url, events=["gift.*"])["id"]
+    gift(fan, creator_user, client_key="warm")  # the platform accounts exist from here on
+    with CaptureQueriesContext(connection) as queries:
+        sent = gift(fan, creator_user, client_key="measured")
+    assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v3("], queries
+    delivery = WebhookDelivery.objects.get(event__key=f"gift.received:{sent.pk}")
+    assert (delivery.endpoint_id, delivery.status) == (endpoint_id, DeliveryStatus.PENDING)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("gift_path")
+def test_a_delivery_on_the_wire_never_holds_up_a_gift(creator_user, fan, receiver):
+    """The flush locks the endpoint while its request is out; a gift to that creator inserts
+    a delivery (a key-share lock through the foreign key) and must not wait for it."""
+    from django.db import connection
+
+    endpoint_id = subscribe(creator_user, receiver.url, events=["gift.*", "payout.*"])["id"]
+    emit(creator_user, 1)
+    receiver.release.clear()
+    flusher = threading.Thread(
+        target=lambda: (webhook_endpoint_flush(endpoint_id=endpoint_id), connection.close())
+    )
+    flusher.start()
+    try:
+        assert receiver.arrived.wait(10)  # the delivery is on the wire, the endpoint locked
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a blocked gift fails instead of waiting
+        try:
+            sent = gift(fan, creator_user)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        receiver.release.set()
+        flusher.join(10)
+    # The gift committed while the first delivery was out: the same flush delivered it next.
+    assert [b["type"] for b in receiver.bodies()] == ["payout.paid", "gift.received"]
+    assert receiver.bodies()[1]["data"]["id"] == sent.pk
