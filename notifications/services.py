@@ -172,14 +172,21 @@ def email_render(*, template: str, context: dict[str, Any]) -> Rendered:
     return Rendered(subject=" ".join(subject.split())[:255], text=body.strip() + "\n", html=html)
 
 
-def _skip_reason(*, user: User, category: str) -> str:
+def _skip_reason(
+    *, user: User, category: str, preferences: dict[int, EmailPreference] | None = None
+) -> str:
+    """Why ``user`` may not receive this category ("" when they may). ``preferences``: the
+    users' preference rows read beforehand (``email_enqueue_many``), else read here."""
     if not user.email:
         return "no email address"
     if not user.is_active:
         return "account inactive"
     if category == EmailCategory.SECURITY:
         return ""
-    preference = EmailPreference.objects.filter(user=user).first()
+    if preferences is None:
+        preference = EmailPreference.objects.filter(user=user).first()
+    else:
+        preference = preferences.get(user.pk)
     if preference is None or not preference.is_verified_for(user.email):
         return "address not verified"
     if category == EmailCategory.DIGEST and not preference.weekly_digest:
@@ -240,6 +247,73 @@ def email_enqueue(
     if not reason:
         _send_after_commit(row.pk)
     return row
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One message for ``email_enqueue_many``."""
+
+    event: str
+    user: User
+    template: str
+    context: dict[str, Any]
+
+
+def email_enqueue_many(*, mails: list[Mail], category: str = EmailCategory.ACCOUNT) -> int:
+    """``email_enqueue`` for many messages of one category at once (the bulk jobs, e.g. a
+    reconciliation page's receipts), in the caller's transaction: one read of the rows already
+    written, one of the preferences, one insert (a concurrent (event, user) is skipped), and
+    one sweep task after the commit instead of a send task per message (the beat sweep sends
+    what it leaves). Digest mails, which carry per-user headers, go through ``email_enqueue``.
+    Returns how many rows were written."""
+    if category == EmailCategory.DIGEST:
+        raise ValueError("digest mails go through email_enqueue")
+    if not mails:
+        return 0
+    events = [m.event[:200] for m in mails]
+    existing = set(OutboxEmail.objects.filter(event__in=events).values_list("event", "user_id"))
+    todo = [m for m, e in zip(mails, events, strict=True) if (e, m.user.pk) not in existing]
+    preferences = {
+        p.user_id: p for p in EmailPreference.objects.filter(user_id__in={m.user.pk for m in todo})
+    }
+    rows = []
+    for mail in todo:
+        context = {
+            "user": mail.user,
+            "site_url": settings.SITE_URL,
+            "preferences_url": site_url("/account/notifications/"),
+            **mail.context,
+        }
+        rendered = email_render(template=mail.template, context=context)
+        reason = _skip_reason(user=mail.user, category=category, preferences=preferences)
+        rows.append(
+            OutboxEmail(
+                event=mail.event[:200],
+                user=mail.user,
+                to_email=mail.user.email,
+                category=category,
+                template=mail.template,
+                subject=rendered.subject,
+                body_text=rendered.text,
+                body_html=rendered.html,
+                headers={},
+                status=EmailStatus.SKIPPED if reason else EmailStatus.PENDING,
+                last_error=reason,
+            )
+        )
+    OutboxEmail.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    if any(row.status == EmailStatus.PENDING for row in rows):
+        transaction.on_commit(_flush_soon)
+    return len(rows)
+
+
+def _flush_soon() -> None:
+    from notifications.tasks import email_outbox_flush_task
+
+    try:
+        email_outbox_flush_task.delay()
+    except Exception:  # the broker is down: the beat sweep sends them later
+        log.warning("could not queue the outbox sweep; the beat sweep will send")
 
 
 def _send_after_commit(email_id: int) -> None:

@@ -58,3 +58,22 @@ def pdf_pages(body: bytes) -> list[str]:
 
 def pdf_text(body: bytes) -> str:
     return "\n".join(pdf_pages(body))
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a Django process a test starts (``manage.py …`` or a script) that
+    must use the test's own database (a ``transactional_db`` test: it sees committed rows)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = f"{db['USER']}:{db['PASSWORD']}" if db.get("PASSWORD") else db["USER"]
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "x" * 50,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        APPLAUSE_TESTING="1",
+        CONN_MAX_AGE="0",
+        **extra,
+    )
+    return env

@@ -275,9 +275,17 @@ def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge |
 
 def _receipt_enqueue(recharge: Recharge) -> None:
     """The receipt email, written in the same transaction as the credit."""
-    from notifications.services import email_enqueue, site_url
+    from notifications.services import email_enqueue
 
-    email_enqueue(
+    mail = receipt_mail(recharge)
+    email_enqueue(event=mail.event, user=mail.user, template=mail.template, context=mail.context)
+
+
+def receipt_mail(recharge: Recharge):
+    """The receipt of a credited recharge, as a ``notifications.services.Mail``."""
+    from notifications.services import Mail, site_url
+
+    return Mail(
         event=f"recharge_receipt:{recharge.pk}",
         user=recharge.user,
         template="recharge_receipt",

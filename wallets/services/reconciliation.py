@@ -27,18 +27,22 @@ from wallets.models import (
     ReconciliationRun,
     StripeEvent,
 )
+from wallets.services.bulk import bulk_supported
 from wallets.services.discrepancies import discrepancy_record
 from wallets.services.disputes import recharge_for_charge
 from wallets.services.locks import advisory_lock
 from wallets.services.recharges import recharge_apply_success, recharge_mark_failed
+from wallets.services.reconcile_bulk import (
+    OPEN_STATUSES,
+    PageRecords,
+    page_read,
+    recharges_credit_page,
+)
 from wallets.services.refunds import recharge_refund_from_stripe
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(days=3)
-
-# Statuses of a recharge a succeeded payment still has to credit.
-OPEN_STATUSES = (RechargeStatus.CREATING, RechargeStatus.PENDING, RechargeStatus.FAILED)
 
 
 def _is_ours(intent: Any) -> bool:
@@ -49,7 +53,6 @@ def _is_ours(intent: Any) -> bool:
 def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
     pi_id = gateway.get(intent, "id")
     status = gateway.get(intent, "status")
-    counts["payment_intents"] += 1
     recharge = Recharge.objects.filter(payment_intent=pi_id).first()
     if recharge is None:
         # A PaymentIntent of ours whose id was never written is one whose create's answer was
@@ -159,8 +162,8 @@ def _reconcile_failed_events(run: ReconciliationRun, counts: Counter) -> None:
         counts["discrepancies"] += created
 
 
-# PaymentIntents read from the database together: one query for their recharges and one for
-# their ledger credits per page, instead of two per PaymentIntent.
+# PaymentIntents read from the database together (one query for their recharges, one for
+# their ledger credits) and credited together: Stripe's largest list page.
 RECONCILE_PAGE = 100
 
 
@@ -175,37 +178,57 @@ def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield page
 
 
-def _disagreeing(page: list[Any], counts: Counter) -> list[Any]:
-    """The PaymentIntents of ``page`` that need ``_reconcile_intent``; those that agree with
-    our records (the steady state: nearly all of them) are counted and skipped here, after one
-    read of the page's recharges and ledger credits."""
-    ids = [str(gateway.get(intent, "id")) for intent in page]
-    statuses = dict(
-        Recharge.objects.filter(payment_intent__in=ids).values_list("payment_intent", "status")
-    )
-    credited = set(
-        LedgerTransaction.objects.filter(
-            idempotency_key__in=[f"recharge:{pi}" for pi in statuses]
-        ).values_list("idempotency_key", flat=True)
-    )
+def _disagreeing(page: list[Any], records: PageRecords) -> list[Any]:
+    """The PaymentIntents of ``page`` that disagree with our records; those that agree (the
+    steady state: nearly all of them) are skipped here, after one read of the page's
+    recharges and ledger credits (``records``)."""
     todo = []
-    for pi_id, intent in zip(ids, page, strict=True):
+    for intent in page:
+        pi_id = str(gateway.get(intent, "id"))
         status = gateway.get(intent, "status")
-        recharge_status = statuses.get(pi_id)
-        if recharge_status is None:
+        recharge = records.recharges.get(pi_id)
+        if recharge is None:
             agrees = not _is_ours(intent)
         elif status == "succeeded":
-            agrees = recharge_status not in OPEN_STATUSES and f"recharge:{pi_id}" in credited
+            agrees = (
+                recharge.status not in OPEN_STATUSES
+                and recharge.ledger_key in records.credited_keys
+            )
         else:
-            agrees = recharge_status not in CREDITED_STATUSES and not (
-                recharge_status in (RechargeStatus.CREATING, RechargeStatus.PENDING)
+            agrees = recharge.status not in CREDITED_STATUSES and not (
+                recharge.status in (RechargeStatus.CREATING, RechargeStatus.PENDING)
                 and status == "canceled"
             )
-        if agrees:
-            counts["payment_intents"] += 1
-        else:
+        if not agrees:
             todo.append(intent)
     return todo
+
+
+def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter) -> list[str]:
+    """One page: one read, the plain lost payments credited set-based in one transaction,
+    the rest one by one through the per-item services. Returns the errors."""
+    counts["payment_intents"] += len(page)
+    records = page_read(str(gateway.get(intent, "id")) for intent in page)
+    todo = _disagreeing(page, records)
+    if todo and bulk_supported():
+        try:
+            credited, todo = recharges_credit_page(intents=todo, records=records)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the whole run is retried (its task)
+        except Exception:  # e.g. a constraint: the per-item path decides each one
+            log.exception("set-based credit of a page; crediting it one by one")
+        else:
+            counts["credited"] += credited
+    errors = []
+    for intent in todo:
+        try:
+            _reconcile_intent(intent, run, counts)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # one bad object must not stop the run
+            log.exception("reconcile payment intent %s", gateway.get(intent, "id"))
+            errors.append(f"{gateway.get(intent, 'id')}: {exc}")
+    return errors
 
 
 def _finish_abandoned(counts: Counter) -> None:
@@ -241,14 +264,7 @@ def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationR
         _finish_abandoned(counts)
         try:
             for page in _pages(gateway.payment_intents_since(now - window), RECONCILE_PAGE):
-                for intent in _disagreeing(page, counts):
-                    try:
-                        _reconcile_intent(intent, run, counts)
-                    except (OperationalError, InterfaceError):
-                        raise  # the database is away: the whole run is retried (its task)
-                    except Exception as exc:  # one bad object must not stop the run
-                        log.exception("reconcile payment intent %s", gateway.get(intent, "id"))
-                        errors.append(f"{gateway.get(intent, 'id')}: {exc}")
+                errors += _reconcile_page(page, run, counts)
             for stripe_refund in gateway.refunds_since(now - window):
                 try:
                     _reconcile_refund(stripe_refund, run, counts)

@@ -1,0 +1,180 @@
+"""Reconciliation's set-based credit: a page of lost payments credited in one transaction.
+
+``payments_reconcile`` reads a page of Stripe's PaymentIntents against our recharges and
+ledger keys once (``page_read``), skips what agrees, and hands the succeeded payments whose
+recharge is still open to ``recharges_credit_page``. It credits the plain ones (amount,
+currency and metadata match; the wallet exists, is not frozen and owes no coin debt) in ONE
+transaction: the recharges locked in id order and flipped to succeeded, the journal rows
+(``ON CONFLICT (idempotency_key) DO NOTHING``), the wallet balances and the entries through
+``ledger_post_bulk``, the receipts through ``email_enqueue_many``. It returns the rest (a
+mismatch, a frozen wallet, a debt to settle first, a wallet not made yet) for the per-item
+``recharge_apply_success``, which records discrepancies and settles debts as it always has.
+
+Exactly once beside the webhook: both flip the recharge with a status condition under its row
+lock. Whichever commits first wins; the other, re-reading the row after the lock, finds it
+succeeded and credits nothing (and the ledger key refuses a second credit besides). Lock
+order is the per-item one: the recharge rows, then the accounts in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from wallets import stripe_gateway as gateway
+from wallets.models import (
+    Account,
+    AccountKind,
+    LedgerTransaction,
+    Recharge,
+    RechargeStatus,
+    TransactionKind,
+)
+from wallets.services.bulk import BulkTransaction, ledger_post_bulk
+from wallets.services.ledger import platform_account
+from wallets.services.recharges import _intent_problem, receipt_mail
+
+# Statuses of a recharge a succeeded payment still has to credit.
+OPEN_STATUSES = (RechargeStatus.CREATING, RechargeStatus.PENDING, RechargeStatus.FAILED)
+
+
+@dataclass
+class PageRecords:
+    """What our database says about one page of PaymentIntents (two queries)."""
+
+    recharges: dict[str, Recharge] = field(default_factory=dict)  # by payment intent id
+    credited_keys: set[str] = field(default_factory=set)  # ledger keys already posted
+
+
+def page_read(payment_intent_ids: Iterable[str]) -> PageRecords:
+    ids = list(payment_intent_ids)
+    recharges = {
+        r.payment_intent: r
+        for r in Recharge.objects.filter(payment_intent__in=ids).only(
+            "id",
+            "user_id",
+            "coins",
+            "price",
+            "price_currency",
+            "payment_intent",
+            "status",
+            "created_at",
+        )
+        if r.payment_intent
+    }
+    keys = [r.ledger_key for r in recharges.values()]
+    credited = set(
+        LedgerTransaction.objects.filter(idempotency_key__in=keys).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    return PageRecords(recharges=recharges, credited_keys=credited)
+
+
+def _plain(intent: Any, records: PageRecords) -> Recharge | None:
+    """The open recharge ``intent`` pays for with nothing to check by hand, else None."""
+    pi_id = str(gateway.get(intent, "id"))
+    recharge = records.recharges.get(pi_id)
+    if recharge is None or gateway.get(intent, "status") != "succeeded":
+        return None
+    if recharge.status not in OPEN_STATUSES or _intent_problem(recharge, intent) is not None:
+        return None
+    return recharge
+
+
+def _lock_open(recharge_ids: list[int]) -> set[int]:
+    """Lock the recharges still open, in id order; those credited meanwhile (the webhook got
+    there first and committed) are left out."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Recharge._meta.db_table} WHERE id = ANY(%s) "  # noqa: S608 (the model's table; values are parameters)
+            "AND status = ANY(%s) ORDER BY id FOR UPDATE",
+            [sorted(recharge_ids), [str(s) for s in OPEN_STATUSES]],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _lock_wallets(user_ids: set[int]) -> tuple[dict[int, tuple[int, bool]], set[int]]:
+    """Lock the users' wallets and coin-debt accounts in id order (``ledger_post``'s order);
+    returns ``{user: (wallet id, frozen)}`` and the users who owe coins."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, user_id, kind, balance, is_frozen FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
+            "WHERE user_id = ANY(%s) AND kind = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            [sorted(user_ids), [str(AccountKind.WALLET), str(AccountKind.COIN_DEBT)]],
+        )
+        rows = cursor.fetchall()
+    wallets = {user: (pk, frozen) for pk, user, kind, _b, frozen in rows if kind == "wallet"}
+    owing = {user for _pk, user, kind, balance, _f in rows if kind == "coin_debt" and balance}
+    return wallets, owing
+
+
+def recharges_credit_page(*, intents: list[Any], records: PageRecords) -> tuple[int, list[Any]]:
+    """Credit the plain succeeded payments of ``intents`` set-based, in one transaction.
+
+    Returns (how many were credited, the intents left for the per-item path). An intent whose
+    recharge another process credited meanwhile is neither credited nor returned.
+    """
+    plain: dict[int, tuple[Any, Recharge]] = {}
+    rest: list[Any] = []
+    for intent in intents:
+        recharge = _plain(intent, records)
+        if recharge is None:
+            rest.append(intent)
+        else:
+            plain[recharge.pk] = (intent, recharge)
+    if not plain:
+        return 0, rest
+    issuance = platform_account(AccountKind.COIN_ISSUANCE)
+    with transaction.atomic():
+        still_open = _lock_open(list(plain))
+        users = {plain[pk][1].user_id for pk in still_open}
+        wallets, owing = _lock_wallets(users)
+        credit: list[Recharge] = []
+        for pk in sorted(still_open):
+            intent, recharge = plain[pk]
+            wallet = wallets.get(recharge.user_id)
+            if wallet is None or wallet[1] or recharge.user_id in owing:
+                rest.append(intent)  # made, unfrozen or settled by the per-item path
+            else:
+                credit.append(recharge)
+        if not credit:
+            return 0, rest
+        now = timezone.now()
+        Recharge.objects.filter(pk__in=[r.pk for r in credit]).update(
+            status=RechargeStatus.SUCCEEDED, succeeded_at=now, failure_message=""
+        )
+        ledger_post_bulk(
+            kind=TransactionKind.RECHARGE,
+            transactions=[
+                BulkTransaction(
+                    idempotency_key=r.ledger_key,
+                    legs=((issuance.pk, -r.coins), (wallets[r.user_id][0], r.coins)),
+                    memo=f"Recharge #{r.pk}: {r.coins:,} coins for {r.price}",
+                    reference=f"recharge:{r.pk}",
+                )
+                for r in credit
+            ],
+            now=now,
+        )
+        _receipts(credit, now)
+    return len(credit), rest
+
+
+def _receipts(credited: list[Recharge], now) -> None:
+    from django.contrib.auth import get_user_model
+
+    from notifications.services import email_enqueue_many
+
+    people = get_user_model().objects.in_bulk({r.user_id for r in credited})
+    mails = []
+    for recharge in credited:
+        recharge.status = RechargeStatus.SUCCEEDED
+        recharge.succeeded_at = now
+        recharge.user = people[recharge.user_id]
+        mails.append(receipt_mail(recharge))
+    email_enqueue_many(mails=mails)
