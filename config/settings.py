@@ -539,6 +539,9 @@ PAYOUT_CONNECT_COUNTRY = env.str("PAYOUT_CONNECT_COUNTRY", default="US")
 # Payouts that would take a creator's year past this (in PAYOUT_CURRENCY) need a tax form.
 PAYOUT_TAX_FORM_THRESHOLD = Decimal(env.str("PAYOUT_TAX_FORM_THRESHOLD", default="600"))
 PAYOUT_RECONCILE_DAYS = env.int("PAYOUT_RECONCILE_DAYS", default=30)
+# Payment reconciliation lists what Stripe created since the last clean run, less this overlap
+# (clock skew, payments created while that run listed).
+RECONCILE_OVERLAP_SECONDS = env.int("RECONCILE_OVERLAP_SECONDS", default=900)
 PAYOUT_SEND_MAX_RETRIES = env.int("PAYOUT_SEND_MAX_RETRIES", default=8)
 # The batch creates payouts this many creators per database transaction (PostgreSQL), and
 # queues their sends one Celery task per PAYOUT_SEND_TASK_SIZE payouts.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.db.models import Min
 from django.utils import timezone
 
 from wallets import stripe_gateway as gateway
@@ -245,13 +247,44 @@ def _finish_abandoned(counts: Counter) -> None:
         counts[f"abandoned_{outcome}"] += n
 
 
-def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationRun:
-    """One reconciliation of recent payments. Idempotent; safe beside webhooks (every fix goes
-    through the same exactly-once services) and beside itself (an advisory lock: a second run
-    at the same time is recorded as skipped)."""
+def reconcile_window_start(*, now: datetime) -> datetime:
+    """Where the next run's listing starts: the end of the last clean run (``done`` without an
+    error; its ``window_end`` is stored on its ``ReconciliationRun`` row) less
+    ``RECONCILE_OVERLAP_SECONDS``, earlier still to the oldest recharge that waits for its
+    payment (creating or pending: a payment created long ago may succeed now), never earlier
+    than ``DEFAULT_WINDOW`` ago, which is also the start when no run was clean yet. A failed
+    run, a skipped one or one with errors leaves it where it was."""
+    earliest = now - DEFAULT_WINDOW
+    last = (
+        ReconciliationRun.objects.filter(
+            kind="payments", status="done", error="", window_end__isnull=False
+        )
+        .order_by("-window_end")
+        .first()
+    )
+    if last is None or last.window_end is None:
+        return earliest
+    overlap = timedelta(seconds=settings.RECONCILE_OVERLAP_SECONDS)
+    start = last.window_end - overlap
+    waiting = Recharge.objects.filter(
+        status__in=[RechargeStatus.CREATING, RechargeStatus.PENDING], created_at__gte=earliest
+    ).aggregate(oldest=Min("created_at"))["oldest"]
+    if waiting is not None:
+        start = min(start, waiting - overlap)
+    return max(start, earliest)
+
+
+def payments_reconcile(*, window: timedelta | None = None) -> ReconciliationRun:
+    """One reconciliation of recent payments: those created since ``reconcile_window_start``
+    (the last clean run), or in the last ``window`` when given. Real Stripe is asked for that
+    window only (``created[gte]``); localstripe, which refuses the filter, is paged through
+    whole and filtered here. Idempotent; safe beside webhooks (every fix goes through
+    exactly-once writes) and beside itself (an advisory lock: a second run at the same time is
+    recorded as skipped)."""
     now = timezone.now()
+    start = now - window if window is not None else reconcile_window_start(now=now)
     run = ReconciliationRun.objects.create(
-        kind="payments", started_at=now, window_start=now - window, window_end=now
+        kind="payments", started_at=now, window_start=start, window_end=now
     )
     counts: Counter = Counter()
     with advisory_lock("applause:reconcile:payments") as acquired:
@@ -263,9 +296,9 @@ def payments_reconcile(*, window: timedelta = DEFAULT_WINDOW) -> ReconciliationR
         errors: list[str] = []
         _finish_abandoned(counts)
         try:
-            for page in _pages(gateway.payment_intents_since(now - window), RECONCILE_PAGE):
+            for page in _pages(gateway.payment_intents_since(start), RECONCILE_PAGE):
                 errors += _reconcile_page(page, run, counts)
-            for stripe_refund in gateway.refunds_since(now - window):
+            for stripe_refund in gateway.refunds_since(start):
                 try:
                     _reconcile_refund(stripe_refund, run, counts)
                 except (OperationalError, InterfaceError):
