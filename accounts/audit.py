@@ -12,8 +12,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Model
 
-from accounts.client_address import client_address
+from accounts.client_address import ClientRequest, client_address
 from accounts.models import AuditLog
 from config.errors import DomainError
 
@@ -34,11 +35,11 @@ def audit_record(
     *,
     actor: User | AnonymousUser | None,
     action: str,
-    obj=None,
-    before: dict | None = None,
-    after: dict | None = None,
+    obj: Model | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     reason: str = "",
-    request=None,
+    request: ClientRequest | None = None,
 ) -> AuditLog:
     """Append one audit row. Call it inside the action's transaction so both commit together."""
     object_type = object_id = object_repr = ""
@@ -68,7 +69,12 @@ class OwnAccountRefused(DomainError):
 
 
 def refuse_own_account(
-    *, actor: User | AnonymousUser | None, owner: User | None, action: str, obj=None, request=None
+    *,
+    actor: User | AnonymousUser | None,
+    owner: User | None,
+    action: str,
+    obj: Model | None = None,
+    request: ClientRequest | None = None,
 ) -> None:
     """Refuse (and audit) a staff action on the actor's own wallet, creator profile or payouts.
 

@@ -13,8 +13,16 @@ directly): then ``REMOTE_ADDR`` is the only address we can trust.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+# A service's ``request``: the portal's or the admin's Django request, or the API's DRF one.
+ClientRequest: TypeAlias = "HttpRequest | Request"
 
 
 def _parse(value: str) -> str | None:
@@ -34,7 +42,7 @@ def trusted_proxy_count() -> int:
     return max(0, int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0))
 
 
-def client_address(request) -> str | None:
+def client_address(request: ClientRequest | None) -> str | None:
     """The address of the client that sent ``request`` (Django's or DRF's), or None."""
     if request is None:
         return None

@@ -3,7 +3,7 @@ from celery import shared_task
 from creators.services import earnings_release
 
 
-@shared_task(acks_late=True)  # type: ignore[untyped-decorator]  # celery ships no types
+@shared_task(acks_late=True)
 def release_earnings_task() -> int:
     """Move matured pending diamonds to available for every creator (idempotent)."""
     return sum(result.diamonds for result in earnings_release())

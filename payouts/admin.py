@@ -1,19 +1,21 @@
 """Staff console for payouts: every action calls a service, records its actor, and is audited."""
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.roles import FINANCE, require_role
+from config.api import signed_in_user
 from config.errors import DomainError
 from payouts.models import (
     Payout,
@@ -36,7 +38,7 @@ from payouts.services import (
 from payouts.statements.downloads import csv_safe
 
 
-def _finance_only(model_admin, request) -> bool:
+def _finance_only(model_admin: admin.ModelAdmin, request: HttpRequest) -> bool:
     """Money out is the finance role's, checked in the action itself (not only the menu)."""
     try:
         require_role(request.user, FINANCE)
@@ -56,13 +58,15 @@ class _Echo:
 class ReadOnlyMixin:
     model: type[models.Model]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: models.Model | None = None
+    ) -> list[str]:
         return [f.name for f in self.model._meta.fields]
 
 
@@ -87,20 +91,22 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
     exclude = ("iban",)
     actions = ["verify_action", "tax_w9_action", "tax_w8ben_action"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: models.Model | None = None
+    ) -> list[str]:
         return [f.name for f in self.model._meta.fields if f.name != "iban"] + ["iban_masked"]
 
     @admin.display(description="IBAN")
-    def iban_masked(self, obj):
+    def iban_masked(self, obj: PayoutMethod) -> str:
         return f"•••• {obj.iban_last4}" if obj.iban else ""
 
     def _each(
         self,
-        request,
-        queryset,
+        request: HttpRequest,
+        queryset: QuerySet[PayoutMethod],
         action: str,
         run: Callable[[PayoutMethod], PayoutMethod],
-    ):
+    ) -> None:
         if not _finance_only(self, request):
             return
         done = 0
@@ -120,11 +126,13 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "approves; Stripe: ask Stripe)",
         permissions=["change"],
     )
-    def verify_action(self, request, queryset):
-        waiting = []
+    def verify_action(self, request: HttpRequest, queryset: QuerySet[PayoutMethod]) -> None:
+        waiting: list[str] = []
 
         def verify(method: PayoutMethod) -> PayoutMethod:
-            method = payout_method_verify(method=method, actor=request.user, request=request)
+            method = payout_method_verify(
+                method=method, actor=signed_in_user(request), request=request
+            )
             if not method.is_verified and method.verification_requested_by_id == request.user.pk:
                 waiting.append(str(method.creator))
             return method
@@ -139,24 +147,24 @@ class PayoutMethodAdmin(ReadOnlyMixin, admin.ModelAdmin):
             )
 
     @admin.action(description="Record W-9 received", permissions=["change"])
-    def tax_w9_action(self, request, queryset):
+    def tax_w9_action(self, request: HttpRequest, queryset: QuerySet[PayoutMethod]) -> None:
         self._each(
             request,
             queryset,
             "payout_method_tax_form",
             lambda m: payout_method_record_tax_form(
-                method=m, status=TaxFormStatus.W9, actor=request.user, request=request
+                method=m, status=TaxFormStatus.W9, actor=signed_in_user(request), request=request
             ),
         )
 
     @admin.action(description="Record W-8BEN received", permissions=["change"])
-    def tax_w8ben_action(self, request, queryset):
+    def tax_w8ben_action(self, request: HttpRequest, queryset: QuerySet[PayoutMethod]) -> None:
         self._each(
             request,
             queryset,
             "payout_method_tax_form",
             lambda m: payout_method_record_tax_form(
-                method=m, status=TaxFormStatus.W8BEN, actor=request.user, request=request
+                method=m, status=TaxFormStatus.W8BEN, actor=signed_in_user(request), request=request
             ),
         )
 
@@ -168,10 +176,10 @@ class PayoutEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -183,7 +191,7 @@ class PayoutInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -236,14 +244,22 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "export_csv_action",
     ]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: models.Model | None = None
+    ) -> list[str]:
         return [f.name for f in self.model._meta.fields if f.name != "destination"]
 
-    def has_approve_permission(self, request):
+    def has_approve_permission(self, request: HttpRequest) -> bool:
         # Approving money out is the finance role's (the staff app's permission).
         return request.user.has_perm("staff.approve_payout")
 
-    def _each(self, request, queryset, action: str, run: Callable[[Payout], Payout]):
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payout],
+        action: str,
+        run: Callable[[Payout], Payout],
+    ) -> None:
         if not _finance_only(self, request):
             return
         done = 0
@@ -258,10 +274,13 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if done:
             self.message_user(request, f"{action}: {done} payout(s).", messages.SUCCESS)
 
-    def _ask_reason(self, request, queryset, action_name: str, title: str):
+    def _ask_reason(
+        self, request: HttpRequest, queryset: QuerySet[Payout], action_name: str, title: str
+    ) -> str | HttpResponse:
         form = ReasonForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
-            return form.cleaned_data["reason"]
+            reason: str = form.cleaned_data["reason"]
+            return reason
         render_response = render(
             request,
             "payouts/admin_reason.html",
@@ -278,18 +297,20 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return render_response
 
     @admin.action(description="Approve the selected payouts", permissions=["approve"])
-    def approve_action(self, request, queryset):
+    def approve_action(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(
             request,
             queryset,
             "payout_approve",
-            lambda p: payout_approve(payout=p, actor=request.user, request=request),
+            lambda p: payout_approve(payout=p, actor=signed_in_user(request), request=request),
         )
 
     @admin.action(
         description="Cancel the selected payouts (diamonds go back)", permissions=["change"]
     )
-    def cancel_action(self, request, queryset):
+    def cancel_action(
+        self, request: HttpRequest, queryset: QuerySet[Payout]
+    ) -> HttpResponse | None:
         reason = self._ask_reason(request, queryset, "cancel_action", "Cancel payouts")
         if not isinstance(reason, str):
             return reason
@@ -297,7 +318,9 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "payout_cancel",
-            lambda p: payout_cancel(payout=p, actor=request.user, reason=reason, request=request),
+            lambda p: payout_cancel(
+                payout=p, actor=signed_in_user(request), reason=reason, request=request
+            ),
         )
         return None
 
@@ -305,29 +328,31 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         description="Send the selected stuck payouts again (same idempotency key)",
         permissions=["change"],
     )
-    def retry_action(self, request, queryset):
+    def retry_action(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(
             request,
             queryset,
             "payout_retry",
-            lambda p: payout_retry(payout=p, actor=request.user, request=request),
+            lambda p: payout_retry(payout=p, actor=signed_in_user(request), request=request),
         )
 
     @admin.action(
         description="Mark the selected manual payouts paid (bank run done)", permissions=["change"]
     )
-    def mark_paid_action(self, request, queryset):
+    def mark_paid_action(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(
             request,
             queryset,
             "payout_mark_paid",
-            lambda p: payout_mark_paid(payout=p, actor=request.user, request=request),
+            lambda p: payout_mark_paid(payout=p, actor=signed_in_user(request), request=request),
         )
 
     @admin.action(
         description="Mark the selected payouts failed (diamonds go back)", permissions=["change"]
     )
-    def mark_failed_action(self, request, queryset):
+    def mark_failed_action(
+        self, request: HttpRequest, queryset: QuerySet[Payout]
+    ) -> HttpResponse | None:
         reason = self._ask_reason(request, queryset, "mark_failed_action", "Mark payouts failed")
         if not isinstance(reason, str):
             return reason
@@ -336,7 +361,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             queryset,
             "payout_mark_failed",
             lambda p: payout_mark_failed(
-                payout=p, actor=request.user, reason=reason, request=request
+                payout=p, actor=signed_in_user(request), reason=reason, request=request
             ),
         )
         return None
@@ -345,7 +370,9 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
         description="Export approved manual payouts as CSV (for the bank run)",
         permissions=["change"],
     )
-    def export_csv_action(self, request, queryset):
+    def export_csv_action(
+        self, request: HttpRequest, queryset: QuerySet[Payout]
+    ) -> StreamingHttpResponse | None:
         if not _finance_only(self, request):
             return None
         payouts = (
@@ -366,7 +393,7 @@ class PayoutAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request=request,
         )
 
-        def rows():
+        def rows() -> Iterator[object]:
             writer = csv.writer(_Echo())
             yield writer.writerow(
                 [

@@ -1,10 +1,14 @@
 from typing import Any, cast
 
+from django.db.models import QuerySet
+from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import ReturnDict
 from rest_framework.views import APIView
 
 from config.api import (
@@ -16,7 +20,7 @@ from config.api import (
 )
 from config.errors import NotFound
 from payouts.instant import payout_instant_create, payout_instant_quote
-from payouts.models import PayoutMethod, PayoutStatus, Rail
+from payouts.models import Payout, PayoutMethod, PayoutStatus, Rail
 from payouts.selectors import (
     StatusWords,
     next_payout_estimate,
@@ -26,7 +30,7 @@ from payouts.selectors import (
     payouts_for_user,
 )
 from payouts.services import creator_required, payout_method_set
-from payouts.statements import gift_trace, payout_for_creator, payout_statement
+from payouts.statements import GiftTrace, gift_trace, payout_for_creator, payout_statement
 
 
 @extend_schema_field(
@@ -39,12 +43,12 @@ from payouts.statements import gift_trace, payout_for_creator, payout_statement
         },
     }
 )
-class MoneyOutputField(serializers.Field):
-    def to_representation(self, value):
+class MoneyOutputField(serializers.Field[Money, Any, dict[str, str], Any]):
+    def to_representation(self, value: Money) -> dict[str, str]:
         return {"amount": str(value.amount), "currency": str(value.currency)}
 
 
-class PayoutOutput(serializers.Serializer):
+class PayoutOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     diamonds = serializers.IntegerField()
     amount = MoneyOutputField()
@@ -75,37 +79,37 @@ class PayoutOutput(serializers.Serializer):
     )
     statement_url = serializers.SerializerMethodField()
 
-    def to_representation(self, payout):
+    def to_representation(self, payout: Payout) -> dict[str, Any]:
         data = super().to_representation(payout)
         if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
             data["held_until"] = None  # a past hold of a payout that has moved on
         return data
 
-    def get_failure_reason(self, payout) -> str:
+    def get_failure_reason(self, payout: Payout) -> str:
         return payout_failure_words(payout)
 
-    def _words(self, payout) -> StatusWords:
-        cache = cast(dict[str, Any], self.context).setdefault("words", {})
+    def _words(self, payout: Payout) -> StatusWords:
+        cache: dict[int, StatusWords] = cast(dict[str, Any], self.context).setdefault("words", {})
         if payout.pk not in cache:
             cache[payout.pk] = payout_status_words(payout, method=self.context.get("method"))
         return cache[payout.pk]
 
     @extend_schema_field(OpenApiTypes.DATETIME)
-    def get_expected_at(self, payout) -> str | None:
+    def get_expected_at(self, payout: Payout) -> str | None:
         expected = self._words(payout).expected_at
         return serializers.DateTimeField().to_representation(expected) if expected else None
 
-    def get_status_reason(self, payout) -> str:
+    def get_status_reason(self, payout: Payout) -> str:
         return self._words(payout).status_reason
 
-    def get_next_step(self, payout) -> str:
+    def get_next_step(self, payout: Payout) -> str:
         return self._words(payout).next_step
 
-    def get_statement_url(self, payout) -> str:
+    def get_statement_url(self, payout: Payout) -> str:
         return f"/api/v1/payouts/{payout.pk}/statement/"
 
 
-class PayoutFilter(serializers.Serializer):
+class PayoutFilter(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=PayoutStatus.choices, required=False)
 
 
@@ -113,24 +117,24 @@ class InstantPayoutInput(StrictInput):
     diamonds = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
 
-class InstantQuery(serializers.Serializer):
+class InstantQuery(serializers.Serializer[Any]):
     diamonds = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
 
-class PayoutListView(ListAPIView):
+class PayoutListView(ListAPIView[Payout]):
     serializer_class = PayoutOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Payout]:
         filters = PayoutFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         user = signed_in_user(self.request)
         creator_required(user=user)
         return payouts_for_user(user=user, status=filters.validated_data.get("status"))
 
-    def get_serializer_context(self):
+    def get_serializer_context(self) -> dict[str, Any]:
         context = dict(super().get_serializer_context())
         if self.request.user.is_authenticated:
-            context["method"] = payout_method_for_user(user=self.request.user)
+            context["method"] = payout_method_for_user(user=signed_in_user(self.request))
         return context
 
     @extend_schema(
@@ -141,7 +145,7 @@ class PayoutListView(ListAPIView):
         },
         summary="My payouts, newest first",
     )
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
@@ -166,21 +170,21 @@ class PayoutListView(ListAPIView):
         "time (409 `payout_open`, also when the weekly batch or another request got there "
         "first). More diamonds than available: 402 `insufficient_funds`.",
     )
-    def post(self, request, *args, **kwargs):
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = InstantPayoutInput(data=request.data)
         data.is_valid(raise_exception=True)
 
         def handler() -> Response:
             payout = payout_instant_create(
-                user=request.user, diamonds=data.validated_data.get("diamonds")
+                user=signed_in_user(request), diamonds=data.validated_data.get("diamonds")
             )
-            context = {"method": payout_method_for_user(user=request.user)}
+            context = {"method": payout_method_for_user(user=signed_in_user(request))}
             return Response(PayoutOutput(payout, context=context).data, status=201)
 
         return idempotent(request, handler)
 
 
-class InstantQuoteOutput(serializers.Serializer):
+class InstantQuoteOutput(serializers.Serializer[Any]):
     diamonds = serializers.IntegerField()
     diamonds_available = serializers.IntegerField()
     value = MoneyOutputField()
@@ -207,16 +211,16 @@ class InstantQuoteView(APIView):
         },
         summary="What cashing out now would send, its fee, and any hold (nothing is created)",
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         data = InstantQuery(data=request.query_params.dict())
         data.is_valid(raise_exception=True)
         quote = payout_instant_quote(
-            user=request.user, diamonds=data.validated_data.get("diamonds")
+            user=signed_in_user(request), diamonds=data.validated_data.get("diamonds")
         )
         return Response(InstantQuoteOutput(quote).data)
 
 
-class PayoutMethodOutput(serializers.Serializer):
+class PayoutMethodOutput(serializers.Serializer[Any]):
     rail = serializers.ChoiceField(choices=Rail.choices)
     verified = serializers.BooleanField(source="is_verified")
     verified_at = serializers.DateTimeField(allow_null=True)
@@ -225,8 +229,9 @@ class PayoutMethodOutput(serializers.Serializer):
     tax_form_status = serializers.CharField()
     onboarding_url = serializers.SerializerMethodField()
 
-    def get_onboarding_url(self, method) -> str | None:
-        return self.context.get("onboarding_url")
+    def get_onboarding_url(self, method: PayoutMethod) -> str | None:
+        url: str | None = self.context.get("onboarding_url")
+        return url
 
 
 class PayoutMethodInput(StrictInput):
@@ -241,7 +246,7 @@ class PayoutMethodInput(StrictInput):
     )
 
 
-def _method_data(method: PayoutMethod, onboarding_url: str | None = None) -> dict:
+def _method_data(method: PayoutMethod, onboarding_url: str | None = None) -> ReturnDict[str, Any]:
     return PayoutMethodOutput(method, context={"onboarding_url": onboarding_url}).data
 
 
@@ -250,9 +255,9 @@ class PayoutMethodView(APIView):
         responses={200: PayoutMethodOutput, **error_responses(401, {403: ["not_a_creator"]}, 404)},
         summary="My payout method (the IBAN is shown by its last four characters only)",
     )
-    def get(self, request):
-        creator_required(user=request.user)
-        method = payout_method_for_user(user=request.user)
+    def get(self, request: Request) -> Response:
+        creator_required(user=signed_in_user(request))
+        method = payout_method_for_user(user=signed_in_user(request))
         if method is None:
             raise NotFound("No payout method yet. Set one with PUT.")
         return Response(_method_data(method))
@@ -282,11 +287,11 @@ class PayoutMethodView(APIView):
             "says until when)."
         ),
     )
-    def put(self, request):
+    def put(self, request: Request) -> Response:
         data = PayoutMethodInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = payout_method_set(
-            user=request.user,
+            user=signed_in_user(request),
             password=data.validated_data["password"],
             request=request,
             rail=data.validated_data["rail"],
@@ -301,7 +306,7 @@ class PayoutMethodView(APIView):
 # --- The next payout, statements, tracing a gift ----------------------------------------------
 
 
-class NextPayoutOutput(serializers.Serializer):
+class NextPayoutOutput(serializers.Serializer[Any]):
     diamonds_available = serializers.IntegerField()
     available_value = MoneyOutputField()
     minimum = MoneyOutputField()
@@ -321,13 +326,13 @@ class NextPayoutView(APIView):
         'it says what does (e.g. "Add a payout method.", "Reach USD 10.00: ...") and '
         "`next_step` what to do.",
     )
-    def get(self, request):
-        creator_required(user=request.user)
-        estimate = next_payout_estimate(user=request.user)
+    def get(self, request: Request) -> Response:
+        creator_required(user=signed_in_user(request))
+        estimate = next_payout_estimate(user=signed_in_user(request))
         return Response(NextPayoutOutput(estimate).data)
 
 
-class StatementLineOutput(serializers.Serializer):
+class StatementLineOutput(serializers.Serializer[Any]):
     line = serializers.IntegerField(source="position")
     kind = serializers.CharField()
     occurred_at = serializers.DateTimeField()
@@ -344,7 +349,7 @@ class StatementLineOutput(serializers.Serializer):
     memo = serializers.CharField()
 
 
-class StatementGroupOutput(serializers.Serializer):
+class StatementGroupOutput(serializers.Serializer[Any]):
     day = serializers.DateField()
     # Fields named like Field attributes: DRF's metaclass moves declared fields aside.
     context = serializers.CharField()  # type: ignore[assignment]
@@ -354,7 +359,7 @@ class StatementGroupOutput(serializers.Serializer):
     lines = StatementLineOutput(many=True, source="rows")
 
 
-class StatementOutput(serializers.Serializer):
+class StatementOutput(serializers.Serializer[Any]):
     payout = PayoutOutput()
     diamonds = serializers.IntegerField()
     diamonds_per_coin = serializers.CharField()
@@ -379,16 +384,16 @@ class StatementView(APIView):
         description="The same statement as the portal page (CSV and PDF at "
         "`/creator/payouts/{id}/statement.csv` and `.pdf`). Lines sum to the payout's diamonds.",
     )
-    def get(self, request, payout_id: int):
-        creator_required(user=request.user)
+    def get(self, request: Request, payout_id: int) -> Response:
+        creator_required(user=signed_in_user(request))
         statement = payout_statement(
-            payout=payout_for_creator(user=request.user, payout_id=payout_id)
+            payout=payout_for_creator(user=signed_in_user(request), payout_id=payout_id)
         )
-        method = payout_method_for_user(user=request.user)
+        method = payout_method_for_user(user=signed_in_user(request))
         return Response(StatementOutput(statement, context={"method": method}).data)
 
 
-class TraceOutput(serializers.Serializer):
+class TraceOutput(serializers.Serializer[Any]):
     ledger_transaction_id = serializers.IntegerField()
     gift_event_id = serializers.IntegerField()
     sent_at = serializers.DateTimeField()
@@ -406,7 +411,7 @@ class TraceOutput(serializers.Serializer):
     payouts = serializers.ListField(child=serializers.DictField())
 
 
-def trace_data(trace) -> dict:
+def trace_data(trace: GiftTrace) -> dict[str, Any]:
     event = trace.gift_event
     return {
         "ledger_transaction_id": event.transaction_id,
@@ -437,7 +442,7 @@ class TraceView(APIView):
         description="`transaction_id` is the gift's ledger transaction (the one that debited "
         "the sender's coins; statements show it). Only the creator who received it can trace it.",
     )
-    def get(self, request, transaction_id: int):
-        creator_required(user=request.user)
-        trace = gift_trace(user=request.user, transaction_id=transaction_id)
+    def get(self, request: Request, transaction_id: int) -> Response:
+        creator_required(user=signed_in_user(request))
+        trace = gift_trace(user=signed_in_user(request), transaction_id=transaction_id)
         return Response(TraceOutput(trace_data(trace)).data)

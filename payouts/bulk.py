@@ -24,6 +24,7 @@ payouts; each payout keeps its own idempotency key at the rail (``payout-<id>``)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import lru_cache
 
@@ -40,7 +41,7 @@ from wallets.services.bulk import Move, accounts_lock, chunks_in_parallel, ledge
 log = logging.getLogger(__name__)
 
 
-def _in(values) -> list[str]:
+def _in(values: Iterable[object]) -> list[str]:
     return [str(v) for v in values]
 
 
@@ -327,7 +328,8 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
                 "line_adjustment": StatementLineKind.ADJUSTMENT.value,
             },
         )
-        return cursor.rowcount
+        written: int = cursor.rowcount
+        return written
 
 
 AWAITING = PayoutStatus.AWAITING_APPROVAL
@@ -341,7 +343,11 @@ def _notify_held(payout_ids: list[int]) -> None:
 
 
 def batch_chunks(
-    *, batch: PayoutBatch, actor_id: int | None, minimum: int, on_chunk
+    *,
+    batch: PayoutBatch,
+    actor_id: int | None,
+    minimum: int,
+    on_chunk: Callable[[list[int]], None],
 ) -> tuple[list[int], list[int], int, int]:
     """Run every chunk; ``on_chunk(chunk payout ids due for sending)`` after each commit.
 

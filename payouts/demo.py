@@ -18,7 +18,7 @@ from payouts.services import payout_batch_run, payout_mark_paid, payout_send
 from wallets.services import wallet_adjust
 
 
-def seed(out) -> None:
+def seed(out: list[str]) -> None:
     creator = Creator.objects.filter(handle="demo").first()
     if creator is None:
         return

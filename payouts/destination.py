@@ -11,6 +11,7 @@ refused by the sender's own re-check of the method (``destination_changed``).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.client_address import ClientRequest
 from config.errors import DomainError
 from payouts.models import PayoutMethod, PayoutMethodChange, Rail
 
@@ -40,7 +42,7 @@ class UndoRefused(DomainError):
     default_message = "This undo link is invalid or has expired."
 
 
-def _snapshot(method: PayoutMethod) -> dict:
+def _snapshot(method: PayoutMethod) -> dict[str, Any]:
     return {
         "rail": method.rail,
         "account_holder": method.account_holder,
@@ -113,7 +115,7 @@ def destination_change_read(*, token: str) -> PayoutMethodChange:
 
 
 @transaction.atomic
-def destination_change_undo(*, token: str, request=None) -> PayoutMethod:
+def destination_change_undo(*, token: str, request: ClientRequest | None = None) -> PayoutMethod:
     """Put the destination back as it was before this change (once, within the hold, and
     only if nothing changed it again since)."""
     change = _change_for(token)

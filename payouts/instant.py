@@ -33,6 +33,7 @@ from wallets.services.bulk import accounts_lock
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from creators.models import Creator
 
 
 class PayoutOpen(DomainError):
@@ -72,7 +73,7 @@ def instant_fee(value: Money) -> Money:
     return Money(fee, value.currency)
 
 
-def _checked_diamonds(diamonds, available: int) -> int:
+def _checked_diamonds(diamonds: int | None, available: int) -> int:
     if diamonds is None:
         diamonds = available
     elif isinstance(diamonds, bool) or not isinstance(diamonds, int) or diamonds <= 0:
@@ -95,14 +96,14 @@ def _checked_diamonds(diamonds, available: int) -> int:
     return diamonds
 
 
-def _method(creator) -> PayoutMethod:
+def _method(creator: Creator) -> PayoutMethod:
     method = PayoutMethod.objects.filter(creator=creator).first()
     if method is None or not method.is_verified:
         raise PayoutMethodNotReady()
     return method
 
 
-def payout_instant_quote(*, user: User, diamonds=None) -> InstantQuote:
+def payout_instant_quote(*, user: User, diamonds: int | None = None) -> InstantQuote:
     """What cashing out now would send, and why it might be held (shown before confirming)."""
     creator = creator_required(user=user)
     if not creator.is_active:
@@ -131,7 +132,7 @@ def payout_instant_quote(*, user: User, diamonds=None) -> InstantQuote:
     )
 
 
-def payout_instant_create(*, user: User, diamonds=None) -> Payout:
+def payout_instant_create(*, user: User, diamonds: int | None = None) -> Payout:
     """Create the creator's instant payout and queue it for the rail after the commit."""
     quote = payout_instant_quote(user=user, diamonds=diamonds)
     creator = creator_required(user=user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 
@@ -20,10 +21,11 @@ L = PayoutStatementLine._meta.db_table
 VOID = [PayoutStatus.FAILED.value, PayoutStatus.CANCELLED.value]
 
 
-def _rows(sql: str, params: list | tuple = ()) -> list[tuple]:
+def _rows(sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def check_paid_out_matches_payouts() -> list[str]:

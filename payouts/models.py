@@ -5,7 +5,7 @@ creator's ``diamonds_in_payout`` account from the moment the payout row exists u
 paid (→ platform ``diamonds_paid_out``) or failed / cancelled (→ back to available).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -87,7 +87,7 @@ class PayoutMethod(models.Model):
         return self.stripe_account_id if self.rail == Rail.STRIPE else self.iban
 
     @property
-    def destination_held_until(self):
+    def destination_held_until(self) -> datetime | None:
         """Until when payouts to this destination wait (None: no hold)."""
         if self.destination_changed_at is None:
             return None
@@ -138,7 +138,8 @@ class Payout(models.Model):
         PayoutBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts"
     )
     diamonds = models.BigIntegerField()
-    amount: Money = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    # djmoney ships MoneyField untyped, as a DecimalField: it reads as Money.
+    amount: Money = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]
     status = models.CharField(
         max_length=20, choices=PayoutStatus.choices, default=PayoutStatus.REQUESTED
     )
@@ -169,7 +170,7 @@ class Payout(models.Model):
     # "Cash out now" (payouts.instant): asked for by the creator, outside the weekly batch, for
     # a fee kept from the amount (``amount`` is what is sent: the diamonds' value minus ``fee``).
     is_instant = models.BooleanField(default=False)
-    fee: Money = MoneyField(max_digits=14, decimal_places=2, default=0, default_currency="USD")  # type: ignore[assignment]
+    fee: Money = MoneyField(max_digits=14, decimal_places=2, default=0, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # as amount
 
     class Meta:
         constraints = [

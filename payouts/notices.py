@@ -3,6 +3,8 @@ own transaction (the outbox row commits with the status change or not at all).""
 
 from __future__ import annotations
 
+from djmoney.money import Money
+
 from payouts.models import Payout, PayoutStatus, Rail
 from payouts.selectors import payout_status_words
 
@@ -15,7 +17,7 @@ NOTIFIED_STATUSES = {
 }
 
 
-def _money(value) -> str:
+def _money(value: Money) -> str:
     return f"{value.currency} {value.amount:,.2f}"
 
 

@@ -8,9 +8,10 @@ the Celery task retries with backoff, always with the same idempotency key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import stripe
 from django.conf import settings
@@ -38,6 +39,9 @@ class RailUnavailable(DomainError):
     default_message = "The payout provider could not be reached. Please try again."
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class Transfer:
     id: str
@@ -63,7 +67,7 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def _call(fn, *args, **kwargs):
+def _call(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """Map Stripe's errors onto ours: transient ones are retried, the rest fail the payout."""
     try:
         return fn(*args, **kwargs)
@@ -91,16 +95,16 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 
 def from_minor(amount_minor: int, currency: str) -> Decimal:
-    return Decimal(amount_minor) / (10 ** _exponent(currency))
+    return Decimal(amount_minor) / Decimal(10 ** _exponent(currency))
 
 
-def _plain(obj) -> dict:
+def _plain(obj: Any) -> dict[str, Any]:
     """stripe-python 16 objects are not dicts any more."""
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
-def _transfer(obj) -> Transfer:
-    obj = _plain(obj)
+def _transfer(stripe_obj: Any) -> Transfer:
+    obj = _plain(stripe_obj)
     metadata = obj.get("metadata") or {}
     payout_id = metadata.get("payout_id")
     return Transfer(
@@ -128,14 +132,13 @@ def connect_account_create(*, email: str, creator_id: int) -> ConnectAccount:
         },
         {"idempotency_key": f"connect-account-{creator_id}"},
     )
-    account = _plain(account)
-    return ConnectAccount(id=account["id"], payouts_enabled=bool(account.get("payouts_enabled")))
+    plain = _plain(account)
+    return ConnectAccount(id=plain["id"], payouts_enabled=bool(plain.get("payouts_enabled")))
 
 
 def connect_account_retrieve(account_id: str) -> ConnectAccount:
-    account = _call(_client().v1.accounts.retrieve, account_id)
-    account = _plain(account)
-    return ConnectAccount(id=account["id"], payouts_enabled=bool(account.get("payouts_enabled")))
+    plain = _plain(_call(_client().v1.accounts.retrieve, account_id))
+    return ConnectAccount(id=plain["id"], payouts_enabled=bool(plain.get("payouts_enabled")))
 
 
 def connect_onboarding_url(*, account_id: str, refresh_url: str, return_url: str) -> str:
@@ -148,7 +151,7 @@ def connect_onboarding_url(*, account_id: str, refresh_url: str, return_url: str
             "type": "account_onboarding",
         },
     )
-    return link["url"]
+    return str(link["url"])
 
 
 # --- Transfers ------------------------------------------------------------------------------

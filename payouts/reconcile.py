@@ -1,7 +1,9 @@
 """One reconciliation run: payments (``wallets``, when it offers it) and then payouts."""
 
 import logging
+from collections.abc import Callable
 from importlib import import_module
+from typing import Any
 
 from django.db import InterfaceError, OperationalError
 
@@ -13,7 +15,7 @@ log = logging.getLogger(__name__)
 PAYMENT_RECONCILERS = (("wallets.services", "payments_reconcile"),)
 
 
-def _payments_reconcile():
+def _payments_reconcile() -> Callable[[], Any] | None:
     for module_name, function_name in PAYMENT_RECONCILERS:
         try:
             module = import_module(module_name)
@@ -21,13 +23,13 @@ def _payments_reconcile():
             if exc.name != module_name:
                 raise
             continue
-        function = getattr(module, function_name, None)
+        function: Callable[[], Any] | None = getattr(module, function_name, None)
         if callable(function):
             return function
     return None
 
 
-def _describe(run) -> str:
+def _describe(run: Any) -> str:
     """A ``wallets.ReconciliationRun``: its status and counts on one line."""
     counts = getattr(run, "counts", None) or {}
     status = getattr(run, "status", "done")

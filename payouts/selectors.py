@@ -65,7 +65,7 @@ def next_payout_run(now: datetime | None = None) -> datetime | None:
             .first()
         )
         if task is not None and task.crontab is not None:
-            remaining = task.crontab.schedule.remaining_estimate(now)
+            remaining: timedelta = task.crontab.schedule.remaining_estimate(now)
             return now + remaining
     except Exception:  # the schedule is a nicety on the dashboard, never an error
         logger.warning("payout schedule unreadable: estimating Monday 06:00", exc_info=True)
@@ -103,7 +103,7 @@ class StatusWords:
     next_step: str
 
 
-def _money(value) -> str:
+def _money(value: Money) -> str:
     return f"{value.currency} {value.amount:,.2f}"
 
 

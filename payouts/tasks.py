@@ -1,4 +1,4 @@
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from config.celery import DATABASE_ERRORS
@@ -14,14 +14,14 @@ from payouts.services import payout_batch_run, payout_send, payouts_send_release
     retry_jitter=True,
     max_retries=settings.PAYOUT_SEND_MAX_RETRIES,
 )
-def payout_send_task(self, payout_id: int) -> str:
+def payout_send_task(self: Task, payout_id: int) -> str:
     """Send one payout. Retried with backoff on network and database errors only; the rail's
     idempotency key (the payout id) makes every retry the same transfer."""
     return payout_send(payout_id=payout_id).status
 
 
 @shared_task(acks_late=True)
-def payout_send_many_task(payout_ids: list[int]) -> dict:
+def payout_send_many_task(payout_ids: list[int]) -> dict[str, int]:
     """Send one chunk of a batch's payouts, each with its own idempotency key at the rail.
 
     A payout the rail cannot be reached for right now gets its own ``payout_send_task`` (with

@@ -1,15 +1,19 @@
 """Portal pages: set the payout method (the dashboard itself lives in ``creators``)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from config.api import signed_in_user
 from config.errors import DomainError
-from payouts.models import Rail
+from payouts.models import Payout, PayoutMethod, Rail
 from payouts.selectors import payout_method_for_user, payout_status_words
 from payouts.services import (
     PasswordIncorrect,
@@ -18,6 +22,7 @@ from payouts.services import (
     payout_method_set,
 )
 from payouts.statements import (
+    Statement,
     gift_trace,
     payout_for_creator,
     payout_statement,
@@ -51,7 +56,7 @@ class PasswordConfirmForm(forms.Form):
     )
 
 
-def _destination_words(data: dict) -> str:
+def _destination_words(data: dict[str, Any]) -> str:
     if data.get("rail") == Rail.STRIPE:
         return "Stripe Connect (you finish on Stripe's pages)"
     iban = "".join((data.get("iban") or "").split())
@@ -59,14 +64,14 @@ def _destination_words(data: dict) -> str:
 
 
 @login_required
-def payout_method_edit(request):
+def payout_method_edit(request: HttpRequest) -> HttpResponse:
     """Two steps: the new method, then the password to confirm it (a stolen session alone
     cannot redirect payouts). The details travel back in hidden fields of the second step."""
     try:
-        creator_required(user=request.user)
+        creator_required(user=signed_in_user(request))
     except DomainError:
         return redirect("/creator/")
-    method = payout_method_for_user(user=request.user)
+    method = payout_method_for_user(user=signed_in_user(request))
     confirming = request.method == "POST" and request.POST.get("step") == "confirm"
     form = PayoutMethodForm(
         request.POST or None,
@@ -82,7 +87,7 @@ def payout_method_edit(request):
         return _confirm_page(request, form, confirm, method)
     try:
         result = payout_method_set(
-            user=request.user,
+            user=signed_in_user(request),
             password=confirm.cleaned_data["password"],
             rail=form.cleaned_data["rail"],
             account_holder=form.cleaned_data["account_holder"],
@@ -108,7 +113,9 @@ def payout_method_edit(request):
     return redirect("/creator/")
 
 
-def _method_page(request, form: PayoutMethodForm, method):
+def _method_page(
+    request: HttpRequest, form: PayoutMethodForm, method: PayoutMethod | None
+) -> HttpResponse:
     return render(
         request,
         "payouts/method.html",
@@ -116,7 +123,12 @@ def _method_page(request, form: PayoutMethodForm, method):
     )
 
 
-def _confirm_page(request, form: PayoutMethodForm, confirm: PasswordConfirmForm, method):
+def _confirm_page(
+    request: HttpRequest,
+    form: PayoutMethodForm,
+    confirm: PasswordConfirmForm,
+    method: PayoutMethod | None,
+) -> HttpResponse:
     return render(
         request,
         "payouts/method_confirm.html",
@@ -131,9 +143,9 @@ def _confirm_page(request, form: PayoutMethodForm, confirm: PasswordConfirmForm,
 
 
 @login_required
-def payout_method_return(request):
+def payout_method_return(request: HttpRequest) -> HttpResponse:
     """Stripe onboarding sends the creator back here: ask Stripe where things stand."""
-    method = payout_method_for_user(user=request.user)
+    method = payout_method_for_user(user=signed_in_user(request))
     if method is not None:
         try:
             method = payout_method_refresh(method=method)
@@ -154,7 +166,7 @@ STATEMENT_PAGE_LINES = 2000
 
 
 @login_required
-def payout_statement_page(request, payout_id: int):
+def payout_statement_page(request: HttpRequest, payout_id: int) -> HttpResponse:
     statement = payout_statement(payout=_own_payout(request, payout_id))
     words = payout_status_words(statement.payout)
     return render(
@@ -169,14 +181,21 @@ def payout_statement_page(request, payout_id: int):
     )
 
 
-def _own_payout(request, payout_id: int):
+def _own_payout(request: HttpRequest, payout_id: int) -> Payout:
     try:
-        return payout_for_creator(user=request.user, payout_id=payout_id)
+        return payout_for_creator(user=signed_in_user(request), payout_id=payout_id)
     except DomainError:
         raise Http404("No such payout.")
 
 
-def _statement_download(request, payout_id: int, *, render_as, content_type: str, extension: str):
+def _statement_download(
+    request: HttpRequest,
+    payout_id: int,
+    *,
+    render_as: Callable[[Statement], str | bytes],
+    content_type: str,
+    extension: str,
+) -> HttpResponse:
     statement = payout_statement(payout=_own_payout(request, payout_id))
     response = HttpResponse(render_as(statement), content_type=content_type)
     response["Content-Disposition"] = (
@@ -186,7 +205,7 @@ def _statement_download(request, payout_id: int, *, render_as, content_type: str
 
 
 @login_required
-def payout_statement_csv(request, payout_id: int):
+def payout_statement_csv(request: HttpRequest, payout_id: int) -> HttpResponse:
     return _statement_download(
         request,
         payout_id,
@@ -197,14 +216,14 @@ def payout_statement_csv(request, payout_id: int):
 
 
 @login_required
-def payout_statement_pdf(request, payout_id: int):
+def payout_statement_pdf(request: HttpRequest, payout_id: int) -> HttpResponse:
     return _statement_download(
         request, payout_id, render_as=statement_pdf, content_type="application/pdf", extension="pdf"
     )
 
 
 @login_required
-def gift_trace_page(request):
+def gift_trace_page(request: HttpRequest) -> HttpResponse:
     """Follow a gift by its ledger transaction id (the sender's debit) to its payout."""
     raw = (request.GET.get("tx") or "").strip().lstrip("#")
     trace, error = None, ""
@@ -213,7 +232,7 @@ def gift_trace_page(request):
             error = "A ledger transaction id is a number, as shown on your statements."
         else:
             try:
-                trace = gift_trace(user=request.user, transaction_id=int(raw))
+                trace = gift_trace(user=signed_in_user(request), transaction_id=int(raw))
             except DomainError as exc:
                 error = exc.message
     return render(
@@ -222,7 +241,7 @@ def gift_trace_page(request):
 
 
 @require_http_methods(["GET", "POST"])
-def payout_method_undo(request, token: str):
+def payout_method_undo(request: HttpRequest, token: str) -> HttpResponse:
     """The undo link of the "payout destination changed" email: no sign-in needed (the signed
     token is the proof, and it can only restore the owner's previous destination)."""
     from payouts.destination import UndoRefused, destination_change_read, destination_change_undo
@@ -242,24 +261,24 @@ def payout_method_undo(request, token: str):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def cash_out(request):
+def cash_out(request: HttpRequest) -> HttpResponse:
     """ "Cash out now": the quote first (what is sent, the fee, any hold), then a confirming
     POST of exactly the diamonds quoted. A payout already on its way is 409 ``payout_open``."""
     from payouts.instant import payout_instant_create, payout_instant_quote
 
     try:
-        creator_required(user=request.user)
+        creator_required(user=signed_in_user(request))
     except DomainError:
         raise Http404 from None
     error: DomainError | None = None
-    diamonds = None
+    diamonds: int | None = None
     if request.method == "POST":
         try:
             diamonds = int(request.POST.get("diamonds", ""))
         except ValueError:
             diamonds = None
         try:
-            payout = payout_instant_create(user=request.user, diamonds=diamonds)
+            payout = payout_instant_create(user=signed_in_user(request), diamonds=diamonds)
         except DomainError as exc:
             error = exc
         else:
@@ -272,7 +291,7 @@ def cash_out(request):
     quote = None
     if error is None or error.code != "payout_open":
         try:
-            quote = payout_instant_quote(user=request.user, diamonds=diamonds)
+            quote = payout_instant_quote(user=signed_in_user(request), diamonds=diamonds)
         except DomainError as exc:
             error = error or exc
     status = error.status if error is not None and request.method == "POST" else 200

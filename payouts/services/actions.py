@@ -3,13 +3,15 @@ act on their own payouts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record, refuse_own_account
+from accounts.client_address import ClientRequest
 from config.errors import InvalidInput
 from payouts import rails
 from payouts.models import Payout, PayoutEvent, PayoutMethod, PayoutStatus, Rail, TaxFormStatus
@@ -19,26 +21,40 @@ from payouts.services.transitions import _enqueue_send, _record_paid, _return_di
 if TYPE_CHECKING:
     from accounts.models import User
 
+_Service = TypeVar("_Service", bound=Callable[..., Payout])
 
-def _refuses_own_payout(action: str):
+
+def _refuses_own_payout(action: str) -> Callable[[_Service], _Service]:
     """Staff may not act on their own payouts: refused (and audited) before the action's
     transaction opens, so the refusal's audit row stays although the action changes nothing."""
 
-    def decorate(service):
+    def decorate(service: _Service) -> _Service:
         @wraps(service)
-        def guarded(*, payout: Payout, actor: User, request=None, **kwargs):
+        def guarded(
+            *,
+            payout: Payout,
+            actor: User | None,
+            request: ClientRequest | None = None,
+            **kwargs: Any,
+        ) -> Payout:
             refuse_own_account(
                 actor=actor, owner=payout.creator.user, action=action, obj=payout, request=request
             )
             return service(payout=payout, actor=actor, request=request, **kwargs)
 
-        return guarded
+        return cast("_Service", guarded)  # the service's own signature, checked first
 
     return decorate
 
 
 def _audit(
-    *, action: str, payout: Payout, before: str, actor: User, request, reason: str = ""
+    *,
+    action: str,
+    payout: Payout,
+    before: str,
+    actor: User | None,
+    request: ClientRequest | None,
+    reason: str = "",
 ) -> None:
     """The action's audit row, in its transaction (the admin, the API and a command alike)."""
     audit_record(
@@ -54,7 +70,7 @@ def _audit(
 
 @_refuses_own_payout("payout_approve")
 @transaction.atomic
-def payout_approve(*, payout: Payout, actor: User, request=None) -> Payout:
+def payout_approve(*, payout: Payout, actor: User, request: ClientRequest | None = None) -> Payout:
     before = payout.status
     method = PayoutMethod.objects.filter(creator_id=payout.creator_id).first()
     if "tax form" in payout.hold_reason and (
@@ -77,7 +93,9 @@ def payout_approve(*, payout: Payout, actor: User, request=None) -> Payout:
 
 @_refuses_own_payout("payout_cancel")
 @transaction.atomic
-def payout_cancel(*, payout: Payout, actor: User, reason: str, request=None) -> Payout:
+def payout_cancel(
+    *, payout: Payout, actor: User, reason: str, request: ClientRequest | None = None
+) -> Payout:
     """Cancel a payout that has not gone to the rail yet; its diamonds return to available."""
     given = reason
     reason = (reason or "").strip() or "Cancelled by staff"
@@ -103,7 +121,13 @@ def payout_cancel(*, payout: Payout, actor: User, reason: str, request=None) -> 
 
 @_refuses_own_payout("payout_mark_paid")
 @transaction.atomic
-def payout_mark_paid(*, payout: Payout, actor: User, reference: str = "", request=None) -> Payout:
+def payout_mark_paid(
+    *,
+    payout: Payout,
+    actor: User | None,
+    reference: str = "",
+    request: ClientRequest | None = None,
+) -> Payout:
     """Staff confirm a manual (bank run) payout went out."""
     if payout.rail != Rail.MANUAL:
         raise PayoutStateError("Stripe payouts are marked paid by the rail or reconciliation.")
@@ -114,7 +138,9 @@ def payout_mark_paid(*, payout: Payout, actor: User, reference: str = "", reques
 
 
 @_refuses_own_payout("payout_mark_failed")
-def payout_mark_failed(*, payout: Payout, actor: User, reason: str, request=None) -> Payout:
+def payout_mark_failed(
+    *, payout: Payout, actor: User, reason: str, request: ClientRequest | None = None
+) -> Payout:
     """Staff record that a payout did not arrive; the diamonds return to available.
 
     For Stripe, only when the rail has no transfer for it: otherwise it was paid.
@@ -147,7 +173,7 @@ def payout_mark_failed(*, payout: Payout, actor: User, reason: str, request=None
 
 @_refuses_own_payout("payout_retry")
 @transaction.atomic
-def payout_retry(*, payout: Payout, actor: User, request=None) -> Payout:
+def payout_retry(*, payout: Payout, actor: User, request: ClientRequest | None = None) -> Payout:
     """Send a stuck payout again (same idempotency key: it cannot be paid twice)."""
     if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING):
         raise PayoutStateError(f"Payout #{payout.pk} is {payout.status}; nothing to retry.")

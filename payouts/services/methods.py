@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied
@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record, refuse_own_account
+from accounts.client_address import ClientRequest
 from config.errors import DomainError, InvalidInput
 from creators.models import Creator
 from creators.selectors import creator_of
@@ -56,7 +57,7 @@ def creator_required(*, user: User) -> Creator:
     return creator
 
 
-def password_confirm(*, user: User, password: str, request=None) -> None:
+def password_confirm(*, user: User, password: str, request: ClientRequest | None = None) -> None:
     """The account's password again, for an action a stolen token or session must not do alone.
 
     Through ``authenticate()``: a wrong password counts towards the login lockout like a wrong
@@ -82,7 +83,7 @@ def payout_method_set(
     iban: str = "",
     refresh_url: str = "",
     return_url: str = "",
-    request=None,
+    request: ClientRequest | None = None,
 ) -> MethodResult:
     """Set the caller's payout method, confirmed with the password. A different destination
     clears verification and starts the destination hold (``PAYOUT_DESTINATION_HOLD_HOURS``).
@@ -149,11 +150,11 @@ def _method_save(
     creator: Creator,
     current: PayoutMethod | None,
     rail: str,
-    changes: dict,
+    changes: dict[str, Any],
     *,
     keep_verified: bool,
     destination_same: bool | None = None,
-    request=None,
+    request: ClientRequest | None = None,
 ) -> PayoutMethod:
     now = timezone.now()
     method = PayoutMethod.objects.select_for_update().filter(creator=creator).first()
@@ -193,7 +194,7 @@ def _method_save(
     return method
 
 
-def _method_state(method: PayoutMethod) -> dict:
+def _method_state(method: PayoutMethod) -> dict[str, Any]:
     """What the audit log keeps of a method: never the whole IBAN."""
     return {
         "rail": method.rail,
@@ -210,7 +211,9 @@ class SecondApproverRequired(DomainError):
     default_message = "A different finance member must approve this."
 
 
-def payout_method_verify(*, method: PayoutMethod, actor: User | None, request=None) -> PayoutMethod:
+def payout_method_verify(
+    *, method: PayoutMethod, actor: User | None, request: ClientRequest | None = None
+) -> PayoutMethod:
     """Staff verify a payout method. Stripe: ask Stripe (it decides). Manual (bank details):
     four-eyes, one finance member proposes and a different one approves; the first call records
     the proposal, a call by someone else verifies. The proposer approving is refused (and
@@ -307,7 +310,7 @@ def payout_method_refresh(*, method: PayoutMethod, actor: User | None = None) ->
 
 
 def payout_method_record_tax_form(
-    *, method: PayoutMethod, status: str, actor: User, request=None
+    *, method: PayoutMethod, status: str, actor: User, request: ClientRequest | None = None
 ) -> PayoutMethod:
     if status not in TaxFormStatus.values:
         raise InvalidInput("Unknown tax form status.")

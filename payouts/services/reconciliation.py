@@ -22,7 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def _discrepancy(
-    *, kind: str, object_ref: str, payout: Payout | None, expected: str, found: str, run
+    *,
+    kind: str,
+    object_ref: str,
+    payout: Payout | None,
+    expected: str,
+    found: str,
+    run: ReconciliationRun | None,
 ) -> bool:
     """One open discrepancy per problem (``wallets``' generic queue, shared with payments)."""
     object_type, _, object_id = object_ref.partition(":")

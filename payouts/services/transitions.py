@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -49,7 +49,7 @@ def _transition(
     allowed_from: list[str],
     actor: User | None = None,
     note: str = "",
-    **fields,
+    **fields: Any,
 ) -> Payout:
     """Move a payout with one conditional UPDATE; raise if someone else moved it first."""
     now = timezone.now()

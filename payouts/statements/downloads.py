@@ -95,7 +95,7 @@ def statement_csv(statement: Statement) -> str:
     return out.getvalue()
 
 
-def csv_safe(value) -> str:
+def csv_safe(value: object) -> str:
     """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading
     quote (CSV injection). For anything people typed: gift messages, account holders' names."""
     text = str(value)

@@ -20,6 +20,7 @@ from wallets.models import AccountKind, Entry, LedgerTransaction, TransactionKin
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from gifts.models import GiftEvent
 
 
 @dataclass
@@ -107,7 +108,7 @@ def _ratio(num: int, den: int) -> str:
 CONTEXT_ORDER = ["live", "video", "none", "memberships", "chargebacks", "adjustments"]
 
 
-def _context_of(row_kind: str, event) -> tuple[str, str, str]:
+def _context_of(row_kind: str, event: GiftEvent | None) -> tuple[str, str, str]:
     if row_kind == StatementLineKind.CHARGEBACK:
         return "chargebacks", "", "Chargebacks"
     if row_kind == StatementLineKind.MEMBERSHIP:
@@ -146,7 +147,7 @@ def payout_statement(*, payout: Payout) -> Statement:
         for line in lines
         if line.kind == StatementLineKind.MEMBERSHIP
     }
-    groups: dict[tuple, StatementGroup] = {}
+    groups: dict[tuple[object, ...], StatementGroup] = {}
     for line in lines:
         event = events.get(line.transaction_id)
         context, context_id, label = _context_of(line.kind, event)
@@ -245,7 +246,7 @@ def payout_for_creator(*, user: User, payout_id: int) -> Payout:
 
 @dataclass
 class GiftTrace:
-    gift_event: object
+    gift_event: GiftEvent
     sender_debit: Entry | None
     pending_credit: Entry | None
     release: LedgerTransaction | None

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from payouts.reconcile import reconcile_all_checked
@@ -9,7 +11,7 @@ class Command(BaseCommand):
         "Exits non-zero when any part failed."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         summary, failed = reconcile_all_checked()
         self.stdout.write(summary)
         if failed:

@@ -1,6 +1,8 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.errors import DomainError
 from payouts.models import PayoutMethod, Rail
@@ -14,13 +16,13 @@ class Command(BaseCommand):
         "Stripe: ask Stripe whether the Connect account can receive payouts."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("handle")
         parser.add_argument(
             "--by", default=None, help="the finance staff member acting (needed for bank details)"
         )
 
-    def handle(self, *args, handle, by, **options):
+    def handle(self, *args: Any, handle: str, by: str | None, **options: Any) -> None:
         method = (
             PayoutMethod.objects.select_related("creator__user")
             .filter(creator__handle__iexact=handle.lstrip("@"))
