@@ -17,7 +17,6 @@ from config.api import (
     StrictInput,
     error_body,
     error_responses,
-    idempotent,
     idempotent_phased,
     signed_in_user,
 )
@@ -454,11 +453,15 @@ class RechargeSelfRefundOutput(serializers.Serializer):
     wallet = WalletOutput()
 
 
-def self_refund_from_request(request, recharge_id: int) -> Response:
+def self_refund_from_request(request, recharge_id: int, *, key: str, request_hash: str) -> Response:
+    """The refund commits in phases (``wallets.services.self_refund``), the key's record with
+    its first one."""
     refund = recharge_self_refund(
         user=request.user,
         recharge_id=recharge_id,
-        request_key=request.headers.get("Idempotency-Key") or "",
+        request_key=key,
+        request_hash=request_hash,
+        request_path=request.path,
     )
     recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
     if recharge is None:  # the refund above found it: only a concurrent delete could
@@ -504,6 +507,7 @@ class RechargeSelfRefundView(APIView):
                 423,
                 429,
                 {502: ["payment_provider_error"]},
+                {503: ["payment_provider_unavailable", "service_busy"]},
             ),
         },
         summary="Refund my recharge (unspent coins, within 48 hours)",
@@ -513,11 +517,20 @@ class RechargeSelfRefundView(APIView):
             "while the wallet still holds all of the recharge's coins (spent coins are not "
             "refundable). 409 codes: `coins_already_spent`, `refund_window_closed`, "
             "`already_refunded`, `refund_not_allowed` (not a paid recharge); 423 "
-            "`wallet_frozen`; 502 `payment_provider_error` (nothing changed; retry)."
+            "`wallet_frozen`. The coins leave the wallet before Stripe is asked; Stripe "
+            "unreachable is 503 `payment_provider_unavailable` with `Retry-After` (the refund "
+            "waits; a retry with the same Idempotency-Key finishes it, or the server does); 502 "
+            "`payment_provider_error` likewise; Stripe refusing the refund gives the coins "
+            "back (409 `refund_not_allowed`)."
         ),
     )
     def post(self, request, recharge_id: int):
-        return idempotent(request, lambda: self_refund_from_request(request, recharge_id))
+        return idempotent_phased(
+            request,
+            lambda key, request_hash: self_refund_from_request(
+                request, recharge_id, key=key, request_hash=request_hash
+            ),
+        )
 
 
 class LimitsPending(serializers.Serializer):

@@ -1,6 +1,11 @@
 from celery import shared_task
 
-from wallets.services import hot_accounts_rollup, payments_reconcile, recharges_finish_abandoned
+from wallets.services import (
+    hot_accounts_rollup,
+    payments_reconcile,
+    recharges_finish_abandoned,
+    self_refunds_finish_abandoned,
+)
 
 
 @shared_task
@@ -18,5 +23,8 @@ def payments_reconcile_task() -> dict:
 @shared_task
 def recharges_finish_abandoned_task() -> dict:
     """Recharges left ``creating`` (their client never retried): credited if paid, else their
-    PaymentIntent canceled and the recharge failed. Safe beside retries and itself."""
-    return dict(recharges_finish_abandoned())
+    PaymentIntent canceled and the recharge failed; then self refunds left ``requested``
+    (refunded at Stripe and recorded). Safe beside retries and itself."""
+    counts = dict(recharges_finish_abandoned())
+    counts.update({f"self_refund_{k}": v for k, v in self_refunds_finish_abandoned().items()})
+    return counts

@@ -147,13 +147,28 @@ class RefundSource(models.TextChoices):
     SELF = "self", "Refunded by the viewer"
 
 
+class RefundStatus(models.TextChoices):
+    """A self refund goes through atomic phases (``wallets.services.self_refund``): the row is
+    committed ``requested`` (the coins already taken back) before Stripe is asked, and only
+    then ``succeeded`` (or ``failed``: Stripe refused it, the coins went back). Every other
+    refund is recorded once Stripe made it: ``succeeded`` from the start."""
+
+    REQUESTED = "requested", "Requested (waiting for Stripe)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (nothing was refunded)"
+
+
 class RechargeRefund(models.Model):
     """One clawback (or, for a won dispute, a give-back) applied to a recharge."""
 
     recharge = models.ForeignKey(Recharge, on_delete=models.PROTECT, related_name="refunds")
     # The Stripe refund (re_...) or dispute (dp_...) id; one application per Stripe object.
-    stripe_id = models.CharField(max_length=255)
+    # Empty while a self refund is ``requested`` (Stripe not asked yet, or its answer lost).
+    stripe_id = models.CharField(max_length=255, blank=True)
     source = models.CharField(max_length=16, choices=RefundSource.choices)
+    status = models.CharField(
+        max_length=16, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED
+    )
     amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
     coins = models.BigIntegerField()
     coins_from_wallet = models.BigIntegerField(default=0)
@@ -173,7 +188,15 @@ class RechargeRefund(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["stripe_id", "source"], name="rechargerefund_once_per_stripe_object"
+                fields=["stripe_id", "source"],
+                condition=~Q(stripe_id=""),
+                name="rechargerefund_once_per_stripe_object",
+            ),
+            # One self refund per recharge that is not failed (a retry continues it).
+            models.UniqueConstraint(
+                fields=["recharge"],
+                condition=Q(source="self") & ~Q(status="failed"),
+                name="rechargerefund_one_self_refund",
             ),
         ]
         indexes = [
@@ -181,6 +204,11 @@ class RechargeRefund(models.Model):
                 fields=["actor", "created_at"],
                 condition=Q(support_limited=True),
                 name="rechargerefund_support_day",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="requested"),
+                name="rechargerefund_requested",
             ),
         ]
 

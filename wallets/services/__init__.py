@@ -52,7 +52,12 @@ from wallets.services.refunds import (
     recharge_refund_from_stripe,
     recharge_refunds_sync,
 )
-from wallets.services.self_refund import recharge_self_refund, self_refund_status
+from wallets.services.self_refund import (
+    recharge_self_refund,
+    self_refund_finish,
+    self_refund_status,
+    self_refunds_finish_abandoned,
+)
 from wallets.services.staff_refunds import recharge_refund_by_staff
 from wallets.services.stripe_calls import PaymentProviderUnavailable, stripe_customer_get
 from wallets.services.webhooks import stripe_webhook_receive
@@ -98,7 +103,9 @@ __all__ = [
     "recharge_refunds_sync",
     "recharge_self_refund",
     "recharges_finish_abandoned",
+    "self_refund_finish",
     "self_refund_status",
+    "self_refunds_finish_abandoned",
     "spending_limits_effective",
     "spending_limits_set",
     "stripe_customer_get",

@@ -234,17 +234,23 @@ def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter) ->
 
 
 def _finish_abandoned(counts: Counter) -> None:
-    """Recharges left ``creating`` by clients that never retried (see
-    ``wallets.services.purchase``): finished before Stripe's lists are compared."""
+    """Recharges left ``creating`` and self refunds left ``requested`` by clients that never
+    retried (see ``wallets.services.purchase``, ``wallets.services.self_refund``): finished
+    before Stripe's lists are compared."""
     from wallets.services.purchase_finish import recharges_finish_abandoned
+    from wallets.services.self_refund import self_refunds_finish_abandoned
 
-    try:
-        finished = recharges_finish_abandoned()
-    except Exception:  # a bad row must not stop the run
-        log.exception("finishing abandoned recharges")
-        return
-    for outcome, n in finished.items():
-        counts[f"abandoned_{outcome}"] += n
+    for prefix, finish in (
+        ("abandoned_", recharges_finish_abandoned),
+        ("abandoned_self_refund_", self_refunds_finish_abandoned),
+    ):
+        try:
+            finished = finish()
+        except Exception:  # a bad row must not stop the run
+            log.exception("finishing abandoned %s", prefix)
+            continue
+        for outcome, n in finished.items():
+            counts[f"{prefix}{outcome}"] += n
 
 
 def reconcile_window_start(*, now: datetime) -> datetime:

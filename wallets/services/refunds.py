@@ -23,6 +23,7 @@ from wallets.models import (
     RechargeRefund,
     RechargeStatus,
     RefundSource,
+    RefundStatus,
     StripeDispute,
     TransactionKind,
 )
@@ -254,6 +255,10 @@ def recharge_refund(
         raise RefundNotAllowed(
             f"Only a succeeded recharge can be refunded (this one is {recharge.status})."
         )
+    if recharge.refunds.filter(status=RefundStatus.REQUESTED).exists():
+        raise RefundNotAllowed(
+            "The viewer's own refund of this recharge is waiting for Stripe; try again shortly."
+        )
     remaining_coins = recharge.coins - recharge.coins_refunded
     remaining_amount = recharge.amount_remaining
     if coins is not None and amount is not None:
@@ -399,6 +404,8 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
         )
         return None
     booked = _self_refund_found(recharge=recharge, stripe_refund=stripe_refund, amount=amount)
+    if booked is _DUPLICATE:
+        return None  # reconciliation opens a discrepancy for staff
     if booked is not None:
         return booked
     coins = _refund_coins_hint(recharge, stripe_refund, amount)
@@ -412,26 +419,52 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
     )
 
 
-def _self_refund_found(
-    *, recharge: Recharge, stripe_refund: Any, amount: Money
-) -> RechargeRefund | None:
-    """A viewer's self refund whose Stripe answer was lost (the request's transaction rolled
-    back after Stripe refunded): booked as that self refund, with its own ledger key, so the
-    viewer's retry finds it. None when it is not one, or its coins are no longer all in the
-    wallet (then it is booked like any refund found in Stripe, with a clawback)."""
+# A second Stripe refund for one self refund row (only a Stripe without idempotency keys
+# makes one): never applied by itself.
+_DUPLICATE: Any = object()
+
+
+def _self_refund_found(*, recharge: Recharge, stripe_refund: Any, amount: Money) -> Any:
+    """The viewer's self refund this Stripe refund belongs to, finished with it: a
+    ``requested`` one (its request died, or Stripe's answer was lost: the refund's metadata
+    names the row) becomes ``succeeded``; one from before refunds had phases (no row) is
+    booked as that self refund, with its own ledger key, so the viewer's retry finds it.
+    None when it is not one (or the coins are no longer all in the wallet: then it is booked
+    like any refund found in Stripe, with a clawback); ``_DUPLICATE`` for a second Stripe
+    refund of a row that already has one."""
     from wallets.services.self_refund import (
         SELF_REFUND_REASON,
+        self_refund_complete,
         self_refund_debit,
         self_refund_record,
     )
 
     metadata = gateway.get(stripe_refund, "metadata") or {}
+    if gateway.get(metadata, "reason") != SELF_REFUND_REASON or gateway.get(
+        metadata, "recharge_id"
+    ) != str(recharge.pk):
+        return None
+    row_id = str(gateway.get(metadata, "refund_id") or "")
+    if row_id.isdigit():
+        row = RechargeRefund.objects.filter(
+            pk=int(row_id), recharge=recharge, source=RefundSource.SELF
+        ).first()
+        if row is None or row.status == RefundStatus.FAILED:
+            return None
+        if row.status == RefundStatus.REQUESTED:
+            return self_refund_complete(refund=row, stripe_id=gateway.get(stripe_refund, "id"))
+        log.error(
+            "refund %s at Stripe duplicates self refund %s (%s)",
+            gateway.get(stripe_refund, "id"),
+            row.pk,
+            row.stripe_id,
+        )
+        return _DUPLICATE
     if (
-        gateway.get(metadata, "reason") != SELF_REFUND_REASON
-        or gateway.get(metadata, "recharge_id") != str(recharge.pk)
-        or recharge.status != RechargeStatus.SUCCEEDED
+        recharge.status != RechargeStatus.SUCCEEDED
         or recharge.coins_refunded
         or amount != recharge.price
+        or recharge.refunds.filter(source=RefundSource.SELF).exists()
     ):
         return None
     try:
