@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Start localstripe with its state in memory only.
+"""Start localstripe with its state in memory only (and, asked to, honouring idempotency keys).
 
 localstripe pickles its whole store to /tmp/localstripe.pickle after every write. That costs
 time proportional to everything it holds, so a long run (``make chaos``: thousands of
@@ -7,16 +7,64 @@ PaymentIntents) slows down quadratically, and parallel instances overwrite one a
 file. We always start it ``--from-scratch`` (the file is never read back), so the dump buys
 nothing: this launcher turns it off and then runs localstripe's own ``start()`` with the same
 arguments (``--port``, ``--from-scratch``).
+
+``--honour-idempotency-keys`` (``make chaos``, which runs its own localstripe for one
+database): a POST with an ``Idempotency-Key`` already answered is answered the same again
+(``Idempotent-Replayed: true``), and a copy arriving while the first is in flight waits for
+it, as Stripe does. localstripe itself ignores the header, so a request the client sent twice
+(its network retry after a timeout, or our retry after Stripe was away) made two objects:
+two refunds of one payment. The test suite's shared localstripe keeps the plain behaviour
+(its test databases repeat ids, hence keys).
 """
 
+import asyncio
+import sys
+
+from aiohttp import web
 from localstripe import resources, server
+
+FLAG = "--honour-idempotency-keys"
 
 
 def _keep_in_memory(self) -> None:
     """Nothing to write: the state lives as long as the process."""
 
 
+_answered: dict[tuple[str, str, str], tuple[int, bytes, str]] = {}
+_in_flight: dict[tuple[str, str, str], asyncio.Future] = {}
+
+
+@web.middleware
+async def idempotency_middleware(request, handler):
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    ident = (request.headers.get("Authorization", ""), request.path, key)
+    while ident in _in_flight:
+        await asyncio.shield(_in_flight[ident])
+    if ident in _answered:
+        status, body, content_type = _answered[ident]
+        response = web.Response(status=status, body=body, content_type=content_type)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    done = asyncio.get_running_loop().create_future()
+    _in_flight[ident] = done
+    try:
+        response = await handler(request)
+        if response.status < 500 and isinstance(response.body, bytes):
+            _answered[ident] = (response.status, response.body, response.content_type)
+        return response
+    finally:
+        del _in_flight[ident]
+        done.set_result(None)
+
+
 resources.Store.dump_to_disk = _keep_in_memory  # type: ignore[method-assign]
 
 if __name__ == "__main__":
+    if FLAG in sys.argv:
+        sys.argv.remove(FLAG)
+        # Innermost: after localstripe's error and auth middlewares (a refusal is raised,
+        # not answered, in here: it is not kept, and the retry is asked afresh).
+        server.app.middlewares.append(idempotency_middleware)
     server.start()
