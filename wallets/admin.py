@@ -270,6 +270,7 @@ class RechargeRefundInline(admin.TabularInline):
     fields = (
         "stripe_id",
         "source",
+        "status",
         "amount",
         "coins",
         "coins_from_wallet",
@@ -374,6 +375,7 @@ class RechargeRefundAdmin(ReadOnlyAdmin):
         "id",
         "recharge",
         "source",
+        "status",
         "stripe_id",
         "amount",
         "coins",
@@ -381,7 +383,7 @@ class RechargeRefundAdmin(ReadOnlyAdmin):
         "actor",
         "created_at",
     )
-    list_filter = ("source",)
+    list_filter = ("source", "status")
     search_fields = ("stripe_id", "recharge__user__username")
     readonly_fields = ("stripe_dashboard",)
 

@@ -257,3 +257,30 @@ def test_stripe_refusing_gives_the_coins_back(monkeypatch, bought):
     assert _coins(user) == 900
     assert _stripe_refunds(recharge) == []
     call_command("verify_ledger")
+
+
+def test_a_second_stripe_refund_of_one_self_refund_is_never_applied(bought):
+    """Only a Stripe that ignores idempotency keys makes one (localstripe did, for a retry
+    after Stripe was away): it is left to staff (reconciliation's discrepancy), not booked."""
+    from wallets.services.refunds import recharge_refund_from_stripe
+
+    user, recharge, api = bought
+    assert _post(api, recharge, str(uuid.uuid4())).status_code == 201
+    row = _assert_refunded_once(user, recharge)
+    duplicate = gateway.refund_create(
+        payment_intent_id=str(recharge.payment_intent),
+        amount=recharge.price,
+        idempotency_key=f"dup-{uuid.uuid4()}",
+        metadata={
+            "recharge_id": str(recharge.pk),
+            "refund_id": str(row.pk),
+            "coins": str(recharge.coins),
+            "reason": "self refund",
+        },
+    )
+
+    assert recharge_refund_from_stripe(recharge=recharge, stripe_refund=duplicate) is None
+    assert list(RechargeRefund.objects.filter(recharge=recharge)) == [row]
+    recharge.refresh_from_db()
+    assert recharge.amount_refunded == recharge.price
+    assert _coins(user) == 0
