@@ -1581,7 +1581,7 @@ class Chaos:
         if not faults["stripe_away"]:
             return
         answers = dict(self.during_stripe_away)
-        notes.append(f"recharge answers while Stripe was away: {answers}")
+        notes.append(f"recharge and self refund answers while Stripe was away: {answers}")
         if not self.during_stripe_away["503 payment_provider_unavailable"]:
             message = "Stripe away: no recharge was answered 503 payment_provider_unavailable"
             # The quick run's one short outage may see no recharge time out in it.
