@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from gifts.models import Gift, GiftEvent, Goal
@@ -31,18 +33,18 @@ class GiftAdmin(admin.ModelAdmin):
     )
 
     @admin.display(description="art")
-    def preview(self, obj):
+    def preview(self, obj: Gift) -> str:
         return format_html('<img src="{}" alt="" width="32" height="32">', obj.image_url)
 
     @admin.display(description="preview")
-    def preview_large(self, obj):
+    def preview_large(self, obj: Gift) -> str:
         if not obj.pk:
             return "-"
         return format_html(
             '<img src="{}" alt="{}" width="96" height="96">', obj.image_url, obj.name
         )
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Gift | None = None) -> bool:
         # Django's permission first; and sent gifts point at their gift: switch it off instead.
         if not super().has_delete_permission(request, obj):
             return False
@@ -69,16 +71,16 @@ class GiftEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ("sender", "creator", "gift", "transaction")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -104,14 +106,14 @@ class GoalAdmin(admin.ModelAdmin):
     date_hierarchy = "deadline"
     raw_id_fields = ("creator", "settlement")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False

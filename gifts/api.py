@@ -1,5 +1,6 @@
 import hashlib
 import json
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -8,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,6 +22,7 @@ from config.api import (
     idempotent,
     idempotent_refusal,
     replayed,
+    signed_in_user,
 )
 from config.errors import DomainError, IdempotencyConflict
 from config.throttles import MoneyThrottle
@@ -42,7 +45,7 @@ from wallets.api import MoneyOutput
 # --- Catalog --------------------------------------------------------------------------------
 
 
-class GiftOutput(serializers.Serializer):
+class GiftOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -52,7 +55,7 @@ class GiftOutput(serializers.Serializer):
     available_until = serializers.DateTimeField(allow_null=True)
 
 
-class GiftListOutput(serializers.Serializer):
+class GiftListOutput(serializers.Serializer[Any]):
     results = GiftOutput(many=True)
     next = serializers.URLField(allow_null=True)
 
@@ -74,7 +77,7 @@ class GiftListView(APIView):
         responses={200: GiftListOutput, 304: OpenApiResponse(description="Not modified")},
         summary="List the gifts available now",
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         now = timezone.now()
         country = (request.query_params.get("country") or "").strip().upper()[:2] or None
         every = list(Gift.objects.all())
@@ -156,17 +159,17 @@ class GiftSendInput(StrictInput):
         help_text="The currency `creator_value` is shown in (default PAYOUT_CURRENCY).",
     )
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("live_id") and attrs.get("video_id"):
             raise serializers.ValidationError({"video_id": ["Give live_id or video_id, not both."]})
         return attrs
 
 
-class WalletCoins(serializers.Serializer):
+class WalletCoins(serializers.Serializer[Any]):
     coins = serializers.IntegerField()
 
 
-class GiftSendOutput(serializers.Serializer):
+class GiftSendOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     coins_spent = serializers.IntegerField()
     diamonds = serializers.IntegerField()
@@ -175,7 +178,7 @@ class GiftSendOutput(serializers.Serializer):
     creator_value = MoneyOutput(help_text="What the creator receives of this gift (≈, see quote).")
 
 
-def _with_creator_value(body: dict, currency: str | None) -> dict:
+def _with_creator_value(body: dict[str, Any], currency: str | None) -> dict[str, Any]:
     """The send answer plus ``creator_value``: computed from the answer, no database read."""
     if "coins_spent" not in body:
         return body
@@ -222,16 +225,16 @@ class GiftSendView(APIView):
             "`goal_closed` (409: settled or past its deadline), `validation_error`."
         ),
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         if gift_send_uses_sql():
             return self._post_one_round_trip(request)
 
-        def handler():
+        def handler() -> Response:
             data = GiftSendInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
             event = gift_send(
-                sender=request.user,
+                sender=signed_in_user(request),
                 creator_handle=values["creator"],
                 gift_slug=values["gift"],
                 quantity=values["quantity"],
@@ -254,7 +257,7 @@ class GiftSendView(APIView):
 
         return idempotent(request, handler)
 
-    def _post_one_round_trip(self, request):
+    def _post_one_round_trip(self, request: Request) -> Response:
         """PostgreSQL: the gift and its Idempotency-Key answer are one database call.
 
         Same contract as ``idempotent``: a retry with the key and body replays the first
@@ -267,7 +270,7 @@ class GiftSendView(APIView):
             data.is_valid(raise_exception=True)
             values = data.validated_data
             answer = gift_send_answer(
-                sender=request.user,
+                sender=signed_in_user(request),
                 creator_handle=values["creator"],
                 gift_slug=values["gift"],
                 quantity=values["quantity"],
@@ -294,20 +297,20 @@ class GiftSendView(APIView):
 # --- Leaderboards ---------------------------------------------------------------------------
 
 
-class BadgeOutput(serializers.Serializer):
+class BadgeOutput(serializers.Serializer[Any]):
     kind = serializers.CharField(help_text="member, level or top3")
     label = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.label
     value = serializers.IntegerField(help_text="member: months; level: the level; top3: rank")
 
 
-class LeaderRow(serializers.Serializer):
+class LeaderRow(serializers.Serializer[Any]):
     username = serializers.CharField()
     coins = serializers.IntegerField(required=False, help_text="metric=coins")
     days = serializers.IntegerField(required=False, help_text="metric=days")
     badges = BadgeOutput(many=True)
 
 
-class LeaderboardOutput(serializers.Serializer):
+class LeaderboardOutput(serializers.Serializer[Any]):
     period = serializers.ChoiceField(choices=PERIODS)
     metric = serializers.ChoiceField(choices=METRICS)
     results = LeaderRow(many=True)
@@ -338,7 +341,7 @@ class LeaderboardView(APIView):
         responses={200: LeaderboardOutput, **error_responses(400, {404: ["creator_not_found"]})},
         summary="Top gifters of a creator",
     )
-    def get(self, request, handle: str):
+    def get(self, request: Request, handle: str) -> Response:
         period = request.query_params.get("period", "day")
         if period not in PERIODS:
             raise serializers.ValidationError({"period": [f"One of: {', '.join(PERIODS)}."]})
@@ -357,14 +360,14 @@ class LeaderboardView(APIView):
 # --- The split shown before paying ------------------------------------------------------------
 
 
-class ExactMoneyOutput(serializers.Serializer):
+class ExactMoneyOutput(serializers.Serializer[Any]):
     amount = serializers.DecimalField(
         max_digits=20, decimal_places=8, help_text="Exact: fractions of a cent are kept."
     )
     currency = serializers.CharField()
 
 
-class GiftQuoteOutput(serializers.Serializer):
+class GiftQuoteOutput(serializers.Serializer[Any]):
     coins = serializers.IntegerField(help_text="What the gift costs the viewer, in coins.")
     diamonds = serializers.IntegerField(help_text="What the creator is credited.")
     creator_value = MoneyOutput(help_text="The creator's share, in `currency`, to the cent.")
@@ -400,7 +403,7 @@ class GiftQuoteView(APIView):
             "`creator_not_found`, `gift_not_found`."
         ),
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         params = request.query_params
         raw_quantity = params.get("quantity", "1").strip()
         if not (raw_quantity.isascii() and raw_quantity.isdigit()) or not (

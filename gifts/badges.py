@@ -10,12 +10,13 @@ the gift path): ``level`` (the viewer's supporter level, ``gifts.selectors.viewe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 
 from gifts.selectors import leaderboard, viewer_level
 
-Badge = dict
+Badge = dict[str, Any]
 Provider = Callable[[int, int], list[Badge]]
 _PROVIDERS: list[Provider] = []
 

@@ -81,7 +81,7 @@ class ComboTracker:
         combo.last_at = max(combo.last_at, created_at)
         return Hit(event_id, combo, combo.count, combo.hits, combo.coins)
 
-    def add_event(self, event) -> Hit:
+    def add_event(self, event: GiftEvent) -> Hit:
         return self.add(
             event_id=event.pk,
             sender_id=event.sender_id,
@@ -92,7 +92,7 @@ class ComboTracker:
         )
 
 
-def combos_of(events: Iterable) -> list[Hit]:
+def combos_of(events: Iterable[GiftEvent]) -> list[Hit]:
     """Every event's hit, for events of one live stream (any order: sorted by id here)."""
     tracker = ComboTracker()
     return [tracker.add_event(e) for e in sorted(events, key=lambda e: e.pk)]

@@ -46,7 +46,7 @@ DEMO_GIFTS = [
 ]
 
 
-def seed(out) -> None:
+def seed(out: list[str]) -> None:
     now = timezone.now()
     for order, (slug, name, coins, category) in enumerate(CATALOG):
         Gift.objects.get_or_create(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 
@@ -32,7 +33,7 @@ class GoalWatch:
     def __init__(self, creator_id: int, live_id: str):
         self.creator_id = creator_id
         self.live_id = live_id
-        self.sent: dict[int, dict] = {}
+        self.sent: dict[int, dict[str, Any]] = {}
         self.refreshed = time.monotonic()
 
     def _frames(self, goals: Iterable[GoalProgress]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,6 +38,7 @@ from wallets.services import Posting, account_get, ledger_post, platform_account
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from creators.models import Creator
 
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _goal_settings() -> tuple[int, int, int]:
 @transaction.atomic
 def goal_create(
     *,
-    creator,
+    creator: Creator,
     actor: User,
     title: str,
     target_coins: int,
@@ -167,7 +168,7 @@ class GoalProgress:
     def reached(self) -> bool:
         return self.raised_coins >= self.target_coins
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "title": self.title,
@@ -262,7 +263,7 @@ def goal_lock_for_gift(*, goal_id: int, creator_id: int, now: datetime) -> Goal:
     return goal
 
 
-def goal_id_clean(goal) -> int | None:
+def goal_id_clean(goal: object) -> int | None:
     if goal is None or goal == "":
         return None
     if isinstance(goal, bool) or not isinstance(goal, int) or not 1 <= goal <= 2**62:
@@ -351,7 +352,7 @@ def goal_settle(*, goal_id: int, now: datetime | None = None) -> Settled:
     return Settled(goal.pk, goal.status, coins, True)
 
 
-def _pending_account(creator) -> Account:
+def _pending_account(creator: Creator) -> Account:
     if creator.pending_account_id:
         return Account.objects.get(pk=creator.pending_account_id)
     return account_get(kind=AccountKind.DIAMONDS_PENDING, user=creator.user)

@@ -1,13 +1,16 @@
 """``GET, POST creators/me/goals/`` and ``GET creators/{handle}/goals/`` (issue #19)."""
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
+from config.api import error_responses, signed_in_user
 from creators.api import NotACreator
 from creators.selectors import creator_find, creator_of
 from gifts.goals import DESCRIPTION_MAX, TARGET_MAX, TITLE_MAX, goal_create, goals_progress
@@ -17,7 +20,7 @@ from gifts.services import CreatorNotFound
 LIST_MAX = 100
 
 
-class GoalInput(serializers.Serializer):
+class GoalInput(serializers.Serializer[Any]):
     title = serializers.CharField(max_length=TITLE_MAX)
     description = serializers.CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
@@ -42,7 +45,7 @@ class GoalInput(serializers.Serializer):
     )
 
 
-class GoalOutput(serializers.Serializer):
+class GoalOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     title = serializers.CharField()
     description = serializers.CharField()
@@ -58,7 +61,7 @@ class GoalOutput(serializers.Serializer):
     percent = serializers.IntegerField(help_text="raised/target, 0-100, for a progress bar")
 
 
-class GoalListOutput(serializers.Serializer):
+class GoalListOutput(serializers.Serializer[Any]):
     results = GoalOutput(many=True)
     next = serializers.URLField(allow_null=True)
 
@@ -73,7 +76,7 @@ LIVE_PARAM = OpenApiParameter(
 )
 
 
-def _list(request, creator_id: int) -> Response:
+def _list(request: Request, creator_id: int) -> Response:
     wanted = request.query_params.get("status")
     if wanted is not None and wanted not in GoalStatus.values:
         raise serializers.ValidationError({"status": [f"One of: {', '.join(GoalStatus.values)}."]})
@@ -97,8 +100,8 @@ class MyGoalsView(APIView):
         summary="My goals as a creator",
         description=f"Newest deadline first, at most {LIST_MAX}. Errors: `not_a_creator`.",
     )
-    def get(self, request):
-        creator = creator_of(user=request.user)
+    def get(self, request: Request) -> Response:
+        creator = creator_of(user=signed_in_user(request))
         if creator is None:
             raise NotACreator()
         return _list(request, creator.pk)
@@ -116,13 +119,13 @@ class MyGoalsView(APIView):
             "`not_a_creator`, `too_many_goals` (409, GOALS_OPEN_MAX open at once)."
         ),
     )
-    def post(self, request):
-        creator = creator_of(user=request.user)
+    def post(self, request: Request) -> Response:
+        creator = creator_of(user=signed_in_user(request))
         if creator is None:
             raise NotACreator()
         data = GoalInput(data=request.data)
         data.is_valid(raise_exception=True)
-        goal = goal_create(creator=creator, actor=request.user, **data.validated_data)
+        goal = goal_create(creator=creator, actor=signed_in_user(request), **data.validated_data)
         (progress,) = goals_progress(creator_id=creator.pk, goal_ids=[goal.pk])
         return Response(progress.as_dict(), status=status.HTTP_201_CREATED)
 
@@ -136,7 +139,7 @@ class CreatorGoalsView(APIView):
         summary="A creator's goals and their progress",
         description=f"Public. Newest deadline first, at most {LIST_MAX}.",
     )
-    def get(self, request, handle: str):
+    def get(self, request: Request, handle: str) -> Response:
         creator = creator_find(handle=handle)
         if creator is None or not creator.is_active:
             raise CreatorNotFound()

@@ -38,25 +38,29 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, close_old_connections, connection
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.client_address import client_address
 from config.api import error_responses
 from config.errors import ServiceBusy
 from config.throttles import LiveOpenThrottle
+from creators.models import Creator
 from creators.selectors import creator_find
 from gifts import feed_hooks
 from gifts.badges import badges_for
@@ -77,7 +81,8 @@ BATCH = 200
 
 def big_gift_coins() -> int:
     """A gift whose unit price is at least this many coins gets the big animation."""
-    return settings.LIVE_BIG_GIFT_COINS
+    coins: int = settings.LIVE_BIG_GIFT_COINS
+    return coins
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -87,7 +92,12 @@ class EventStreamRenderer(BaseRenderer):
     format = "sse"
     charset = "utf-8"
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         return json.dumps(data).encode() if data is not None else b""
 
 
@@ -320,7 +330,7 @@ def _run_async(stream: _Stream, slot: _Slot) -> AsyncIterator[str]:
     max_seconds = float(settings.LIVE_STREAM_MAX_SECONDS)
     idle_seconds = float(settings.LIVE_STREAM_IDLE_SECONDS)
 
-    async def generate():
+    async def generate() -> AsyncIterator[str]:
         started = time.monotonic()
         try:
             await sync_to_async(stream.start)()
@@ -355,13 +365,13 @@ def _run_sync(stream: _Stream) -> Iterator[str]:
         time.sleep(poll)
 
 
-def _resume_id(request) -> int | None:
+def _resume_id(request: Request) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
     raw = raw.strip()
     return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
-def _live_creator(handle: str, live_id: str):
+def _live_creator(handle: str, live_id: str) -> Creator:
     creator = creator_find(handle=handle)
     if creator is None or not creator.is_active:
         raise CreatorNotFound()
@@ -372,7 +382,7 @@ def _live_creator(handle: str, live_id: str):
 
 class LiveEventsView(APIView):
     permission_classes = [AllowAny]
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     throttle_classes = [LiveOpenThrottle]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
@@ -425,7 +435,7 @@ class LiveEventsView(APIView):
             ),
         },
     )
-    def get(self, request, handle: str, live_id: str):
+    def get(self, request: Request, handle: str, live_id: str) -> StreamingHttpResponse:
         creator = _live_creator(handle, live_id)
         stream = _Stream(creator.pk, live_id, _resume_id(request))
         kind = "async" if isinstance(request._request, ASGIRequest) else "sync"
@@ -449,7 +459,7 @@ class LiveEventsView(APIView):
 # --- The overlay page --------------------------------------------------------------------------
 
 
-def overlay_page(request, handle: str, live_id: str):
+def overlay_page(request: HttpRequest, handle: str, live_id: str) -> HttpResponse:
     """A transparent page for OBS-style browser sources: gift cards, combos, big-gift bursts."""
     try:
         creator = _live_creator(handle, live_id)

@@ -12,10 +12,14 @@ import logging
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from config.errors import DomainError, ServiceBusy
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 # A stream's place lasts this long unless the stream renews it (every third of it), so the
 # places of a killed process's streams come back by themselves.
@@ -65,11 +69,12 @@ class StreamLeases:
         self.local: dict[str, dict[str, float]] = {}
 
     @staticmethod
-    def _redis():
+    def _redis() -> Redis | None:
         try:
             from django_redis import get_redis_connection
 
-            return get_redis_connection("default")
+            redis: Redis = get_redis_connection("default")
+            return redis
         except Exception:  # not django-redis: count in this process
             return None
 
@@ -129,7 +134,15 @@ class StreamLeases:
 class Lease:
     """One stream's place in the shared counts: renewed while it runs, given back once."""
 
-    def __init__(self, leases: StreamLeases, keys, member: str, *, redis, counted: bool) -> None:
+    def __init__(
+        self,
+        leases: StreamLeases,
+        keys: tuple[str, str],
+        member: str,
+        *,
+        redis: Redis | None,
+        counted: bool,
+    ) -> None:
         self.leases, self.keys, self.member = leases, keys, member
         self.redis, self.counted = redis, counted
         self.renewed = time.monotonic()

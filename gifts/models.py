@@ -1,5 +1,9 @@
 """The gift catalog, gift events (one per gift sent) and the counters gifts keep up."""
 
+from __future__ import annotations
+
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.validators import MinValueValidator
@@ -17,8 +21,8 @@ class GiftCategory(models.TextChoices):
     SEASONAL = "seasonal", "Limited time"
 
 
-class GiftQuerySet(models.QuerySet):
-    def available(self, now=None):
+class GiftQuerySet(models.QuerySet["Gift"]):
+    def available(self, now: datetime | None = None) -> GiftQuerySet:
         now = now or timezone.now()
         return self.filter(
             Q(available_from__isnull=True) | Q(available_from__lte=now),
@@ -70,7 +74,7 @@ class Gift(models.Model):
             return static(f"gifts/{self.slug}.svg")
         return static("gifts/rose.svg")
 
-    def is_available(self, now=None, country: str | None = None) -> bool:
+    def is_available(self, now: datetime | None = None, country: str | None = None) -> bool:
         now = now or timezone.now()
         if not self.is_active:
             return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from djmoney.money import Money
@@ -43,7 +44,7 @@ class GiftQuote:
     platform_value: Money
     payout_value: Money
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "coins": self.coins,
             "diamonds": self.diamonds,
@@ -55,7 +56,7 @@ class GiftQuote:
         }
 
 
-def money_dict(value: Money) -> dict:
+def money_dict(value: Money) -> dict[str, str]:
     return {"amount": str(value.amount), "currency": str(value.currency)}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -11,6 +11,9 @@ from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
 from gifts.models import Gift, GiftEvent, GiftTally
+
+if TYPE_CHECKING:
+    from creators.models import Creator
 
 PERIODS = ("day", "week", "month", "all")
 # coins: most coins in the period; days: most distinct (UTC) days with a gift in the period,
@@ -28,7 +31,8 @@ def gifts_available(*, now: datetime | None = None, country: str | None = None) 
 
 
 def catalog_last_modified() -> datetime | None:
-    return Gift.objects.aggregate(last=Max("updated_at"))["last"]
+    last: datetime | None = Gift.objects.aggregate(last=Max("updated_at"))["last"]
+    return last
 
 
 def utc_today(now: datetime | None = None) -> date:
@@ -48,7 +52,7 @@ def period_start(period: str, today: date) -> date | None:
 
 def leaderboard(
     *, creator_id: int, period: str = "day", metric: str = "coins", now: datetime | None = None
-) -> list:
+) -> list[dict[str, Any]]:
     """Top gifters of a creator, briefly cached: ``[{"username", "coins"}]`` biggest first, or
     with ``metric="days"`` ``[{"username", "days"}]`` (distinct days with a gift).
 
@@ -62,7 +66,7 @@ def leaderboard(
         raise ValueError(metric)
     today = utc_today(now)
     cache_key = f"leaderboard:{creator_id}:{period}:{metric}:{today.isoformat()}"
-    cached = cache.get(cache_key)
+    cached: list[dict[str, Any]] | None = cache.get(cache_key)
     if cached is not None:
         return cached
     rows = GiftTally.objects.filter(creator_id=creator_id)
@@ -114,7 +118,7 @@ def lifetime_gifted(*, user_id: int) -> int:
 def viewer_level(*, user_id: int) -> int:
     """The viewer's supporter level (1..50), cached for ``LEVEL_CACHE_SECONDS``."""
     key = f"level:{user_id}"
-    level = cache.get(key)
+    level: int | None = cache.get(key)
     if level is None:
         level = level_for(lifetime_gifted(user_id=user_id))
         cache.set(key, level, LEVEL_CACHE_SECONDS)
@@ -154,7 +158,9 @@ def creator_daily_diamonds(
     ]
 
 
-def creators_popular(*, days: int = 7, limit: int = 12, now: datetime | None = None) -> list:
+def creators_popular(
+    *, days: int = 7, limit: int = 12, now: datetime | None = None
+) -> list[tuple[Creator, int]]:
     """Creators by coins received over the last ``days`` UTC days: ``[(creator, coins)]``."""
     from creators.models import Creator
 

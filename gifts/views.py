@@ -1,13 +1,17 @@
 """Portal pages that combine creators and gifts: a creator's page and the creator dashboard."""
 
+from datetime import date
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.views.decorators.http import require_POST
 
+from config.api import signed_in_user
 from creators.selectors import (
     creator_earnings,
     creator_find,
@@ -42,7 +46,7 @@ def _hue(name: str) -> int:
     return sum(ord(c) for c in name) * 37 % 360
 
 
-def creator_page(request, handle: str):
+def creator_page(request: HttpRequest, handle: str) -> HttpResponse:
     creator = creator_find(handle=handle)
     if creator is None or not creator.is_active:
         raise Http404("No such creator.")
@@ -84,7 +88,7 @@ def creator_page(request, handle: str):
     )
 
 
-def creator_directory(request):
+def creator_directory(request: HttpRequest) -> HttpResponse:
     """Find creators: search by name or handle, who is live now, popular this week."""
     query = request.GET.get("q", "").strip()[:80]
     live_now = creators_live_now()
@@ -101,7 +105,7 @@ def creator_directory(request):
     )
 
 
-def _chart(days: list) -> dict:
+def _chart(days: list[tuple[date, int]]) -> dict[str, Any]:
     """Bar geometry for the inline SVG: percentages across, pixels down (200 px tall)."""
     top, bottom, left = 16, 176, 7.0
     peak = max((value for _, value in days), default=0)
@@ -140,14 +144,17 @@ def _chart(days: list) -> dict:
 
 def _payouts_template() -> str | None:
     try:
-        return select_template(["creators/_payouts.html", "payouts/_dashboard.html"]).template.name
+        name: str = select_template(
+            ["creators/_payouts.html", "payouts/_dashboard.html"]
+        ).template.name
+        return name
     except TemplateDoesNotExist:
         return None
 
 
 @login_required
-def creator_dashboard(request):
-    creator = creator_of(user=request.user)
+def creator_dashboard(request: HttpRequest) -> HttpResponse:
+    creator = creator_of(user=signed_in_user(request))
     if creator is None:
         return render(request, "creators/become.html", {})
     earnings = creator_earnings(creator=creator)
@@ -178,9 +185,9 @@ def creator_dashboard(request):
 
 @login_required
 @require_POST
-def creator_live_toggle(request):
+def creator_live_toggle(request: HttpRequest) -> HttpResponse:
     """The dashboard's go-live switch: ``action=start`` or ``action=end``."""
-    creator = creator_of(user=request.user)
+    creator = creator_of(user=signed_in_user(request))
     if creator is None:
         raise Http404("Not a creator.")
     if request.POST.get("action") == "start":

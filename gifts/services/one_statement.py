@@ -67,11 +67,11 @@ class HttpIdempotency:
 @dataclass(frozen=True)
 class GiftAnswer:
     status: int
-    body: dict
+    body: dict[str, Any]
     replayed: bool
 
 
-def _refusal(answer: dict) -> DomainError:
+def _refusal(answer: dict[str, Any]) -> DomainError:
     code = answer["code"]
     if code == "spending_limit_exceeded":
         return SpendingLimitExceeded(
@@ -101,14 +101,14 @@ def _refusal(answer: dict) -> DomainError:
 def _gift_send_sql(
     *,
     sender: User,
-    creator_handle,
-    gift_slug,
-    quantity,
-    live_id,
-    video_id,
-    message,
-    client_key,
-    country,
+    creator_handle: str,
+    gift_slug: str,
+    quantity: object,
+    live_id: str | None,
+    video_id: str | None,
+    message: str,
+    client_key: str,
+    country: str | None,
     http: HttpIdempotency | None,
     goal: int | None = None,
 ) -> dict[str, Any]:
@@ -152,7 +152,8 @@ def _gift_send_sql(
     # The function stored gift.received for the creator's apps in the same statement; their
     # delivery is queued after the commit (at once in autocommit; no database round trip).
     webhook_deliveries_queue(endpoint_ids=answer.get("webhook_endpoints") or [])
-    return answer
+    row: dict[str, Any] = answer
+    return row
 
 
 # PostgreSQL may pick a concurrent gift of the same sender as a deadlock victim (or fail a
@@ -162,7 +163,7 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_fai
 DEADLOCK_RETRIES = 3
 
 
-def _call_retrying_deadlocks(params: list) -> Any:
+def _call_retrying_deadlocks(params: list[Any]) -> Any:
     for attempt in range(DEADLOCK_RETRIES):
         try:
             return _call(params)
@@ -174,13 +175,13 @@ def _call_retrying_deadlocks(params: list) -> Any:
     return _call(params)  # the last try: its error is the answer
 
 
-def _call(params: list) -> Any:
+def _call(params: list[Any]) -> Any:
     with connection.cursor() as cursor:
         cursor.execute(GIFT_SEND_SQL, params)
         return cursor.fetchone()[0]
 
 
-def _event_from_row(row: dict, sender: User) -> GiftEvent:
+def _event_from_row(row: dict[str, Any], sender: User) -> GiftEvent:
     event = GiftEvent(
         id=row["id"],
         sender=sender,

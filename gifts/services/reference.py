@@ -3,8 +3,8 @@ specification of the PostgreSQL function (the gift tests run against both)."""
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import TYPE_CHECKING
+from datetime import UTC, date
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -16,7 +16,7 @@ from gifts.models import GiftEvent
 from gifts.services.errors import DailyLimitExceeded
 from gifts.services.rules import _ledger_key, _validate, _wallet_coins, diamonds_for
 from notifications.webhooks import webhook_event_emit
-from wallets.models import AccountKind, TransactionKind
+from wallets.models import Account, AccountKind, TransactionKind
 from wallets.services import (
     Posting,
     SpendingLimitExceeded,
@@ -41,7 +41,7 @@ def _existing_event(key: str) -> GiftEvent | None:
     return event
 
 
-def _daily_spend_add(*, user_id: int, day, coins: int) -> None:
+def _daily_spend_add(*, user_id: int, day: date, coins: int) -> None:
     """Count ``coins`` against today's limit in one conditional upsert (PostgreSQL, SQLite).
 
     The limit is the platform's or the sender's own lower one; the sender's own monthly limit
@@ -80,7 +80,7 @@ def _daily_spend_add(*, user_id: int, day, coins: int) -> None:
                 )
 
 
-def _tally_add(*, creator_id: int, sender_id: int, day, coins: int, diamonds: int) -> None:
+def _tally_add(*, creator_id: int, sender_id: int, day: date, coins: int, diamonds: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO gifts_gifttally (creator_id, sender_id, day, coins, diamonds, gifts) "
@@ -150,7 +150,8 @@ def gift_send_python(
             Posting(wallet, -coins),
             Posting(spent, coins),
             Posting(issuance, -diamonds),
-            Posting(creator.pending_account, diamonds),
+            # _validate refused a creator without a pending account.
+            Posting(cast(Account, creator.pending_account), diamonds),
         ]
     result = ledger_post(
         kind=TransactionKind.GIFT,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
-from django.db.models import Q
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model, Q, QuerySet
 from django.utils.html import strip_tags
 
 from config.errors import AgeRestricted, InsufficientFunds, InvalidInput
@@ -28,6 +29,8 @@ from gifts.services.errors import (
 from wallets.models import Account, AccountKind
 from wallets.services import platform_account, wallet_check_can_spend
 
+_M = TypeVar("_M", bound=Model)
+
 if TYPE_CHECKING:
     from accounts.models import User
 
@@ -37,7 +40,8 @@ CONTEXT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def diamonds_for(coins: int) -> int:
-    return coins * settings.DIAMONDS_PER_COIN_NUM // settings.DIAMONDS_PER_COIN_DEN
+    diamonds: int = coins * settings.DIAMONDS_PER_COIN_NUM // settings.DIAMONDS_PER_COIN_DEN
+    return diamonds
 
 
 def message_clean(message: str) -> str:
@@ -59,7 +63,7 @@ def message_clean(message: str) -> str:
     return text
 
 
-def _clean_context(live_id, video_id) -> tuple[str, str]:
+def _clean_context(live_id: str | None, video_id: str | None) -> tuple[str, str]:
     live_id, video_id = (live_id or "").strip(), (video_id or "").strip()
     if live_id and video_id:
         raise InvalidInput(
@@ -120,14 +124,14 @@ CREATOR_FIELDS = (
 )
 
 
-def _get_or_none(queryset):
+def _get_or_none(queryset: QuerySet[_M]) -> _M | None:
     try:
         return queryset.get()
-    except queryset.model.DoesNotExist:
+    except ObjectDoesNotExist:  # the queryset's model's DoesNotExist (its only subclass here)
         return None
 
 
-def _check_quantity(quantity) -> int:
+def _check_quantity(quantity: object) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise InvalidInput("Quantity must be a whole number.", fields={"quantity": ["Invalid."]})
     if not 1 <= quantity <= QUANTITY_MAX:
@@ -139,8 +143,16 @@ def _check_quantity(quantity) -> int:
 
 
 def _validate(
-    *, sender: User, creator_handle, gift_slug, quantity, live_id, video_id, message, country
-):
+    *,
+    sender: User,
+    creator_handle: str,
+    gift_slug: str,
+    quantity: object,
+    live_id: str | None,
+    video_id: str | None,
+    message: str,
+    country: str | None,
+) -> tuple[int, str, str, str, Creator, Gift, Account, Account, Account]:
     quantity = _check_quantity(quantity)
     live_id, video_id = _clean_context(live_id, video_id)
     message = message_clean(message or "")
