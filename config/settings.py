@@ -374,8 +374,9 @@ STRIPE_BUILTIN_DEFAULTS = {
 STRIPE_ALLOW_LOCALSTRIPE = env.bool("STRIPE_ALLOW_LOCALSTRIPE", default=False)
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
-# A recharge still ``creating`` this long after its first request (its client never retried)
-# is finished by the beat's finish-abandoned-recharges and by reconciliation.
+# A recharge still ``creating`` (or a self refund still ``requested``) this long after its
+# first request (its client never retried) is finished by the beat's
+# finish-abandoned-recharges and by reconciliation.
 RECHARGE_ABANDONED_AFTER_SECONDS = env.int("RECHARGE_ABANDONED_AFTER_SECONDS", default=900)
 # Where the admin links a PaymentIntent (``/test`` is added for test-mode keys).
 STRIPE_DASHBOARD_URL = env.str("STRIPE_DASHBOARD_URL", default="https://dashboard.stripe.com")

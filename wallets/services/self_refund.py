@@ -338,7 +338,7 @@ def self_refund_fail(*, refund: RechargeRefund) -> RechargeRefund:
                 Posting(wallet_get(user=recharge.user), refund.coins),
             ],
             actor=refund.actor,
-            memo=f"Refund of recharge #{recharge.pk} refused by the card's bank: "
+            memo=f"Refund of recharge #{recharge.pk} refused by Stripe: "
             f"{refund.coins:,} coins back",
             reference=f"recharge:{recharge.pk}",
         )
