@@ -7,7 +7,7 @@ record; Stripe is called outside any transaction under ``applause-self-refund-r<
 phase 3 records the answer. Each test kills the request at one point (an exception standing
 for the process dying: what was committed stays, what was not rolls back, what Stripe did
 stays) and ends it the ways the house does: the client's retry with the same Idempotency-Key,
-the finisher of abandoned refunds, reconciliation. Every ending must conserve money: the
+the finisher of abandoned refunds, reconciliation, the webhook. Every ending must conserve money: the
 viewer refunded once at Stripe exactly when the coins left the wallet, never twice.
 """
 
@@ -21,6 +21,7 @@ import stripe
 from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import IdempotencyRecord
 from accounts.tests.factories import UserFactory
@@ -42,6 +43,7 @@ from wallets.services import (
     self_refunds_finish_abandoned,
 )
 from wallets.services import self_refund as self_refund_module
+from wallets.tests.factories import event_payload, post_event
 
 
 class Crash(Exception):
@@ -166,7 +168,7 @@ def test_killed_after_phase_1_before_stripe(monkeypatch, bought, ending):
 # --- Phase 2: Stripe, outside any transaction -----------------------------------------------
 
 
-@pytest.mark.parametrize("ending", ["retry", "finisher", "reconcile"])
+@pytest.mark.parametrize("ending", ["retry", "finisher", "reconcile", "webhook"])
 def test_killed_during_the_stripe_call_refunds_once(monkeypatch, bought, ending):
     user, recharge, api = bought
     key = str(uuid.uuid4())
@@ -184,8 +186,19 @@ def test_killed_during_the_stripe_call_refunds_once(monkeypatch, bought, ending)
         assert (response.status_code, response.json()["refund"]["id"]) == (201, row.pk)
     elif ending == "finisher":
         _abandon(recharge)
-    else:
+    elif ending == "reconcile":
         payments_reconcile()
+        assert _post(api, recharge, key).json()["refund"]["id"] == row.pk
+    else:
+        [made] = _stripe_refunds(recharge)
+        event = {
+            "id": made.id,
+            "object": "refund",
+            "payment_intent": recharge.payment_intent,
+            "charge": made.charge,
+        }
+        answer = post_event(APIClient(), event_payload("refund.created", event))
+        assert answer.json()["result"] == "1 refunds applied", answer.content
         assert _post(api, recharge, key).json()["refund"]["id"] == row.pk
     _assert_refunded_once(user, recharge)
 
