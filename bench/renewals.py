@@ -9,9 +9,11 @@ checks the membership money (every renewal once, charges = ledger).
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
-KEYS = ["renewals_100k_s", "renewals_rerun_s", "renewals_ok"]
+KEYS = ["renewals_100k_s", "renewals_rerun_s", "renewals_ok", "renewals_cpu_ms_per_1k"]
 TARGETS = {"renewals_100k_s": ("<=", 60), "renewals_ok": (">=", 1)}
 
 USER_COLUMNS = (
@@ -93,22 +95,64 @@ def seed(members: int, creators: int) -> None:
             )
 
 
+def _ticks(pid: int) -> tuple[int, int, int]:
+    """``(ppid, own cpu ticks, reaped children's cpu ticks)`` of ``pid`` from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def postgres_cpu_s() -> float | None:
+    """CPU seconds used so far by the whole PostgreSQL server this process talks to (the
+    postmaster's live children plus those that exited), if it runs on this machine."""
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            postmaster = _ticks(cursor.fetchone()[0])[0]
+        _ppid, _own, total = _ticks(postmaster)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid, own, _children = _ticks(int(entry.name))
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == postmaster:
+                    total += own
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_section(results: dict, notes: list, *, quick: bool, log=print) -> None:
     from memberships.ledger_checks import EXTRA_CHECKS
     from memberships.models import ChargeKind, MembershipCharge
     from memberships.services import memberships_renew
 
-    members = 1_000 if quick else 100_000
+    members = int(os.environ.get("BENCH_RENEWALS_N") or (1_000 if quick else 100_000))
     creators = max(1, members // 100)
     started = time.perf_counter()
     seed(members, creators)
     log(f"renewals: seeded {members:,} due memberships of {creators:,} creators in "
         f"{time.perf_counter() - started:.1f} s")  # fmt: skip
 
+    load_before = os.getloadavg()[0]
+    pg_before, cpu_before = postgres_cpu_s(), time.process_time()
     started = time.perf_counter()
     run = memberships_renew()
     results["renewals_100k_s"] = round(time.perf_counter() - started, 2)
-    log(f"renewals: {run.summary} in {results['renewals_100k_s']} s")
+    cpu = time.process_time() - cpu_before
+    pg_after = postgres_cpu_s()
+    pg = None if pg_before is None or pg_after is None else pg_after - pg_before
+    load_after = os.getloadavg()[0]
+    per_1k = 1000 / max(members, 1)
+    results["renewals_cpu_ms_per_1k"] = round((cpu + (pg or 0)) * per_1k * 1000)
+    cpu_note = (
+        f"CPU per 1,000 renewals: {cpu * per_1k * 1000:,.0f} ms Python + "
+        + (f"{pg * per_1k * 1000:,.0f} ms PostgreSQL" if pg is not None else "PostgreSQL unknown")
+        + f"; load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    log(f"renewals: {run.summary} in {results['renewals_100k_s']} s; {cpu_note}")
     started = time.perf_counter()
     rerun = memberships_renew()
     results["renewals_rerun_s"] = round(time.perf_counter() - started, 2)
@@ -123,5 +167,5 @@ def run_section(results: dict, notes: list, *, quick: bool, log=print) -> None:
         f"renewals: {run.renewed:,} of {members:,} due memberships renewed in "
         f"{results['renewals_100k_s']} s ({members / max(results['renewals_100k_s'], 1e-9):,.0f}"
         f"/s, chunks of 1,000, set-based); rerun {results['renewals_rerun_s']} s renewed "
-        f"{rerun.renewed}; membership ledger checks: {problems[:3] or 'pass'}"
+        f"{rerun.renewed}; membership ledger checks: {problems[:3] or 'pass'}; {cpu_note}"
     )

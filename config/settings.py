@@ -565,6 +565,10 @@ MEMBERSHIP_RETRY_MINUTES = env.int("MEMBERSHIP_RETRY_MINUTES", default=60)
 MEMBERSHIP_PRICE_NOTICE_DAYS = env.int("MEMBERSHIP_PRICE_NOTICE_DAYS", default=7)
 MEMBERSHIP_TIER_MAX_COINS = env.int("MEMBERSHIP_TIER_MAX_COINS", default=1_000_000)
 MEMBERSHIP_GIFT_MAX = env.int("MEMBERSHIP_GIFT_MAX", default=20)  # recipients per gift
+# The renewal run on PostgreSQL: due memberships per set-based chunk (one transaction each),
+# and how many chunks run at once, each on its own connection (1: one after the other).
+MEMBERSHIP_RENEWAL_CHUNK = env.int("MEMBERSHIP_RENEWAL_CHUNK", default=1000)
+MEMBERSHIP_RENEWAL_WORKERS = env.int("MEMBERSHIP_RENEWAL_WORKERS", default=2)
 # Membership mails (receipts, grace, lapse, gifts, price changes): pending notices are written
 # to the email outbox by this sweep (and right after each join, gift or cancel).
 CELERY_BEAT_SCHEDULE["membership-notices"] = {

@@ -10,10 +10,8 @@ months is one transaction with N charge rows.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
-
-from django.conf import settings
 
 from config.errors import InsufficientFunds, InvalidInput
 from creators.models import Creator
@@ -31,7 +29,7 @@ from memberships.models import (
     Tier,
 )
 from memberships.services.errors import TierNotFound
-from memberships.services.periods import add_months, renewal_price
+from memberships.services.periods import add_months, period_after, renewal_price
 from notifications.webhooks import webhook_event_emit
 from wallets.models import Account, AccountKind, LedgerTransaction, TransactionKind
 from wallets.services import (
@@ -90,16 +88,15 @@ def _book(
 def period_next(
     membership: Membership, *, now: datetime
 ) -> tuple[datetime, int, datetime, datetime]:
-    """``(anchor, period count, start, end)`` of the period a renewal at ``now`` pays: it runs
-    on from the last one (a payment in grace covers the days since it was due); one found more
-    than the grace period late (the renewal did not run) starts now."""
-    late = now - membership.current_period_end > timedelta(days=settings.MEMBERSHIP_GRACE_DAYS)
-    if late and membership.status == MembershipStatus.ACTIVE:
-        anchor, count, start = now, 1, now
-    else:
-        anchor, count = membership.anchor, membership.period_count + 1
-        start = membership.current_period_end
-    return anchor, count, start, add_months(anchor, count)
+    """``(anchor, period count, start, end)`` of the period a renewal at ``now`` pays
+    (``periods.period_after``)."""
+    return period_after(
+        status=membership.status,
+        anchor=membership.anchor,
+        period_count=membership.period_count,
+        current_period_end=membership.current_period_end,
+        now=now,
+    )
 
 
 def renewal_key(membership_id: int, start: datetime) -> str:

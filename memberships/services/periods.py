@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from memberships.models import Membership, Tier
+from django.conf import settings
+
+from memberships.models import Membership, MembershipStatus, Tier
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -22,8 +24,38 @@ def add_months(moment: datetime, months: int) -> datetime:
 def renewal_price(*, membership: Membership, tier: Tier, at: datetime) -> int:
     """What the renewal at ``at`` costs: a switched-to tier's price; otherwise the tier's
     price once its change is in effect, or the price the member pays now."""
-    if membership.next_tier_id is not None and tier.pk == membership.next_tier_id:
-        return tier.coins_per_month
-    if tier.price_effective_at is None or tier.price_effective_at <= at:
-        return tier.coins_per_month
-    return membership.coins_per_month
+    return price_at(
+        switching=membership.next_tier_id is not None and tier.pk == membership.next_tier_id,
+        tier_price=tier.coins_per_month,
+        tier_price_effective_at=tier.price_effective_at,
+        member_price=membership.coins_per_month,
+        at=at,
+    )
+
+
+def price_at(
+    *,
+    switching: bool,
+    tier_price: int,
+    tier_price_effective_at: datetime | None,
+    member_price: int,
+    at: datetime,
+) -> int:
+    """``renewal_price`` on plain values (the set-based renewal run reads rows as tuples)."""
+    if switching or tier_price_effective_at is None or tier_price_effective_at <= at:
+        return tier_price
+    return member_price
+
+
+def period_after(
+    *, status: str, anchor: datetime, period_count: int, current_period_end: datetime, now: datetime
+) -> tuple[datetime, int, datetime, datetime]:
+    """``(anchor, period count, start, end)`` of the period a renewal at ``now`` pays: it runs
+    on from the last one (a payment in grace covers the days since it was due); an active one
+    found more than the grace period late (the renewal did not run) starts now."""
+    late = now - current_period_end > timedelta(days=settings.MEMBERSHIP_GRACE_DAYS)
+    if late and status == MembershipStatus.ACTIVE:
+        anchor, count, start = now, 1, now
+    else:
+        count, start = period_count + 1, current_period_end
+    return anchor, count, start, add_months(anchor, count)

@@ -384,7 +384,7 @@ def test_gift_refusals(settings):
 def test_a_killed_worker_mid_run_leaves_nothing_half_done(monkeypatch):
     """A worker dies (the process, not an exception it could catch) in the middle of a chunk:
     the chunk's transaction never commits, and the next run renews everyone exactly once."""
-    from memberships.services import renewals as services
+    from memberships.services import renewal_chunk as services
 
     creator = make_creator("crashy")
     tier = make_tier(creator, coins=100)
@@ -398,7 +398,7 @@ def test_a_killed_worker_mid_run_leaves_nothing_half_done(monkeypatch):
     # Killed after the chunk's ledger rows are written, before the memberships advance.
     real = services._record
 
-    def dies_mid_chunk(plans):
+    def dies_mid_chunk(*args, **kwargs):
         raise WorkerKilled()
 
     monkeypatch.setattr(services, "_record", dies_mid_chunk)

@@ -339,3 +339,116 @@ def ledger_post_bulk(
             [now, tx_ids, entry_accounts, amounts, after],
         )
     return written
+
+
+# --- Spends like a gift, in one statement (the membership renewal run) ----------------------
+
+_SPEND_SQL = """
+WITH i AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(wallets)s::bigint[], %(coins)s::bigint[],
+                         %(diamonds)s::bigint[], %(pending)s::bigint[], %(actors)s::bigint[],
+                         %(memos)s::text[], %(refs)s::text[])
+    WITH ORDINALITY AS i(k, wallet, coins, diamonds, pending, actor, memo, ref, n)
+), tx AS (
+    INSERT INTO wallets_ledgertransaction
+        (kind, idempotency_key, actor_id, memo, reference, reverses_id, created_at)
+    SELECT %(kind)s, k, actor, left(memo, 500), left(ref, 100), NULL, %(now)s FROM i ORDER BY n
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), done AS (
+    SELECT i.*, tx.id AS tx_id FROM i JOIN tx ON tx.idempotency_key = i.k
+), debit AS (
+    UPDATE wallets_account a SET balance = a.balance - d.total
+    FROM (SELECT wallet, sum(coins) AS total FROM done GROUP BY wallet) d
+    WHERE a.id = d.wallet AND a.kind = 'wallet' AND NOT a.is_hot
+    RETURNING a.id, a.balance + d.total AS opening
+), legs AS (
+    SELECT done.n, done.tx_id, done.wallet AS account, -done.coins AS amount,
+           debit.opening - sum(done.coins) OVER (PARTITION BY done.wallet ORDER BY done.n)
+               AS after
+    FROM done JOIN debit ON debit.id = done.wallet
+    UNION ALL SELECT n, tx_id, %(spent)s, coins, NULL FROM done
+    UNION ALL SELECT n, tx_id, %(issuance)s, -diamonds, NULL FROM done WHERE diamonds <> 0
+    UNION ALL SELECT n, tx_id, pending, diamonds, NULL FROM done WHERE diamonds <> 0
+), entries AS (
+    INSERT INTO wallets_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT tx_id, account, amount, after, %(now)s FROM legs ORDER BY n, account
+)
+SELECT n, tx_id, (SELECT count(*) FROM debit) FROM done
+"""
+
+
+@dataclass
+class Spends:
+    """Columns of many spends like a gift, one index per spend: ``coins[i]`` from the coin
+    wallet account ``wallets[i]`` to coins spent, and ``diamonds[i]`` from diamond issuance to
+    the (hot) pending diamonds account ``pending[i]``, under the journal key ``keys[i]``."""
+
+    keys: list[str]
+    wallets: list[int]
+    coins: list[int]
+    diamonds: list[int]
+    pending: list[int]
+    actors: list[int | None]
+    memos: list[str]
+    references: list[str]
+
+
+def ledger_spend_bulk(
+    *, kind: str, spends: Spends, spent: int, issuance: int, now: datetime | None = None
+) -> list[int | None]:
+    """Post ``spends`` (PostgreSQL) in one statement: the journal rows (``ON CONFLICT DO
+    NOTHING`` on the key), one ``UPDATE`` of the wallets (a wallet may pay many spends: its
+    entries' ``balance_after`` run down to the balance it ends at), the entries. Returns each
+    spend's transaction id, ``None`` where the key was already applied (nothing written for it).
+
+    ``spent`` (coins spent) and ``issuance`` (diamond issuance) are the platform accounts; they
+    and every ``pending`` account must be hot (entries only, never locked). Must run inside
+    ``transaction.atomic`` after ``wallets_lock_for_spending`` of the wallets, whose balances
+    the caller checked under that lock; a wallet that would go below zero raises
+    ``IntegrityError`` (its CHECK constraint) and the caller's transaction rolls back.
+    """
+    count = len(spends.keys)
+    columns = (spends.wallets, spends.coins, spends.diamonds, spends.pending, spends.actors)
+    if any(len(c) != count for c in (*columns, spends.memos, spends.references)):
+        raise ValueError("every spend column needs one value per spend")
+    if not count:
+        return []
+    if any(c <= 0 for c in spends.coins) or any(d < 0 for d in spends.diamonds):
+        raise ValueError("a spend moves a positive number of coins and no negative diamonds")
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
+            "WHERE id = ANY(%s) AND is_hot",
+            [sorted({spent, issuance, *spends.pending})],
+        )
+        hot = {spent, issuance, *spends.pending}
+        if cursor.fetchone()[0] != len(hot):
+            raise ValueError("coins spent, diamond issuance and every pending account must be hot")
+        cursor.execute(
+            _SPEND_SQL,
+            {
+                "kind": kind,
+                "now": now,
+                "spent": spent,
+                "issuance": issuance,
+                "keys": spends.keys,
+                "wallets": spends.wallets,
+                "coins": spends.coins,
+                "diamonds": spends.diamonds,
+                "pending": spends.pending,
+                "actors": spends.actors,
+                "memos": spends.memos,
+                "refs": spends.references,
+            },
+        )
+        rows = cursor.fetchall()
+    written: list[int | None] = [None] * count
+    for n, tx_id, _debited in rows:
+        written[n - 1] = tx_id
+    wallets_paying = {spends.wallets[n - 1] for n, _tx, _d in rows}
+    if rows and rows[0][2] != len(wallets_paying):
+        # A wallet that is not a cold coin wallet got no debit: the legs would not balance.
+        raise ValueError("every spend must be paid from a cold coin wallet")
+    return written
