@@ -132,3 +132,58 @@ def test_gifts_to_the_same_viewer_at_once_add_both_months():
     assert membership.period_count == 3
     assert [coins_of(g) for g in gifters] == [900] * 3
     assert [p for _, p in run_checks() if p] == []
+
+
+def test_a_gift_and_a_renewal_at_once_stay_within_the_viewers_own_daily_limit():
+    """The renewal's limit check and its count are one step under the viewer's wallet lock,
+    which the gift takes too: of a gift and a renewal racing for the last 100 coins of a
+    viewer's own daily limit, exactly one goes through, whichever wins."""
+    from django.utils import timezone
+
+    from gifts.models import DailyGiftSpend
+    from gifts.services import gift_send
+    from gifts.tests.factories import GiftFactory
+    from memberships.models import EventKind, MembershipEvent
+    from wallets.services import SpendingLimitExceeded, spending_limits_set
+
+    creator = make_creator("racing")
+    tier = make_tier(creator, coins=100)
+    GiftFactory(slug="bouquet", coins=100)
+    outcomes = []
+    for round_ in range(4):
+        viewer = fund(UserFactory(), 1000)
+        membership = join(viewer, creator, tier).membership  # 100 of today's 250
+        spending_limits_set(user=viewer, daily_limit=250)
+        now = timezone.now()
+        # Due a minute ago: the run renews it now, counting today.
+        Membership.objects.filter(pk=membership.pk).update(
+            anchor=now - timedelta(days=31), current_period_end=now - timedelta(minutes=1),
+            next_attempt_at=now - timedelta(minutes=1),
+        )  # fmt: skip
+
+        def gift(viewer=viewer, round_=round_):
+            try:
+                gift_send(
+                    sender=viewer,
+                    creator_handle="racing",
+                    gift_slug="bouquet",
+                    client_key=f"race-{round_}",
+                )
+            except SpendingLimitExceeded:
+                return "refused"
+            return "sent"
+
+        results, errors = run_at_once(lambda: memberships_renew(workers=1), gift)
+        assert errors == []
+        renewed = results[0].renewed == 1
+        outcomes.append((renewed, results[1]))
+        spent = DailyGiftSpend.objects.filter(user=viewer).order_by("-day").first().coins
+        assert spent <= 250, f"round {round_}: {spent} coins counted against a 250 limit"
+        # One of the two went through, the other was refused (the renewal into grace).
+        assert (renewed, results[1]) in [(True, "refused"), (False, "sent")]
+        assert coins_of(viewer) == 800
+        if not renewed:
+            assert MembershipEvent.objects.filter(
+                membership=membership, kind=EventKind.GRACE
+            ).exists()
+    assert [p for _, p in run_checks() if p] == []

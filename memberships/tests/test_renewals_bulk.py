@@ -89,3 +89,29 @@ def test_a_renewal_over_the_viewers_own_monthly_limit_goes_to_grace_not_debited(
     grace = MembershipEvent.objects.get(kind=EventKind.GRACE)
     assert "over your own spending limit" in grace.message
     assert_ledger_ok()
+
+
+def test_a_run_started_before_midnight_checks_the_limit_of_the_day_it_counts_in():
+    """The run's ``now`` says which memberships are due; the coins are counted on the day the
+    chunk pays them, and the viewer's own limit is checked against that same day."""
+    from django.utils import timezone
+
+    from gifts.models import DailyGiftSpend
+    from memberships.models import Membership
+
+    creator = make_creator("midnight")
+    tier = make_tier(creator, coins=100)
+    viewer = fund(UserFactory(), 1000)
+    membership = join(viewer, creator, tier).membership  # 100 counted today
+    spending_limits_set(user=viewer, daily_limit=150)
+    now = timezone.now()
+    Membership.objects.filter(pk=membership.pk).update(
+        anchor=now - timedelta(days=32), current_period_end=now - timedelta(days=1, minutes=1),
+        next_attempt_at=now - timedelta(days=1, minutes=1),
+    )  # fmt: skip
+    # The run started yesterday (its ``now``); this chunk pays today, where 100 are spent.
+    run = memberships_renew(now=now - timedelta(days=1))
+    assert (run.renewed, run.grace) == (0, 1)
+    assert coins_of(viewer) == 900
+    assert max(DailyGiftSpend.objects.filter(user=viewer).values_list("coins", flat=True)) == 100
+    assert_ledger_ok()
