@@ -10,7 +10,7 @@ from accounts.tests.factories import UserFactory
 from gifts.tests.factories import fund, make_creator
 from memberships.models import ChargeKind, Membership, MembershipCharge
 from memberships.services import membership_gift, memberships_renew
-from memberships.tests.factories import join, make_tier
+from memberships.tests.factories import join, make_due, make_tier
 from wallets.ledger_checks import run_checks
 from wallets.models import Account, AccountKind
 from wallets.services import account_balance
@@ -154,12 +154,9 @@ def test_a_gift_and_a_renewal_at_once_stay_within_the_viewers_own_daily_limit():
         viewer = fund(UserFactory(), 1000)
         membership = join(viewer, creator, tier).membership  # 100 of today's 250
         spending_limits_set(user=viewer, daily_limit=250)
-        now = timezone.now()
-        # Due a minute ago: the run renews it now, counting today.
-        Membership.objects.filter(pk=membership.pk).update(
-            anchor=now - timedelta(days=31), current_period_end=now - timedelta(minutes=1),
-            next_attempt_at=now - timedelta(minutes=1),
-        )  # fmt: skip
+        # Its paid month ended a minute ago: the run renews it now, counting today.
+        end = timezone.now() - timedelta(minutes=1)
+        make_due(membership, end=end)
 
         def gift(viewer=viewer, round_=round_):
             try:

@@ -10,7 +10,7 @@ from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
 from memberships.models import ChargeKind, EventKind, MembershipCharge, MembershipEvent
 from memberships.services import memberships_renew
-from memberships.tests.factories import join, make_tier
+from memberships.tests.factories import join, make_due, make_tier
 from memberships.tests.test_services import assert_ledger_ok, coins_of, pending_of
 from wallets.models import Entry, LedgerTransaction
 from wallets.services import SpendingLimitExceeded, spending_limits_set
@@ -97,7 +97,6 @@ def test_a_run_started_before_midnight_checks_the_limit_of_the_day_it_counts_in(
     from django.utils import timezone
 
     from gifts.models import DailyGiftSpend
-    from memberships.models import Membership
 
     creator = make_creator("midnight")
     tier = make_tier(creator, coins=100)
@@ -105,10 +104,7 @@ def test_a_run_started_before_midnight_checks_the_limit_of_the_day_it_counts_in(
     membership = join(viewer, creator, tier).membership  # 100 counted today
     spending_limits_set(user=viewer, daily_limit=150)
     now = timezone.now()
-    Membership.objects.filter(pk=membership.pk).update(
-        anchor=now - timedelta(days=32), current_period_end=now - timedelta(days=1, minutes=1),
-        next_attempt_at=now - timedelta(days=1, minutes=1),
-    )  # fmt: skip
+    make_due(membership, end=now - timedelta(days=1, minutes=1))
     # The run started yesterday (its ``now``); this chunk pays today, where 100 are spent.
     run = memberships_renew(now=now - timedelta(days=1))
     assert (run.renewed, run.grace) == (0, 1)
