@@ -1,4 +1,6 @@
 import uuid
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from django import forms
@@ -6,10 +8,13 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.html import format_html
 
 from accounts.roles import FINANCE, has_role
+from config.api import signed_in_user
 from config.errors import DomainError
 from wallets.models import (
     Account,
@@ -40,13 +45,13 @@ from wallets.services import (
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Money is shown, never edited here: changes go through services with a reason."""
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -58,10 +63,10 @@ class EntryInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -73,7 +78,7 @@ class AccountAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
 
     @admin.display(description="balance")
-    def live_balance(self, obj):
+    def live_balance(self, obj: Account) -> int:
         return account_balance(obj)
 
 
@@ -106,10 +111,10 @@ class CoinPackagePriceInline(admin.TabularInline):
     readonly_fields = ("price",)
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -129,16 +134,18 @@ class CoinPackageAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     inlines = [CoinPackagePriceInline]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> list[str] | tuple[str, ...]:
         # What a package gives for its price is part of the price: fixed once created (a
         # different bundle is a new package, whose prices need a second finance member).
         return ("coins", "bonus_coins") if obj is not None else ()
 
     @admin.display(description="prices")
-    def prices_list(self, obj):
+    def prices_list(self, obj: CoinPackage) -> str:
         return ", ".join(str(p.price) for p in obj.prices.all())
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CoinPackage]:
         return super().get_queryset(request).prefetch_related("prices")
 
 
@@ -147,7 +154,7 @@ class PriceChangeForm(forms.ModelForm):
         model = CoinPackagePriceChange
         fields = ("package", "price", "reason")
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         package, price = data.get("package"), data.get("price")
         if package is not None and price is not None:
@@ -184,19 +191,21 @@ class CoinPackagePriceChangeAdmin(admin.ModelAdmin):
     list_select_related = ("package", "requested_by", "decided_by")
     actions = ["approve_action", "reject_action"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("wallets.change_coinpackageprice")
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # The change list's actions need it; the change form itself is read-only.
         return obj is None and request.user.has_perm("wallets.change_coinpackageprice")
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self, request: HttpRequest, obj: CoinPackagePriceChange, form: forms.ModelForm, change: bool
+    ) -> None:
         created = coin_package_price_propose(
-            actor=request.user,
+            actor=signed_in_user(request),
             package=form.cleaned_data["package"],
             price=form.cleaned_data["price"],
             reason=form.cleaned_data["reason"],
@@ -204,7 +213,13 @@ class CoinPackagePriceChangeAdmin(admin.ModelAdmin):
         )
         obj.pk = created.pk
 
-    def _decide(self, request, queryset, decide, verb: str):
+    def _decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[CoinPackagePriceChange],
+        decide: Callable[[CoinPackagePriceChange], CoinPackagePriceChange],
+        verb: str,
+    ) -> None:
         done = 0
         for change in queryset:
             try:
@@ -218,21 +233,27 @@ class CoinPackagePriceChangeAdmin(admin.ModelAdmin):
             self.message_user(request, f"{verb} {done} price change(s).", messages.SUCCESS)
 
     @admin.action(description="Approve the selected price changes (not your own)")
-    def approve_action(self, request, queryset):
+    def approve_action(
+        self, request: HttpRequest, queryset: QuerySet[CoinPackagePriceChange]
+    ) -> None:
         self._decide(
             request,
             queryset,
-            lambda c: coin_package_price_approve(actor=request.user, change=c, request=request),
+            lambda c: coin_package_price_approve(
+                actor=signed_in_user(request), change=c, request=request
+            ),
             "Approved",
         )
 
     @admin.action(description="Reject the selected price changes")
-    def reject_action(self, request, queryset):
+    def reject_action(
+        self, request: HttpRequest, queryset: QuerySet[CoinPackagePriceChange]
+    ) -> None:
         self._decide(
             request,
             queryset,
             lambda c: coin_package_price_reject(
-                actor=request.user,
+                actor=signed_in_user(request),
                 change=c,
                 note=f"rejected in the admin by {request.user}",
                 request=request,
@@ -284,11 +305,11 @@ class RechargeRefundInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
     @admin.display(description="Stripe dashboard")
-    def stripe_dashboard(self, obj):
+    def stripe_dashboard(self, obj: Any) -> str:
         # Refunds and disputes are listed on their PaymentIntent's page.
         return stripe_dashboard_link(obj.recharge.payment_intent)
 
@@ -312,21 +333,25 @@ class RechargeAdmin(ReadOnlyAdmin):
     inlines = [RechargeRefundInline]
     actions = ["refund_action"]
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Viewing is allowed; the form itself is read-only (every field below).
         return request.user.has_perm("wallets.view_recharge")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> list[str] | tuple[str, ...]:
         fields = [f.name for f in self.model._meta.fields]
         below_payment_intent = fields.index("payment_intent") + 1
         return [*fields[:below_payment_intent], "stripe_dashboard", *fields[below_payment_intent:]]
 
     @admin.display(description="Stripe dashboard")
-    def stripe_dashboard(self, obj):
+    def stripe_dashboard(self, obj: Any) -> str:
         return stripe_dashboard_link(obj.payment_intent)
 
     @admin.action(description="Refund the selected recharges (through Stripe, with clawback)")
-    def refund_action(self, request, queryset):
+    def refund_action(
+        self, request: HttpRequest, queryset: QuerySet[Recharge]
+    ) -> HttpResponse | None:
         if not request.user.has_perm("wallets.change_recharge"):
             self.message_user(request, "You may not refund recharges.", messages.ERROR)
             return None
@@ -336,7 +361,7 @@ class RechargeAdmin(ReadOnlyAdmin):
             for recharge in queryset:
                 try:
                     recharge_refund_by_staff(
-                        actor=request.user,
+                        actor=signed_in_user(request),
                         recharge=recharge,
                         reason=form.cleaned_data["reason"],
                         coins=form.cleaned_data["coins"],
@@ -388,7 +413,7 @@ class RechargeRefundAdmin(ReadOnlyAdmin):
     readonly_fields = ("stripe_dashboard",)
 
     @admin.display(description="Stripe dashboard")
-    def stripe_dashboard(self, obj):
+    def stripe_dashboard(self, obj: Any) -> str:
         return stripe_dashboard_link(obj.recharge.payment_intent)
 
 
@@ -437,14 +462,18 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
     search_fields = ("object_id",)
     actions = ["resolve_action"]
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("wallets.view_discrepancy")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> list[str] | tuple[str, ...]:
         return [f.name for f in self.model._meta.fields]
 
     @admin.action(description="Mark the selected discrepancies resolved (with a note)")
-    def resolve_action(self, request, queryset):
+    def resolve_action(
+        self, request: HttpRequest, queryset: QuerySet[Discrepancy]
+    ) -> HttpResponse | None:
         if not request.user.has_perm("wallets.change_discrepancy") or not has_role(
             request.user, FINANCE
         ):
@@ -456,7 +485,7 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
                 # Audited by the service, in its transaction.
                 discrepancy_resolve(
                     discrepancy=discrepancy,
-                    actor=request.user,
+                    actor=signed_in_user(request),
                     note=form.cleaned_data["note"],
                     request=request,
                 )

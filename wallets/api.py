@@ -1,13 +1,19 @@
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
+from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.client_address import client_address
@@ -23,7 +29,7 @@ from config.api import (
 from config.errors import InvalidInput, NotFound
 from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets import stripe_gateway as gateway
-from wallets.models import RECHARGE_PUBLIC_CHOICES, Recharge, TransactionKind
+from wallets.models import RECHARGE_PUBLIC_CHOICES, Entry, Recharge, TransactionKind
 from wallets.selectors import (
     coin_packages_on_sale,
     recharge_for_user,
@@ -51,12 +57,12 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 
-class WalletOutput(serializers.Serializer):
+class WalletOutput(serializers.Serializer[Any]):
     coins = serializers.IntegerField()
     frozen = serializers.BooleanField()
 
 
-class EntryOutput(serializers.Serializer):
+class EntryOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     kind = serializers.CharField(source="transaction.kind")
     coins = serializers.IntegerField(source="amount")
@@ -66,30 +72,30 @@ class EntryOutput(serializers.Serializer):
         help_text="What happened, in words for the wallet's owner (staff notes stay with staff)."
     )
 
-    def get_memo(self, entry) -> str:
+    def get_memo(self, entry: Entry) -> str:
         return transaction_owner_description(entry.transaction)
 
 
 class WalletView(APIView):
     @extend_schema(responses={200: WalletOutput, **error_responses(401)}, summary="My wallet")
-    def get(self, request):
-        wallet = wallet_find(user=request.user)
+    def get(self, request: Request) -> Response:
+        wallet = wallet_find(user=signed_in_user(request))
         return Response(
             {"coins": wallet.balance if wallet else 0, "frozen": bool(wallet and wallet.is_frozen)}
         )
 
 
-class EntryFilter(serializers.Serializer):
+class EntryFilter(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=TransactionKind.choices, required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
 
 
-class WalletEntriesView(ListAPIView):
+class WalletEntriesView(ListAPIView[Entry]):
     serializer_class = EntryOutput
     pagination_class = NewestFirstCursorPagination
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Entry]:
         filters = EntryFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         entries = wallet_entries(user=signed_in_user(self.request))
@@ -110,7 +116,7 @@ class WalletEntriesView(ListAPIView):
         responses={200: EntryOutput(many=True), **error_responses(400, 401)},
         summary="My wallet's ledger entries, newest first",
     )
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
 
@@ -120,7 +126,7 @@ class WalletEntriesView(ListAPIView):
 class StrictIntegerField(serializers.IntegerField):
     """A JSON number that is a whole number: "500" or 500.5 or true are refused."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
             if isinstance(data, float) and data.is_integer():
                 data = int(data)
@@ -129,17 +135,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class MoneyOutput(serializers.Serializer):
+class MoneyOutput(serializers.Serializer[Any]):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
 
 
-def money_json(money) -> dict:
+def money_json(money: Money) -> dict[str, str]:
     exponent = gateway.currency_exponent(str(money.currency))
     return {"amount": f"{money.amount:.{exponent}f}", "currency": str(money.currency)}
 
 
-class CoinPackageOutput(serializers.Serializer):
+class CoinPackageOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     coins = serializers.IntegerField()
     bonus_coins = serializers.IntegerField()
@@ -148,7 +154,7 @@ class CoinPackageOutput(serializers.Serializer):
     best_value = serializers.BooleanField()
 
 
-class CoinPackageListOutput(serializers.Serializer):
+class CoinPackageListOutput(serializers.Serializer[Any]):
     results = CoinPackageOutput(many=True)
     custom = inline_serializer(
         name="CustomAmount",
@@ -166,7 +172,7 @@ class CoinPackageListOutput(serializers.Serializer):
     )
 
 
-class CurrencyQuery(serializers.Serializer):
+class CurrencyQuery(serializers.Serializer[Any]):
     currency = serializers.ChoiceField(choices=list(settings.CURRENCIES), default="USD")
 
 
@@ -179,7 +185,7 @@ class CoinPackagesView(APIView):
         auth=[],
         summary="Coin packages on sale, priced in one currency",
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = CurrencyQuery(data={"currency": request.query_params.get("currency", "USD")})
         query.is_valid(raise_exception=True)
         currency = query.validated_data["currency"]
@@ -224,7 +230,7 @@ class RechargeInput(StrictInput):
         "`confirmation_required`. Ignored when you set no threshold.",
     )
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("package" in attrs) == ("coins" in attrs):
             raise serializers.ValidationError(
                 {"package": ["Give either a package id or a number of coins."]}
@@ -232,7 +238,7 @@ class RechargeInput(StrictInput):
         return attrs
 
 
-class RechargeOutput(serializers.Serializer):
+class RechargeOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     # ``creating`` (a recharge whose Stripe answer is not recorded yet) is shown as pending.
     status = serializers.ChoiceField(choices=RECHARGE_PUBLIC_CHOICES)
@@ -256,7 +262,7 @@ class RechargeCreateOutput(RechargeOutput):
     requires_action = serializers.BooleanField()
 
 
-def recharge_json(recharge: Recharge) -> dict:
+def recharge_json(recharge: Recharge) -> dict[str, Any]:
     return {
         "id": recharge.pk,
         "status": recharge.public_status,
@@ -272,7 +278,7 @@ def recharge_json(recharge: Recharge) -> dict:
     }
 
 
-def recharge_create_json(recharge: Recharge) -> dict:
+def recharge_create_json(recharge: Recharge) -> dict[str, Any]:
     return {
         **recharge_json(recharge),
         "payment_intent": recharge.payment_intent,
@@ -282,7 +288,7 @@ def recharge_create_json(recharge: Recharge) -> dict:
     }
 
 
-def recharge_create_from_request(request, *, portal: bool = False) -> Response:
+def recharge_create_from_request(request: Request, *, portal: bool = False) -> Response:
     """Shared by the API and the portal's JSON endpoint (which always has a cooling-off
     threshold: ``COOLING_OFF_ABOVE`` unless the viewer set their own). The recharge commits
     in phases (``wallets.services.purchase``), the key's record with its first one."""
@@ -294,12 +300,14 @@ def recharge_create_from_request(request, *, portal: bool = False) -> Response:
     )
 
 
-def _recharge_create_phased(request, *, key: str, request_hash: str, portal: bool) -> Response:
+def _recharge_create_phased(
+    request: Request, *, key: str, request_hash: str, portal: bool
+) -> Response:
     data = RechargeInput(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
     recharge = recharge_create(
-        user=request.user,
+        user=signed_in_user(request),
         currency=values["currency"],
         package_id=values.get("package"),
         coins=values.get("coins"),
@@ -314,14 +322,14 @@ def _recharge_create_phased(request, *, key: str, request_hash: str, portal: boo
     return Response(recharge_create_json(recharge), status=status.HTTP_201_CREATED)
 
 
-class RechargesView(ListAPIView):
+class RechargesView(ListAPIView[Recharge]):
     throttle_classes = [MoneyThrottle, RechargeThrottle]
     serializer_class = RechargeOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Recharge]:
         return recharges_of(user=signed_in_user(self.request))
 
-    def list(self, request, *args, **kwargs):
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         if page is None:
             raise RuntimeError("RechargeList is always paginated")
@@ -331,7 +339,7 @@ class RechargesView(ListAPIView):
         responses={200: RechargeOutput(many=True), **error_responses(401)},
         summary="My recharges, newest first",
     )
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
@@ -375,7 +383,7 @@ class RechargesView(ListAPIView):
             "answer is not recorded yet a recharge shows as `pending`."
         ),
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         return recharge_create_from_request(request)
 
 
@@ -383,8 +391,8 @@ class RechargeDetailView(APIView):
     @extend_schema(
         responses={200: RechargeOutput, **error_responses(401, 404)}, summary="One of my recharges"
     )
-    def get(self, request, recharge_id: int):
-        recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
+    def get(self, request: Request, recharge_id: int) -> Response:
+        recharge = recharge_for_user(user=signed_in_user(request), recharge_id=recharge_id)
         if recharge is None:
             raise NotFound("No such recharge.")
         return Response(recharge_json(recharge))
@@ -396,9 +404,9 @@ class RechargeDetailView(APIView):
 class StripeWebhookView(APIView):
     """Stripe calls this; the signature is the authentication (no session, no CSRF)."""
 
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
-    throttle_classes: list = []
+    throttle_classes: list[type[BaseThrottle]] = []
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
@@ -418,7 +426,7 @@ class StripeWebhookView(APIView):
             "again, and reconciliation opens a `webhook_event_failed` discrepancy for staff."
         ),
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         payload = request.body
         try:
             event = stripe_webhook_receive(
@@ -439,7 +447,7 @@ class StripeWebhookView(APIView):
 # --- Viewer protections: self refund, spending limits ---------------------------------------
 
 
-class RechargeSelfRefundOutput(serializers.Serializer):
+class RechargeSelfRefundOutput(serializers.Serializer[Any]):
     recharge = RechargeOutput()
     refund = inline_serializer(
         name="SelfRefund",
@@ -453,20 +461,22 @@ class RechargeSelfRefundOutput(serializers.Serializer):
     wallet = WalletOutput()
 
 
-def self_refund_from_request(request, recharge_id: int, *, key: str, request_hash: str) -> Response:
+def self_refund_from_request(
+    request: Request, recharge_id: int, *, key: str, request_hash: str
+) -> Response:
     """The refund commits in phases (``wallets.services.self_refund``), the key's record with
     its first one."""
     refund = recharge_self_refund(
-        user=request.user,
+        user=signed_in_user(request),
         recharge_id=recharge_id,
         request_key=key,
         request_hash=request_hash,
         request_path=request.path,
     )
-    recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
+    recharge = recharge_for_user(user=signed_in_user(request), recharge_id=recharge_id)
     if recharge is None:  # the refund above found it: only a concurrent delete could
         raise NotFound("No such recharge.")
-    wallet = wallet_find(user=request.user)
+    wallet = wallet_find(user=signed_in_user(request))
     return Response(
         {
             "recharge": recharge_json(recharge),
@@ -524,7 +534,7 @@ class RechargeSelfRefundView(APIView):
             "back (409 `refund_not_allowed`)."
         ),
     )
-    def post(self, request, recharge_id: int):
+    def post(self, request: Request, recharge_id: int) -> Response:
         return idempotent_phased(
             request,
             lambda key, request_hash: self_refund_from_request(
@@ -533,12 +543,12 @@ class RechargeSelfRefundView(APIView):
         )
 
 
-class LimitsPending(serializers.Serializer):
+class LimitsPending(serializers.Serializer[Any]):
     limit = serializers.IntegerField(allow_null=True)
     effective_at = serializers.DateTimeField()
 
 
-class SpendingLimitsOutput(serializers.Serializer):
+class SpendingLimitsOutput(serializers.Serializer[Any]):
     daily_limit = serializers.IntegerField(allow_null=True)
     monthly_limit = serializers.IntegerField(allow_null=True)
     confirm_above = serializers.IntegerField(allow_null=True)
@@ -551,7 +561,7 @@ class SpendingLimitsOutput(serializers.Serializer):
 
 
 class NullableCoins(StrictIntegerField):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(required=False, allow_null=True, min_value=0, max_value=10**12, **kwargs)
 
 
@@ -563,11 +573,11 @@ class SpendingLimitsInput(StrictInput):
     )
 
 
-def spending_limits_json(user: "User") -> dict:
+def spending_limits_json(user: "User") -> dict[str, Any]:
     limits = spending_limits_effective(user_id=user.pk)
     now = timezone.now()
 
-    def pending(value, at):
+    def pending(value: int | None, at: datetime | None) -> dict[str, Any] | None:
         if at is None:
             return None
         return {"limit": value, "effective_at": serializers.DateTimeField().to_representation(at)}
@@ -590,8 +600,8 @@ class SpendingLimitsView(APIView):
         responses={200: SpendingLimitsOutput, **error_responses(401)},
         summary="My spending limits and what I bought and gifted this day and month",
     )
-    def get(self, request):
-        return Response(spending_limits_json(request.user))
+    def get(self, request: Request) -> Response:
+        return Response(spending_limits_json(signed_in_user(request)))
 
     @extend_schema(
         request=SpendingLimitsInput,
@@ -605,14 +615,14 @@ class SpendingLimitsView(APIView):
             "and gifts are refused with 403 `spending_limit_exceeded`."
         ),
     )
-    def put(self, request):
+    def put(self, request: Request) -> Response:
         data = SpendingLimitsInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         spending_limits_set(
-            user=request.user,
+            user=signed_in_user(request),
             daily_limit=values.get("daily_limit", UNSET),
             monthly_limit=values.get("monthly_limit", UNSET),
             confirm_above=values.get("confirm_above", UNSET),
         )
-        return Response(spending_limits_json(request.user))
+        return Response(spending_limits_json(signed_in_user(request)))

@@ -19,11 +19,16 @@ start. Other management commands (``migrate``, ``spectacular``) are not refused.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from django.apps import AppConfig
 
 DEFAULTED = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
 URLS = ("STRIPE_API_BASE", "STRIPE_JS_URL", "STRIPE_CONNECT_API_BASE")
@@ -39,7 +44,9 @@ def _is_loopback(url: str) -> bool:
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def stripe_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def stripe_settings_check(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     if settings.DEBUG:
         return []
     defaults = getattr(settings, "STRIPE_BUILTIN_DEFAULTS", {})

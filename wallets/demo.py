@@ -34,7 +34,7 @@ def seed_packages() -> int:
     return created
 
 
-def seed(out) -> None:
+def seed(out: list[str]) -> None:
     created = seed_packages()
     out.append(f"{len(PACKAGES)} coin packages ({created} new), priced in USD, EUR and GBP")
     viewer = get_user_model().objects.get(username="viewer")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -13,13 +14,14 @@ from wallets.models import NON_NEGATIVE_KINDS, NON_POSITIVE_KINDS
 LIMIT = 20
 
 
-def _rows(sql: str, params: list | tuple = ()) -> list[tuple]:
+def _rows(sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
-def _in(values) -> str:
+def _in(values: Iterable[object]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 

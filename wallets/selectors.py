@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
@@ -32,7 +33,9 @@ def wallet_entries(*, user: "User") -> QuerySet[Entry]:
     )
 
 
-def coin_packages_on_sale(*, currency: str, now=None) -> list[tuple[CoinPackage, Money, bool]]:
+def coin_packages_on_sale(
+    *, currency: str, now: datetime | None = None
+) -> list[tuple[CoinPackage, Money, bool]]:
     """Packages on sale with their price in ``currency``, and whether each is the best value
     (most coins per unit of money)."""
     now = now or timezone.now()
@@ -53,7 +56,7 @@ def coin_packages_on_sale(*, currency: str, now=None) -> list[tuple[CoinPackage,
     return [(package, price, package.pk == best.pk) for package, price in priced]
 
 
-def recharge_for_user(*, user: "User", recharge_id) -> Recharge | None:
+def recharge_for_user(*, user: "User", recharge_id: int | str) -> Recharge | None:
     """The user's own recharge (another user's reads as missing: no IDOR)."""
     return Recharge.objects.filter(pk=recharge_id, user=user).select_related("package").first()
 

@@ -210,7 +210,8 @@ def latest_charge_id(payment_intent: Any) -> str | None:
         return None
     if isinstance(charge, str):
         return charge
-    return _get(charge, "id")
+    charge_id: str | None = _get(charge, "id")
+    return charge_id
 
 
 def refund_create(

@@ -1,3 +1,5 @@
+from typing import Any
+
 from celery import shared_task
 
 from wallets.services import (
@@ -14,14 +16,14 @@ def rollup_hot_accounts_task() -> int:
 
 
 @shared_task
-def payments_reconcile_task() -> dict:
+def payments_reconcile_task() -> dict[str, Any]:
     """Safe to run twice and beside itself: the service takes an advisory lock."""
     run = payments_reconcile()
     return {"run": run.pk, "status": run.status, **run.counts}
 
 
 @shared_task
-def recharges_finish_abandoned_task() -> dict:
+def recharges_finish_abandoned_task() -> dict[str, int]:
     """Recharges left ``creating`` (their client never retried): credited if paid, else their
     PaymentIntent canceled and the recharge failed; then self refunds left ``requested``
     (refunded at Stripe and recorded). Safe beside retries and itself."""

@@ -4,19 +4,23 @@ import json
 import uuid
 from collections import OrderedDict
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from djmoney.money import Money
 from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import signed_in_user
 from config.errors import DomainError, InvalidInput
 from config.throttles import MoneyThrottle, RechargeThrottle
 from wallets.api import recharge_create_from_request
@@ -47,12 +51,12 @@ from wallets.templatetags.money import format_money
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
-def money_text(money) -> str:
+def money_text(money: Money) -> str:
     return format_money(money)
 
 
 @login_required
-def recharge_page(request):
+def recharge_page(request: HttpRequest) -> HttpResponse:
     currency = request.GET.get("currency", "USD").upper()
     if currency not in settings.CURRENCIES:
         currency = "USD"
@@ -75,8 +79,8 @@ def recharge_page(request):
                 "prices_json": json.dumps(prices[package.pk]),
             }
         )
-    wallet = wallet_find(user=request.user)
-    own = spending_limits_effective(user_id=request.user.pk)
+    wallet = wallet_find(user=signed_in_user(request))
+    own = spending_limits_effective(user_id=signed_in_user(request).pk)
     confirm_above = (
         own.confirm_above if own.confirm_above is not None else settings.COOLING_OFF_ABOVE
     )
@@ -107,7 +111,7 @@ def recharge_page(request):
             "symbol": SYMBOLS.get(currency, ""),
             "custom_min": settings.CUSTOM_COINS_MIN,
             "custom_max": settings.CUSTOM_COINS_MAX,
-            "can_buy": request.user.is_adult,
+            "can_buy": signed_in_user(request).is_adult,
             "frozen": bool(wallet and wallet.is_frozen),
             "refund_hours": settings.SELF_REFUND_WINDOW_HOURS,
             "limits": own,
@@ -122,15 +126,17 @@ class RechargeIntentView(APIView):
     throttle_classes = [MoneyThrottle, RechargeThrottle]
 
     @extend_schema(exclude=True)
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         return recharge_create_from_request(request, portal=True)
 
 
 @login_required
-def wallet_page(request):
-    wallet = wallet_find(user=request.user)
-    page = Paginator(wallet_entries(user=request.user), 20).get_page(request.GET.get("page"))
-    recharges = recharges_of(user=request.user)[:10]
+def wallet_page(request: HttpRequest) -> HttpResponse:
+    wallet = wallet_find(user=signed_in_user(request))
+    page = Paginator(wallet_entries(user=signed_in_user(request)), 20).get_page(
+        request.GET.get("page")
+    )
+    recharges = recharges_of(user=signed_in_user(request))[:10]
     return render(
         request,
         "wallets/wallet.html",
@@ -145,11 +151,11 @@ def wallet_page(request):
 
 
 @login_required
-def receipt_page(request, recharge_id: int):
-    recharge = recharge_for_user(user=request.user, recharge_id=recharge_id)
+def receipt_page(request: HttpRequest, recharge_id: int) -> HttpResponse:
+    recharge = recharge_for_user(user=signed_in_user(request), recharge_id=recharge_id)
     if recharge is None:
         raise Http404("No such recharge.")
-    wallet = wallet_find(user=request.user)
+    wallet = wallet_find(user=signed_in_user(request))
     coins = wallet.balance if wallet else 0
     return render(
         request,
@@ -177,7 +183,7 @@ def receipt_page(request, recharge_id: int):
 
 @login_required
 @require_POST
-def receipt_refund(request, recharge_id: int):
+def receipt_refund(request: HttpRequest, recharge_id: int) -> HttpResponse:
     """The receipt's "Refund this purchase" button. The form carries one key per page view,
     so a double click refunds once (the second submit finds the first refund). It only acts
     on the confirmation step's form: anything else goes back to that step."""
@@ -185,7 +191,9 @@ def receipt_refund(request, recharge_id: int):
         return redirect(f"/recharges/{recharge_id}/receipt/?refund=confirm#refund-title")
     try:
         recharge_self_refund(
-            user=request.user, recharge_id=recharge_id, request_key=request.POST.get("key", "")
+            user=signed_in_user(request),
+            recharge_id=recharge_id,
+            request_key=request.POST.get("key", ""),
         )
     except DomainError as exc:
         if exc.status == 404:
@@ -205,7 +213,7 @@ def _limit_field(raw: str | None, name: str) -> int | None:
 
 
 @login_required
-def limits_page(request):
+def limits_page(request: HttpRequest) -> HttpResponse:
     """Spending controls: own daily/monthly limits (raise in 24 h, lower at once) and the
     cooling-off threshold for purchases."""
     # "Saved" comes only from the redirect right after a good save (a one-time flash in the
@@ -215,7 +223,7 @@ def limits_page(request):
         saved = False
         try:
             spending_limits_set(
-                user=request.user,
+                user=signed_in_user(request),
                 daily_limit=_limit_field(request.POST.get("daily_limit"), "The daily limit"),
                 monthly_limit=_limit_field(request.POST.get("monthly_limit"), "The monthly limit"),
                 confirm_above=_limit_field(
@@ -231,11 +239,15 @@ def limits_page(request):
         request,
         "wallets/limits.html",
         {
-            "limits": spending_limits_effective(user_id=request.user.pk, now=now),
-            "bought_today": coins_bought_since(user=request.user, since=day_start(now)),
-            "bought_month": coins_bought_since(user=request.user, since=month_start(now)),
-            "gifted_today": coins_gifted_since(user=request.user, since=day_start(now)),
-            "gifted_month": coins_gifted_since(user=request.user, since=month_start(now)),
+            "limits": spending_limits_effective(user_id=signed_in_user(request).pk, now=now),
+            "bought_today": coins_bought_since(user=signed_in_user(request), since=day_start(now)),
+            "bought_month": coins_bought_since(
+                user=signed_in_user(request), since=month_start(now)
+            ),
+            "gifted_today": coins_gifted_since(user=signed_in_user(request), since=day_start(now)),
+            "gifted_month": coins_gifted_since(
+                user=signed_in_user(request), since=month_start(now)
+            ),
             "default_confirm_above": settings.COOLING_OFF_ABOVE,
             "delay_hours": settings.SPENDING_LIMIT_RAISE_DELAY_HOURS,
             "error": error,
@@ -245,10 +257,10 @@ def limits_page(request):
 
 
 @login_required
-def purchases_page(request):
+def purchases_page(request: HttpRequest) -> HttpResponse:
     """Every purchase, grouped by (UTC) month with the month's totals."""
-    months: OrderedDict[datetime, dict] = OrderedDict()
-    for recharge in recharges_of(user=request.user).select_related("package"):
+    months: OrderedDict[datetime, dict[str, Any]] = OrderedDict()
+    for recharge in recharges_of(user=signed_in_user(request)).select_related("package"):
         key = month_start(recharge.created_at)
         month = months.setdefault(
             key, {"month": key, "rows": [], "coins": 0, "refunded": 0, "spent": {}}

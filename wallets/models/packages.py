@@ -42,7 +42,7 @@ class CoinPackage(models.Model):
 
 class CoinPackagePrice(models.Model):
     package = models.ForeignKey(CoinPackage, on_delete=models.CASCADE, related_name="prices")
-    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
     price_currency: str
 
     class Meta:
@@ -69,7 +69,7 @@ class CoinPackagePriceChange(models.Model):
     the ``CoinPackagePrice`` row change (``wallets.services.packages``)."""
 
     package = models.ForeignKey(CoinPackage, on_delete=models.PROTECT, related_name="+")
-    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
     price_currency: str
     # The price when it was proposed (null: the package had none in this currency).
     previous_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)

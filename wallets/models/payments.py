@@ -3,6 +3,8 @@
 # cannot see them, and the default manager type is what we use anyway.)
 """Stripe payments: customers, recharges, refunds, webhook events and disputes."""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -52,7 +54,7 @@ class Recharge(models.Model):
         CoinPackage, null=True, blank=True, on_delete=models.PROTECT, related_name="recharges"
     )
     coins = models.BigIntegerField()
-    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    price: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
     price_currency: str
     payment_intent = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # The client's Idempotency-Key (API or portal): a retry after a crash that lost the
@@ -73,7 +75,7 @@ class Recharge(models.Model):
     coins_refunded = models.BigIntegerField(default=0)
     # Net money refunded, always in the purchase's currency (a CHECK below holds the two
     # currency columns together): every new row sets it, see ``recharge_row_new``.
-    amount_refunded: Money = MoneyField(  # type: ignore[assignment]
+    amount_refunded: Money = MoneyField(  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
         max_digits=12, decimal_places=2, default_currency="USD", default=0
     )
     amount_refunded_currency: str
@@ -126,7 +128,7 @@ class Recharge(models.Model):
         return Money(self.price.amount - self.amount_refunded.amount, self.price.currency)
 
 
-def recharge_row_new(**fields) -> Recharge:
+def recharge_row_new(**fields: Any) -> Recharge:
     """Create a Recharge with ``amount_refunded`` zero in the purchase's currency.
 
     djmoney's ``default`` cannot depend on another column, so every creation goes through
@@ -169,7 +171,7 @@ class RechargeRefund(models.Model):
     status = models.CharField(
         max_length=16, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED
     )
-    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
     coins = models.BigIntegerField()
     coins_from_wallet = models.BigIntegerField(default=0)
     coins_to_debt = models.BigIntegerField(default=0)
@@ -246,7 +248,7 @@ class StripeDispute(models.Model):
     dispute_id = models.CharField(max_length=255, unique=True)
     recharge = models.ForeignKey(Recharge, on_delete=models.PROTECT, related_name="disputes")
     status = models.CharField(max_length=40)
-    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment]
+    amount: Money = MoneyField(max_digits=12, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # djmoney: untyped, reads as Money
     coins = models.BigIntegerField(default=0)
     clawed_back = models.BooleanField(default=False)
     closed = models.BooleanField(default=False)

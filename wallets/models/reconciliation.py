@@ -1,6 +1,8 @@
 """Reconciliation runs and the discrepancies they find (payments here; payouts reuse these
 models)."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -24,7 +26,7 @@ class ReconciliationRun(models.Model):
         return f"{self.kind} reconciliation #{self.pk} ({self.status})"
 
     @property
-    def duration(self):
+    def duration(self) -> timedelta | None:
         return self.finished_at - self.started_at if self.finished_at else None
 
 

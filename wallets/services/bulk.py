@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connection, connections
 from django.utils import timezone
@@ -179,7 +179,7 @@ def chunks_in_parallel(
         finally:
             connections.close_all()  # this thread's connections only
 
-    running: dict[Future, list[int]] = {}
+    running: dict[Future[Any], list[int]] = {}
     after = 0
     exhausted = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-chunk") as pool:

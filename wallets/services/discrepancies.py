@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.client_address import ClientRequest
 from wallets.models import Discrepancy, DiscrepancyStatus, ReconciliationRun
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def discrepancy_record(
 
 @transaction.atomic
 def discrepancy_resolve(
-    *, discrepancy: Discrepancy, actor: User, note: str, request=None
+    *, discrepancy: Discrepancy, actor: User, note: str, request: ClientRequest | None = None
 ) -> Discrepancy:
     """Staff mark a discrepancy resolved, with a note. Audited (``discrepancy_resolve``) in the
     same transaction; resolving one already resolved changes and audits nothing."""

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -15,6 +15,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.client_address import ClientRequest
 from config.errors import DomainError, InsufficientFunds, InvalidInput, WalletFrozen
 from wallets.models import (
     HOT_KINDS,
@@ -280,7 +281,7 @@ def wallet_adjust(
     reason: str,
     actor: User | None,
     idempotency_key: str | None = None,
-    request=None,
+    request: ClientRequest | None = None,
 ) -> LedgerTransaction:
     """A staff credit (coins > 0) or debit (coins < 0) against the adjustments account.
 
@@ -327,7 +328,7 @@ def wallet_adjust(
 TRANSACTION_BAN_PREFIX = "Transaction ban: "
 
 
-def _wallet_state(wallet: Account) -> dict:
+def _wallet_state(wallet: Account) -> dict[str, Any]:
     return {
         "balance": wallet.balance,
         "is_frozen": wallet.is_frozen,
@@ -337,7 +338,12 @@ def _wallet_state(wallet: Account) -> dict:
 
 @transaction.atomic
 def wallet_freeze(
-    *, user: User, reason: str, actor: User | None = None, ban: bool = False, request=None
+    *,
+    user: User,
+    reason: str,
+    actor: User | None = None,
+    ban: bool = False,
+    request: ClientRequest | None = None,
 ) -> Account:
     """Freeze a wallet (no spending); ``ban``: a transaction ban. Audited (``wallet_freeze`` /
     ``wallet_ban``) in the same transaction. Who may do it is the caller's check."""
@@ -360,7 +366,7 @@ def wallet_freeze(
 
 @transaction.atomic
 def wallet_unfreeze(
-    *, user: User, actor: User | None = None, reason: str = "", request=None
+    *, user: User, actor: User | None = None, reason: str = "", request: ClientRequest | None = None
 ) -> Account:
     """Lift a freeze (or a ban: only finance may, the caller checks). Audited
     (``wallet_unfreeze``) in the same transaction."""

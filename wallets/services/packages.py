@@ -14,6 +14,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.audit import audit_record
+from accounts.client_address import ClientRequest
 from config.errors import DomainError, InvalidInput
 from wallets.models import CoinPackage, CoinPackagePrice, CoinPackagePriceChange, PriceChangeStatus
 
@@ -40,7 +41,12 @@ def _require_finance(actor: User | None) -> None:
 
 
 def coin_package_price_propose(
-    *, actor: User, package: CoinPackage, price: Money, reason: str, request=None
+    *,
+    actor: User,
+    package: CoinPackage,
+    price: Money,
+    reason: str,
+    request: ClientRequest | None = None,
 ) -> CoinPackagePriceChange:
     """Propose ``price`` (its currency included) for ``package``. Nothing changes yet."""
     _require_finance(actor)
@@ -93,7 +99,11 @@ def _pending(change: CoinPackagePriceChange) -> CoinPackagePriceChange:
 
 
 def coin_package_price_approve(
-    *, actor: User, change: CoinPackagePriceChange, note: str = "", request=None
+    *,
+    actor: User,
+    change: CoinPackagePriceChange,
+    note: str = "",
+    request: ClientRequest | None = None,
 ) -> CoinPackagePriceChange:
     """A different finance member approves: the package's price in that currency changes."""
     _require_finance(actor)
@@ -139,7 +149,7 @@ def coin_package_price_approve(
 
 
 def coin_package_price_reject(
-    *, actor: User, change: CoinPackagePriceChange, note: str, request=None
+    *, actor: User, change: CoinPackagePriceChange, note: str, request: ClientRequest | None = None
 ) -> CoinPackagePriceChange:
     _require_finance(actor)
     note = (note or "").strip()

@@ -154,12 +154,12 @@ def recharge_create(
 def _payment_method_clean(payment_method: Any) -> str | None:
     if payment_method is None:
         return None
-    payment_method = str(payment_method).strip()
-    if not payment_method or len(payment_method) > 255:
+    cleaned = str(payment_method).strip()
+    if not cleaned or len(cleaned) > 255:
         raise InvalidInput(
             "Invalid payment method.", fields={"payment_method": ["Invalid payment method."]}
         )
-    return payment_method
+    return cleaned
 
 
 def _same_purchase_check(recharge: Recharge, **choice: Any) -> None:

@@ -87,7 +87,9 @@ def recharge_finish(*, recharge_id: int) -> str:
         return f"recorded_{phase}"
 
 
-def recharges_finish_abandoned(*, older_than: timedelta | None = None, limit: int = 500) -> Counter:
+def recharges_finish_abandoned(
+    *, older_than: timedelta | None = None, limit: int = 500
+) -> Counter[str]:
     """Finish every ``creating`` recharge older than ``RECHARGE_ABANDONED_AFTER_SECONDS``
     (its client never retried). Safe beside retries, webhooks and itself."""
     if older_than is None:
@@ -98,7 +100,7 @@ def recharges_finish_abandoned(*, older_than: timedelta | None = None, limit: in
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for recharge_id in ids:
         try:
             counts[recharge_finish(recharge_id=recharge_id)] += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.audit import audit_record
+from accounts.client_address import ClientRequest
 from config.errors import (
     AgeRestricted,
     DomainError,
@@ -45,6 +46,7 @@ from wallets.services.ledger import (
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from notifications.services import Mail
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def _is_whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def package_is_on_sale(package: CoinPackage, now=None) -> bool:
+def package_is_on_sale(package: CoinPackage, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     return (
         package.is_active
@@ -281,7 +283,7 @@ def _receipt_enqueue(recharge: Recharge) -> None:
     email_enqueue(event=mail.event, user=mail.user, template=mail.template, context=mail.context)
 
 
-def receipt_mail(recharge: Recharge):
+def receipt_mail(recharge: Recharge) -> Mail:
     """The receipt of a credited recharge, as a ``notifications.services.Mail``."""
     from notifications.services import Mail, site_url
 
@@ -327,7 +329,9 @@ def recharge_mark_failed(
 
 
 @transaction.atomic
-def coin_debt_write_off(*, user: User, reason: str, actor: User, request=None) -> int:
+def coin_debt_write_off(
+    *, user: User, reason: str, actor: User, request: ClientRequest | None = None
+) -> int:
     """Staff absorb a user's coin debt (write-off account) and lift the debt freeze. Audited
     (``coin_debt_write_off``) in the same transaction."""
     reason = (reason or "").strip()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -165,7 +166,7 @@ def recharges_credit_page(*, intents: list[Any], records: PageRecords) -> tuple[
     return len(credit), rest
 
 
-def _receipts(credited: list[Recharge], now) -> None:
+def _receipts(credited: list[Recharge], now: datetime) -> None:
     from django.contrib.auth import get_user_model
 
     from notifications.services import email_enqueue_many

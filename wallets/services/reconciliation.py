@@ -49,10 +49,10 @@ DEFAULT_WINDOW = timedelta(days=3)
 
 def _is_ours(intent: Any) -> bool:
     metadata = gateway.get(intent, "metadata") or {}
-    return gateway.get(metadata, "app") == "applause"
+    return bool(gateway.get(metadata, "app") == "applause")
 
 
-def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> None:
+def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter[str]) -> None:
     pi_id = gateway.get(intent, "id")
     status = gateway.get(intent, "status")
     recharge = Recharge.objects.filter(payment_intent=pi_id).first()
@@ -105,7 +105,7 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter) -> N
         counts["marked_failed"] += 1
 
 
-def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counter) -> None:
+def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counter[str]) -> None:
     refund_id = gateway.get(stripe_refund, "id")
     counts["refunds"] += 1
     if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
@@ -147,7 +147,7 @@ def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counte
     counts["discrepancies"] += created
 
 
-def _reconcile_failed_events(run: ReconciliationRun, counts: Counter) -> None:
+def _reconcile_failed_events(run: ReconciliationRun, counts: Counter[str]) -> None:
     """Webhook events whose application raised (stored unprocessed by the webhook): each is a
     discrepancy until a redelivery applies it and staff close it."""
     failed = StripeEvent.objects.filter(processed_at__isnull=True).order_by("received_at")
@@ -206,7 +206,7 @@ def _disagreeing(page: list[Any], records: PageRecords) -> list[Any]:
     return todo
 
 
-def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter) -> list[str]:
+def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter[str]) -> list[str]:
     """One page: one read, the plain lost payments credited set-based in one transaction,
     the rest one by one through the per-item services. Returns the errors."""
     counts["payment_intents"] += len(page)
@@ -233,7 +233,7 @@ def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter) ->
     return errors
 
 
-def _finish_abandoned(counts: Counter) -> None:
+def _finish_abandoned(counts: Counter[str]) -> None:
     """Recharges left ``creating`` and self refunds left ``requested`` by clients that never
     retried (see ``wallets.services.purchase``, ``wallets.services.self_refund``): finished
     before Stripe's lists are compared."""
@@ -292,7 +292,7 @@ def payments_reconcile(*, window: timedelta | None = None) -> ReconciliationRun:
     run = ReconciliationRun.objects.create(
         kind="payments", started_at=now, window_start=start, window_end=now
     )
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     with advisory_lock("applause:reconcile:payments") as acquired:
         if not acquired:
             run.status = "skipped"

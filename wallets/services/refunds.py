@@ -13,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.audit import audit_record, refuse_own_account
+from accounts.client_address import ClientRequest
 from config.errors import DomainError, InvalidInput
 from wallets import stripe_gateway as gateway
 from wallets.models import (
@@ -223,7 +224,7 @@ def recharge_refund(
     idempotency_key: str | None = None,
     support_limit: int | None = None,
     allow_debt: bool = True,
-    request=None,
+    request: ClientRequest | None = None,
 ) -> RechargeRefund:
     """Staff refund, full or partial (by coins or by amount), through Stripe, with clawback.
 
@@ -407,7 +408,8 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
     if booked is _DUPLICATE:
         return None  # reconciliation opens a discrepancy for staff
     if booked is not None:
-        return booked
+        found: RechargeRefund = booked
+        return found
     coins = _refund_coins_hint(recharge, stripe_refund, amount)
     return recharge_refund_apply(
         recharge=recharge,

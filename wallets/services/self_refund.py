@@ -90,7 +90,9 @@ class SelfRefundStatus:
     deadline: datetime | None
 
 
-def self_refund_status(*, recharge: Recharge, wallet_coins: int, now=None) -> SelfRefundStatus:
+def self_refund_status(
+    *, recharge: Recharge, wallet_coins: int, now: datetime | None = None
+) -> SelfRefundStatus:
     """What the receipt page shows (the service decides again under its locks)."""
     now = now or timezone.now()
     deadline = self_refund_deadline(recharge)
@@ -370,7 +372,7 @@ def self_refund_finish(*, refund_id: int) -> str:
 
 def self_refunds_finish_abandoned(
     *, older_than: timedelta | None = None, limit: int = 500
-) -> Counter:
+) -> Counter[str]:
     """Finish every ``requested`` self refund older than ``RECHARGE_ABANDONED_AFTER_SECONDS``
     (the Celery beat's finish-abandoned-recharges, and every payment reconciliation)."""
     if older_than is None:
@@ -381,7 +383,7 @@ def self_refunds_finish_abandoned(
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for refund_id in ids:
         try:
             counts[self_refund_finish(refund_id=refund_id)] += 1

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.audit import refuse_own_account
+from accounts.client_address import ClientRequest
 from accounts.roles import FINANCE, SUPPORT, has_role, require_role
 from config.errors import InvalidInput
 from wallets.models import Recharge, RechargeRefund
@@ -28,7 +29,7 @@ def recharge_refund_by_staff(
     reason: str,
     coins: int | None = None,
     idempotency_key: str | None = None,
-    request=None,
+    request: ClientRequest | None = None,
 ) -> RechargeRefund:
     """See ``_refund``. Staff never refund their own purchases: refused and audited here,
     before the refund's transaction, so the refusal's audit row stays."""
@@ -54,7 +55,7 @@ def _refund(
     reason: str,
     coins: int | None,
     idempotency_key: str | None,
-    request,
+    request: ClientRequest | None,
 ) -> RechargeRefund:
     """A staff refund through Stripe, with clawback, audited by ``recharge_refund``.
 

@@ -10,6 +10,7 @@ CSV files keep plain machine-readable numbers.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django import template
 
@@ -21,7 +22,8 @@ SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 EXACT_PLACES = 4
 
 
-def format_money(money, places: int | None = None) -> str:
+def format_money(money: Any, places: int | None = None) -> str:
+    """``money``: a Money, or whatever a template holds there (None, "" when missing)."""
     if money is None or money == "":
         return ""
     currency = str(money.currency)
@@ -34,10 +36,10 @@ def format_money(money, places: int | None = None) -> str:
 
 
 @register.filter(name="money")
-def money_filter(money) -> str:
+def money_filter(money: Any) -> str:
     return format_money(money)
 
 
 @register.filter(name="money_exact")
-def money_exact_filter(money) -> str:
+def money_exact_filter(money: Any) -> str:
     return format_money(money, EXACT_PLACES)

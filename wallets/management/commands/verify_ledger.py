@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from wallets.ledger_checks import run_checks
@@ -6,7 +8,7 @@ from wallets.ledger_checks import run_checks
 class Command(BaseCommand):
     help = "Check the ledger's invariants; exit status 0 only when all hold."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         results = run_checks()
         failed = [(name, problems) for name, problems in results if problems]
         for name, problems in results:
