@@ -387,7 +387,11 @@ class GiftQuoteView(APIView):
         parameters=[
             OpenApiParameter("creator", OpenApiTypes.STR, required=True, description="Handle"),
             OpenApiParameter("gift", OpenApiTypes.STR, required=True, description="Gift slug"),
-            OpenApiParameter("quantity", OpenApiTypes.INT, default=1),
+            OpenApiParameter(
+                "quantity",
+                {"type": "integer", "minimum": 1, "maximum": QUANTITY_MAX},
+                default=1,
+            ),
             OpenApiParameter(
                 "currency", OpenApiTypes.STR, enum=list(settings.CURRENCIES), default="USD"
             ),

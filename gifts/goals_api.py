@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses, signed_in_user
+from config.api import StrictInput, error_responses, signed_in_user
 from creators.api import NotACreator
 from creators.selectors import creator_find, creator_of
 from gifts.goals import DESCRIPTION_MAX, TARGET_MAX, TITLE_MAX, goal_create, goals_progress
@@ -20,7 +20,7 @@ from gifts.services import CreatorNotFound
 LIST_MAX = 100
 
 
-class GoalInput(serializers.Serializer[Any]):
+class GoalInput(StrictInput):
     title = serializers.CharField(max_length=TITLE_MAX)
     description = serializers.CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
@@ -30,8 +30,8 @@ class GoalInput(serializers.Serializer[Any]):
         help_text="When the goal closes (at least GOAL_DEADLINE_MIN_MINUTES, at most "
         "GOAL_DEADLINE_MAX_DAYS ahead)."
     )
-    live_id = serializers.CharField(
-        max_length=64,
+    live_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]{0,64}$",
         required=False,
         allow_blank=True,
         default="",

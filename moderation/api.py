@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
+from config.api import StrictInput, error_responses
 from creators.api import NotACreator
 from creators.selectors import creator_find, creator_of
 from gifts.services import CONTEXT_ID_RE, CreatorNotFound
@@ -67,7 +67,7 @@ def _my_creator(request):
     return creator
 
 
-class ModerationInput(serializers.Serializer):
+class ModerationInput(StrictInput):
     blocked_words = serializers.ListField(
         child=serializers.CharField(max_length=40, allow_blank=True),
         max_length=BLOCKED_WORDS_MAX,
@@ -120,7 +120,7 @@ class MyModerationView(APIView):
         return Response(_settings_data(creator))
 
 
-class MuteInput(serializers.Serializer):
+class MuteInput(StrictInput):
     username = serializers.CharField(max_length=150)
 
 
@@ -278,7 +278,7 @@ class MyMessageActionView(APIView):
         )
 
 
-class ReportInput(serializers.Serializer):
+class ReportInput(StrictInput):
     reason = serializers.ChoiceField(choices=ReportReason.choices)
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
