@@ -1,8 +1,9 @@
 """`make run`: the local, all-in-one supervisor (stdlib only).
 
 Migrates, seeds demo data, starts localstripe (unless STRIPE_API_BASE points at another
-server), registers its webhook, then runs the web app (uvicorn) and a Celery worker with
-beat. Ctrl-C / SIGTERM stops everything it started; if a child dies, the others are stopped
+server) and the Stripe Connect stand-in (payouts/connect_standin.py, unless
+STRIPE_CONNECT_API_BASE is set), registers the webhook, then runs the web app (uvicorn) and a
+Celery worker with beat. Ctrl-C / SIGTERM stops everything it started; if a child dies, the others are stopped
 and it exits non-zero.
 """
 
@@ -25,6 +26,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 BIN = VENV_BIN if VENV_BIN.is_dir() else Path(sys.executable).parent
 PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
 LOCALSTRIPE_DEFAULT = "http://127.0.0.1:8420"
+CONNECT_PORT = 8421
 
 DEFAULTS = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -35,6 +37,9 @@ DEFAULTS = {
     "STRIPE_PUBLISHABLE_KEY": "pk_test_applause_local",
     "STRIPE_WEBHOOK_SECRET": "whsec_applause_local",
     "STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/",
+    # A demo creator who switches to Stripe payouts is paid by the next batch, not 72 hours
+    # later (the hold against stolen accounts; production keeps it).
+    "PAYOUT_DESTINATION_HOLD_HOURS": "0",
 }
 
 
@@ -135,9 +140,50 @@ def register_webhook(api_base: str, port: str) -> None:
     say(f"webhook registered: {api_base} -> http://127.0.0.1:{port}/api/v1/webhooks/stripe/")
 
 
+def connect_standin_wanted() -> bool:
+    """Whether to run the local Stripe Connect stand-in: Stripe is local (localstripe, which
+    has no Connect) and nobody pointed STRIPE_CONNECT_API_BASE elsewhere. Sets that variable
+    for everything started from here (and var/local.env)."""
+    if os.environ.get("STRIPE_CONNECT_API_BASE"):
+        return False
+    parsed = urllib.parse.urlsplit(os.environ["STRIPE_API_BASE"])
+    if not (parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")):
+        return False
+    os.environ["STRIPE_CONNECT_API_BASE"] = f"http://127.0.0.1:{CONNECT_PORT}"
+    return True
+
+
+def start_connect_standin(state: Path) -> bool:
+    """Start the stand-in (accounts and transfers kept in ``state``) unless one answers."""
+    base = os.environ["STRIPE_CONNECT_API_BASE"]
+    probe = f"{base}/v1/accounts/acct_probe"
+    if answers(probe):
+        say(f"using the Stripe Connect stand-in already running at {base}")
+        return True
+    say(f"starting the Stripe Connect stand-in on 127.0.0.1:{CONNECT_PORT}")
+    proc = start(
+        "connect",
+        [
+            PYTHON,
+            "-m",
+            "payouts.connect_standin",
+            "--port",
+            str(CONNECT_PORT),
+            "--state",
+            str(state),
+            "--onboarding",
+        ],
+    )
+    return wait_until_answers(probe, 30, proc)
+
+
+# What manage.py needs to act on this setup (see LOCAL_ENV in manage.py).
+LOCAL_ENV_KEYS = [*DEFAULTS, "STRIPE_CONNECT_API_BASE", "DATABASE_URL", "CELERY_BROKER_URL"]
+LOCAL_ENV_KEYS.append("REDIS_URL")
+
+
 def write_local_env() -> None:
-    """What manage.py needs to act on this setup (see LOCAL_ENV in manage.py)."""
-    keys = [*DEFAULTS, "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"]
+    keys = LOCAL_ENV_KEYS
     lines = ["# Written by `make run`: manage.py reads it when DEBUG and DATABASE_URL are unset."]
     lines += [f"{key}={os.environ[key]}" for key in keys if os.environ.get(key)]
     (REPO / "var" / "local.env").write_text("\n".join(lines) + "\n")
@@ -155,6 +201,7 @@ def main() -> int:
 
     try:
         (REPO / "var").mkdir(exist_ok=True)
+        connect = connect_standin_wanted()
         write_local_env()
         manage("migrate", "--noinput")
         manage("seed_demo")
@@ -188,6 +235,9 @@ def main() -> int:
             say(f"STRIPE_API_BASE={api_base}: not localstripe, webhook not auto-registered")
         if is_local:
             register_webhook(api_base, port)
+        if connect and not start_connect_standin(REPO / "var" / "connect.json"):
+            say("the Stripe Connect stand-in did not come up")
+            return 1
 
         # ---- web app and Celery
         web = start(
@@ -234,6 +284,8 @@ def main() -> int:
             f"  admin        {home}admin/",
             f"  API docs     {home}api/docs/",
             f"  localstripe  {api_base}",
+            f"  Connect      {os.environ.get('STRIPE_CONNECT_API_BASE', api_base)}"
+            + ("  (local stand-in: Stripe payouts)" if connect else ""),
             "  Celery log   var/celery.log    mail  var/mail/",
         ]
         logins = REPO / "var" / "demo_logins.txt"
