@@ -63,7 +63,7 @@ class ImmutableQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionError(f"{self.model.__name__} rows are immutable.")
 
-    delete.queryset_only = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]  # Django reads it off the method
 
 
 class ImmutableModel(models.Model):

@@ -27,8 +27,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         throttle = SignupThrottle()
-        # DRF's throttle reads only the address and the cache: a plain request will do.
-        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]  # reads the address only
             # The same budget per address as the API's sign-up (a bot may use either).
             wait = math.ceil(throttle.wait() or 60)
             form.is_valid()
@@ -95,7 +94,8 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form):
         # DRF's throttle reads only the address and the cache: a plain request will do.
-        if not PasswordResetIPThrottle().allow_request(self.request, None):  # type: ignore[arg-type]
+        throttle = PasswordResetIPThrottle()
+        if not throttle.allow_request(self.request, None):  # type: ignore[arg-type]  # as above
             form.add_error(None, "Too many reset requests from here. Try again in an hour.")
             return self.render_to_response(self.get_context_data(form=form), status=429)
         password_reset_request(

@@ -352,9 +352,9 @@ class StatementLineOutput(serializers.Serializer[Any]):
 class StatementGroupOutput(serializers.Serializer[Any]):
     day = serializers.DateField()
     # Fields named like Field attributes: DRF's metaclass moves declared fields aside.
-    context = serializers.CharField()  # type: ignore[assignment]
+    context = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.context
     context_id = serializers.CharField()
-    label = serializers.CharField()  # type: ignore[assignment]
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     diamonds = serializers.IntegerField()
     lines = StatementLineOutput(many=True, source="rows")
 

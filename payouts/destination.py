@@ -110,7 +110,7 @@ def _change_for(token: str) -> PayoutMethodChange:
 
 def destination_change_read(*, token: str) -> PayoutMethodChange:
     change = _change_for(token)
-    change.old_words = _words(change.previous["rail"], change.previous["iban"])  # type: ignore[attr-defined]
+    change.old_words = _words(change.previous["rail"], change.previous["iban"])
     return change
 
 

@@ -6,6 +6,7 @@ paid (→ platform ``diamonds_paid_out``) or failed / cancelled (→ back to ava
 """
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -15,6 +16,9 @@ from djmoney.models.fields import MoneyField
 from djmoney.money import Money
 
 from creators.models import Creator
+
+if TYPE_CHECKING:
+    from payouts.selectors import StatusWords
 
 
 class Rail(models.TextChoices):
@@ -133,13 +137,18 @@ OPEN_STATUSES = [
 
 
 class Payout(models.Model):
+    # Set by ``payouts.selectors.payout_panel`` on the payouts it shows (not columns).
+    failure_words: str
+    words: "StatusWords"
+    is_held: bool
+
     creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="payouts")
     batch = models.ForeignKey(
         PayoutBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts"
     )
     diamonds = models.BigIntegerField()
     # djmoney ships MoneyField untyped, as a DecimalField: it reads as Money.
-    amount: Money = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]
+    amount: Money = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")  # type: ignore[assignment,no-untyped-call]  # as above
     status = models.CharField(
         max_length=20, choices=PayoutStatus.choices, default=PayoutStatus.REQUESTED
     )
@@ -291,6 +300,9 @@ class PayoutStatementLine(models.Model):
 class PayoutMethodChange(models.Model):
     """A change of payout destination and what it replaced, so the owner can undo it from
     the security email within the destination hold (``payouts.destination``)."""
+
+    # Set by ``payouts.destination`` on the change it shows (not a column).
+    old_words: str
 
     method = models.ForeignKey(PayoutMethod, on_delete=models.CASCADE, related_name="changes")
     # The method's fields before the change (the whole IBAN: it is ours to restore).

@@ -339,9 +339,9 @@ def payout_panel(*, user: User, limit: int = 10) -> PayoutPanel:
     payouts = list(payouts_for_user(user=user)[:limit])
     now = timezone.now()
     for payout in payouts:
-        payout.failure_words = payout_failure_words(payout)  # type: ignore[attr-defined]
-        payout.words = payout_status_words(payout, method=method, now=now)  # type: ignore[attr-defined]
-        payout.is_held = (  # type: ignore[attr-defined]
+        payout.failure_words = payout_failure_words(payout)
+        payout.words = payout_status_words(payout, method=method, now=now)
+        payout.is_held = (
             payout.status in (PayoutStatus.REQUESTED, PayoutStatus.PROCESSING)
             and payout.held_until is not None
             and payout.held_until > now

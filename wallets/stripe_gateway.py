@@ -16,11 +16,14 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from django.conf import settings
 from djmoney.money import Money
+
+if TYPE_CHECKING:
+    from stripe.params import CustomerCreateParams, PaymentIntentCreateParams
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def client() -> stripe.StripeClient:
     )
 
 
-def _options(idempotency_key: str | None) -> dict[str, Any]:
+def _options(idempotency_key: str | None) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
@@ -97,12 +100,12 @@ def customer_create(
     # A replacement for a customer Stripe lost needs its own idempotency key: the first key
     # would hand back the lost customer for 24 hours.
     key = f"applause-customer-{user_id}" + (f"-replacing-{replacing}" if replacing else "")
-    params: dict[str, Any] = {"metadata": {"user_id": str(user_id), "username": username}}
+    params: CustomerCreateParams = {"metadata": {"user_id": str(user_id), "username": username}}
     if email:
         params["email"] = email
     customer = client().v1.customers.create(
-        params=params,  # type: ignore[arg-type]
-        options=_options(key),  # type: ignore[arg-type]
+        params=params,
+        options=_options(key),
     )
     return customer.id
 
@@ -143,34 +146,34 @@ def payment_intent_create(
 
     ``replaced_customer``: the first attempt named a customer Stripe had lost; this one names
     its replacement, so it needs its own key (same key, other parameters is an error)."""
-    params: dict[str, Any] = {
+    params: PaymentIntentCreateParams = {
         "amount": to_minor(amount),
         "currency": str(amount.currency).lower(),
         "customer": customer_id,
         # No automatic_payment_methods: localstripe rejects it; cards are what we offer.
-        "payment_method_types": ["card"],
+        "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]  # not in stripe-python 16's types; the API and localstripe take it
         "metadata": {"user_id": str(user_id), "app": "applause", "recharge_id": str(recharge_id)},
     }
     if payment_method:
         params["payment_method"] = payment_method
     step = f"pi-{customer_id}" if replaced_customer else "pi"
     return client().v1.payment_intents.create(
-        params=params,  # type: ignore[arg-type]
-        options=_options(f"applause-recharge-{recharge_id}-{step}"),  # type: ignore[arg-type]
+        params=params,
+        options=_options(f"applause-recharge-{recharge_id}-{step}"),
     )
 
 
 def payment_intent_confirm(*, payment_intent_id: str, recharge_id: int) -> Any:
     return client().v1.payment_intents.confirm(
         payment_intent_id,
-        options=_options(f"applause-recharge-{recharge_id}-confirm"),  # type: ignore[arg-type]
+        options=_options(f"applause-recharge-{recharge_id}-confirm"),
     )
 
 
 def payment_intent_cancel(*, payment_intent_id: str, recharge_id: int) -> Any:
     return client().v1.payment_intents.cancel(
         payment_intent_id,
-        options=_options(f"applause-recharge-{recharge_id}-cancel"),  # type: ignore[arg-type]
+        options=_options(f"applause-recharge-{recharge_id}-cancel"),
     )
 
 
@@ -223,7 +226,7 @@ def refund_create(
             "amount": to_minor(amount),
             "metadata": metadata,
         },
-        options=_options(idempotency_key),  # type: ignore[arg-type]
+        options=_options(idempotency_key),
     )
 
 

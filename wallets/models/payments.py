@@ -47,6 +47,11 @@ CREDITED_STATUSES = [RechargeStatus.SUCCEEDED, RechargeStatus.REFUNDED, Recharge
 
 
 class Recharge(models.Model):
+    # Set by ``recharge_create`` on the recharge it returns (not columns): what Stripe.js
+    # needs to confirm the payment (``wallets.api.serializers.RechargeCreateOutput``).
+    client_secret: str
+    requires_action: bool
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recharges"
     )

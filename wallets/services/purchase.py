@@ -401,8 +401,8 @@ def _recharge_answer(recharge: Recharge, *, intent: Any = None) -> Recharge:
             intent = gateway.payment_intent_retrieve(recharge.payment_intent)
         except gateway.StripeError as exc:
             raise _provider_error(exc, f"retrieve for recharge {recharge.pk}") from exc
-    recharge.client_secret = gateway.get(intent, "client_secret") or ""  # type: ignore[attr-defined]
-    recharge.requires_action = (  # type: ignore[attr-defined]
+    recharge.client_secret = gateway.get(intent, "client_secret") or ""
+    recharge.requires_action = (
         recharge.status == RechargeStatus.PENDING
         and gateway.get(intent, "status") == "requires_action"
     )
