@@ -3,8 +3,11 @@
 Seeds, in SQL, N members (100,000; 1,000 with ``BENCH_QUICK``) of N/100 creators' tiers, every
 membership due now, each member's coins credited by a set-based adjustment (so
 ``verify_ledger`` passes); then times ``memberships.services.memberships_renew`` (set-based
-chunks of 1,000) renewing all of them, and again with nothing due (``renewals_rerun_s``), and
-checks the membership money (every renewal once, charges = ledger).
+chunks of ``MEMBERSHIP_RENEWAL_CHUNK``, ``MEMBERSHIP_RENEWAL_WORKERS`` at once) renewing all of them, and again with nothing due (``renewals_rerun_s``), and
+checks the membership money (every renewal once, charges = ledger). ``BENCH_RENEWALS_N`` sets
+N. ``renewals_cpu_ms_per_1k``: CPU time per 1,000 renewals of this process and of the whole
+PostgreSQL server (its processes, read from /proc), which means something on a shared machine
+where the wall clock does not.
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ def postgres_cpu_s() -> float | None:
 
 
 def run_section(results: dict, notes: list, *, quick: bool, log=print) -> None:
+    from django.conf import settings
+
     from memberships.ledger_checks import EXTRA_CHECKS
     from memberships.models import ChargeKind, MembershipCharge
     from memberships.services import memberships_renew
@@ -166,6 +171,7 @@ def run_section(results: dict, notes: list, *, quick: bool, log=print) -> None:
     notes.append(
         f"renewals: {run.renewed:,} of {members:,} due memberships renewed in "
         f"{results['renewals_100k_s']} s ({members / max(results['renewals_100k_s'], 1e-9):,.0f}"
-        f"/s, chunks of 1,000, set-based); rerun {results['renewals_rerun_s']} s renewed "
+        f"/s, chunks of {settings.MEMBERSHIP_RENEWAL_CHUNK:,}, "
+        f"{settings.MEMBERSHIP_RENEWAL_WORKERS} at once, set-based); rerun {results['renewals_rerun_s']} s renewed "
         f"{rerun.renewed}; membership ledger checks: {problems[:3] or 'pass'}; {cpu_note}"
     )

@@ -45,6 +45,7 @@ KEYS = [
     "renewals_100k_s",
     "renewals_rerun_s",
     "renewals_ok",
+    "renewals_cpu_ms_per_1k",
 ]
 
 
