@@ -275,12 +275,12 @@ def post(plans: list[Plan], *, wallets: dict[int, SpendingWallet], clock: dateti
     return done
 
 
-def _record(plans: list[Plan]) -> None:
+def _record(plans: list[Plan], *, clock: datetime) -> None:
     """Advance the memberships, write their charge rows and events (one statement), count the
-    coins spent (one upsert) and tell subscribed creators' apps."""
+    coins spent on ``clock``'s day (the day ``who_can_pay`` checked) in one upsert, and tell
+    subscribed creators' apps."""
     if not plans:
         return
-    clock = timezone.now()
     diamonds = {price: diamonds_for(price) for price in {p.price for p in plans}}
     with connection.cursor() as cursor:
         cursor.execute(
@@ -326,7 +326,7 @@ def renew_chunk(*, now: datetime, run, chunk_size: int, one_by_one) -> bool:
         clock = timezone.now()
         paid, unpaid, wallets = who_can_pay(chunk.plans, clock=clock)
         paid = post(paid, wallets=wallets, clock=clock)
-        _record(paid)
+        _record(paid, clock=clock)
         run.renewed += len(paid)
         if chunk.ending or unpaid:
             one_by_one(chunk.ending, unpaid)
