@@ -76,7 +76,8 @@ WITH v AS (
         coins_per_month = v.price, status = 'active', grace_until = NULL, anchor = v.anchor,
         period_count = v.count, current_period_end = v.period_end,
         next_attempt_at = v.period_end, months = m.months + 1, updated_at = %(now)s
-    FROM v WHERE m.id = v.id
+    -- The id list makes it an index lookup, not a hash join over every membership.
+    FROM v WHERE m.id = v.id AND m.id = ANY(%(ids)s::bigint[])
 ), charged AS (
     INSERT INTO memberships_membershipcharge (membership_id, tier_id, kind, payer_id,
         transaction_id, coins, diamonds, period_start, period_end, created_at)

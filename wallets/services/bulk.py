@@ -360,7 +360,10 @@ WITH i AS (
 ), debit AS (
     UPDATE wallets_account a SET balance = a.balance - d.total
     FROM (SELECT wallet, sum(coins) AS total FROM done GROUP BY wallet) d
-    WHERE a.id = d.wallet AND a.kind = 'wallet' AND NOT a.is_hot
+    -- The id list lets the planner look the wallets up by key instead of hash-joining every
+    -- account (a scan of the whole table per chunk).
+    WHERE a.id = d.wallet AND a.id = ANY(%(wallets)s::bigint[]) AND a.kind = 'wallet'
+      AND NOT a.is_hot
     RETURNING a.id, a.balance + d.total AS opening
 ), legs AS (
     SELECT done.n, done.tx_id, done.wallet AS account, -done.coins AS amount,
