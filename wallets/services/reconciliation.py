@@ -105,12 +105,23 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter[str])
         counts["marked_failed"] += 1
 
 
-def _reconcile_refund(stripe_refund: Any, run: ReconciliationRun, counts: Counter[str]) -> None:
-    refund_id = gateway.get(stripe_refund, "id")
-    counts["refunds"] += 1
+def _refund_agrees(stripe_refund: Any, known: RechargeRefund | None) -> bool:
+    """Nothing to do: not a refund that took money back, or one we applied at its amount."""
     if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
-        return
-    known = RechargeRefund.objects.filter(stripe_id=refund_id).first()
+        return True
+    if known is None:
+        return False
+    amount = gateway.from_minor(
+        gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
+    )
+    return amount == known.amount
+
+
+def _reconcile_refund(
+    stripe_refund: Any, run: ReconciliationRun, counts: Counter[str], known: RechargeRefund | None
+) -> None:
+    """A refund that disagrees (``_refund_agrees``); ``known``: our row for it, if any."""
+    refund_id = gateway.get(stripe_refund, "id")
     if known is not None:
         amount = gateway.from_minor(
             gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
@@ -233,6 +244,31 @@ def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter[str
     return errors
 
 
+def _reconcile_refund_page(
+    page: list[Any], run: ReconciliationRun, counts: Counter[str]
+) -> list[str]:
+    """One page of Stripe's refunds: one read of ours, those that agree skipped, the rest
+    (a refund made in Stripe's dashboard, a lost answer, an amount that differs) one by one
+    through the refund services. Returns the errors."""
+    counts["refunds"] += len(page)
+    ids = [str(gateway.get(r, "id")) for r in page]
+    known: dict[str, RechargeRefund] = {}
+    for row in RechargeRefund.objects.filter(stripe_id__in=ids):  # newest first
+        known.setdefault(row.stripe_id, row)
+    errors = []
+    for refund_id, stripe_refund in zip(ids, page, strict=True):
+        if _refund_agrees(stripe_refund, known.get(refund_id)):
+            continue
+        try:
+            _reconcile_refund(stripe_refund, run, counts, known.get(refund_id))
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("reconcile refund %s", refund_id)
+            errors.append(f"{refund_id}: {exc}")
+    return errors
+
+
 def _finish_abandoned(counts: Counter[str]) -> None:
     """Recharges left ``creating`` and self refunds left ``requested`` by clients that never
     retried (see ``wallets.services.purchase``, ``wallets.services.self_refund``): finished
@@ -304,14 +340,8 @@ def payments_reconcile(*, window: timedelta | None = None) -> ReconciliationRun:
         try:
             for page in _pages(gateway.payment_intents_since(start), RECONCILE_PAGE):
                 errors += _reconcile_page(page, run, counts)
-            for stripe_refund in gateway.refunds_since(start):
-                try:
-                    _reconcile_refund(stripe_refund, run, counts)
-                except (OperationalError, InterfaceError):
-                    raise
-                except Exception as exc:
-                    log.exception("reconcile refund %s", gateway.get(stripe_refund, "id"))
-                    errors.append(f"{gateway.get(stripe_refund, 'id')}: {exc}")
+            for page in _pages(gateway.refunds_since(start), RECONCILE_PAGE):
+                errors += _reconcile_refund_page(page, run, counts)
         except gateway.StripeError as exc:
             errors.append(f"stripe: {exc}")
             run.status = "failed"

@@ -82,3 +82,55 @@ def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
     # Two reads per page, plus the run's own bookkeeping (a handful, whatever N is).
     assert len(queries) <= 2 * pages + 12, [q["sql"][:80] for q in queries.captured_queries]
     assert {name: f for name, f in run_checks() if f} == {}
+
+
+def test_refunds_are_read_a_page_at_a_time_and_only_disagreements_are_looked_at(monkeypatch):
+    from djmoney.money import Money
+
+    from wallets.models import Discrepancy, RechargeRefund
+
+    user = UserFactory()
+    n = 2 * RECONCILE_PAGE + 11
+    refunds = []
+    for i in range(n):
+        recharge = Recharge.objects.create(
+            user=user,
+            coins=100,
+            price=Money("1.43", "GBP"),
+            amount_refunded=Money("1.43", "GBP"),
+            payment_intent=f"pi_refunded_{i}",
+            status=RechargeStatus.REFUNDED,
+        )
+        RechargeRefund.objects.create(
+            recharge=recharge,
+            stripe_id=f"re_page_{i}",
+            source="refund",
+            amount=Money("1.43", "GBP"),
+            coins=100,
+        )
+        refunds.append(
+            stripe.StripeObject.construct_from(
+                {
+                    "id": f"re_page_{i}",
+                    "object": "refund",
+                    "status": "succeeded",
+                    # The last one's amount differs from what we applied: staff look at it.
+                    "amount": 143 if i < n - 1 else 100,
+                    "currency": "gbp",
+                    "payment_intent": f"pi_refunded_{i}",
+                },
+                "sk_test_x",
+            )
+        )
+    monkeypatch.setattr(gateway, "payment_intents_since", lambda since: iter(()))
+    monkeypatch.setattr(gateway, "refunds_since", lambda since: iter(refunds))
+
+    with CaptureQueriesContext(connection) as queries:
+        run = payments_reconcile()
+
+    assert run.counts["refunds"] == n
+    assert run.counts["discrepancies"] == 1
+    assert Discrepancy.objects.get().kind == "refund_amount_mismatch"
+    pages = -(-n // RECONCILE_PAGE)
+    # One read per page, the discrepancy (a few), the run's own bookkeeping.
+    assert len(queries) <= pages + 20, [q["sql"][:80] for q in queries.captured_queries]
