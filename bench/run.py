@@ -818,7 +818,7 @@ def bench_reconcile(senders) -> None:
     from wallets import stripe_gateway as gateway
     from wallets.services import payments_reconcile
 
-    n = CFG["reconcile"]
+    n = int(os.environ.get("BENCH_RECONCILE_N", CFG["reconcile"]))
     user_ids = [u.pk for u in senders]
     now = int(time.time())
     rows = _seed_pending_recharges(user_ids, [f"pi_bench_{g}" for g in range(1, n + 1)])
@@ -844,11 +844,38 @@ def bench_reconcile(senders) -> None:
     load = os.getloadavg()[0]
     try:
         log(f"reconcile: {n} PaymentIntents (recorded listing), all to credit")
-        run, elapsed, cpu, pg = _timed(payments_reconcile)
+        if os.environ.get("BENCH_RECONCILE_PROFILE"):
+            import cProfile
+            import io
+            import pstats
+
+            profile = cProfile.Profile()
+            run, elapsed, cpu, pg = _timed(lambda: profile.runcall(payments_reconcile))
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+            sections["reconcile (cProfile, cumulative)"] = "```\n" + out.getvalue() + "```"
+            print(out.getvalue(), file=sys.stderr)
+        else:
+            run, elapsed, cpu, pg = _timed(payments_reconcile)
+        log(f"reconcile: credited in {elapsed:.2f} s (CPU {cpu:.2f} s ours, {pg:.2f} s PostgreSQL)")
         credited = run.counts.get("credited", 0)
         if credited != n:
             raise RuntimeError(f"reconcile credited {credited} of {n}: {run.counts} {run.error}")
+        # The pages' receipts, as the worker's tasks would write them after the commits.
+        from wallets.services.reconcile_bulk import recharge_receipts_write
+
+        ids = [rid for rid, _pi, _uid in rows]
+
+        def receipts() -> int:
+            return sum(
+                recharge_receipts_write(recharge_ids=ids[i : i + 100])
+                for i in range(0, len(ids), 100)
+            )
+
+        written, mail_s, mail_cpu, mail_pg = _timed(receipts)
+        log(f"reconcile: {written} receipts written in {mail_s:.2f} s (the worker's share)")
         again, steady, cpu2, pg2 = _timed(payments_reconcile)
+        log(f"reconcile: rerun in {steady:.2f} s (CPU {cpu2:.2f} s ours, {pg2:.2f} s PostgreSQL)")
     finally:
         gateway.payment_intents_since, gateway.refunds_since = original
     results["reconcile_10k_s"] = round(elapsed, 2)
@@ -856,12 +883,17 @@ def bench_reconcile(senders) -> None:
     notes.append(
         f"reconcile over {n:,} PaymentIntents from a recorded listing (no Stripe calls; load "
         f"{load:.1f}): {elapsed:.2f} s when every one needs crediting (CPU: {cpu:.2f} s ours, "
-        f"{pg:.2f} s PostgreSQL), {steady:.2f} s for the rerun with nothing to do "
+        f"{pg:.2f} s PostgreSQL); then the {written:,} receipts, rendered and written by the "
+        f"worker's tasks after each page's commit, {mail_s:.2f} s (CPU {mail_cpu:.2f} s ours, "
+        f"{mail_pg:.2f} s PostgreSQL), not in the figure; {steady:.2f} s for the rerun with "
+        "nothing to do "
         f"({again.counts.get('payment_intents', 0)} checked; CPU {cpu2:.2f} s ours, "
         f"{pg2:.2f} s PostgreSQL)"
     )
     if os.environ.get("BENCH_RECONCILE_LOCALSTRIPE", "1") != "0":
-        _reconcile_localstripe(user_ids, CFG["reconcile_stripe"])
+        _reconcile_localstripe(
+            user_ids, int(os.environ.get("BENCH_RECONCILE_STRIPE_N", CFG["reconcile_stripe"]))
+        )
 
 
 def _reconcile_localstripe(user_ids: list[int], n: int) -> None:
@@ -907,6 +939,12 @@ def _reconcile_localstripe(user_ids: list[int], n: int) -> None:
     run_stripe_cpu = (proc_cpu_s(stripe_pid) - ls_cpu) if stripe_pid else float("nan")
     if run.counts.get("credited", 0) != n:
         raise RuntimeError(f"localstripe reconcile credited {run.counts} of {n}: {run.error}")
+    from wallets.models import Recharge
+    from wallets.services.reconcile_bulk import recharge_receipts_write
+
+    ids = list(Recharge.objects.filter(payment_intent__in=pis).values_list("pk", flat=True))
+    for i in range(0, len(ids), 100):
+        recharge_receipts_write(recharge_ids=ids[i : i + 100])
     _again, again_s, again_cpu, again_pg = _timed(payments_reconcile)
     results["reconcile_stripe_10k_s"] = round(run_s, 2)
     notes.append(

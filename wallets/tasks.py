@@ -30,3 +30,12 @@ def recharges_finish_abandoned_task() -> dict[str, int]:
     counts = dict(recharges_finish_abandoned())
     counts.update({f"self_refund_{k}": v for k, v in self_refunds_finish_abandoned().items()})
     return counts
+
+
+@shared_task
+def recharge_receipts_task(recharge_ids: list[int]) -> int:
+    """The receipts of a reconciliation page's credits (written after its commit). Safe to
+    run twice; a lost task is made good by the next reconciliation."""
+    from wallets.services.reconcile_bulk import recharge_receipts_write
+
+    return recharge_receipts_write(recharge_ids=recharge_ids)

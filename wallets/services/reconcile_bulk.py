@@ -6,7 +6,8 @@ recharge is still open to ``recharges_credit_page``. It credits the plain ones (
 currency and metadata match; the wallet exists, is not frozen and owes no coin debt) in ONE
 transaction: the recharges locked in id order and flipped to succeeded, the journal rows
 (``ON CONFLICT (idempotency_key) DO NOTHING``), the wallet balances and the entries through
-``ledger_post_bulk``, the receipts through ``email_enqueue_many``. It returns the rest (a
+``ledger_post_bulk``; the receipts are written after the commit, by one task per page
+(``recharge_receipts_write``, ``email_enqueue_many``), and any a crash lost by the next run. It returns the rest (a
 mismatch, a frozen wallet, a debt to settle first, a wallet not made yet) for the per-item
 ``recharge_apply_success``, which records discrepancies and settles debts as it always has.
 
@@ -18,6 +19,7 @@ order is the per-item one: the recharge rows, then the accounts in id order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +28,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from notifications.models import OutboxEmail
 from wallets import stripe_gateway as gateway
 from wallets.models import (
+    CREDITED_STATUSES,
     Account,
     AccountKind,
     LedgerTransaction,
@@ -38,6 +42,8 @@ from wallets.models import (
 from wallets.services.bulk import BulkTransaction, ledger_post_bulk
 from wallets.services.ledger import platform_account
 from wallets.services.recharges import _intent_problem, receipt_mail
+
+log = logging.getLogger(__name__)
 
 # Statuses of a recharge a succeeded payment still has to credit.
 OPEN_STATUSES = (RechargeStatus.CREATING, RechargeStatus.PENDING, RechargeStatus.FAILED)
@@ -162,20 +168,53 @@ def recharges_credit_page(*, intents: list[Any], records: PageRecords) -> tuple[
             ],
             now=now,
         )
-        _receipts(credit, now)
+        _receipts_after_commit([r.pk for r in credit])
     return len(credit), rest
 
 
-def _receipts(credited: list[Recharge], now: datetime) -> None:
-    from django.contrib.auth import get_user_model
+def _receipts_after_commit(recharge_ids: list[int]) -> None:
+    """The page's receipts are rendered and written after its commit, by one task (rendering
+    two templates per receipt would cost the page more than its credits). A task lost before
+    it ran (a crash, the broker away) is made good by the next run (``receipts_missing``)."""
 
+    def queue() -> None:
+        from wallets.tasks import recharge_receipts_task
+
+        try:
+            recharge_receipts_task.delay(recharge_ids)
+        except Exception:  # the broker is away: the next reconciliation writes them
+            log.warning(
+                "could not queue %d receipts; the next reconciliation writes them",
+                len(recharge_ids),
+            )
+
+    transaction.on_commit(queue)
+
+
+@transaction.atomic
+def recharge_receipts_write(*, recharge_ids: list[int]) -> int:
+    """Write the receipts of these credited recharges that have none yet (the same mail the
+    webhook writes, ``receipt_mail``), set-based. Safe to run twice and beside itself."""
     from notifications.services import email_enqueue_many
 
-    people = get_user_model().objects.in_bulk({r.user_id for r in credited})
-    mails = []
-    for recharge in credited:
-        recharge.status = RechargeStatus.SUCCEEDED
-        recharge.succeeded_at = now
-        recharge.user = people[recharge.user_id]
-        mails.append(receipt_mail(recharge))
-    email_enqueue_many(mails=mails)
+    recharges = list(
+        Recharge.objects.select_related("user").filter(
+            pk__in=recharge_ids, status__in=CREDITED_STATUSES
+        )
+    )
+    return email_enqueue_many(mails=[receipt_mail(r) for r in recharges])
+
+
+def receipts_missing(*, since: datetime, before: datetime) -> list[int]:
+    """Recharges credited from ``since`` until ``before`` (the run's start: its own pages'
+    receipts are their tasks' work) whose receipt was never written (a receipts task lost
+    after its page committed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id FROM {Recharge._meta.db_table} r WHERE r.status = ANY(%s) "  # noqa: S608 (the models' tables; values are parameters)
+            "AND r.succeeded_at >= %s AND r.succeeded_at < %s AND NOT EXISTS (SELECT 1 FROM "
+            f"{OutboxEmail._meta.db_table} o WHERE o.user_id = r.user_id "
+            "AND o.event = 'recharge_receipt:' || r.id) ORDER BY r.id",
+            [[str(s) for s in CREDITED_STATUSES], since, before],
+        )
+        return [row[0] for row in cursor.fetchall()]
