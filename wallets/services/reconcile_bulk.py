@@ -19,14 +19,17 @@ order is the per-item one: the recharge rows, then the accounts in id order.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from djmoney.money import Money
 
 from notifications.models import OutboxEmail
 from wallets import stripe_gateway as gateway
@@ -91,6 +94,17 @@ def _plain(intent: Any, records: PageRecords) -> Recharge | None:
     if recharge.status not in OPEN_STATUSES or _intent_problem(recharge, intent) is not None:
         return None
     return recharge
+
+
+def _price_text(price: Money) -> str:
+    """``str(price)`` (the per-item memo's text), formatted once per amount, currency and
+    language: djmoney formats through babel, which costs more than the rest of a credit."""
+    return _price_text_cached(price.amount, str(price.currency), translation.get_language())
+
+
+@functools.lru_cache(maxsize=4096)
+def _price_text_cached(amount: Decimal, currency: str, _language: str | None) -> str:
+    return str(Money(amount, currency))
 
 
 def _lock_open(recharge_ids: list[int]) -> set[int]:
@@ -161,7 +175,7 @@ def recharges_credit_page(*, intents: list[Any], records: PageRecords) -> tuple[
                 BulkTransaction(
                     idempotency_key=r.ledger_key,
                     legs=((issuance.pk, -r.coins), (wallets[r.user_id][0], r.coins)),
-                    memo=f"Recharge #{r.pk}: {r.coins:,} coins for {r.price}",
+                    memo=f"Recharge #{r.pk}: {r.coins:,} coins for {_price_text(r.price)}",
                     reference=f"recharge:{r.pk}",
                 )
                 for r in credit
