@@ -132,3 +132,32 @@ class DatabaseUnavailableMiddleware:
         from config.api import database_error_response
 
         return database_error_response(request, exception)
+
+
+class HotPathMiddleware:
+    """Serve the API's hot paths (``API_HOT_PATHS``: path → view) before the middlewares a
+    token-authenticated API request does not need (sessions, CSRF, auth, OTP, messages) and
+    before URL resolving and DRF (issue #15). Only a POST with ``Authorization: Token …`` is
+    offered to the view; the view returns None for anything it does not serve plainly, and the
+    request takes the ordinary way. ``API_HOT_PATH=0`` turns it off."""
+
+    def __init__(self, get_response):
+        from django.core.exceptions import MiddlewareNotUsed
+        from django.utils.module_loading import import_string
+
+        if not settings.API_HOT_PATH:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+        self.views = {path: import_string(view) for path, view in settings.API_HOT_PATHS.items()}
+
+    def __call__(self, request):
+        view = self.views.get(request.path_info)
+        if (
+            view is not None
+            and request.method == "POST"
+            and request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == "token "
+        ):
+            response = view(request)
+            if response is not None:
+                return response
+        return self.get_response(request)

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.HotPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -462,6 +463,11 @@ GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "na
 # SQLite, the Python reference (gifts/services/reference.py) sends it (same rules, more
 # round trips).
 GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)
+# The gift's hot HTTP path (issue #15): a token-authenticated POST gifts/send/ is served by a
+# plain Django view ahead of the session/CSRF/auth/OTP/messages middlewares and DRF, with the
+# same contract (gifts/api_hot.py); off, every request takes the DRF view.
+API_HOT_PATH = env.bool("API_HOT_PATH", default=True)
+API_HOT_PATHS = {"/api/v1/gifts/send/": "gifts.api_hot.gift_send_hot"}
 # Leaderboards are cached this long (a hot stream would otherwise recompute them per viewer).
 LEADERBOARD_CACHE_SECONDS = env.int("LEADERBOARD_CACHE_SECONDS", default=5)
 LEADERBOARD_SIZE = env.int("LEADERBOARD_SIZE", default=10)
