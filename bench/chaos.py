@@ -1040,8 +1040,9 @@ class Chaos:
                 if attempt == attempts - 1:
                     raise
                 stats["settle_reconcile_retries"] += 1
-                last = (str(exc).strip().splitlines() or [""])[-1]
-                log(f"reconcile failed, again in 5 s: {last[:200]}")
+                lines = str(exc).strip().splitlines()
+                said = [line for line in lines if "reconcile: payments" in line] or lines[-1:]
+                log(f"reconcile failed, again in 5 s: {(said or [''])[0][:300]}")
                 time.sleep(5)
 
     def check(self) -> None:
