@@ -28,9 +28,9 @@ def email_outbox_flush_task() -> dict:
 def webhook_endpoint_flush_task(endpoint_id: int) -> int:
     """Deliver one endpoint's due events in order. Beside itself, one of them waits its turn
     (the endpoint row lock); failures are retried by the beat flush when they are due."""
-    from notifications.webhooks import webhook_endpoint_flush
+    from notifications.webhooks import webhook_endpoint_flush_queued
 
-    return webhook_endpoint_flush(endpoint_id=endpoint_id)
+    return webhook_endpoint_flush_queued(endpoint_id=endpoint_id)
 
 
 @shared_task

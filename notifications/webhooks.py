@@ -301,9 +301,18 @@ def webhook_event_emit(*, user_id: int, type: str, key: str, data: dict) -> Webh
     return event
 
 
+def _flush_queued_key(endpoint_id: int) -> str:
+    return f"webhooks:flush-queued:{endpoint_id}"
+
+
 def webhook_deliveries_queue(*, endpoint_ids: list[int]) -> None:
     """After the caller's commit, ask a worker to flush each endpoint (new deliveries wait
-    there). Also for events written in SQL: the gift function returns its endpoint ids."""
+    there). Also for events written in SQL: the gift function returns its endpoint ids.
+
+    One queued flush per endpoint at a time: while one is queued and not started (a cache
+    key its task deletes first thing, ``webhook_endpoint_flush_queued``), it will see this
+    delivery, so a creator's burst of gifts queues one task, not one per gift.
+    """
     if not endpoint_ids:
         return
 
@@ -311,12 +320,23 @@ def webhook_deliveries_queue(*, endpoint_ids: list[int]) -> None:
         from notifications.tasks import webhook_endpoint_flush_task
 
         for endpoint_id in endpoint_ids:
+            key = _flush_queued_key(endpoint_id)
+            if cache.add(key, 1, 60) is False:  # None: Redis away, queue it anyway
+                continue
             try:
                 webhook_endpoint_flush_task.delay(endpoint_id)
             except Exception:  # the broker is down: the beat flush delivers it
+                cache.delete(key)
                 log.warning("could not queue webhook delivery to endpoint %s", endpoint_id)
 
     transaction.on_commit(deliver)
+
+
+def webhook_endpoint_flush_queued(*, endpoint_id: int) -> int:
+    """The queued flush task: forget the "queued" mark before reading anything, so that a
+    delivery committed from now on queues the next task, then flush."""
+    cache.delete(_flush_queued_key(endpoint_id))
+    return webhook_endpoint_flush(endpoint_id=endpoint_id)
 
 
 def event_body(event: WebhookEvent) -> bytes:

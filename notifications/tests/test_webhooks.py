@@ -414,3 +414,23 @@ def test_a_delivery_on_the_wire_never_holds_up_a_gift(creator_user, fan, receive
     # The gift committed while the first delivery was out: the same flush delivered it next.
     assert [b["type"] for b in receiver.bodies()] == ["payout.paid", "gift.received"]
     assert receiver.bodies()[1]["data"]["id"] == sent.pk
+
+
+@pytest.mark.usefixtures("gift_path")
+def test_a_burst_of_gifts_queues_one_flush_per_endpoint(
+    creator_user, fan, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.webhook_endpoint_flush_task, "delay", queued.append)
+    endpoint_id = subscribe(creator_user, receiver.url, events=["gift.*"])["id"]
+    for n in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            gift(fan, creator_user, client_key=f"burst-{n}")
+    assert queued == [endpoint_id]  # the first queued task will see all three
+    tasks.webhook_endpoint_flush_task(endpoint_id)  # the worker runs it: all three delivered
+    assert [b["data"]["quantity"] for b in receiver.bodies()] == [3, 3, 3]
+    with django_capture_on_commit_callbacks(execute=True):
+        gift(fan, creator_user, client_key="after")
+    assert queued == [endpoint_id, endpoint_id]  # after it started, a new gift queues again
