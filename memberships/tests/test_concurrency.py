@@ -184,3 +184,23 @@ def test_a_gift_and_a_renewal_at_once_stay_within_the_viewers_own_daily_limit():
                 membership=membership, kind=EventKind.GRACE
             ).exists()
     assert [p for _, p in run_checks() if p] == []
+
+
+def test_parallel_chunks_paying_from_the_same_wallets_renew_everyone_once():
+    """Members of several creators: chunks that run at once (threads, own connections) lock
+    the same wallets, in id order, so they wait for each other instead of deadlocking."""
+    creators = [make_creator(f"many{i}") for i in range(3)]
+    tiers = [make_tier(c, coins=100) for c in creators]
+    viewers = [fund(UserFactory(), 1000) for _ in range(6)]
+    for viewer in viewers:
+        for creator, tier in zip(creators, tiers, strict=True):
+            join(viewer, creator, tier)
+    due = max(Membership.objects.values_list("current_period_end", flat=True))
+    due += timedelta(minutes=1)
+
+    run = memberships_renew(now=due, chunk_size=2, workers=3)
+    assert (run.renewed, run.grace, run.errors) == (18, 0, 0)
+    assert [coins_of(v) for v in viewers] == [1000 - 3 * 100 - 3 * 100] * 6
+    assert MembershipCharge.objects.filter(kind=ChargeKind.RENEWAL).count() == 18
+    assert memberships_renew(now=due, workers=3).renewed == 0
+    assert [p for _, p in run_checks() if p] == []
