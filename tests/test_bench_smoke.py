@@ -32,6 +32,8 @@ KEYS = [
     "one_sender_double_spend",
     "payout_batch_100k_s",
     "reconcile_10k_s",
+    "reconcile_rerun_10k_s",
+    "reconcile_stripe_10k_s",
     # bench/bulk.py (issue 16)
     "bulk_creators",
     "bulk_gifts",
