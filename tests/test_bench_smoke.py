@@ -33,7 +33,7 @@ KEYS = [
     "payout_batch_100k_s",
     "reconcile_10k_s",
     "reconcile_rerun_10k_s",
-    "reconcile_stripe_10k_s",
+    "reconcile_stripe_s",
     # bench/bulk.py (issue 16)
     "bulk_creators",
     "bulk_gifts",
