@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.document_errors",
         "config.openapi.tag_by_resource",
+        "config.openapi_examples.add_request_examples",
     ],
 }
 
