@@ -182,6 +182,28 @@ LOCAL_ENV_KEYS = [*DEFAULTS, "STRIPE_CONNECT_API_BASE", "DATABASE_URL", "CELERY_
 LOCAL_ENV_KEYS.append("REDIS_URL")
 
 
+def celery_command() -> list[str]:
+    """The worker with beat. ``--quiet`` is Celery's own option (before ``worker``): its
+    start-up banner and task lines would bury ours (the URLs and logins); they go to
+    var/celery.log."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "--quiet",
+        "worker",
+        "-B",
+        "-l",
+        "info",
+        "--concurrency",
+        "2",
+        "--scheduler",
+        "config.beat:DatabaseScheduler",
+        "--logfile",
+        str(REPO / "var" / "celery.log"),
+    ]
+
+
 def write_local_env() -> None:
     keys = LOCAL_ENV_KEYS
     lines = ["# Written by `make run`: manage.py reads it when DEBUG and DATABASE_URL are unset."]
@@ -253,26 +275,7 @@ def main() -> int:
                 "--no-access-log",
             ],
         )
-        start(
-            "celery",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "-B",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "--scheduler",
-                "config.beat:DatabaseScheduler",
-                # Its start-up banner and task lines would bury ours (the URLs and logins).
-                "--quiet",
-                "--logfile",
-                str(REPO / "var" / "celery.log"),
-            ],
-        )
+        start("celery", celery_command())
         home = f"http://127.0.0.1:{port}/"
         if not wait_until_answers(home, 60, web):
             say("the web app did not answer within 60 s")

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import socket
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -62,3 +63,13 @@ def test_an_operators_connect_base_or_a_remote_stripe_starts_nothing(launcher, m
     monkeypatch.setenv("STRIPE_API_BASE", "https://api.stripe.com")
     assert launcher.connect_standin_wanted() is False
     assert "STRIPE_CONNECT_API_BASE" not in os.environ
+
+
+def test_the_launchers_celery_command_is_one_celery_accepts(launcher):
+    # `--quiet` after `worker` made Celery exit with status 2, and make run with it.
+    command = launcher.celery_command()
+    checked = subprocess.run(
+        [*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert command.index("--quiet") < command.index("worker")
