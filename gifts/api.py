@@ -137,10 +137,10 @@ class GiftSendInput(StrictInput):
     gift = serializers.CharField(max_length=40)
     quantity = serializers.IntegerField(min_value=1, max_value=QUANTITY_MAX, default=1)
     live_id = serializers.RegexField(
-        r"^[A-Za-z0-9_.:-]{0,64}$", required=False, allow_blank=True, trim_whitespace=False
+        r"^[A-Za-z0-9_.:-]{1,64}$", required=False, allow_blank=True, trim_whitespace=False
     )
     video_id = serializers.RegexField(
-        r"^[A-Za-z0-9_.:-]{0,64}$", required=False, allow_blank=True, trim_whitespace=False
+        r"^[A-Za-z0-9_.:-]{1,64}$", required=False, allow_blank=True, trim_whitespace=False
     )
     message = serializers.CharField(
         max_length=MESSAGE_MAX, required=False, allow_blank=True, trim_whitespace=False

@@ -31,7 +31,7 @@ class GoalInput(StrictInput):
         "GOAL_DEADLINE_MAX_DAYS ahead)."
     )
     live_id = serializers.RegexField(
-        r"^[A-Za-z0-9_.:-]{0,64}$",
+        r"^[A-Za-z0-9_.:-]{1,64}$",
         required=False,
         allow_blank=True,
         default="",

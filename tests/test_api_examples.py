@@ -223,3 +223,26 @@ def test_the_interactive_docs_work_offline_and_fill_in_the_example(browser, live
     editor = operation.locator("textarea.body-param__text")
     assert '"creator": "demo"' in editor.input_value()
     assert outside == []
+
+
+def test_an_empty_live_id_is_valid_by_the_schema_as_by_the_server(schema):
+    # "" once matched both branches of the schema's oneOf (a pattern allowing "" and the
+    # blank string), so the schema called invalid what the server takes (no live stream).
+    components = _json_schema(copy.deepcopy(schema["components"]))
+    bodies = {
+        ("post", "/api/v1/gifts/send/"): {"creator": "demo", "gift": "rose", "live_id": ""},
+        ("post", "/api/v1/creators/me/goals/"): {
+            "title": "Mic",
+            "target_coins": 5,
+            "deadline": "2030-01-01T00:00:00Z",
+            "live_id": "",
+        },
+    }
+    for method, path, content in _body_operations(schema):
+        if (method, path) in bodies:
+            document = {**_json_schema(content["schema"]), "components": components}
+            validator = jsonschema.Draft7Validator(document)
+            body = bodies.pop((method, path))
+            assert list(validator.iter_errors(body)) == [], path
+            assert not validator.is_valid({**body, "live_id": "a b"}), path
+    assert bodies == {}
