@@ -813,7 +813,6 @@ def bench_reconcile(senders) -> None:
     webhooks were all lost (every one must be credited: the worst case), then again (all
     consistent: the steady state); then the same against localstripe, with its listing
     timed on its own (localstripe is a slow Python fake: its share is reported apart)."""
-    import stripe
 
     from wallets import stripe_gateway as gateway
     from wallets.services import payments_reconcile
@@ -823,7 +822,7 @@ def bench_reconcile(senders) -> None:
     now = int(time.time())
     rows = _seed_pending_recharges(user_ids, [f"pi_bench_{g}" for g in range(1, n + 1)])
     listing = [
-        stripe.StripeObject.construct_from(
+        gateway.PaymentIntent.from_stripe(
             {
                 "id": pi,
                 "object": "payment_intent",
@@ -833,8 +832,7 @@ def bench_reconcile(senders) -> None:
                 "created": now,
                 "metadata": {"app": "applause", "recharge_id": str(rid), "user_id": str(uid)},
                 "latest_charge": f"ch_bench_{rid}",
-            },
-            "sk_test_bench",
+            }
         )
         for rid, pi, uid in rows
     ]

@@ -7,6 +7,11 @@ id for their customer). Amounts cross the boundary in the currency's minor units
 localstripe quirks handled here (see ENVIRONMENT.md): ``latest_charge`` comes back expanded
 (real Stripe gives an id), list endpoints refuse the ``created`` filter (we page through and
 filter ourselves), and ``Charge.list(payment_intent=...)`` errors (we never call it).
+
+Stripe's answers leave this module as frozen dataclasses (``PaymentIntent``, ``Refund``,
+``Charge``, ``PaymentError``) holding only the fields our code reads, each built by its
+``from_stripe`` (which takes a stripe-python object or a plain dict). Webhook bodies stay
+dicts read through ``get``: the handlers read ids from them and ask Stripe for the rest.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import stripe
 from django.conf import settings
@@ -91,6 +97,137 @@ def _options(idempotency_key: str | None) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
+# --- Typed answers --------------------------------------------------------------------------
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _id_of(value: Any) -> str | None:
+    """An id field that may come back expanded (localstripe expands ``latest_charge``)."""
+    if value is None or isinstance(value, str):
+        return value
+    return _str_or_none(_get(value, "id"))
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class PaymentError:
+    """A PaymentIntent's ``last_payment_error`` (or a ``CardError``'s body)."""
+
+    type: str | None = None
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    card_fingerprint: str = ""
+
+    @classmethod
+    def from_stripe(cls, obj: Any) -> Self:
+        method = _get(obj, "payment_method")
+        card = _get(method, "card") if method is not None and not isinstance(method, str) else None
+        return cls(
+            type=_str_or_none(_get(obj, "type")),
+            code=_str_or_none(_get(obj, "code")),
+            decline_code=_str_or_none(_get(obj, "decline_code")),
+            message=_str_or_none(_get(obj, "message")),
+            card_fingerprint=str(_get(card, "fingerprint") or "") if card else "",
+        )
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    """``amount`` in minor units and ``currency`` lower case, as Stripe gives them (None when
+    missing: a mismatch for the caller); ``latest_charge`` is the charge's id."""
+
+    id: str
+    status: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    customer: str | None = None
+    client_secret: str | None = None
+    latest_charge: str | None = None
+    last_payment_error: PaymentError | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    created: int = 0
+
+    @classmethod
+    def from_stripe(cls, obj: Any) -> Self:
+        error = _get(obj, "last_payment_error")
+        return cls(
+            id=str(_get(obj, "id") or ""),
+            status=_str_or_none(_get(obj, "status")),
+            amount=_int_or_none(_get(obj, "amount")),
+            currency=_str_or_none(_get(obj, "currency")),
+            customer=_id_of(_get(obj, "customer")),
+            client_secret=_str_or_none(_get(obj, "client_secret")),
+            latest_charge=_id_of(_get(obj, "latest_charge")),
+            last_payment_error=PaymentError.from_stripe(error) if error else None,
+            metadata=_metadata(_get(obj, "metadata")),
+            created=_int_or_none(_get(obj, "created")) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class Refund:
+    """``amount`` in minor units of ``currency`` (lower case, as Stripe gives it)."""
+
+    id: str
+    status: str | None
+    amount: int
+    currency: str
+    payment_intent: str | None = None
+    charge: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    created: int = 0
+
+    @property
+    def money(self) -> Money:
+        return from_minor(self.amount, self.currency)
+
+    @classmethod
+    def from_stripe(cls, obj: Any) -> Self:
+        return cls(
+            id=str(_get(obj, "id") or ""),
+            status=_str_or_none(_get(obj, "status")),
+            amount=_int_or_none(_get(obj, "amount")) or 0,
+            currency=str(_get(obj, "currency") or ""),
+            payment_intent=_id_of(_get(obj, "payment_intent")),
+            charge=_id_of(_get(obj, "charge")),
+            metadata=_metadata(_get(obj, "metadata")),
+            created=_int_or_none(_get(obj, "created")) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    payment_intent: str | None = None
+
+    @classmethod
+    def from_stripe(cls, obj: Any) -> Self:
+        return cls(
+            id=str(_get(obj, "id") or ""),
+            payment_intent=_id_of(_get(obj, "payment_intent")),
+        )
+
+
 # --- Objects --------------------------------------------------------------------------------
 
 
@@ -139,7 +276,7 @@ def payment_intent_create(
     recharge_id: int,
     payment_method: str | None = None,
     replaced_customer: bool = False,
-) -> Any:
+) -> PaymentIntent:
     """The recharge's PaymentIntent, created (never confirmed) under an idempotency key made
     from the recharge's id: the row is committed before this call, so every retry sends the
     same request under the same key.
@@ -157,28 +294,31 @@ def payment_intent_create(
     if payment_method:
         params["payment_method"] = payment_method
     step = f"pi-{customer_id}" if replaced_customer else "pi"
-    return client().v1.payment_intents.create(
+    intent = client().v1.payment_intents.create(
         params=params,
         options=_options(f"applause-recharge-{recharge_id}-{step}"),
     )
+    return PaymentIntent.from_stripe(intent)
 
 
-def payment_intent_confirm(*, payment_intent_id: str, recharge_id: int) -> Any:
-    return client().v1.payment_intents.confirm(
+def payment_intent_confirm(*, payment_intent_id: str, recharge_id: int) -> PaymentIntent:
+    intent = client().v1.payment_intents.confirm(
         payment_intent_id,
         options=_options(f"applause-recharge-{recharge_id}-confirm"),
     )
+    return PaymentIntent.from_stripe(intent)
 
 
-def payment_intent_cancel(*, payment_intent_id: str, recharge_id: int) -> Any:
-    return client().v1.payment_intents.cancel(
+def payment_intent_cancel(*, payment_intent_id: str, recharge_id: int) -> PaymentIntent:
+    intent = client().v1.payment_intents.cancel(
         payment_intent_id,
         options=_options(f"applause-recharge-{recharge_id}-cancel"),
     )
+    return PaymentIntent.from_stripe(intent)
 
 
-def payment_intent_retrieve(payment_intent_id: str) -> Any:
-    return client().v1.payment_intents.retrieve(payment_intent_id)
+def payment_intent_retrieve(payment_intent_id: str) -> PaymentIntent:
+    return PaymentIntent.from_stripe(client().v1.payment_intents.retrieve(payment_intent_id))
 
 
 def payment_method_fingerprint(payment_method_id: str) -> str:
@@ -189,38 +329,28 @@ def payment_method_fingerprint(payment_method_id: str) -> str:
     return str(_get(card, "fingerprint") or "") if card else ""
 
 
-def card_error_details(error: Any) -> tuple[str, str]:
+def card_error_details(error: stripe.CardError | PaymentError) -> tuple[str, str]:
     """From a ``stripe.CardError`` (or a PaymentIntent's ``last_payment_error``): Stripe's
     reason for staff ("code / decline_code / message") and the card's fingerprint if given."""
-    body = getattr(error, "error", None) or error
-    code = getattr(error, "code", None) or _get(body, "code")
-    message = getattr(error, "user_message", None) or _get(body, "message")
-    parts = [code, _get(body, "decline_code"), message]
+    if isinstance(error, PaymentError):
+        body, code, message = error, error.code, error.message
+    else:
+        body = PaymentError.from_stripe(getattr(error, "error", None))
+        code = error.code or body.code
+        message = error.user_message or body.message
+    parts = [code, body.decline_code, message]
     reason = " / ".join(str(p) for p in parts if p)[:500]
-    method = _get(body, "payment_method")
-    card = _get(method, "card") if method is not None and not isinstance(method, str) else None
-    return reason, str(_get(card, "fingerprint") or "") if card else ""
+    return reason, body.card_fingerprint
 
 
-def charge_retrieve(charge_id: str) -> Any:
-    return client().v1.charges.retrieve(charge_id)
-
-
-def latest_charge_id(payment_intent: Any) -> str | None:
-    """Real Stripe gives an id; localstripe gives the expanded charge."""
-    charge = _get(payment_intent, "latest_charge")
-    if charge is None:
-        return None
-    if isinstance(charge, str):
-        return charge
-    charge_id: str | None = _get(charge, "id")
-    return charge_id
+def charge_retrieve(charge_id: str) -> Charge:
+    return Charge.from_stripe(client().v1.charges.retrieve(charge_id))
 
 
 def refund_create(
     *, payment_intent_id: str, amount: Money, idempotency_key: str, metadata: dict[str, str]
-) -> Any:
-    return client().v1.refunds.create(
+) -> Refund:
+    refund = client().v1.refunds.create(
         params={
             "payment_intent": payment_intent_id,
             "amount": to_minor(amount),
@@ -228,11 +358,12 @@ def refund_create(
         },
         options=_options(idempotency_key),
     )
+    return Refund.from_stripe(refund)
 
 
-def refunds_for_payment_intent(payment_intent_id: str) -> list[Any]:
+def refunds_for_payment_intent(payment_intent_id: str) -> list[Refund]:
     page = client().v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
-    return list(page.auto_paging_iter())
+    return [Refund.from_stripe(refund) for refund in page.auto_paging_iter()]
 
 
 def _list_since(resource: Any, since: datetime) -> Iterator[Any]:
@@ -251,16 +382,17 @@ def _list_since(resource: Any, since: datetime) -> Iterator[Any]:
             yield obj
 
 
-def payment_intents_since(since: datetime) -> Iterator[Any]:
-    return _list_since(client().v1.payment_intents, since)
+def payment_intents_since(since: datetime) -> Iterator[PaymentIntent]:
+    return (PaymentIntent.from_stripe(o) for o in _list_since(client().v1.payment_intents, since))
 
 
-def refunds_since(since: datetime) -> Iterator[Any]:
-    return _list_since(client().v1.refunds, since)
+def refunds_since(since: datetime) -> Iterator[Refund]:
+    return (Refund.from_stripe(o) for o in _list_since(client().v1.refunds, since))
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """Read a field from a StripeObject or a plain dict (webhook payloads)."""
+    """Read a field from a StripeObject or a plain dict (webhook payloads, and Stripe's raw
+    answers inside this module)."""
     if obj is None:
         return default
     try:

@@ -32,9 +32,8 @@ def recharge_for_charge(*, payment_intent_id: str | None, charge_id: str | None)
             charge = gateway.charge_retrieve(charge_id)
         except gateway.StripeError:
             return None
-        pi = gateway.get(charge, "payment_intent")
-        if pi:
-            return Recharge.objects.filter(payment_intent=pi).first()
+        if charge.payment_intent:
+            return Recharge.objects.filter(payment_intent=charge.payment_intent).first()
     return None
 
 

@@ -263,7 +263,7 @@ def _recharge_continue(
             return _recharge_answer(recharge)
         intent = _recharge_intent(recharge, payment_method=payment_method)
         confirmed_now, declined = False, None
-        if payment_method and gateway.get(intent, "status") == "requires_confirmation":
+        if payment_method and intent.status == "requires_confirmation":
             try:
                 intent = gateway.payment_intent_confirm(
                     payment_intent_id=intent.id, recharge_id=recharge.pk
@@ -284,7 +284,7 @@ def _recharge_continue(
         )
 
 
-def _recharge_intent(recharge: Recharge, *, payment_method: str | None) -> Any:
+def _recharge_intent(recharge: Recharge, *, payment_method: str | None) -> gateway.PaymentIntent:
     """Phase 2 up to the recovery point ``intent_created``: the recharge's PaymentIntent,
     read back if its id was written, else created (never confirmed here) and its id written
     before anything can confirm it."""
@@ -331,7 +331,7 @@ def _intent_create(
     customer: StripeCustomer,
     payment_method: str | None,
     replaced_customer: bool = False,
-) -> Any:
+) -> gateway.PaymentIntent:
     return gateway.payment_intent_create(
         amount=gateway.as_money(recharge.price),
         customer_id=customer.customer_id,
@@ -344,17 +344,17 @@ def _intent_create(
 
 def _recharge_record(
     recharge: Recharge,
-    intent: Any,
+    intent: gateway.PaymentIntent,
     *,
     confirmed_now: bool,
-    declined: Exception | None = None,
+    declined: gateway.CardError | None = None,
     origin: PurchaseOrigin | None = None,
 ) -> Recharge:
     """Phase 3: Stripe's answer, recorded in one transaction. ``creating`` becomes pending,
     then succeeded (credited exactly once per PaymentIntent), failed or left pending (3-D
     Secure, processing: the webhook or reconciliation settles it)."""
-    status = None if declined is not None else gateway.get(intent, "status")
-    error = gateway.get(intent, "last_payment_error")
+    status = None if declined is not None else intent.status
+    error = intent.last_payment_error
     with transaction.atomic():
         Recharge.objects.filter(pk=recharge.pk, status=RechargeStatus.CREATING).update(
             status=RechargeStatus.PENDING, updated_at=timezone.now()
@@ -365,15 +365,7 @@ def _recharge_record(
             )
         elif status == "succeeded":
             recharge_apply_success(payment_intent_id=intent.id, intent=intent)
-        elif (
-            status == "requires_payment_method"
-            and error
-            and gateway.get(error, "type")
-            in (
-                None,
-                "card_error",
-            )
-        ):
+        elif status == "requires_payment_method" and error and error.type in (None, "card_error"):
             # Declined at this confirm (counted), or at an earlier one of a crashed attempt
             # (counted when it happened, if it got that far).
             _recharge_declined(
@@ -387,12 +379,14 @@ def _recharge_record(
         ):
             recharge_mark_failed(
                 payment_intent_id=intent.id,
-                message=gateway.get(error or {}, "message") or "The payment failed.",
+                message=(error.message if error else None) or "The payment failed.",
             )
     return _recharge_answer(recharge, intent=intent)
 
 
-def _recharge_answer(recharge: Recharge, *, intent: Any = None) -> Recharge:
+def _recharge_answer(
+    recharge: Recharge, *, intent: gateway.PaymentIntent | None = None
+) -> Recharge:
     """The recharge as the client is told: fresh from the database, with the PaymentIntent's
     ``client_secret`` and whether 3-D Secure waits (read from Stripe if not given)."""
     recharge.refresh_from_db()
@@ -401,16 +395,21 @@ def _recharge_answer(recharge: Recharge, *, intent: Any = None) -> Recharge:
             intent = gateway.payment_intent_retrieve(recharge.payment_intent)
         except gateway.StripeError as exc:
             raise _provider_error(exc, f"retrieve for recharge {recharge.pk}") from exc
-    recharge.client_secret = gateway.get(intent, "client_secret") or ""
+    recharge.client_secret = (intent.client_secret if intent else None) or ""
     recharge.requires_action = (
         recharge.status == RechargeStatus.PENDING
-        and gateway.get(intent, "status") == "requires_action"
+        and intent is not None
+        and intent.status == "requires_action"
     )
     return recharge
 
 
 def _recharge_declined(
-    *, recharge: Recharge, payment_intent_id: str, error: Any, origin: PurchaseOrigin | None
+    *,
+    recharge: Recharge,
+    payment_intent_id: str,
+    error: gateway.CardError | gateway.PaymentError,
+    origin: PurchaseOrigin | None,
 ) -> None:
     """A declined card: a generic answer for the buyer, Stripe's reason for staff, and (for a
     decline at our own confirm, ``origin`` given) one more decline counted."""

@@ -69,11 +69,15 @@ def recharge_finish(*, recharge_id: int) -> str:
             )
             return f"failed_{phase}"
         intent = _recharge_intent(recharge, payment_method=None)
-        if gateway.get(intent, "status") in (
-            "requires_payment_method",
-            "requires_confirmation",
-            "requires_action",
-        ) and not gateway.get(intent, "last_payment_error"):
+        if (
+            intent.status
+            in (
+                "requires_payment_method",
+                "requires_confirmation",
+                "requires_action",
+            )
+            and not intent.last_payment_error
+        ):
             try:
                 intent = gateway.payment_intent_cancel(
                     payment_intent_id=intent.id, recharge_id=recharge.pk

@@ -152,23 +152,21 @@ def _check_can_buy(user: User) -> Account:
     return wallet
 
 
-def _intent_problem(recharge: Recharge, intent: Any) -> tuple[str, str, str] | None:
+def _intent_problem(
+    recharge: Recharge, intent: gateway.PaymentIntent
+) -> tuple[str, str, str] | None:
     """Why Stripe's PaymentIntent does not pay for this recharge, as (discrepancy kind,
     expected, found); None when it does. A missing amount or currency is a mismatch."""
-    amount = gateway.get(intent, "amount")
-    currency = str(gateway.get(intent, "currency") or "").upper()
-    try:
-        amount_ok = amount is not None and int(amount) == gateway.to_minor(recharge.price)
-    except (TypeError, ValueError):
-        amount_ok = False
+    amount = intent.amount
+    currency = (intent.currency or "").upper()
+    amount_ok = amount is not None and amount == gateway.to_minor(recharge.price)
     if not amount_ok or currency != str(recharge.price.currency):
         return (
             "amount_mismatch",
             f"{recharge.price} (recharge {recharge.pk})",
             f"{amount} {currency or None}",
         )
-    metadata = gateway.get(intent, "metadata") or {}
-    app, user_id = gateway.get(metadata, "app"), gateway.get(metadata, "user_id")
+    app, user_id = intent.metadata.get("app"), intent.metadata.get("user_id")
     if app != "applause" or user_id != str(recharge.user_id):
         return (
             "metadata_mismatch",
@@ -227,7 +225,9 @@ def coins_credit(
 
 
 @transaction.atomic
-def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge | None:
+def recharge_apply_success(
+    *, payment_intent_id: str, intent: gateway.PaymentIntent
+) -> Recharge | None:
     """Credit a succeeded payment's coins, exactly once. The webhook and reconciliation
     both come here; the conditional status flip and the ledger's unique key
     ``recharge:<payment_intent>`` each make duplicates harmless.
@@ -240,9 +240,7 @@ def recharge_apply_success(*, payment_intent_id: str, intent: Any) -> Recharge |
     recharge = Recharge.objects.filter(payment_intent=payment_intent_id).first()
     if recharge is None:
         return None
-    if gateway.get(intent, "id") != payment_intent_id or gateway.get(intent, "status") != (
-        "succeeded"
-    ):
+    if intent.id != payment_intent_id or intent.status != "succeeded":
         return recharge
     problem = _intent_problem(recharge, intent)
     if problem is not None:

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone, translation
@@ -85,11 +84,10 @@ def page_read(payment_intent_ids: Iterable[str]) -> PageRecords:
     return PageRecords(recharges=recharges, credited_keys=credited)
 
 
-def _plain(intent: Any, records: PageRecords) -> Recharge | None:
+def _plain(intent: gateway.PaymentIntent, records: PageRecords) -> Recharge | None:
     """The open recharge ``intent`` pays for with nothing to check by hand, else None."""
-    pi_id = str(gateway.get(intent, "id"))
-    recharge = records.recharges.get(pi_id)
-    if recharge is None or gateway.get(intent, "status") != "succeeded":
+    recharge = records.recharges.get(intent.id)
+    if recharge is None or intent.status != "succeeded":
         return None
     if recharge.status not in OPEN_STATUSES or _intent_problem(recharge, intent) is not None:
         return None
@@ -134,14 +132,16 @@ def _lock_wallets(user_ids: set[int]) -> tuple[dict[int, tuple[int, bool]], set[
     return wallets, owing
 
 
-def recharges_credit_page(*, intents: list[Any], records: PageRecords) -> tuple[int, list[Any]]:
+def recharges_credit_page(
+    *, intents: list[gateway.PaymentIntent], records: PageRecords
+) -> tuple[int, list[gateway.PaymentIntent]]:
     """Credit the plain succeeded payments of ``intents`` set-based, in one transaction.
 
     Returns (how many were credited, the intents left for the per-item path). An intent whose
     recharge another process credited meanwhile is neither credited nor returned.
     """
-    plain: dict[int, tuple[Any, Recharge]] = {}
-    rest: list[Any] = []
+    plain: dict[int, tuple[gateway.PaymentIntent, Recharge]] = {}
+    rest: list[gateway.PaymentIntent] = []
     for intent in intents:
         recharge = _plain(intent, records)
         if recharge is None:

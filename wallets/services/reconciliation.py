@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -49,14 +49,15 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW = timedelta(days=3)
 
 
-def _is_ours(intent: Any) -> bool:
-    metadata = gateway.get(intent, "metadata") or {}
-    return bool(gateway.get(metadata, "app") == "applause")
+def _is_ours(intent: gateway.PaymentIntent) -> bool:
+    return intent.metadata.get("app") == "applause"
 
 
-def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter[str]) -> None:
-    pi_id = gateway.get(intent, "id")
-    status = gateway.get(intent, "status")
+def _reconcile_intent(
+    intent: gateway.PaymentIntent, run: ReconciliationRun, counts: Counter[str]
+) -> None:
+    pi_id = intent.id
+    status = intent.status
     recharge = Recharge.objects.filter(payment_intent=pi_id).first()
     if recharge is None:
         # A PaymentIntent of ours whose id was never written is one whose create's answer was
@@ -69,7 +70,7 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter[str])
                 object_type="payment_intent",
                 object_id=pi_id,
                 expected="a recharge for this payment",
-                found=f"succeeded {gateway.get(intent, 'amount')} {gateway.get(intent, 'currency')}",
+                found=f"succeeded {intent.amount} {intent.currency}",
                 run=run,
             )
             counts["discrepancies"] += created
@@ -107,27 +108,25 @@ def _reconcile_intent(intent: Any, run: ReconciliationRun, counts: Counter[str])
         counts["marked_failed"] += 1
 
 
-def _refund_agrees(stripe_refund: Any, known: RechargeRefund | None) -> bool:
+def _refund_agrees(stripe_refund: gateway.Refund, known: RechargeRefund | None) -> bool:
     """Nothing to do: not a refund that took money back, or one we applied at its amount."""
-    if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
+    if stripe_refund.status not in ("succeeded", "pending"):
         return True
     if known is None:
         return False
-    amount = gateway.from_minor(
-        gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
-    )
-    return amount == known.amount
+    return stripe_refund.money == known.amount
 
 
 def _reconcile_refund(
-    stripe_refund: Any, run: ReconciliationRun, counts: Counter[str], known: RechargeRefund | None
+    stripe_refund: gateway.Refund,
+    run: ReconciliationRun,
+    counts: Counter[str],
+    known: RechargeRefund | None,
 ) -> None:
     """A refund that disagrees (``_refund_agrees``); ``known``: our row for it, if any."""
-    refund_id = gateway.get(stripe_refund, "id")
+    refund_id = stripe_refund.id
     if known is not None:
-        amount = gateway.from_minor(
-            gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
-        )
+        amount = stripe_refund.money
         if amount != known.amount:
             _, created = discrepancy_record(
                 kind="refund_amount_mismatch",
@@ -140,8 +139,8 @@ def _reconcile_refund(
             counts["discrepancies"] += created
         return
     recharge = recharge_for_charge(
-        payment_intent_id=gateway.get(stripe_refund, "payment_intent"),
-        charge_id=gateway.get(stripe_refund, "charge"),
+        payment_intent_id=stripe_refund.payment_intent,
+        charge_id=stripe_refund.charge,
     )
     if recharge is None:
         return  # not a payment of ours
@@ -182,8 +181,11 @@ def _reconcile_failed_events(run: ReconciliationRun, counts: Counter[str]) -> No
 RECONCILE_PAGE = 100
 
 
-def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    page: list[Any] = []
+_Item = TypeVar("_Item")
+
+
+def _pages(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:
+    page: list[_Item] = []
     for item in items:
         page.append(item)
         if len(page) == size:
@@ -193,14 +195,16 @@ def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield page
 
 
-def _disagreeing(page: list[Any], records: PageRecords) -> list[Any]:
+def _disagreeing(
+    page: list[gateway.PaymentIntent], records: PageRecords
+) -> list[gateway.PaymentIntent]:
     """The PaymentIntents of ``page`` that disagree with our records; those that agree (the
     steady state: nearly all of them) are skipped here, after one read of the page's
     recharges and ledger credits (``records``)."""
     todo = []
     for intent in page:
-        pi_id = str(gateway.get(intent, "id"))
-        status = gateway.get(intent, "status")
+        pi_id = intent.id
+        status = intent.status
         recharge = records.recharges.get(pi_id)
         if recharge is None:
             agrees = not _is_ours(intent)
@@ -219,11 +223,13 @@ def _disagreeing(page: list[Any], records: PageRecords) -> list[Any]:
     return todo
 
 
-def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter[str]) -> list[str]:
+def _reconcile_page(
+    page: list[gateway.PaymentIntent], run: ReconciliationRun, counts: Counter[str]
+) -> list[str]:
     """One page: one read, the plain lost payments credited set-based in one transaction,
     the rest one by one through the per-item services. Returns the errors."""
     counts["payment_intents"] += len(page)
-    records = page_read(str(gateway.get(intent, "id")) for intent in page)
+    records = page_read(intent.id for intent in page)
     todo = _disagreeing(page, records)
     if todo and bulk_supported():
         try:
@@ -241,19 +247,19 @@ def _reconcile_page(page: list[Any], run: ReconciliationRun, counts: Counter[str
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:  # one bad object must not stop the run
-            log.exception("reconcile payment intent %s", gateway.get(intent, "id"))
-            errors.append(f"{gateway.get(intent, 'id')}: {exc}")
+            log.exception("reconcile payment intent %s", intent.id)
+            errors.append(f"{intent.id}: {exc}")
     return errors
 
 
 def _reconcile_refund_page(
-    page: list[Any], run: ReconciliationRun, counts: Counter[str]
+    page: list[gateway.Refund], run: ReconciliationRun, counts: Counter[str]
 ) -> list[str]:
     """One page of Stripe's refunds: one read of ours, those that agree skipped, the rest
     (a refund made in Stripe's dashboard, a lost answer, an amount that differs) one by one
     through the refund services. Returns the errors."""
     counts["refunds"] += len(page)
-    ids = [str(gateway.get(r, "id")) for r in page]
+    ids = [r.id for r in page]
     known: dict[str, RechargeRefund] = {}
     for row in RechargeRefund.objects.filter(stripe_id__in=ids):  # newest first
         known.setdefault(row.stripe_id, row)
@@ -352,8 +358,8 @@ def payments_reconcile(*, window: timedelta | None = None) -> ReconciliationRun:
         try:
             for page in _pages(gateway.payment_intents_since(start), RECONCILE_PAGE):
                 errors += _reconcile_page(page, run, counts)
-            for page in _pages(gateway.refunds_since(start), RECONCILE_PAGE):
-                errors += _reconcile_refund_page(page, run, counts)
+            for refunds in _pages(gateway.refunds_since(start), RECONCILE_PAGE):
+                errors += _reconcile_refund_page(refunds, run, counts)
         except gateway.StripeError as exc:
             errors.append(f"stripe: {exc}")
             run.status = "failed"

@@ -370,29 +370,28 @@ def _support_limit_check(*, recharge: Recharge, actor: User, coins: int, limit: 
         )
 
 
-def _refund_coins_hint(recharge: Recharge, stripe_refund: Any, amount: Money) -> int:
-    metadata = gateway.get(stripe_refund, "metadata") or {}
-    hinted = gateway.get(metadata, "coins")
-    if gateway.get(metadata, "recharge_id") == str(recharge.pk) and str(hinted or "").isdigit():
+def _refund_coins_hint(recharge: Recharge, stripe_refund: gateway.Refund, amount: Money) -> int:
+    hinted = stripe_refund.metadata.get("coins", "")
+    if stripe_refund.metadata.get("recharge_id") == str(recharge.pk) and hinted.isdigit():
         return min(int(hinted), recharge.coins - recharge.coins_refunded)
     return _coins_for_amount(recharge, amount)
 
 
 @transaction.atomic
-def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> RechargeRefund | None:
+def recharge_refund_from_stripe(
+    *, recharge: Recharge, stripe_refund: gateway.Refund
+) -> RechargeRefund | None:
     """Apply a refund Stripe made that we have not recorded (dashboard, lost answer)."""
-    if gateway.get(stripe_refund, "status") not in ("succeeded", "pending"):
+    if stripe_refund.status not in ("succeeded", "pending"):
         return None
     recharge = Recharge.objects.select_for_update().get(pk=recharge.pk)
-    refund_id = gateway.get(stripe_refund, "id")
+    refund_id = stripe_refund.id
     known = RechargeRefund.objects.filter(stripe_id=refund_id).first()
     if known is not None:
         return known
     if recharge.status not in CREDITED_STATUSES:
         return None
-    amount = gateway.from_minor(
-        gateway.get(stripe_refund, "amount"), gateway.get(stripe_refund, "currency")
-    )
+    amount = stripe_refund.money
     if not _same_currency(recharge, amount):
         # Stripe refunds in the charge's currency; anything else is not ours to guess at
         # (reconciliation opens a discrepancy for a refund it cannot apply).
@@ -426,7 +425,7 @@ def recharge_refund_from_stripe(*, recharge: Recharge, stripe_refund: Any) -> Re
 _DUPLICATE: Any = object()
 
 
-def _self_refund_found(*, recharge: Recharge, stripe_refund: Any, amount: Money) -> Any:
+def _self_refund_found(*, recharge: Recharge, stripe_refund: gateway.Refund, amount: Money) -> Any:
     """The viewer's self refund this Stripe refund belongs to, finished with it: a
     ``requested`` one (its request died, or Stripe's answer was lost: the refund's metadata
     names the row) becomes ``succeeded``; one from before refunds had phases (no row) is
@@ -441,12 +440,12 @@ def _self_refund_found(*, recharge: Recharge, stripe_refund: Any, amount: Money)
         self_refund_record,
     )
 
-    metadata = gateway.get(stripe_refund, "metadata") or {}
-    if gateway.get(metadata, "reason") != SELF_REFUND_REASON or gateway.get(
-        metadata, "recharge_id"
-    ) != str(recharge.pk):
+    metadata = stripe_refund.metadata
+    if metadata.get("reason") != SELF_REFUND_REASON or metadata.get("recharge_id") != str(
+        recharge.pk
+    ):
         return None
-    row_id = str(gateway.get(metadata, "refund_id") or "")
+    row_id = metadata.get("refund_id") or ""
     if row_id.isdigit():
         row = RechargeRefund.objects.filter(
             pk=int(row_id), recharge=recharge, source=RefundSource.SELF
@@ -454,10 +453,10 @@ def _self_refund_found(*, recharge: Recharge, stripe_refund: Any, amount: Money)
         if row is None or row.status == RefundStatus.FAILED:
             return None
         if row.status == RefundStatus.REQUESTED:
-            return self_refund_complete(refund=row, stripe_id=gateway.get(stripe_refund, "id"))
+            return self_refund_complete(refund=row, stripe_id=stripe_refund.id)
         log.error(
             "refund %s at Stripe duplicates self refund %s (%s)",
-            gateway.get(stripe_refund, "id"),
+            stripe_refund.id,
             row.pk,
             row.stripe_id,
         )
@@ -475,7 +474,7 @@ def _self_refund_found(*, recharge: Recharge, stripe_refund: Any, amount: Money)
             return self_refund_record(
                 recharge=recharge,
                 user=recharge.user,
-                stripe_id=gateway.get(stripe_refund, "id"),
+                stripe_id=stripe_refund.id,
                 key=None,
             )
     except RefundNotAllowed:
@@ -488,7 +487,7 @@ def recharge_refunds_sync(*, recharge: Recharge) -> int:
         return 0
     applied = 0
     for stripe_refund in gateway.refunds_for_payment_intent(recharge.payment_intent):
-        if RechargeRefund.objects.filter(stripe_id=gateway.get(stripe_refund, "id")).exists():
+        if RechargeRefund.objects.filter(stripe_id=stripe_refund.id).exists():
             continue
         if recharge_refund_from_stripe(recharge=recharge, stripe_refund=stripe_refund):
             applied += 1

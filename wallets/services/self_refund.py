@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -263,7 +263,7 @@ def _self_refund_continue(refund: RechargeRefund, *, resumed: bool) -> RechargeR
         return refund
 
 
-def _self_refund_at_stripe(refund: RechargeRefund, *, look_first: bool) -> Any | None:
+def _self_refund_at_stripe(refund: RechargeRefund, *, look_first: bool) -> gateway.Refund | None:
     """Phase 2: Stripe's refund for this row (found, if an earlier attempt made it, or made
     now); None when Stripe refuses to make it. Stripe unreachable raises
     ``PaymentProviderUnavailable``; any other failure ``PaymentProviderError`` (the refund
@@ -296,13 +296,13 @@ def _self_refund_at_stripe(refund: RechargeRefund, *, look_first: bool) -> Any |
         raise _provider_error(exc, f"self refund {refund.pk}") from exc
 
 
-def _self_refund_find(refund: RechargeRefund) -> Any | None:
+def _self_refund_find(refund: RechargeRefund) -> gateway.Refund | None:
     """The Stripe refund an earlier attempt made for this row, if any."""
     for stripe_refund in gateway.refunds_for_payment_intent(str(refund.recharge.payment_intent)):
-        metadata = gateway.get(stripe_refund, "metadata") or {}
-        if gateway.get(metadata, "refund_id") == str(refund.pk) and gateway.get(
-            stripe_refund, "status"
-        ) in ("succeeded", "pending"):
+        if stripe_refund.metadata.get("refund_id") == str(refund.pk) and stripe_refund.status in (
+            "succeeded",
+            "pending",
+        ):
             return stripe_refund
     return None
 

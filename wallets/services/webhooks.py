@@ -32,7 +32,7 @@ def _payment_succeeded(obj: Any) -> str:
     if recharge is None:
         return "unknown payment"
     intent = gateway.payment_intent_retrieve(pi_id)
-    status = gateway.get(intent, "status")
+    status = intent.status
     if status != "succeeded":
         log.warning("payment_intent.succeeded for %s, but Stripe says %s", pi_id, status)
         discrepancy_record(
@@ -56,13 +56,13 @@ def _payment_failed(obj: Any) -> str:
     # Events can arrive out of order (a failed attempt reported after a retry succeeded):
     # the PaymentIntent's current state at Stripe decides.
     intent = gateway.payment_intent_retrieve(pi_id)
-    status = gateway.get(intent, "status")
+    status = intent.status
     if status == "succeeded":
         recharge_apply_success(payment_intent_id=pi_id, intent=intent)
         return "credited (re-read)"
     if status in ("requires_payment_method", "canceled"):
-        error = gateway.get(intent, "last_payment_error") or {}
-        message = gateway.get(error, "message") or (
+        error = intent.last_payment_error
+        message = (error.message if error else None) or (
             "The payment was canceled." if status == "canceled" else "The payment failed."
         )
         recharge_mark_failed(payment_intent_id=pi_id, message=message)

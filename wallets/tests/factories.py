@@ -60,4 +60,4 @@ def confirm_at_stripe(payment_intent_id: str | None, payment_method: str = "pm_c
 
 def intent_dict(payment_intent_id: str | None) -> dict:
     assert payment_intent_id
-    return gateway.payment_intent_retrieve(payment_intent_id).to_dict()
+    return gateway.client().v1.payment_intents.retrieve(payment_intent_id).to_dict()

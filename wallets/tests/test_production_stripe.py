@@ -170,14 +170,19 @@ def test_missing_amount_or_currency_is_a_mismatch(viewer):
     assert recharge.payment_intent
     for missing in ("amount", "currency"):
         answer = {k: v for k, v in intent.items() if k != missing}
-        recharge_apply_success(payment_intent_id=recharge.payment_intent, intent=answer)
+        recharge_apply_success(
+            payment_intent_id=recharge.payment_intent,
+            intent=gateway.PaymentIntent.from_stripe(answer),
+        )
         recharge.refresh_from_db()
         assert recharge.status == RechargeStatus.PENDING
     assert wallet_get(user=viewer).balance == 0
     rows = Discrepancy.objects.filter(kind="amount_mismatch", object_id=recharge.payment_intent)
     assert rows.count() == 1  # one open item per problem
     # The true answer credits once.
-    recharge_apply_success(payment_intent_id=recharge.payment_intent, intent=intent)
+    recharge_apply_success(
+        payment_intent_id=recharge.payment_intent, intent=gateway.PaymentIntent.from_stripe(intent)
+    )
     assert wallet_get(user=viewer).balance == 1000
 
 

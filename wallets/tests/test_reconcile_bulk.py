@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import stripe
 from django.db import connection, connections, transaction
 
 from accounts.tests.factories import UserFactory
@@ -50,7 +49,7 @@ def _intent(pi_id: str, *, status: str, amount: int, currency: str, user_id: int
 
 
 def _objects(dicts: list[dict]) -> list:
-    return [stripe.StripeObject.construct_from(d, "sk_test_x") for d in dicts]
+    return [gateway.PaymentIntent.from_stripe(d) for d in dicts]
 
 
 def _listing(monkeypatch, intents: list) -> None:
@@ -288,7 +287,7 @@ def test_a_webhook_crediting_the_same_payments_at_the_same_moment_credits_each_o
         try:
             start.wait()
             for intent in reversed(intents):
-                recharge_apply_success(payment_intent_id=intent["id"], intent=intent)
+                recharge_apply_success(payment_intent_id=intent.id, intent=intent)
         except Exception as exc:
             results["webhook_error"] = exc
         finally:
@@ -325,10 +324,9 @@ KILLED_RUN = """
 import json, sys
 import django
 django.setup()
-import stripe
 from wallets import stripe_gateway as gateway
 from wallets.services import payments_reconcile, reconciliation
-listing = [stripe.StripeObject.construct_from(d, "sk_test_x") for d in json.load(open(sys.argv[1]))]
+listing = [gateway.PaymentIntent.from_stripe(d) for d in json.load(open(sys.argv[1]))]
 gateway.payment_intents_since = lambda since: iter(listing)
 gateway.refunds_since = lambda since: iter(())
 reconciliation.RECONCILE_PAGE = 5

@@ -4,7 +4,6 @@ state (everything agrees) costs a few queries per page, not two per PaymentInten
 import time
 
 import pytest
-import stripe
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -37,7 +36,7 @@ def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
         )
         status = "canceled" if i % 10 == 3 else "succeeded"
         intents.append(
-            stripe.StripeObject.construct_from(
+            gateway.PaymentIntent.from_stripe(
                 {
                     "id": recharge.payment_intent,
                     "object": "payment_intent",
@@ -52,13 +51,12 @@ def test_lost_webhooks_are_credited_and_the_rerun_reads_per_page(monkeypatch):
                     },
                     "latest_charge": f"ch_page_{i}",
                 },
-                "sk_test_x",
             )
         )
     # Plus PaymentIntents that are not ours: nothing to do with them.
     intents += [
-        stripe.StripeObject.construct_from(
-            {"id": f"pi_other_{i}", "status": "succeeded", "metadata": {}}, "sk_test_x"
+        gateway.PaymentIntent.from_stripe(
+            {"id": f"pi_other_{i}", "status": "succeeded", "metadata": {}}
         )
         for i in range(7)
     ]
@@ -119,7 +117,7 @@ def test_refunds_are_read_a_page_at_a_time_and_only_disagreements_are_looked_at(
             coins=100,
         )
         refunds.append(
-            stripe.StripeObject.construct_from(
+            gateway.Refund.from_stripe(
                 {
                     "id": f"re_page_{i}",
                     "object": "refund",
@@ -128,8 +126,7 @@ def test_refunds_are_read_a_page_at_a_time_and_only_disagreements_are_looked_at(
                     "amount": 143 if i < n - 1 else 100,
                     "currency": "gbp",
                     "payment_intent": f"pi_refunded_{i}",
-                },
-                "sk_test_x",
+                }
             )
         )
     monkeypatch.setattr(gateway, "payment_intents_since", lambda since: iter(()))

@@ -66,9 +66,8 @@ def test_the_window_moves_only_after_a_clean_run(monkeypatch, settings):
 
     # A run with an error on one payment is not clean either.
     listing.intents = [
-        stripe.StripeObject.construct_from(
+        gateway.PaymentIntent.from_stripe(
             {"id": "pi_broken", "status": "succeeded", "metadata": {"app": "applause"}},
-            "sk_test_x",
         )
     ]
     from wallets.services import reconciliation

@@ -179,7 +179,7 @@ def test_refund_made_in_the_stripe_dashboard_arrives_by_webhook(payer, api, curr
         params={"payment_intent": recharge.payment_intent, "amount": third}
     )
     charge = {
-        "id": gateway.latest_charge_id(intent),
+        "id": intent.latest_charge,
         "object": "charge",
         "payment_intent": recharge.payment_intent,
         "amount": gateway.to_minor(recharge.price),
