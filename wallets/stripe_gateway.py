@@ -9,9 +9,10 @@ localstripe quirks handled here (see ENVIRONMENT.md): ``latest_charge`` comes ba
 filter ourselves), and ``Charge.list(payment_intent=...)`` errors (we never call it).
 
 Stripe's answers leave this module as frozen dataclasses (``PaymentIntent``, ``Refund``,
-``Charge``, ``PaymentError``) holding only the fields our code reads, each built by its
-``from_stripe`` (which takes a stripe-python object or a plain dict). Webhook bodies stay
-dicts read through ``get``: the handlers read ids from them and ask Stripe for the rest.
+``Charge``, ``PaymentError``, ``Dispute``) holding only the fields our code reads, each built
+by its ``from_stripe`` (which takes a stripe-python object or a plain dict). A dispute webhook
+body is parsed into ``Dispute``; the other webhook bodies stay dicts read through ``get``:
+their handlers read ids from them and ask Stripe for the rest.
 """
 
 from __future__ import annotations
@@ -225,6 +226,29 @@ class Charge:
         return cls(
             id=str(_get(obj, "id") or ""),
             payment_intent=_id_of(_get(obj, "payment_intent")),
+        )
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A ``charge.dispute.*`` webhook body's dispute (``amount`` 0 when missing)."""
+
+    id: str
+    amount: int = 0
+    currency: str | None = None
+    status: str | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
+
+    @classmethod
+    def from_stripe(cls, obj: Any) -> Self:
+        return cls(
+            id=str(_get(obj, "id") or ""),
+            amount=_int_or_none(_get(obj, "amount")) or 0,
+            currency=_str_or_none(_get(obj, "currency")),
+            status=_str_or_none(_get(obj, "status")),
+            payment_intent=_id_of(_get(obj, "payment_intent")),
+            charge=_id_of(_get(obj, "charge")),
         )
 
 

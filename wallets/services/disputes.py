@@ -4,7 +4,6 @@ dispute won gives them back. ``recharge_for_charge`` finds the recharge a Stripe
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.db import transaction
 
@@ -37,17 +36,14 @@ def recharge_for_charge(*, payment_intent_id: str | None, charge_id: str | None)
     return None
 
 
-def _dispute_row(recharge: Recharge, dispute: Any) -> StripeDispute:
-    dispute_id = gateway.get(dispute, "id")
-    amount = gateway.from_minor(
-        gateway.get(dispute, "amount") or 0,
-        gateway.get(dispute, "currency") or str(recharge.price.currency),
-    )
+def _dispute_row(recharge: Recharge, dispute: gateway.Dispute) -> StripeDispute:
+    dispute_id = dispute.id
+    amount = gateway.from_minor(dispute.amount, dispute.currency or str(recharge.price.currency))
     row, _ = StripeDispute.objects.get_or_create(  # type: ignore[misc]  # MoneyField takes Money
         dispute_id=dispute_id,
         defaults={
             "recharge": recharge,
-            "status": gateway.get(dispute, "status") or "needs_response",
+            "status": dispute.status or "needs_response",
             "amount": amount,
         },
     )
@@ -78,12 +74,12 @@ def _dispute_clawback(recharge: Recharge, row: StripeDispute) -> None:
     row.clawed_back = True
 
 
-def _dispute_locked(dispute: Any) -> tuple[Recharge, StripeDispute] | None:
+def _dispute_locked(dispute: gateway.Dispute) -> tuple[Recharge, StripeDispute] | None:
     """The disputed recharge, its row locked, and our row for the dispute (made on first
     sight); None when the charge is not one of our recharges."""
     recharge = recharge_for_charge(
-        payment_intent_id=gateway.get(dispute, "payment_intent"),
-        charge_id=gateway.get(dispute, "charge"),
+        payment_intent_id=dispute.payment_intent,
+        charge_id=dispute.charge,
     )
     if recharge is None:
         return None
@@ -92,7 +88,7 @@ def _dispute_locked(dispute: Any) -> tuple[Recharge, StripeDispute] | None:
 
 
 @transaction.atomic
-def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
+def recharge_dispute_open(*, dispute: gateway.Dispute) -> StripeDispute | None:
     """``charge.dispute.created``: the disputed coins are clawed back at once."""
     locked = _dispute_locked(dispute)
     if locked is None:
@@ -101,13 +97,13 @@ def recharge_dispute_open(*, dispute: Any) -> StripeDispute | None:
     if row.closed or row.clawed_back or recharge.status not in CREDITED_STATUSES:
         return row
     _dispute_clawback(recharge, row)
-    row.status = gateway.get(dispute, "status") or row.status
+    row.status = dispute.status or row.status
     row.save()
     return row
 
 
 @transaction.atomic
-def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
+def recharge_dispute_close(*, dispute: gateway.Dispute) -> StripeDispute | None:
     """``charge.dispute.closed``: won gives the coins back (debt first), lost keeps them."""
     locked = _dispute_locked(dispute)
     if locked is None:
@@ -115,7 +111,7 @@ def recharge_dispute_close(*, dispute: Any) -> StripeDispute | None:
     recharge, row = locked
     if row.closed:
         return row
-    status = gateway.get(dispute, "status") or "lost"
+    status = dispute.status or "lost"
     if status == "won":
         if row.clawed_back and row.coins:
             coins_credit(

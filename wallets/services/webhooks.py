@@ -80,11 +80,12 @@ def _refunded(obj: Any) -> str:
 
 
 def _dispute_opened(obj: Any) -> str:
-    return "clawed back" if recharge_dispute_open(dispute=obj) else "unknown payment"
+    dispute = gateway.Dispute.from_stripe(obj)
+    return "clawed back" if recharge_dispute_open(dispute=dispute) else "unknown payment"
 
 
 def _dispute_closed(obj: Any) -> str:
-    row = recharge_dispute_close(dispute=obj)
+    row = recharge_dispute_close(dispute=gateway.Dispute.from_stripe(obj))
     return f"closed ({row.status})" if row else "unknown payment"
 
 
