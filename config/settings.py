@@ -267,7 +267,7 @@ REST_FRAMEWORK = {
     # The API speaks JSON only (the schema says so; anything else is 415).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi_schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["config.throttles.MoneyThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("THROTTLE_AUTH", default="20/min"),

@@ -15,6 +15,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 
+from accounts.tests.factories import UserFactory
 from config.api import StrictInput
 from gifts.models import Goal
 from gifts.services import QUANTITY_MAX
@@ -92,3 +93,19 @@ def test_the_quote_states_the_quantity_range_it_checks():
 
     assert quantity["schema"]["minimum"] == 1
     assert quantity["schema"]["maximum"] == QUANTITY_MAX
+
+
+@pytest.mark.django_db
+def test_text_that_is_only_whitespace_is_invalid_by_the_schema_as_by_the_server():
+    # The outside fuzz run's stateful phase sent display_name "\f": valid by the schema
+    # (minLength 1), refused by the server (trimmed, then blank).
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    creator_input = schema["components"]["schemas"]["CreatorInputRequest"]["properties"]
+    assert creator_input["display_name"]["pattern"] == r"\S"
+    assert creator_input["handle"]["pattern"].startswith("^[a-zA-Z0-9]")  # its own stays
+    api = client_for(UserFactory())
+
+    answer = api.post("/api/v1/creators/", {"handle": "blank-name", "display_name": "\f"})
+
+    assert answer.status_code == 400
+    assert "display_name" in answer.json()["error"]["fields"]
