@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
 from rest_framework import serializers
 
@@ -26,6 +27,8 @@ class AutoSchema(_AutoSchema):
             and not field.allow_blank
             and schema.get("type") == "string"
             and "pattern" not in schema
+            # Its own pattern is added after this (drf-spectacular keeps a pattern it finds).
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             schema["pattern"] = r"\S"
         return schema

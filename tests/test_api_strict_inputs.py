@@ -103,6 +103,8 @@ def test_text_that_is_only_whitespace_is_invalid_by_the_schema_as_by_the_server(
     creator_input = schema["components"]["schemas"]["CreatorInputRequest"]["properties"]
     assert creator_input["display_name"]["pattern"] == r"\S"
     assert creator_input["handle"]["pattern"].startswith("^[a-zA-Z0-9]")  # its own stays
+    register = schema["components"]["schemas"]["RegisterInputRequest"]["properties"]
+    assert register["username"]["pattern"] == r"^[\w.@+-]+$"
     api = client_for(UserFactory())
 
     answer = api.post("/api/v1/creators/", {"handle": "blank-name", "display_name": "\f"})
