@@ -13,7 +13,7 @@ CORES  := $(shell nproc 2>/dev/null || echo 1)
 help:
 	@echo "make run      - local dev: migrate, seed, web + celery + localstripe (Ctrl-C stops all)"
 	@echo "make test     - lint, types, migrations/schema checks and pytest on throwaway services"
-	@echo "make test-fast - the same checks, pytest without browser and slow tests (< 2 min)"
+	@echo "make test-fast - the same checks, pytest without browser and slow tests (~2.5 min; aim: < 2)"
 	@echo "make serve    - production web server (gunicorn threaded workers, DEBUG off)"
 	@echo "make worker   - celery worker;  make beat - celery beat (database scheduler)"
 	@echo "make bench    - benchmarks;     make chaos - failure-injection run"

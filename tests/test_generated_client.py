@@ -82,6 +82,7 @@ def _sign_up(client, username: str):
     return answer.token
 
 
+@pytest.mark.slow  # a generator or a server process: several seconds
 def test_an_app_signs_up_buys_coins_gifts_and_reads_leaderboard_and_earnings(
     generated, live_server
 ):

@@ -84,6 +84,7 @@ def _stop(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=10) == 0  # SIGTERM is a clean stop
 
 
+@pytest.mark.slow  # a generator or a server process: several seconds
 def test_a_creator_chooses_stripe_onboards_is_paid_and_reconciled(
     tmp_path, settings, eager_celery, django_capture_on_commit_callbacks
 ):
