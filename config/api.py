@@ -306,12 +306,18 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _request_hash(request) -> str:
+def request_body_hash(method: str, path: str, data: Any) -> str:
+    """What a replay must match: method, path and the parsed body (the gift's hot path and
+    DRF's views hash alike, so a retry may arrive by either)."""
     try:
-        body = json.dumps(request.data, sort_keys=True, default=str)
+        body = json.dumps(data, sort_keys=True, default=str)
     except (TypeError, ValueError):
-        body = repr(request.data)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+        body = repr(data)
+    return hashlib.sha256(f"{method} {path}\n{body}".encode()).hexdigest()
+
+
+def _request_hash(request) -> str:
+    return request_body_hash(request.method, request.path, request.data)
 
 
 def idempotency_key(request) -> str:

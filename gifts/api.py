@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from config.api import (
     IDEMPOTENCY_HEADER,
     StrictInput,
@@ -35,6 +36,7 @@ from gifts.services import (
     MESSAGE_MAX,
     QUANTITY_MAX,
     CreatorNotFound,
+    GiftAnswer,
     GiftNotFound,
     gift_send,
     gift_send_answer,
@@ -178,6 +180,25 @@ class GiftSendOutput(serializers.Serializer[Any]):
     creator_value = MoneyOutput(help_text="What the creator receives of this gift (≈, see quote).")
 
 
+def gift_answer(
+    values: dict[str, Any], *, sender: User, key: str, request_hash: str, path: str
+) -> GiftAnswer:
+    """The one-round-trip gift for a checked ``GiftSendInput`` (this view and the hot path)."""
+    return gift_send_answer(
+        sender=sender,
+        creator_handle=values["creator"],
+        gift_slug=values["gift"],
+        quantity=values["quantity"],
+        live_id=values.get("live_id"),
+        video_id=values.get("video_id"),
+        message=values.get("message", ""),
+        client_key=key,
+        request_hash=request_hash,
+        path=path,
+        goal=values.get("goal"),
+    )
+
+
 def _with_creator_value(body: dict[str, Any], currency: str | None) -> dict[str, Any]:
     """The send answer plus ``creator_value``: computed from the answer, no database read."""
     if "coins_spent" not in body:
@@ -269,18 +290,12 @@ class GiftSendView(APIView):
             data = GiftSendInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
-            answer = gift_send_answer(
+            answer = gift_answer(
+                values,
                 sender=signed_in_user(request),
-                creator_handle=values["creator"],
-                gift_slug=values["gift"],
-                quantity=values["quantity"],
-                live_id=values.get("live_id"),
-                video_id=values.get("video_id"),
-                message=values.get("message", ""),
-                client_key=key,
+                key=key,
                 request_hash=body_hash,
                 path=request.path,
-                goal=values.get("goal"),
             )
         except IdempotencyConflict:
             raise

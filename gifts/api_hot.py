@@ -25,7 +25,6 @@ way: tests/test_gift_send_hot.py sends the same requests through both and compar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -41,11 +40,12 @@ from config.api import (
     IDEMPOTENCY_KEY,
     exception_handler,
     idempotent_refusal,
+    request_body_hash,
 )
 from config.errors import DomainError, IdempotencyConflict
 from config.throttles import MoneyThrottle
-from gifts.api import _with_creator_value
-from gifts.services import QUANTITY_MAX, gift_send_answer, gift_send_uses_sql
+from gifts.api import _with_creator_value, gift_answer
+from gifts.services import QUANTITY_MAX, gift_send_uses_sql
 from gifts.services.rules import MESSAGE_MAX
 
 if TYPE_CHECKING:
@@ -133,12 +133,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)  # NaN and Infinity: DRF's strict JSON refuses them
 
 
-def _request_hash(request: HttpRequest, data: Any) -> str:
-    # config.api._request_hash over DRF's request.data, which is this same parsed body.
-    body = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
-
-
 def _respond(status: int, data: Any, headers: dict[str, str] | None = None) -> HttpResponse:
     response = HttpResponse(_RENDERER.render(data), status=status, content_type="application/json")
     for name, value in {**_DRF_HEADERS, **(headers or {})}.items():
@@ -189,20 +183,10 @@ def _send(
     throttle = MoneyThrottle()
     if not throttle.allow_request(request, None):
         raise exceptions.Throttled(throttle.wait())
-    body_hash = _request_hash(request, data)
+    body_hash = request_body_hash(str(request.method), request.path, data)
     try:
-        answer = gift_send_answer(
-            sender=user,
-            creator_handle=values["creator"],
-            gift_slug=values["gift"],
-            quantity=values["quantity"],
-            live_id=values.get("live_id"),
-            video_id=values.get("video_id"),
-            message=values.get("message", ""),
-            client_key=key,
-            request_hash=body_hash,
-            path=request.path,
-            goal=values.get("goal"),
+        answer = gift_answer(
+            values, sender=user, key=key, request_hash=body_hash, path=request.path
         )
     except IdempotencyConflict:
         raise

@@ -17,7 +17,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from config.errors import DomainError
 from wallets import stripe_gateway as gateway
 from wallets.models import Recharge, RechargeStatus
 from wallets.services.purchase import (
@@ -28,9 +27,9 @@ from wallets.services.purchase import (
     recharge_phase,
 )
 from wallets.services.stripe_calls import (
-    PaymentProviderUnavailable,
     _provider_error,
     _recharge_lock,
+    finish_each,
 )
 
 log = logging.getLogger(__name__)
@@ -104,13 +103,4 @@ def recharges_finish_abandoned(
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-    counts: Counter[str] = Counter()
-    for recharge_id in ids:
-        try:
-            counts[recharge_finish(recharge_id=recharge_id)] += 1
-        except DomainError as exc:
-            log.warning("abandoned recharge %s not finished: %s", recharge_id, exc.code)
-            counts["stripe_unavailable"] += 1
-            if isinstance(exc, PaymentProviderUnavailable):
-                break  # Stripe is away: the next run goes on
-    return counts
+    return finish_each(ids, lambda pk: recharge_finish(recharge_id=pk), "recharge")

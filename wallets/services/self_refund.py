@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import (
-    DomainError,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidInput,
@@ -40,10 +39,10 @@ from wallets.services.ledger import (
 )
 from wallets.services.refunds import RefundNotAllowed
 from wallets.services.stripe_calls import (
-    PaymentProviderUnavailable,
     _lock_wait,
     _provider_error,
     _recharge_lock,
+    finish_each,
 )
 
 if TYPE_CHECKING:
@@ -383,16 +382,7 @@ def self_refunds_finish_abandoned(
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-    counts: Counter[str] = Counter()
-    for refund_id in ids:
-        try:
-            counts[self_refund_finish(refund_id=refund_id)] += 1
-        except DomainError as exc:
-            log.warning("abandoned self refund %s not finished: %s", refund_id, exc.code)
-            counts["stripe_unavailable"] += 1
-            if isinstance(exc, PaymentProviderUnavailable):
-                break  # Stripe is away: the next run goes on
-    return counts
+    return finish_each(ids, lambda pk: self_refund_finish(refund_id=pk), "self refund")
 
 
 # The metadata reason of the Stripe refunds a self refund makes: reconciliation and the webhook

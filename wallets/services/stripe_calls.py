@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,21 @@ class PaymentProviderUnavailable(DomainError):
         "again with the same Idempotency-Key in a few seconds."
     )
     retry_after = 10
+
+
+def finish_each(ids: list[int], finish: Callable[[int], str], what: str) -> Counter[str]:
+    """Finish each left-behind row by id (``finish`` returns its outcome), counting outcomes;
+    stops at the first "Stripe is away": the next run of the beat goes on from there."""
+    counts: Counter[str] = Counter()
+    for row_id in ids:
+        try:
+            counts[finish(row_id)] += 1
+        except DomainError as exc:
+            log.warning("abandoned %s %s not finished: %s", what, row_id, exc.code)
+            counts["stripe_unavailable"] += 1
+            if isinstance(exc, PaymentProviderUnavailable):
+                break
+    return counts
 
 
 # After Stripe could not be reached, purchases are refused at once for this long (a note in
