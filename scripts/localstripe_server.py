@@ -67,7 +67,7 @@ async def idempotency_middleware(request, handler):
 
 
 def _kind(key: str) -> str:
-    """"charge" for "charge:ch_…"; a key without a colon (the balance) is listed by no kind."""
+    """The kind of "charge:ch_…" is "charge"; a key without a colon (the balance) has none."""
     return key.split(":", 1)[0] if ":" in key else ""
 
 
