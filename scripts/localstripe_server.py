@@ -111,12 +111,12 @@ def _list_all_indexed(cls, url, limit=None, starting_after=None, **kwargs):
     return li
 
 
-resources.Store.dump_to_disk = _keep_in_memory  # type: ignore[method-assign]
-resources.Store.__setitem__ = _set  # type: ignore[method-assign,assignment]
-resources.Store.__delitem__ = _delete  # type: ignore[method-assign,assignment]
-resources.Store.clear = _clear  # type: ignore[method-assign,assignment]
-resources.Store.update = _update  # type: ignore[method-assign,assignment]
-resources.StripeObject._api_list_all = _list_all_indexed  # type: ignore[method-assign]
+resources.Store.dump_to_disk = _keep_in_memory
+resources.Store.__setitem__ = _set
+resources.Store.__delitem__ = _delete
+resources.Store.clear = _clear
+resources.Store.update = _update
+resources.StripeObject._api_list_all = _list_all_indexed
 
 if __name__ == "__main__":
     if FLAG in sys.argv:
