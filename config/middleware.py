@@ -29,11 +29,13 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers parses them all
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         started = time.monotonic()
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        if not access_log.isEnabledFor(logging.INFO):
+            return response  # LOG_LEVEL above INFO: no line, so nothing to work out for it
         access_log.info(
             "request_id=%s method=%s path=%s status=%s duration_ms=%.1f user=%s client=%s",
             request.request_id,

@@ -11,7 +11,7 @@ import logging
 import math
 from typing import Any
 
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.client_address import client_address
@@ -23,34 +23,59 @@ log = logging.getLogger(__name__)
 # ``tolerance`` ahead of now, and moves it on by one ``interval`` (duration / rate). So
 # "600/min" lets 600 through at once, then one every 100 ms; a refusal says how long to wait.
 # Atomic (a script runs alone), one round trip, nothing pickled, no read-modify-write race.
-_GCRA = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
-if tat < now then tat = now end
-if tat - now > tolerance then return tat - now - tolerance end
-tat = tat + interval
-redis.call('SET', KEYS[1], tat, 'PX', math.ceil(tat - now))
-return -1
+_GCRA_FUNCTION = """
+local function gcra(key, now, interval, tolerance)
+  local tat = tonumber(redis.call('GET', key) or '') or now
+  if tat < now then tat = now end
+  if tat - now > tolerance then return tat - now - tolerance end
+  tat = tat + interval
+  redis.call('SET', key, tat, 'PX', math.ceil(tat - now))
+  return -1
+end
 """
-_gcra_scripts: dict[int, Any] = {}
+_GCRA = (
+    _GCRA_FUNCTION
+    + "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
+)
+# The API token's cache entry (accounts.auth: "<user id> <expiry ms or 0> <active 1/0>\n"
+# first) and the money throttle of its user, in one call: the gift's hot path makes one Redis
+# round trip. A missing, expired or inactive entry is not counted (-2): the caller
+# authenticates through the database, then counts the throttle on its own, as before. The
+# throttle's key is built here from the entry's user id (one Redis server, not a cluster).
+_TOKEN_AND_GCRA = (
+    _GCRA_FUNCTION
+    + """
+local entry = redis.call('GET', KEYS[1])
+if not entry then return {'', -2} end
+local now = tonumber(ARGV[1])
+local user, expiry, active = string.match(entry, '^(%d+) (%d+) (%d)\\n')
+if not user or active ~= '1' or (tonumber(expiry) ~= 0 and tonumber(expiry) <= now) then
+  return {entry, -2}
+end
+return {entry, gcra(ARGV[2] .. user, now, tonumber(ARGV[3]), tonumber(ARGV[4]))}
+"""
+)
+_scripts: dict[tuple[int, str], Any] = {}
+
+
+def _script(client: Any, source: str) -> Any:
+    script = _scripts.get((id(client), source))
+    if script is None:
+        script = _scripts[(id(client), source)] = client.register_script(source)
+    return script
 
 
 def _gcra(key: str, *, now_ms: int, interval_ms: int, tolerance_ms: int) -> int | None:
     """-1 when the request may pass, else the milliseconds to wait; None without Redis (the
     caller counts DRF's way). Raises when Redis is unreachable."""
-    from django_redis import get_redis_connection
-    from django_redis.cache import RedisCache
+    from accounts.auth import redis_client
 
-    if not isinstance(caches["default"], RedisCache):
+    client = redis_client()
+    if client is None:
         return None
-    client = get_redis_connection("default")
-    script = _gcra_scripts.get(id(client))
-    if script is None:
-        script = _gcra_scripts[id(client)] = client.register_script(_GCRA)
     # Its own key: never the pickled list DRF's counting (or an older release) keeps.
     redis_key = cache.make_key(f"gcra:{key}")
+    script = _script(client, _GCRA)
     return int(script(keys=[redis_key], args=[now_ms, interval_ms, tolerance_ms]))
 
 
@@ -126,13 +151,13 @@ class AtomicRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        interval_ms = self.duration * 1000 / self.num_requests
+        interval_ms, tolerance_ms = self._gcra_ms()
         try:
             wait_ms = _gcra(
                 self.key,
                 now_ms=int(self.timer() * 1000),
-                interval_ms=math.ceil(interval_ms),
-                tolerance_ms=math.ceil(interval_ms * (self.num_requests - 1)),
+                interval_ms=interval_ms,
+                tolerance_ms=tolerance_ms,
             )
         except Exception as exc:  # Redis away: fail open
             log.warning("throttle %s not counted: %s: %s", self.scope, type(exc).__name__, exc)
@@ -142,6 +167,10 @@ class AtomicRateThrottle(SimpleRateThrottle):
         self.wait_ms = wait_ms
         return wait_ms < 0
 
+    def _gcra_ms(self) -> tuple[int, int]:
+        interval_ms = self.duration * 1000 / self.num_requests
+        return math.ceil(interval_ms), math.ceil(interval_ms * (self.num_requests - 1))
+
     def wait(self) -> float | None:
         wait_ms: int | None = getattr(self, "wait_ms", None)
         if wait_ms is None:
@@ -150,9 +179,32 @@ class AtomicRateThrottle(SimpleRateThrottle):
 
 
 class MoneyThrottle(AtomicRateThrottle):
-    """Money-moving POSTs per user (the gift's hot path: one Redis call)."""
+    """Money-moving POSTs per user (the gift's hot path: one Redis call with the token)."""
 
     scope = "money"
+    counted: bool = False  # by ``token_entry``: allow_request must not count again
+
+    def token_entry(self, client: Any, entry_key: str) -> Any:
+        """The API token's cache entry under ``entry_key``, read in the same Redis call that
+        counts this throttle for the entry's user (when the entry is valid and a rate is
+        set): afterwards ``counted`` says whether it was counted, and ``allow_request`` gives
+        that answer without another call. Raises when Redis is unreachable."""
+        if self.rate is None:
+            return client.get(entry_key)
+        interval_ms, tolerance_ms = self._gcra_ms()
+        prefix = cache.make_key("gcra:" + self.cache_format % {"scope": self.scope, "ident": ""})
+        entry, wait_ms = _script(client, _TOKEN_AND_GCRA)(
+            keys=[entry_key],
+            args=[int(self.timer() * 1000), str(prefix), interval_ms, tolerance_ms],
+        )
+        if int(wait_ms) != -2:
+            self.counted, self.wait_ms = True, int(wait_ms)
+        return entry or None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.counted:
+            return self.wait_ms < 0
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request, view):
         if request.method != "POST" or not request.user.is_authenticated:

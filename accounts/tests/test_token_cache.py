@@ -66,3 +66,19 @@ def test_forged_token_is_refused():
     client_with(token_issue(user=UserFactory())).get(ME)
     assert client_with("x" * 64).get(ME).status_code == 401
     assert client_with("not-hex!").get(ME).status_code == 401
+
+
+def test_an_entry_of_another_format_is_a_miss():
+    """An entry an older release wrote (or garbage) is read as a miss: the database answers
+    and the entry is written again in this release's format."""
+    from django.core.cache import cache
+
+    from accounts.auth import token_cache_key
+
+    key = token_issue(user=UserFactory())
+    client = client_with(key)
+    assert token_queries(client) == (200, 2)
+    cache_key = token_cache_key(key.encode())
+    cache.set(cache_key, "not an entry", 60)
+    assert token_queries(client) == (200, 2)
+    assert token_queries(client) == (200, 0)

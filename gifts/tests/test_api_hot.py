@@ -4,8 +4,10 @@ as the DRF view, request for request, and the token and throttle rules on it."""
 import uuid
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client
+from django_redis.cache import RedisCache
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -231,6 +233,45 @@ def test_the_money_throttle_is_one_atomic_budget(catalog, monkeypatch):
         post(client_for(fund(UserFactory(), 5)), {"creator": "star", "gift": "rose"}).status_code
         == 201
     )
+
+
+def test_the_budget_is_shared_with_the_drf_view(catalog, monkeypatch):
+    """The hot path counts the throttle inside the token's Redis call; the DRF view (here: a
+    query string sends the request there) counts the same user's same key."""
+    monkeypatch.setattr(MoneyThrottle, "THROTTLE_RATES", {"money": "3/min"})
+    api = client_for(fund(UserFactory(), 100))
+    ok = {"creator": "star", "gift": "rose"}
+    statuses = [post(api, ok, **idem_key()).status_code]  # token cached: counted by the view
+    statuses += [post(api, ok, **idem_key()).status_code]  # counted with the cached token
+    statuses += [post(api, ok, path=SEND + "?x=1", **idem_key()).status_code]  # DRF view
+    assert statuses == [201, 201, 201]
+    assert post(api, ok, **idem_key()).status_code == 429
+    assert post(api, ok, path=SEND + "?x=1", **idem_key()).status_code == 429
+
+
+def test_token_and_throttle_are_one_redis_call(catalog, monkeypatch, drf_not_called):
+    import redis
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("needs the Redis cache")
+    monkeypatch.setattr(MoneyThrottle, "THROTTLE_RATES", {"money": "100/min"})
+    api = client_for(fund(UserFactory(), 100))
+    assert post(api, {"creator": "star", "gift": "rose"}, **idem_key()).status_code == 201
+    calls: list[str] = []
+    execute = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        calls.append(str(args[0]))
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert post(api, {"creator": "star", "gift": "rose"}, **idem_key()).status_code == 201
+    assert calls == ["EVALSHA"]
+    # Switched off, the throttle costs nothing: the token's GET alone.
+    calls.clear()
+    monkeypatch.setattr(MoneyThrottle, "THROTTLE_RATES", {"money": None})
+    assert post(api, {"creator": "star", "gift": "rose"}, **idem_key()).status_code == 201
+    assert calls == ["GET"]
 
 
 def idem_key() -> dict:
