@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from config import health
+from tests import db_template
 from tests.helpers import client_for
 
 
@@ -14,6 +15,66 @@ def pytest_configure(config):
     # Tests create thousands of users: hash their passwords with a fast (insecure) hasher. The
     # production hasher (PBKDF2, a million rounds) costs a fraction of a second each.
     override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]).enable()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_use_migrations,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
+    """pytest-django's test database, except that xdist workers on PostgreSQL copy one
+    database migrated once per run instead of each running every migration
+    (``tests/db_template.py``)."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    # pytest-django's own helpers (pinned in requirements-dev.txt): which databases the
+    # collected tests use, which of them want serialized_rollback.
+    from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
+
+    verbosity = request.config.option.verbose
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    run_id = getattr(request.config, "workerinput", {}).get("testrunuid")
+    cloned = (
+        run_id is not None
+        and aliases <= {"default"}
+        and connection.vendor == "postgresql"
+        and django_db_use_migrations
+        and not django_db_keepdb
+    )
+    if cloned:
+        with django_db_blocker.unblock():
+            original_name = db_template.create_worker_database(run_id=run_id, verbosity=verbosity)
+            if serialized_aliases:
+                connection._test_serialized_contents = connection.creation.serialize_db_to_string()
+        yield
+        with django_db_blocker.unblock():
+            db_template.destroy_worker_database(
+                run_id=run_id, original_name=original_name, verbosity=verbosity
+            )
+        return
+
+    # pytest-django's own path (one process, --reuse-db, --nomigrations, SQLite).
+    if not django_db_use_migrations:
+        _disable_migrations()
+    keepdb = django_db_keepdb and not django_db_createdb
+    with django_db_blocker.unblock():
+        db_cfg = setup_databases(
+            verbosity=verbosity,
+            interactive=False,
+            aliases=aliases,
+            serialized_aliases=serialized_aliases,
+            keepdb=keepdb,
+        )
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(db_cfg, verbosity=verbosity)
 
 
 @pytest.fixture(autouse=True)
