@@ -24,6 +24,7 @@ payouts; each payout keeps its own idempotency key at the rail (``payout-<id>``)
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import lru_cache
@@ -45,32 +46,21 @@ def _in(values: Iterable[object]) -> list[str]:
     return [str(v) for v in values]
 
 
-def candidates_after(*, after: int, limit: int, minimum: int) -> list[int]:
-    """The next ``limit`` creator ids above ``after`` that look due (re-checked under lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT c.id
-            FROM creators_creator c
-            JOIN payouts_payoutmethod m ON m.creator_id = c.id AND m.is_verified
-            JOIN wallets_account a ON a.user_id = c.user_id AND a.kind = %(available)s
-            WHERE c.id > %(after)s AND c.is_active AND a.balance >= %(minimum)s
-              AND NOT EXISTS (
-                  SELECT 1 FROM payouts_payout p
-                  WHERE p.creator_id = c.id AND p.status = ANY(%(open)s)
-              )
-            ORDER BY c.id
-            LIMIT %(limit)s
-            """,
-            {
-                "available": AccountKind.DIAMONDS_AVAILABLE.value,
-                "after": after,
-                "minimum": minimum,
-                "open": _in(OPEN_STATUSES),
-                "limit": limit,
-            },
-        )
-        return [row[0] for row in cursor.fetchall()]
+def chunks_of_due(*, size: int) -> Callable[[int], list[int]]:
+    """``next_chunk(after)`` for ``chunks_in_parallel``: the next ``size`` due creator ids above
+    ``after``, from ONE read of every due creator when the batch starts (re-checked under lock
+    per chunk). One query per batch instead of one per chunk: a per-chunk query walks the
+    accounts of every creator (the due ones are found through their balances), so its cost
+    grew with the batch and the batch grew quadratically."""
+    from payouts.services import payout_candidates
+
+    due = [creator_id for creator_id, _user, _balance in payout_candidates()]
+
+    def next_chunk(after: int) -> list[int]:
+        start = bisect_right(due, after)
+        return due[start : start + size]
+
+    return next_chunk
 
 
 @lru_cache(maxsize=4096)
@@ -103,19 +93,21 @@ def chunk_create(
                 "ids": creator_ids,
             },
         )
+        # Two index reads by id lists (a join here lets the planner hash every account).
+        cursor.execute("SELECT user_id, id FROM creators_creator WHERE id = ANY(%s)", [creator_ids])
+        creator_of_user = dict(cursor.fetchall())
         cursor.execute(
-            "SELECT c.id, a.id, a.kind FROM wallets_account a "
-            "JOIN creators_creator c ON c.user_id = a.user_id "
-            "WHERE c.id = ANY(%s) AND a.kind IN (%s, %s)",
+            "SELECT user_id, id, kind FROM wallets_account "
+            "WHERE user_id = ANY(%s) AND kind IN (%s, %s)",
             [
-                creator_ids,
+                list(creator_of_user),
                 AccountKind.DIAMONDS_AVAILABLE.value,
                 AccountKind.DIAMONDS_IN_PAYOUT.value,
             ],
         )
         accounts: dict[int, dict[str, int]] = {}
-        for creator_id, account_id, kind in cursor.fetchall():
-            accounts.setdefault(creator_id, {})[kind] = account_id
+        for user_id, account_id, kind in cursor.fetchall():
+            accounts.setdefault(creator_of_user[user_id], {})[kind] = account_id
         locked = accounts_lock(account_ids=[a for pair in accounts.values() for a in pair.values()])
         approval_above = Money(settings.PAYOUT_APPROVAL_ABOVE, settings.PAYOUT_CURRENCY)
         tax_threshold = settings.PAYOUT_TAX_FORM_THRESHOLD
@@ -146,12 +138,13 @@ def chunk_create(
                                 THEN %(tax_reason)s END
                        ) AS hold_reason
                 FROM due
-                LEFT JOIN (
-                    SELECT p.creator_id, SUM(p.amount) AS total FROM payouts_payout p
-                    WHERE p.creator_id = ANY(%(ids)s) AND p.created_at >= %(year_start)s
+                -- Per creator (its index): a grouped read of this year's payouts filtered by
+                -- the chunk's ids scanned every payout of the year, a little more each chunk.
+                LEFT JOIN LATERAL (
+                    SELECT SUM(p.amount) AS total FROM payouts_payout p
+                    WHERE p.creator_id = due.creator_id AND p.created_at >= %(year_start)s
                       AND p.status = ANY(%(counted)s)
-                    GROUP BY p.creator_id
-                ) y ON y.creator_id = due.creator_id
+                ) y ON true
             )
             INSERT INTO payouts_payout (
                 creator_id, batch_id, diamonds, amount, amount_currency, status, rail,
@@ -231,12 +224,12 @@ STATEMENT_SQL = """
 WITH p AS (
     SELECT p.id AS payout_id, p.creator_id, p.diamonds, p.created_at AS payout_at, c.user_id
     FROM payouts_payout p JOIN creators_creator c ON c.id = p.creator_id
-    WHERE p.id = ANY(%(ids)s)
+    WHERE p.id = ANY(%(ids)s::bigint[]) AND c.id = ANY(%(creators)s::bigint[])
 ),
 prior AS (
     SELECT q.creator_id, l.entry_id, l.diamonds, l.occurred_at
     FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
-    WHERE q.creator_id IN (SELECT creator_id FROM p) AND NOT (q.id = ANY(%(ids)s))
+    WHERE q.creator_id = ANY(%(creators)s::bigint[]) AND NOT (q.id = ANY(%(ids)s::bigint[]))
       AND q.status <> ALL(%(void)s)
 ),
 cur AS (
@@ -252,18 +245,26 @@ taken AS (
     WHERE cur.since IS NULL OR prior.occurred_at >= cur.since
     GROUP BY prior.entry_id
 ),
+acc AS MATERIALIZED (
+    SELECT a.id, a.user_id FROM wallets_account a WHERE a.id = ANY(%(sources)s::bigint[])
+),
 src AS (
-    SELECT p.payout_id, p.diamonds, p.payout_at, e.id AS entry_id, e.transaction_id,
-           t.kind AS tx_kind, e.amount, e.created_at,
+    SELECT p.payout_id, p.diamonds, p.payout_at, e.entry_id, e.transaction_id,
+           e.tx_kind, e.amount, e.created_at,
            e.amount - COALESCE(taken.total, 0) AS remaining
     FROM p
     JOIN cur USING (payout_id)
-    JOIN wallets_account a ON a.user_id = p.user_id AND a.kind = ANY(%(source_kinds)s)
-    JOIN wallets_entry e ON e.account_id = a.id
-                         AND (cur.since IS NULL OR e.created_at >= cur.since)
-    JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
-                                     AND t.kind <> ALL(%(not_sources)s)
-    LEFT JOIN taken ON taken.entry_id = e.id
+    JOIN acc a ON a.user_id = p.user_id
+    -- Per account, by index (OFFSET 0 keeps it a nested loop: joined flat, the planner may hash
+    -- every journal row of the ledger, once per chunk).
+    CROSS JOIN LATERAL (
+        SELECT e.id AS entry_id, e.transaction_id, e.amount, e.created_at, t.kind AS tx_kind
+        FROM wallets_entry e JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
+        WHERE e.account_id = a.id AND (cur.since IS NULL OR e.created_at >= cur.since)
+          AND t.kind <> ALL(%(not_sources)s)
+        OFFSET 0
+    ) e
+    LEFT JOIN taken ON taken.entry_id = e.entry_id
 ),
 kept AS (
     SELECT src.*,
@@ -309,13 +310,26 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
     if not payout_ids:
         return 0
     with connection.cursor() as cursor:
+        # The chunk's creators and source accounts first, by index: every join in the
+        # statement then starts from an id list, never from a whole table (a hash of every
+        # account or creator per chunk made the batch grow quadratically).
+        cursor.execute("SELECT creator_id FROM payouts_payout WHERE id = ANY(%s)", [payout_ids])
+        creator_ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT user_id FROM creators_creator WHERE id = ANY(%s)", [creator_ids])
+        user_ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT id FROM wallets_account WHERE user_id = ANY(%s) AND kind = ANY(%s)",
+            [user_ids, _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE])],
+        )
+        sources = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             STATEMENT_SQL,
             {
                 "ids": payout_ids,
+                "creators": creator_ids,
+                "sources": sources,
                 "void": _in(VOID_STATUSES),
                 "margin": f"{int(LATE_COMMIT_MARGIN.total_seconds())} seconds",
-                "source_kinds": _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE]),
                 "not_sources": _in(NOT_SOURCES),
                 "gift": TransactionKind.GIFT.value,
                 "clawback": TransactionKind.CLAWBACK.value,
@@ -378,7 +392,7 @@ def batch_chunks(
     diamonds = 0
     fallbacks = 0
     for _ids, (rows, fell_back) in chunks_in_parallel(
-        next_chunk=lambda after: candidates_after(after=after, limit=size, minimum=minimum),
+        next_chunk=chunks_of_due(size=size),
         work=one_chunk,
         workers=settings.PAYOUT_BATCH_WORKERS,
     ):

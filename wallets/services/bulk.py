@@ -121,8 +121,10 @@ def ledger_move_bulk(
         cursor.execute(
             f"UPDATE {Account._meta.db_table} a SET balance = a.balance + d.delta "  # noqa: S608 (the model's table; values are parameters)
             "FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
-            "WHERE a.id = d.id AND NOT a.is_hot RETURNING a.id, a.balance",
-            [ids, [deltas[i] for i in ids]],
+            # ``a.id = ANY``: read the accounts by index (a bare join hashed every account).
+            "WHERE a.id = d.id AND a.id = ANY(%s::bigint[]) AND NOT a.is_hot "
+            "RETURNING a.id, a.balance",
+            [ids, [deltas[i] for i in ids], ids],
         )
         balances = dict(cursor.fetchall())
         shared = [i for i in balances if uses[i] > 1]
