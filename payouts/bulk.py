@@ -1,6 +1,8 @@
 """The payout batch, set-based (PostgreSQL): a chunk of creators per transaction.
 
-Per chunk of ``PAYOUT_BATCH_CHUNK`` creators (in creator id order), one database transaction:
+The due creators are read once when the batch starts; per chunk of ``PAYOUT_BATCH_CHUNK`` of
+them (in creator id order), one database transaction, whose statements all start from the
+chunk's id lists (never a scan of a whole table, which made each chunk slower than the last):
 
 1. lock the creators' ``diamonds_available`` accounts in account id order and read the
    balances under the lock;
