@@ -103,6 +103,15 @@ STRIPE_OUTAGES = int(os.environ.get("CHAOS_STRIPE_OUTAGES", "1" if QUICK else "3
 # The settle's reconciliations (after the faults) page through localstripe's whole store:
 # their Stripe timeout (seconds), not the run's short one (see Chaos.reconcile_settled).
 SETTLE_STRIPE_TIMEOUT = "60"
+# Issue 23 (after #15's two-server setup): the full run drives CHAOS_SERVERS web servers and
+# CHAOS_WORKERS Celery workers, through PgBouncer (transaction pooling) with CHAOS_PGBOUNCER=1,
+# and restarts PgBouncer among its faults. The quick run (inside make test) keeps one of each,
+# straight to PostgreSQL, unless asked.
+SERVERS = int(os.environ.get("CHAOS_SERVERS", "1" if QUICK else "2"))
+WORKERS = int(os.environ.get("CHAOS_WORKERS", "1" if QUICK else "2"))
+PGBOUNCER = os.environ.get("CHAOS_PGBOUNCER", "0" if QUICK else "1") not in ("", "0")
+# CHAOS_FAULTS=0: the same load without any fault, to measure what limits the op rate.
+NO_FAULTS = os.environ.get("CHAOS_FAULTS", "1") == "0"
 
 WORK = Path(tempfile.mkdtemp(prefix="applause-chaos."))
 stats: Counter = Counter()
@@ -493,6 +502,111 @@ class PrivateStripe:
             self.proc.wait()
 
 
+class Bouncer:
+    """PgBouncer in transaction pooling (as docs/operations.md sets it up for many web hosts)
+    in front of the run's PostgreSQL; restartable (a fault of its own)."""
+
+    INI = """
+[databases]
+{db} = host={host} port={port} dbname={db} user={user}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {listen}
+unix_socket_dir =
+auth_type = trust
+auth_file = {dir}/userlist.txt
+pool_mode = transaction
+default_pool_size = {pool}
+max_client_conn = 1000
+ignore_startup_parameters = extra_float_digits,options
+server_reset_query =
+server_login_retry = 1
+logfile = {dir}/pgbouncer.log
+pidfile = {dir}/pgbouncer.pid
+"""
+
+    def __init__(self, pg: Postgres) -> None:
+        self.pg = pg
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        # PgBouncer refuses to run as root: its files go where the postgres user reads them.
+        self.dir = Path(tempfile.mkdtemp(prefix="applause-chaos-pgbouncer."))
+
+    def url(self) -> str:
+        return f"postgres://{self.pg.user}@127.0.0.1:{self.port}/{self.pg.db}"
+
+    def start(self) -> None:
+        binary = pgbouncer_binary()
+        (self.dir / "userlist.txt").write_text(f'"{self.pg.user}" ""\n')
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text(
+            self.INI.format(
+                db=self.pg.db,
+                host=self.pg.host,
+                port=self.pg.port,
+                user=self.pg.user,
+                listen=self.port,
+                dir=self.dir,
+                pool=20,
+            )
+        )
+        cmd = [binary, str(ini)]
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            for path in self.dir.iterdir():
+                shutil.chown(path, "postgres", "postgres")
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not port_answers(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"pgbouncer did not start (see {self.dir}/pgbouncer.log)")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM to PgBouncer itself (runuser passes nothing on): immediate shutdown, every
+        client and server connection dropped."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((self.dir / "pgbouncer.pid").read_text().split()[0]), signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pgbouncer_binary() -> str:
+    """Debian's pgbouncer, installed with apt-get (as scripts/with_services.sh installs the
+    other services, under its lock) when it is missing."""
+    for path in ("/usr/sbin/pgbouncer", shutil.which("pgbouncer")):
+        if path and Path(path).exists():
+            return path
+    log("installing pgbouncer (apt-get)")
+    script = (
+        "flock -w 900 9 && DEBIAN_FRONTEND=noninteractive apt-get update -qq && "
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer"
+    )
+    subprocess.run(
+        ["bash", "-c", f"({script}) 9>/tmp/applause-apt.lock"], check=True, capture_output=True
+    )
+    return "/usr/sbin/pgbouncer"
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -500,8 +614,12 @@ class Chaos:
     def __init__(self) -> None:
         self.pg = Postgres()
         self.redis = Redis()
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.ports = [free_port() for _ in range(SERVERS)]
+        self.bases = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.base = self.bases[0]  # the one Stripe's webhooks are registered to
+        self.bouncer = Bouncer(self.pg) if PGBOUNCER else None
+        self.webs: list[Proc] = []
+        self.workers: list[Proc] = []
         self.webhook_id = f"chaos{os.getpid()}"
         self.stripe = PrivateStripe()
         self.stripe_base = self.stripe.url
@@ -524,8 +642,18 @@ class Chaos:
         self.gave_up_keys: set[str] = set()
         self.found_by_retry: set[str] = set()
         self.creator_clients: list[dict] = []
+        self.home: dict[str, int] = {}  # token -> index of its web server
 
     # ---- setup
+    def app_env(self) -> dict[str, str]:
+        """The web servers' and workers' environment: through PgBouncer when it runs (the
+        chaos driver's checks and the operator's manage.py commands go straight to
+        PostgreSQL)."""
+        env = self.env()
+        if self.bouncer is not None:
+            env["DATABASE_URL"] = self.bouncer.url()
+        return env
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_XDIST_WORKER"}}
         env.update(
@@ -577,30 +705,44 @@ class Chaos:
 
         django.setup()
         self.seed()
-        self.web = Proc(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "-c",
-                "config/gunicorn.conf.py",
-                "--workers",
-                str(CFG["web_workers"]),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--graceful-timeout",
-                "5",
-                "--timeout",
-                "60",
-            ],
-            self.env(),
-        )
-        self.worker = Proc(
-            "worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "--concurrency", "2"],
-            self.env(),
-        )
-        self.web.start()
-        self.worker.start()
+        if self.bouncer is not None:
+            self.bouncer.start()
+        for n, port in enumerate(self.ports):
+            self.webs.append(
+                Proc(
+                    f"web{n}",
+                    [
+                        str(BIN / "gunicorn"),
+                        "-c",
+                        "config/gunicorn.conf.py",
+                        "--workers",
+                        # Two servers share the 2 cores: two workers each.
+                        str(CFG["web_workers"] if SERVERS == 1 else 2),
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                        "--graceful-timeout",
+                        "5",
+                        "--timeout",
+                        "60",
+                    ],
+                    self.app_env(),
+                )
+            )
+        for n in range(WORKERS):
+            # Beat stays single (the run sends the payout batch and the release itself).
+            concurrency = str(max(1, 2 // WORKERS))
+            self.workers.append(
+                Proc(
+                    f"worker{n}",
+                    [
+                        *(str(BIN / "celery"), "-A", "config", "worker", "-l", "warning"),
+                        *("--concurrency", concurrency, "-n", f"chaos{n}@%h"),
+                    ],
+                    self.app_env(),
+                )
+            )
+        for proc in (*self.webs, *self.workers):
+            proc.start()
         self.wait_web()
         self.register_webhook()
 
@@ -658,18 +800,22 @@ class Chaos:
                 )
                 _instance, token = AuthToken.objects.create(user=user)
                 self.users.append({"id": user.pk, "token": token, "coins": 0})
+        for n, client in enumerate([*self.users, *self.creator_clients]):
+            self.home[client["token"]] = n % SERVERS
 
-    def wait_web(self, seconds: float = 60) -> None:
+    def wait_web(self, seconds: float = 60, bases: list[str] | None = None) -> None:
         import urllib.request
 
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the web server did not answer /healthz")
+        for base in bases or self.bases:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{base} did not answer /healthz") from None
+                    time.sleep(0.2)
 
     def register_webhook(self, events: list[str] | None = None) -> None:
         import urllib.request
@@ -685,6 +831,8 @@ class Chaos:
     # ---- faults
     def fault_loop(self) -> None:
         kinds = ["web_worker", "web_worker", "web_all", "worker", "worker"]
+        if self.bouncer is not None:
+            kinds.append("pgbouncer_restart")
         # The scheduled faults fall in the first 60 % of the quick run and the loop wakes for
         # them on time: on a loaded machine a web restart can take 20 s, and a Redis outage
         # scheduled late was once never injected before the clients stopped.
@@ -697,6 +845,8 @@ class Chaos:
         )
         started = time.monotonic()
         forced = ["web_all", "worker"]  # at least one of each, even in the quick run
+        if self.bouncer is not None:
+            forced.append("pgbouncer_restart")
 
         def next_wait() -> float:
             wait = rng.uniform(*CFG["fault_every"])
@@ -728,18 +878,32 @@ class Chaos:
         log(f"fault: {kind}")
         faults[kind] += 1
         if kind == "web_worker":
-            pids = self.web.children()
+            pids = rng.choice(self.webs).children()
             if pids:
                 os.kill(rng.choice(pids), signal.SIGKILL)  # the gunicorn master forks a new one
         elif kind == "web_all":
-            self.web.kill()
+            # One whole web server (of two: the other keeps serving, its clients' retries
+            # go there as a load balancer would send them).
+            n = rng.randrange(len(self.webs))
+            self.webs[n].kill()
             time.sleep(rng.uniform(0.2, 2.0))
-            self.web.start()
-            self.wait_web()
+            self.webs[n].start()
+            self.wait_web(bases=[self.bases[n]])
         elif kind == "worker":
-            self.worker.kill()
+            worker = rng.choice(self.workers)
+            worker.kill()
             time.sleep(rng.uniform(0.2, 2.0))
-            self.worker.start()
+            worker.start()
+        elif kind == "pgbouncer_restart":
+            assert self.bouncer is not None
+            self.pg_down = True  # every client connection dropped: 503s expected meanwhile
+            try:
+                self.bouncer.stop()
+                time.sleep(rng.uniform(0.5, 2.0))
+                self.bouncer.start()
+            finally:
+                self.pg_down = False
+            self.wait_web()
         elif kind == "pg_restart":
             if not self.pg.can_restart():
                 notes.append("pg_restart skipped: no data dir (not under with_services.sh)")
@@ -755,11 +919,14 @@ class Chaos:
 
     # ---- payouts in the background
     def payout_loop(self) -> None:
+        from creators.tasks import release_earnings_task
         from payouts.tasks import payout_batch_task
 
+        # Sent to the workers, as beat sends them: a ``manage.py release_earnings`` here (a
+        # Django start, ~2 s of CPU, every 3-6 s) took a fifth of the machine's 2 cores.
         while not self.stop_payouts.wait(rng.uniform(3.0, 6.0)):
             try:
-                self.manage("release_earnings", quiet=True)
+                release_earnings_task.apply_async(retry=False)
                 payout_batch_task.apply_async(retry=False)
                 stats["payout_batches_sent"] += 1
             except Exception as exc:  # the database or Redis may be down: try later
@@ -768,6 +935,9 @@ class Chaos:
 
     # ---- clients
     async def request(self, session, method: str, path: str, token: str, body=None, key=None):
+        # Each client has its home server; a connection that fails sends the retry to the
+        # next one (a load balancer's health check would).
+        server = self.home.get(token, 0)
         """One logical operation: retried (same key) until an answer that is not 5xx.
 
         Returns (status, json) or (None, None) when it gave up. Some attempts use a tiny
@@ -784,7 +954,7 @@ class Chaos:
             sent_while_stripe_away = self.stripe_down
             try:
                 async with session.request(
-                    method, self.base + path, json=body, headers=headers, timeout=timeout
+                    method, self.bases[server] + path, json=body, headers=headers, timeout=timeout
                 ) as response:
                     status = response.status
                     data = await response.json(content_type=None) if status != 204 else None
@@ -795,6 +965,7 @@ class Chaos:
                 continue
             except (aiohttp.ClientError, ValueError, ConnectionError):
                 stats["connection_errors"] += 1
+                server = (server + 1) % len(self.bases)
                 await asyncio.sleep(min(2.0, 0.1 * (attempt + 1)))
                 continue
             if self.redis_down:
@@ -1602,9 +1773,10 @@ class Chaos:
 
     # ---- teardown
     def teardown(self) -> None:
-        for proc in (getattr(self, "web", None), getattr(self, "worker", None)):
-            if proc is not None:
-                proc.kill()
+        for proc in (*self.webs, *self.workers):
+            proc.kill()
+        if self.bouncer is not None:
+            self.bouncer.cleanup()
         try:
             from django.db import connections
 
@@ -1649,8 +1821,7 @@ REFUND_PHASES = ("requested", "finished")
 def recoveries_by_phase(what: str = "recharge", phases: tuple[str, ...] = PHASES) -> dict[str, int]:
     """From the web server's log: retries that found their recharge (or self refund) half-made,
     by the recovery point they continued from (wallets/services/purchase.py, self_refund.py)."""
-    path = WORK / "web.log"
-    text = path.read_text(errors="replace") if path.exists() else ""
+    text = "".join(path.read_text(errors="replace") for path in sorted(WORK.glob("web*.log")))
     return {
         phase: len(re.findall(rf"{what} [0-9]+: continuing from {phase}\b", text))
         for phase in phases
@@ -1729,6 +1900,11 @@ def summary(elapsed: float) -> int:
             ),
         ),
         ("faults injected", f"{faults_total} " + str(dict(faults))),
+        (
+            "web servers / Celery workers / through PgBouncer",
+            f"{SERVERS} / {WORKERS} / {'yes' if PGBOUNCER else 'no'} "
+            f"(PgBouncer restarts {faults['pgbouncer_restart']})",
+        ),
         ("payments succeeded at Stripe", stats["payments_succeeded_at_stripe"]),
         (
             "recharge retries continued, by phase",
@@ -1761,6 +1937,8 @@ def summary(elapsed: float) -> int:
         f"pg_crashes={faults['pg_crash_immediate'] + faults['pg_crash_kill']} "
         f"acked={len_acked()} acked_missing={stats['acked_missing']} "
         f"redis_outages={faults['redis_down']} stripe_outages={faults['stripe_away']} "
+        f"pgbouncer_restarts={faults['pgbouncer_restart']} web_servers={SERVERS} "
+        f"celery_workers={WORKERS} "
         f"discrepancies={discrepancies}",
         flush=True,
     )
@@ -1775,38 +1953,51 @@ def main() -> int:
         chaos.setup()
         chaos.durability_check()
         log(f"bank test: {CFG['clients']} clients for {CFG['bank_seconds']} s on {chaos.base}")
+        if NO_FAULTS:
+            log("CHAOS_FAULTS=0: no faults (a measurement of the fault-free op rate)")
         fault_thread = threading.Thread(target=chaos.fault_loop, daemon=True)
         payout_thread = threading.Thread(target=chaos.payout_loop, daemon=True)
         crash_thread = threading.Thread(target=chaos.pg_crash_loop, daemon=True)
         stripe_thread = threading.Thread(target=chaos.stripe_away_loop, daemon=True)
-        fault_thread.start()
+        if not NO_FAULTS:
+            fault_thread.start()
+            crash_thread.start()
+            stripe_thread.start()
         payout_thread.start()
-        crash_thread.start()
-        stripe_thread.start()
         asyncio.run(chaos.bank())
         chaos.stop_faults.set()
-        fault_thread.join(timeout=120)
-        crash_thread.join(timeout=180)
-        stripe_thread.join(timeout=120)
+        for thread, seconds in ((fault_thread, 120), (crash_thread, 180), (stripe_thread, 120)):
+            if thread.is_alive():
+                thread.join(timeout=seconds)
         chaos.stop_payouts.set()
         payout_thread.join(timeout=120)
         log("webhook test")
         asyncio.run(chaos.webhooks())
-        chaos.webhooks_check()
-        log("settling: reconcile, release, pay out")
-        chaos.finish_abandoned()
-        chaos.settle()
-        chaos.check()
-        chaos.acknowledged_check()
-        chaos.redis_check()
-        chaos.stripe_away_check()
+        # Each step's failure is the run's failure, and the checks after it still run (a
+        # settle that failed must not hide what the clients were told).
+        for step in (
+            chaos.webhooks_check,
+            chaos.finish_abandoned,
+            chaos.settle,
+            chaos.check,
+            chaos.acknowledged_check,
+            chaos.redis_check,
+            chaos.stripe_away_check,
+        ):
+            if step == chaos.finish_abandoned:
+                log("settling: reconcile, release, pay out")
+            try:
+                step()
+            except Exception:
+                problems.append(f"{step.__name__} failed: " + traceback.format_exc(limit=5))
+                log(traceback.format_exc())
     except Exception:
         problems.append("the run itself failed: " + traceback.format_exc(limit=5))
         log(traceback.format_exc())
     finally:
-        for name in ("web", "worker"):
-            path = WORK / f"{name}.log"
-            if problems and path.exists():
+        for path in sorted([*WORK.glob("web*.log"), *WORK.glob("worker*.log")]):
+            name = path.stem
+            if problems:
                 tail = path.read_text(errors="replace").splitlines()[-15:]
                 log(f"last lines of {name}.log:\n" + "\n".join(tail))
         chaos.teardown()
