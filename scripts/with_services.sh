@@ -59,6 +59,7 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
 }
 
 # ---------------------------------------------------------------- temp dir + cleanup
+STARTED_AT=$SECONDS
 SVC_DIR="$(mktemp -d /tmp/applause-services.XXXXXXXX)"
 chmod 711 "$SVC_DIR"   # postgres must be able to traverse into it
 PG_DIR="$SVC_DIR/pg"          # socket dir + log (owned by postgres)
@@ -205,6 +206,7 @@ export CHROMIUM_PATH=/usr/lib/chromium/chromium
 log "chromium at $CHROMIUM_PATH"
 
 export APPLAUSE_SERVICES_DIR="$SVC_DIR"
+log "services up in $((SECONDS - STARTED_AT)) s"
 
 # ---------------------------------------------------------------- run CMD
 # Run in the background (stdin kept) so that INT/TERM traps fire at once; the
