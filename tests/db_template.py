@@ -103,6 +103,8 @@ def create_worker_database(*, run_id: str, verbosity: int) -> str:
 def destroy_worker_database(*, run_id: str, original_name: str, verbosity: int) -> None:
     """Drop this worker's copy and the run's template. A worker that has not cloned yet (it
     ran no database test so far) finds no template and builds it again."""
-    connection.creation.destroy_test_db(original_name, verbosity=verbosity)
-    with _run_lock(run_id):
-        _execute_nodb(f"DROP DATABASE IF EXISTS {_quote(_template_name(run_id))}")
+    try:
+        connection.creation.destroy_test_db(original_name, verbosity=verbosity)
+    finally:
+        with _run_lock(run_id):
+            _execute_nodb(f"DROP DATABASE IF EXISTS {_quote(_template_name(run_id))}")
