@@ -251,22 +251,20 @@ acc AS MATERIALIZED (
     SELECT a.id, a.user_id FROM wallets_account a WHERE a.id = ANY(%(sources)s::bigint[])
 ),
 src AS (
-    SELECT p.payout_id, p.diamonds, p.payout_at, e.entry_id, e.transaction_id,
-           e.tx_kind, e.amount, e.created_at,
+    SELECT p.payout_id, p.diamonds, p.payout_at, e.id AS entry_id, e.transaction_id,
+           t.kind AS tx_kind, e.amount, e.created_at,
            e.amount - COALESCE(taken.total, 0) AS remaining
     FROM p
     JOIN cur USING (payout_id)
     JOIN acc a ON a.user_id = p.user_id
-    -- Per account, by index (OFFSET 0 keeps it a nested loop: joined flat, the planner may hash
-    -- every journal row of the ledger, once per chunk).
-    CROSS JOIN LATERAL (
-        SELECT e.id AS entry_id, e.transaction_id, e.amount, e.created_at, t.kind AS tx_kind
-        FROM wallets_entry e JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
-        WHERE e.account_id = a.id AND (cur.since IS NULL OR e.created_at >= cur.since)
-          AND t.kind <> ALL(%(not_sources)s)
-        OFFSET 0
-    ) e
-    LEFT JOIN taken ON taken.entry_id = e.entry_id
+    JOIN wallets_entry e ON e.account_id = a.id
+                         AND (cur.since IS NULL OR e.created_at >= cur.since)
+    -- The planner joins the journal by hash (one sequential read of it per chunk) or by index
+    -- probes. Forcing the probes (a LATERAL, a scalar subquery) made a 5,000-creator chunk
+    -- twice as slow with 410k journal rows (BENCHMARKS.md): left to the planner.
+    JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
+                                     AND t.kind <> ALL(%(not_sources)s)
+    LEFT JOIN taken ON taken.entry_id = e.id
 ),
 kept AS (
     SELECT src.*,
