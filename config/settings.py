@@ -557,6 +557,9 @@ PAYOUT_BATCH_CHUNK = env.int("PAYOUT_BATCH_CHUNK", default=5000)
 # Chunks of the batch run at once, each on its own database connection (PostgreSQL).
 PAYOUT_BATCH_WORKERS = env.int("PAYOUT_BATCH_WORKERS", default=2)
 PAYOUT_SEND_TASK_SIZE = env.int("PAYOUT_SEND_TASK_SIZE", default=500)
+# A payout still requested this long after it was made lost its send task (the broker was away
+# when it was queued): the hourly sweep sends it.
+PAYOUT_SEND_SWEEP_AFTER_MINUTES = env.int("PAYOUT_SEND_SWEEP_AFTER_MINUTES", default=10)
 # A payout to a destination (IBAN, Stripe account) set or changed less than this many hours ago
 # waits (held, the creator sees until when): a stolen login cannot redirect the next payout.
 PAYOUT_DESTINATION_HOLD_HOURS = env.int("PAYOUT_DESTINATION_HOLD_HOURS", default=72)

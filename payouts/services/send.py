@@ -3,6 +3,9 @@ hold that keeps a payout from a freshly changed destination."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -135,14 +138,19 @@ def payout_send_check(payout: Payout) -> Payout | None:
 
 
 def payouts_send_released() -> int:
-    """Send the payouts whose destination hold has passed (beat, hourly). Returns how many."""
-    due = list(
-        Payout.objects.filter(held_until__lte=timezone.now())
-        .filter(
-            Q(status=PayoutStatus.REQUESTED) | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
-        )
-        .values_list("pk", flat=True)
+    """Send the payouts whose destination hold has passed, and the requested ones whose send
+    was never queued (the broker was away when they were made: still ``requested`` after
+    ``PAYOUT_SEND_SWEEP_AFTER_MINUTES``). Beat, hourly; returns how many. Sending twice is
+    harmless (the rail's idempotency key is the payout id)."""
+    now = timezone.now()
+    lost_after = now - timedelta(minutes=settings.PAYOUT_SEND_SWEEP_AFTER_MINUTES)
+    released = Q(held_until__lte=now) & (
+        Q(status=PayoutStatus.REQUESTED) | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
     )
+    never_queued = Q(
+        held_until__isnull=True, status=PayoutStatus.REQUESTED, created_at__lte=lost_after
+    )
+    due = list(Payout.objects.filter(released | never_queued).values_list("pk", flat=True))
     with transaction.atomic():
         _enqueue_send(due)
     return len(due)

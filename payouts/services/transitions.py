@@ -4,6 +4,7 @@ money conversions between diamonds and the payout currency."""
 
 from __future__ import annotations
 
+import logging
 import math
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from wallets.services import Posting, account_get, ledger_post, platform_account
 
 if TYPE_CHECKING:
     from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 # --- Money conversions ----------------------------------------------------------------------
@@ -143,11 +146,17 @@ def _enqueue_send(payout_ids: list[int]) -> None:
     def send() -> None:
         from payouts.tasks import payout_send_many_task, payout_send_task
 
-        if len(ids) == 1:
-            payout_send_task.delay(ids[0])
-            return
-        size = max(1, settings.PAYOUT_SEND_TASK_SIZE)
-        for start in range(0, len(ids), size):
-            payout_send_many_task.delay(ids[start : start + size])
+        # The payouts are committed by now: a broker that is away must not turn the answer
+        # into a 500. What was not queued stays requested and the sweep sends it
+        # (payouts_send_released: requested for longer than PAYOUT_SEND_SWEEP_AFTER_MINUTES).
+        try:
+            if len(ids) == 1:
+                payout_send_task.delay(ids[0])
+                return
+            size = max(1, settings.PAYOUT_SEND_TASK_SIZE)
+            for start in range(0, len(ids), size):
+                payout_send_many_task.delay(ids[start : start + size])
+        except Exception:  # the broker is away (kombu's errors have no common base we own)
+            logger.warning("payout sends not queued (broker away): the sweep sends %s", ids[:20])
 
     transaction.on_commit(send)

@@ -182,3 +182,37 @@ def test_two_cash_outs_and_the_batch_at_the_same_moment_make_one_payout():
     assert (available(creator), in_payout(creator)) == (0, 8000)
     assert payouts[0].diamonds == 8000
     call_command("verify_ledger")
+
+
+def test_broker_away_still_answers_201_and_the_sweep_sends_it_later(
+    monkeypatch, settings, django_capture_on_commit_callbacks, eager_celery
+):
+    """Found by the chaos run: with Redis down the send task could not be queued after the
+    commit, and the client got a 500 for a payout that was made."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from payouts.services import payouts_send_released
+    from payouts.tasks import payout_send_task
+
+    def broker_away(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    creator = make_payout_creator(5000)
+    api = client_for(creator.user)
+    with monkeypatch.context() as patched:
+        patched.setattr(payout_send_task, "delay", broker_away)
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            response = api.post("/api/v1/payouts/", {}, format="json", **idem())
+    assert response.status_code == 201, response.content
+    assert callbacks  # the send was attempted after the commit, and refused by the broker
+    payout = Payout.objects.get(pk=response.json()["id"])
+    assert payout.status == PayoutStatus.REQUESTED
+    assert (available(creator), in_payout(creator)) == (0, 5000)
+
+    assert payouts_send_released() == 0  # too fresh: its task may still be on its way
+    settings.PAYOUT_SEND_SWEEP_AFTER_MINUTES = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert payouts_send_released() == 1
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PROCESSING  # manual rail: in the next bank run
+    call_command("verify_ledger")
