@@ -81,7 +81,7 @@ else:
     CFG = dict(
         clients=64,
         creators=6,
-        bank_seconds=int(os.environ.get("CHAOS_SECONDS", "660")),
+        bank_seconds=int(os.environ.get("CHAOS_SECONDS", "750")),
         web_workers=3,
         fault_every=(6.0, 14.0),
         webhook_recharges=300,
