@@ -527,7 +527,7 @@ pool_mode = {mode}
 default_pool_size = {pool}
 max_client_conn = 1000
 ignore_startup_parameters = extra_float_digits,options
-server_reset_query =
+server_reset_query = {reset}
 server_login_retry = 1
 logfile = {dir}/pgbouncer.log
 pidfile = {dir}/pgbouncer.pid
@@ -556,6 +556,12 @@ pidfile = {dir}/pgbouncer.pid
                 listen=self.port,
                 dir=self.dir,
                 mode=PGBOUNCER_MODE,
+                # Session pooling must reset a server connection before lending it to the
+                # next client (PgBouncer's default DISCARD ALL): a web worker killed while it
+                # held a session advisory lock left it on the pooled connection otherwise,
+                # and that purchase answered 503 service_busy for good (the first default run
+                # with session pooling found it). Transaction pooling needs none.
+                reset="" if PGBOUNCER_MODE == "transaction" else "DISCARD ALL",
                 # Session pooling lends a server connection per client connection for its
                 # whole life: room for every web thread and worker process of the run.
                 pool=20 if PGBOUNCER_MODE == "transaction" else 60,

@@ -234,3 +234,19 @@ def test_beat_keeps_its_schedule_through_an_outage(proxy, monkeypatch):
         time.sleep(min(scheduler.tick(), 0.2))
     assert "outage-probe" in sent
     scheduler.sync()  # write the last-run times now: an exit hook would, after the test DB is gone
+
+
+def test_a_stripe_webhook_while_the_database_is_down_is_503_not_500(proxy, client):
+    """Found by the chaos run: the webhook answered 500 (webhook_processing_failed) while the
+    database was down. Stripe retries either way, but the documented answer is 503."""
+    from wallets.models import StripeEvent
+    from wallets.tests.factories import event_payload, post_event
+
+    payload = event_payload("payment_intent.succeeded", {"id": "pi_chaos_down", "metadata": {}})
+    proxy.down()
+    assert_database_unavailable(post_event(client, payload))
+    end_of_request()
+
+    proxy.up()
+    assert post_event(client, payload).status_code == 200  # Stripe's retry is applied
+    assert StripeEvent.objects.filter(type="payment_intent.succeeded").count() == 1
