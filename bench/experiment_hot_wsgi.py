@@ -40,6 +40,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from hot_wsgi import gift_environ, open_bench_database  # noqa: E402  (the measured setup, shared)
+
 SEND_PATH = "/api/v1/gifts/send/"
 # Headers gifts.api_hot._respond writes itself; the rest of a Django answer comes from the
 # middlewares in front of HotPathMiddleware.
@@ -102,22 +106,7 @@ def main() -> int:
     args = [a for a in sys.argv[1:] if a.isdigit()]
     n = int(args[0]) if args else 500
     rounds = int(args[1]) if len(args) > 1 else 6
-    base_url = os.environ["DATABASE_URL"]
-    sys.path.append(str(REPO / "bench"))
-    import run as b  # bench/run.py: its database helpers and seeding
-
-    dbname = f"exphotwsgi_{os.getpid()}"
-    b.admin_sql(base_url, f'CREATE DATABASE "{dbname}"')
-    os.environ.update(
-        DATABASE_URL=b.url_with_db(base_url, dbname),
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="0",
-        APPLAUSE_TESTING="0",
-        THROTTLE_MONEY=os.environ.get("THROTTLE_MONEY", "100000000/min"),
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        CACHE_KEY_PREFIX=f"exphotwsgi{os.getpid()}",
-        CELERY_BROKER_URL="memory://",
-    )
+    b, base_url, dbname = open_bench_database("exphotwsgi")
     try:
         import django
 
@@ -144,31 +133,9 @@ def main() -> int:
         connections.close_all()
 
         def environ(token: str, body: dict, key: str) -> dict:
-            raw = json.dumps(body).encode()
-            return {
-                "REQUEST_METHOD": "POST",
-                "SCRIPT_NAME": "",
-                "PATH_INFO": SEND_PATH,
-                "QUERY_STRING": "",
-                "CONTENT_TYPE": "application/json",
-                "CONTENT_LENGTH": str(len(raw)),
-                "SERVER_NAME": "127.0.0.1",
-                "SERVER_PORT": "8000",
-                "SERVER_PROTOCOL": "HTTP/1.1",
-                "REMOTE_ADDR": "127.0.0.1",
-                "HTTP_HOST": "127.0.0.1:8000",
-                "HTTP_ACCEPT": "application/json",
-                "HTTP_AUTHORIZATION": f"Token {token}",
-                "HTTP_IDEMPOTENCY_KEY": key,
-                "HTTP_X_FORWARDED_PROTO": "https",
-                "wsgi.input": io.BytesIO(raw),
-                "wsgi.url_scheme": "http",
-                "wsgi.errors": sys.stderr,
-                "wsgi.multithread": True,
-                "wsgi.multiprocess": True,
-                "wsgi.run_once": False,
-                "wsgi.version": (1, 0),
-            }
+            return gift_environ(
+                token=token, body=json.dumps(body).encode(), key=key, path=SEND_PATH
+            )
 
         def call(app, env: dict) -> tuple[str, list[tuple[str, str]], bytes]:
             seen: dict = {}

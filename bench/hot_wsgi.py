@@ -27,14 +27,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def main() -> int:
-    n = int(next((a for a in sys.argv[1:] if a.isdigit()), "1000"))
-    profile = "--profile" in sys.argv
+def open_bench_database(prefix: str):
+    """Create ``<prefix>_<pid>`` beside ``DATABASE_URL`` and point this process's Django at it
+    (DEBUG off, the money throttle lifted, quiet logs). Returns bench/run.py as a module (its
+    database helpers and seeding), the server's URL and the database's name."""
     base_url = os.environ["DATABASE_URL"]
     sys.path.append(str(REPO / "bench"))
     import run as b  # bench/run.py: its database helpers and seeding
 
-    dbname = f"hotwsgi_{os.getpid()}"
+    dbname = f"{prefix}_{os.getpid()}"
     b.admin_sql(base_url, f'CREATE DATABASE "{dbname}"')
     os.environ.update(
         DATABASE_URL=b.url_with_db(base_url, dbname),
@@ -43,9 +44,44 @@ def main() -> int:
         APPLAUSE_TESTING="0",
         THROTTLE_MONEY=os.environ.get("THROTTLE_MONEY", "100000000/min"),
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        CACHE_KEY_PREFIX=f"hotwsgi{os.getpid()}",
+        CACHE_KEY_PREFIX=f"{prefix}{os.getpid()}",
         CELERY_BROKER_URL="memory://",
     )
+    return b, base_url, dbname
+
+
+def gift_environ(*, token: str, body: bytes, key: str, path: str = "/api/v1/gifts/send/") -> dict:
+    """The WSGI environ gunicorn builds for one JSON POST with a token, behind a TLS proxy."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_ACCEPT": "application/json",
+        "HTTP_AUTHORIZATION": f"Token {token}",
+        "HTTP_IDEMPOTENCY_KEY": key,
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+def main() -> int:
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), "1000"))
+    profile = "--profile" in sys.argv
+    b, base_url, dbname = open_bench_database("hotwsgi")
     try:
         import django
 
@@ -64,30 +100,7 @@ def main() -> int:
 
         def environ(i: int) -> dict:
             body = json.dumps({"creator": handles[i % len(handles)], "gift": b.GIFT_SLUG}).encode()
-            return {
-                "REQUEST_METHOD": "POST",
-                "SCRIPT_NAME": "",
-                "PATH_INFO": "/api/v1/gifts/send/",
-                "QUERY_STRING": "",
-                "CONTENT_TYPE": "application/json",
-                "CONTENT_LENGTH": str(len(body)),
-                "SERVER_NAME": "127.0.0.1",
-                "SERVER_PORT": "8000",
-                "SERVER_PROTOCOL": "HTTP/1.1",
-                "REMOTE_ADDR": "127.0.0.1",
-                "HTTP_HOST": "127.0.0.1:8000",
-                "HTTP_ACCEPT": "application/json",
-                "HTTP_AUTHORIZATION": f"Token {tokens[i % len(tokens)]}",
-                "HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex,
-                "HTTP_X_FORWARDED_PROTO": "https",
-                "wsgi.input": io.BytesIO(body),
-                "wsgi.url_scheme": "http",
-                "wsgi.errors": sys.stderr,
-                "wsgi.multithread": True,
-                "wsgi.multiprocess": True,
-                "wsgi.run_once": False,
-                "wsgi.version": (1, 0),
-            }
+            return gift_environ(token=tokens[i % len(tokens)], body=body, key=uuid.uuid4().hex)
 
         statuses: dict[str, int] = {}
 
