@@ -48,7 +48,9 @@ checks_lane() {
 }
 checks_lane >"$checks_log" 2>&1 &
 checks_pid=$!
-trap 'kill "$checks_pid" 2>/dev/null; rm -f "$checks_log"' EXIT
+# `|| true`: under set -e a failing command in the EXIT trap becomes the script's exit status,
+# and the lane has normally been reaped already (kill fails: no such process).
+trap 'kill "$checks_pid" 2>/dev/null || true; rm -f "$checks_log"' EXIT
 
 pytest_started=$SECONDS
 set +e
@@ -61,7 +63,7 @@ else
 fi
 rc=$?
 set -e
-step "pytest done in $((SECONDS - pytest_started)) s"
+step "pytest done in $((SECONDS - pytest_started)) s (exit status $rc)"
 checks_rc=0
 wait "$checks_pid" || checks_rc=$?
 cat "$checks_log"

@@ -103,6 +103,16 @@ def create_worker_database(*, run_id: str, verbosity: int) -> str:
 def destroy_worker_database(*, run_id: str, original_name: str, verbosity: int) -> None:
     """Drop this worker's copy and the run's template. A worker that has not cloned yet (it
     ran no database test so far) finds no template and builds it again."""
+    worker_name = connection.settings_dict["NAME"]
+    connection.close()
+    # A live server's thread may still hold a session on the copy (it would make the DROP
+    # fail); the run is over, so end such sessions first.
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [worker_name],
+        )
     try:
         connection.creation.destroy_test_db(original_name, verbosity=verbosity)
     finally:

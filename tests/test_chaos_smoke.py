@@ -39,6 +39,8 @@ def test_chaos_quick_run_loses_nothing():
     assert values["redis_outages"] >= 1, output
     assert values["acked"] > 0, output
     assert values["acked_missing"] == 0, output
-    assert values["ops_tried"] >= 200, output
+    # Enough traffic that the faults met requests: ~2/s of the 60 s bank test even on a
+    # loaded 2-core machine (a quiet one tries 200-400; a throughput floor would be a timing test).
+    assert values["ops_tried"] >= 60, output
     assert values["ops_succeeded"] > 0, output
     assert result.returncode == 0, output
