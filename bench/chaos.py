@@ -107,10 +107,10 @@ SETTLE_STRIPE_TIMEOUT = "60"
 # CHAOS_WORKERS Celery workers; the quick run (inside make test) one of each. The full run
 # puts them behind PgBouncer in session pooling (CHAOS_PGBOUNCER=session, its default; 0 =
 # straight to PostgreSQL), which is restarted among the faults. CHAOS_PGBOUNCER=transaction
-# (or 1) is transaction pooling, which the app does not survive yet: its session advisory
-# locks (the payout batch's, reconciliation's, a recharge's across its Stripe calls) leak on
-# PgBouncer's server connections, and a leaked payout batch lock stops every later batch
-# (found by this run; docs/operations.md).
+# (or 1) is transaction pooling: the web servers and workers then take their session
+# advisory locks (payout batch, reconciliation, a recharge's Stripe calls) on a lock
+# connection straight to PostgreSQL (DATABASE_DIRECT_URL, wallets/services/locks.py), as
+# docs/operations.md says; in session pooling they go through PgBouncer like the rest.
 SERVERS = int(os.environ.get("CHAOS_SERVERS", "1" if QUICK else "2"))
 WORKERS = int(os.environ.get("CHAOS_WORKERS", "1" if QUICK else "2"))
 _POOL_MODES = {"": None, "0": None, "1": "transaction", "transaction": "transaction",
@@ -668,6 +668,8 @@ class Chaos:
         env = self.env()
         if self.bouncer is not None:
             env["DATABASE_URL"] = self.bouncer.url()
+            if PGBOUNCER_MODE == "transaction":
+                env["DATABASE_DIRECT_URL"] = self.pg.url()
         return env
 
     def env(self) -> dict[str, str]:

@@ -130,6 +130,27 @@ else:
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+if IS_POSTGRES:
+    # The lock connection (wallets/services/locks.py): the session advisory locks held across
+    # transactions (payout batch, reconciliation, a recharge's Stripe calls), one short-lived
+    # connection per holder. Behind PgBouncer in transaction pooling DATABASE_DIRECT_URL must
+    # reach PostgreSQL directly (or a PgBouncer pool in session mode); by default the same
+    # database as DATABASE_URL. Tests lock inside the test database (a mirror of "default").
+    _locks = (
+        env.db("DATABASE_DIRECT_URL")
+        if env.str("DATABASE_DIRECT_URL", default="")
+        else dict(DATABASES["default"])
+    )
+    DATABASES["locks"] = {
+        **_locks,
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": {
+            **_locks.get("OPTIONS", {}),
+            "connect_timeout": DATABASES["default"]["OPTIONS"]["connect_timeout"],
+        },
+        "TEST": {"MIRROR": "default"},
+    }
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite just ignores the extra columns.
 SILENCED_SYSTEM_CHECKS = [] if IS_POSTGRES else ["models.W040"]
 

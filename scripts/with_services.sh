@@ -37,6 +37,8 @@ missing=()
 [[ -x $PG_BIN/postgres && -x $PG_BIN/initdb ]] || missing+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [[ -x /usr/lib/chromium/chromium ]] || missing+=(chromium)
+# PgBouncer: tests/test_locks_through_pgbouncer.py (and make chaos) run the app through it.
+[[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]} (apt-get)"
     apt_install "${missing[@]}"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 
 @contextmanager
@@ -94,10 +94,18 @@ def create_worker_database(*, run_id: str, verbosity: int) -> str:
     if verbosity >= 1:
         print(f"Cloned test database {worker_name} from {template}")
     connection.close()
-    settings.DATABASES["default"]["NAME"] = worker_name
-    connection.settings_dict["NAME"] = worker_name
+    _point_at(worker_name)
     connection.ensure_connection()
     return original_name
+
+
+def _point_at(name: str) -> None:
+    """The default connection and the lock connection (its test mirror: wallets/services/
+    locks.py) at database ``name``: a worker's advisory locks stay inside its own database."""
+    for alias in ("default", "locks"):
+        if alias in settings.DATABASES:
+            settings.DATABASES[alias]["NAME"] = name
+            connections[alias].settings_dict["NAME"] = name
 
 
 def destroy_worker_database(*, run_id: str, original_name: str, verbosity: int) -> None:
@@ -115,6 +123,7 @@ def destroy_worker_database(*, run_id: str, original_name: str, verbosity: int) 
         )
     try:
         connection.creation.destroy_test_db(original_name, verbosity=verbosity)
+        _point_at(original_name)
     finally:
         with _run_lock(run_id):
             _execute_nodb(f"DROP DATABASE IF EXISTS {_quote(_template_name(run_id))}")

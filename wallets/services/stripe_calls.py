@@ -7,9 +7,7 @@ abandoned purchases (``wallets.services.purchase_finish``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from config.errors import DomainError
 from wallets import stripe_gateway as gateway
 from wallets.models import StripeCustomer
+from wallets.services.locks import lock_key, session_lock
 from wallets.services.recharges import PaymentProviderError
 
 if TYPE_CHECKING:
@@ -85,36 +84,15 @@ def _stripe_away_check() -> None:
 # --- Locks ----------------------------------------------------------------------------------
 
 
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
 @contextmanager
 def _recharge_lock(recharge_id: int, *, wait: float) -> Iterator[bool]:
     """A session advisory lock on one recharge, held across Stripe calls (no transaction is
-    open meanwhile). Yields whether it is held; waits up to ``wait`` seconds for a copy of
-    the request that holds it. A process that dies drops it with its connection."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = _lock_key(f"applause:recharge:{recharge_id}")
-    deadline = time.monotonic() + wait
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            acquired = bool(cursor.fetchone()[0])
-        if acquired or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except Exception:
-                log.warning("recharge %s: advisory unlock failed", recharge_id)
+    open meanwhile), on a lock connection of its own that bypasses a transaction-pooling
+    PgBouncer (``wallets.services.locks``). Yields whether it is held; waits up to ``wait``
+    seconds for a copy of the request that holds it. A process that dies drops it with its
+    connection."""
+    with session_lock(f"applause:recharge:{recharge_id}", wait=wait) as held:
+        yield held
 
 
 def _user_purchases_lock(user_id: int) -> None:
@@ -123,7 +101,7 @@ def _user_purchases_lock(user_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"applause:purchases:{user_id}")]
+                "SELECT pg_advisory_xact_lock(%s)", [lock_key(f"applause:purchases:{user_id}")]
             )
 
 
