@@ -1,6 +1,8 @@
 """The session advisory locks' own connection (wallets/services/locks.py, #23): one per
 holder, closed when the holder is done, never the thread's Django connection."""
 
+import time
+
 import pytest
 from django.db import connection
 
@@ -15,14 +17,17 @@ def _postgres_only():
         pytest.skip("advisory locks are PostgreSQL's (SQLite: always held)")
 
 
-def _sessions() -> int:
-    """Backends connected to the test database (ours and the lock connections)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend'"
-        )
-        return cursor.fetchone()[0]
+def _still_connected(pids: set[int]) -> set[int]:
+    """Those of ``pids`` whose backend has not ended within 10 s (a closed connection's
+    backend leaves pg_stat_activity a moment after the client's goodbye)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)])
+            left = {row[0] for row in cursor.fetchall()}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 def _lock_holders() -> set[int]:
@@ -35,24 +40,24 @@ def _lock_holders() -> set[int]:
 
 
 def test_each_holder_has_a_connection_of_its_own_closed_when_it_is_done():
-    before = _sessions()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         own_pid = cursor.fetchone()[0]
     with session_lock("test:a") as first:
         assert first
+        (first_pid,) = _lock_holders()
         with session_lock("test:b") as second:
             assert second
             holders = _lock_holders()
             assert len(holders) == 2
             assert own_pid not in holders
-            assert _sessions() == before + 2
             # Not re-entrant: a third holder of "test:a" is another session, refused.
             with session_lock("test:a") as again:
                 assert not again
-        assert _sessions() == before + 1
-    assert _sessions() == before
+        assert _lock_holders() == {first_pid}
+        assert _still_connected(holders - {first_pid}) == set()
     assert _lock_holders() == set()
+    assert _still_connected(holders) == set()
 
 
 def _fail_holding(name: str) -> None:
