@@ -24,7 +24,6 @@ between nested holders (reconciliation finishing an abandoned recharge holds two
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import time
@@ -65,6 +64,7 @@ def session_lock(name: str, *, wait: float = 0.0) -> Iterator[bool]:
     # A new wrapper, not a thread's cached one: this holder's and no one else's, closed below
     # (under an alias of its own, as Django's tests allow such one-off connections).
     session = load_backend(db["ENGINE"]).DatabaseWrapper(db, alias=f"{alias}-holder")
+    acquired = False
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -78,10 +78,17 @@ def session_lock(name: str, *, wait: float = 0.0) -> Iterator[bool]:
     finally:
         # Closing the session drops its locks; the unlock first also covers a lock connection
         # that goes through a PgBouncer session pool whose server_reset_query is empty.
-        with contextlib.suppress(Error):
-            if session.connection is not None:
+        if session.connection is not None:
+            try:
                 with session.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock_all()")
+            except Error as exc:
+                # The lock session ended under its holder (a PostgreSQL crash or restart): the
+                # lock went with it and another runner may have started meanwhile. The work
+                # it guards is safe to run twice (idempotency keys, unique rows): the lock
+                # saves doing it twice. Said in the log, for the operator.
+                if acquired:
+                    log.warning("lock %s: its connection ended while held (%s)", name, exc)
         try:
             session.close()
         except Error:

@@ -71,3 +71,16 @@ def test_an_error_inside_releases_the_lock():
         _fail_holding("test:a")
     with session_lock("test:a") as held:
         assert held
+
+
+def test_a_lock_session_that_ends_under_its_holder_is_logged_not_raised(caplog):
+    with session_lock("test:a") as held:
+        assert held
+        (holder,) = _lock_holders()
+        with connection.cursor() as cursor:  # a PostgreSQL restart, for this one session
+            cursor.execute("SELECT pg_terminate_backend(%s)", [holder])
+        assert _still_connected({holder}) == set()
+        # Gone with its session: another runner may take it now.
+        with session_lock("test:a") as other:
+            assert other
+    assert "lock test:a: its connection ended while held" in caplog.text
