@@ -1,12 +1,14 @@
 """The app's session advisory locks through a real PgBouncer (#23, #15 item 4).
 
-Two processes (``tests/lock_child.py``) run the app with ``DATABASE_URL`` pointing at a
-PgBouncer in front of the test database, with ONE server connection in its pool, so both
-processes' queries run on the same PostgreSQL session one transaction after the other; the
-lock connection (``DATABASE_DIRECT_URL``) goes straight to PostgreSQL. Before the locks had
-a connection of their own, a lock taken through transaction pooling stayed on that shared
-server connection: the second process then "held" the first one's lock too (a second payout
-batch beside the first), and the unlock of one landed on the other's session.
+In transaction pooling, two processes (``tests/lock_child.py``) run the app with
+``DATABASE_URL`` pointing at a PgBouncer in front of the test database, with ONE server
+connection in its pool, so both processes' queries run on the same PostgreSQL session one
+transaction after the other; the lock connection (``DATABASE_DIRECT_URL``) goes straight to
+PostgreSQL. Before the locks had a connection of their own, a lock taken through transaction
+pooling stayed on that shared server connection: the second process then "held" the first
+one's lock too (a second payout batch beside the first), and the unlock of one landed on the
+other's session. The same checks run through session pooling, with the lock connections
+through PgBouncer as well.
 """
 
 from __future__ import annotations
@@ -80,23 +82,33 @@ def advisory_locks_held() -> int:
         return cursor.fetchone()[0]
 
 
-@pytest.fixture
-def children():
+@pytest.fixture(params=["transaction", "session"])
+def children(request):
+    """Transaction pooling with one server connection and the lock connections straight to
+    PostgreSQL (``DATABASE_DIRECT_URL``), as docs/operations.md says; or session pooling
+    (``DISCARD ALL``) with the lock connections through it too (``DATABASE_DIRECT_URL``
+    unset), the other documented way."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL")
     if pgbouncer_binary() is None:
         pytest.skip("pgbouncer is not installed (scripts/with_services.sh installs it)")
+    mode = request.param
     db = connection.settings_dict
     host, port = db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)
-    bouncer = PgBouncer(host=host, port=port, user=db["USER"], mode="transaction", pool=1)
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    # Session pooling lends a server connection per client connection: room for both
+    # processes' connections and their lock connections.
+    pool = 1 if mode == "transaction" else 8
+    bouncer = PgBouncer(host=host, port=port, user=db["USER"], mode=mode, pool=pool)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER",)}
+    env.pop("DATABASE_DIRECT_URL", None)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         APPLAUSE_TESTING="1",
         DATABASE_URL=_url(host="127.0.0.1", port=bouncer.port, settings_dict=db),
-        DATABASE_DIRECT_URL=_url(host=host, port=port, settings_dict=db),
         CONN_MAX_AGE="60",
     )
+    if mode == "transaction":
+        env["DATABASE_DIRECT_URL"] = _url(host=host, port=port, settings_dict=db)
     made: list[Child] = []
     try:
         made += [Child(env), Child(env)]
@@ -107,7 +119,7 @@ def children():
         bouncer.close()
 
 
-def test_session_locks_through_transaction_pooling(children):
+def test_session_locks_through_pgbouncer(children):
     first, second = children
 
     # (a) One payout batch / reconciliation at a time: the second refuses while the first
