@@ -129,7 +129,7 @@ def user_api(user):
 @pytest.fixture(params=["sql", "python"])
 def gift_path(request, settings):
     """Run a gift test against both implementations of ``gift_send`` (issue #15): the
-    PostgreSQL function ``gift_send_v3`` and the Python reference. They must agree."""
+    PostgreSQL function ``gift_send_v4`` and the Python reference. They must agree."""
     from django.db import connection
 
     if request.param == "sql" and connection.vendor != "postgresql":

@@ -39,7 +39,8 @@ class User(AbstractUser):
 class IdempotencyRecord(models.Model):
     """A money POST's first answer, replayed for retries with the same key and body."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    # The unique (user, key) index leads with the user: no index of its own (issue #15).
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     path = models.CharField(max_length=255)

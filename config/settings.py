@@ -481,7 +481,7 @@ if CHARGEBACK_POLICY not in ("absorb", "clawback_pending"):
 # --- Gifts and creators (gifts and creators apps) -------------------------------------------------
 # Words refused in gift messages (case-insensitive, whole words); comma-separated in the env.
 GIFT_MESSAGE_BLOCKLIST = env.list("GIFT_MESSAGE_BLOCKLIST", default=["scam", "nazi", "kys"])
-# On PostgreSQL a gift is one call of the SQL function gift_send_v3 (issue #15, #19, #20); off, or on
+# On PostgreSQL a gift is one call of the SQL function gift_send_v4 (issue #15, #19, #20); off, or on
 # SQLite, the Python reference (gifts/services/reference.py) sends it (same rules, more
 # round trips).
 GIFT_SEND_SQL = env.bool("GIFT_SEND_SQL", default=True)

@@ -235,7 +235,7 @@ def goal_progress(*, goal_id: int) -> GoalProgress | None:
     return found[0] if found else None
 
 
-# --- Sending a gift toward a goal (the Python reference; gift_send_v3 does the same) ----------
+# --- Sending a gift toward a goal (the Python reference; gift_send_v4 does the same) ----------
 
 
 def goal_lock_for_gift(*, goal_id: int, creator_id: int, now: datetime) -> Goal:

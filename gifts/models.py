@@ -99,14 +99,21 @@ class GiftEvent(models.Model):
     created: bool
     wallet_coins: int
 
+    # No single-column indexes on sender, creator and goal: giftevent_sender_recent,
+    # giftevent_creator_recent and giftevent_goal lead with them (issue #15: every index is
+    # one more insert per gift).
     sender = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gifts_sent"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="gifts_sent",
+        db_index=False,
     )
     creator = models.ForeignKey(
         "creators.Creator",
         on_delete=models.PROTECT,
         related_name="gift_events",
         db_constraint=False,
+        db_index=False,
     )
     gift = models.ForeignKey(
         Gift, on_delete=models.PROTECT, related_name="events", db_constraint=False
@@ -126,6 +133,7 @@ class GiftEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="gifts",
         db_constraint=False,
+        db_index=False,
     )
     transaction = models.OneToOneField(
         "wallets.LedgerTransaction", on_delete=models.PROTECT, related_name="gift_event"
@@ -157,11 +165,18 @@ class GiftTally(models.Model):
     """Coins one sender gave one creator on one (UTC) day: what leaderboards read.
 
     Upserted by every gift. Only one sender's gifts touch a row, and that sender's gifts
-    already queue on their own wallet row, so this adds no contention on a hot creator.
+    already queue on their own wallet row, so this adds no contention on a hot creator. No
+    index holds coins, diamonds or gifts, so the upsert's update is a HOT update (no index
+    entry written; the table keeps free space per page, gifts 0006); the leaderboards read a
+    creator's day through the unique (creator, day, sender) index.
     """
 
     creator = models.ForeignKey(
-        "creators.Creator", on_delete=models.PROTECT, related_name="+", db_constraint=False
+        "creators.Creator",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # the unique (creator, day, sender) index leads with it
     )
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     day = models.DateField()
@@ -175,13 +190,6 @@ class GiftTally(models.Model):
                 fields=["creator", "day", "sender"], name="gifttally_creator_day_sender"
             )
         ]
-        indexes = [
-            models.Index(
-                fields=["creator", "day", "-coins"],
-                include=["sender"],
-                name="gifttally_day_top",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.day}: user {self.sender_id} → creator {self.creator_id}: {self.coins}"
@@ -190,7 +198,10 @@ class GiftTally(models.Model):
 class DailyGiftSpend(models.Model):
     """Coins a user spent on gifts on one (UTC) day, for the daily spending limit."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The unique (user, day) index leads with the user: no index of its own (issue #15).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     day = models.DateField()
     coins = models.BigIntegerField(default=0)
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 # The SQL function this code calls. A new rule or argument means a new function (and a new
 # migration), never a changed one: during a rolling deploy old code calls the old version.
-GIFT_SEND_FUNCTION = "gift_send_v3"
+GIFT_SEND_FUNCTION = "gift_send_v4"
 GIFT_SEND_SQL = (
     f"SELECT {GIFT_SEND_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
     "%s, %s, %s)"

@@ -30,7 +30,7 @@ def gift_send(
 
     Returns the GiftEvent with two extra attributes: ``created`` (False for a repeated key,
     which returns the original gift and writes nothing) and ``wallet_coins`` (the sender's
-    balance after it). On PostgreSQL one call of ``gift_send_v3``; elsewhere the Python
+    balance after it). On PostgreSQL one call of ``gift_send_v4``; elsewhere the Python
     reference ``gift_send_python``. ``goal``: the id of one of the creator's open goals the
     gift counts toward (gifts/goals.py); for an all-or-nothing goal the coins are held.
     """

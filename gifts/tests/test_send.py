@@ -11,7 +11,7 @@ from config.errors import DomainError
 from gifts.models import DailyGiftSpend, GiftEvent, GiftTally
 from gifts.services import gift_send
 from gifts.tests.factories import GiftFactory, fund, make_creator
-from wallets.models import Account, AccountKind, LedgerTransaction, TransactionKind
+from wallets.models import Account, AccountKind, Entry, LedgerTransaction, TransactionKind
 from wallets.services import account_balance, wallet_freeze, wallet_get
 
 # Every rule runs against the SQL function and the Python reference (conftest.gift_path).
@@ -88,6 +88,33 @@ def test_repeated_key_answers_even_if_the_gift_expired_since(sender, creator, ro
     rose.available_until = timezone.now() - timedelta(seconds=1)
     rose.save()
     assert send(sender, client_key="k1").pk == first.pk
+
+
+def test_a_key_another_transaction_holds_spends_nothing(sender, creator, rose):
+    # The gift's ledger key already names a journal row that is not a gift's: refused before
+    # any other write (the journal insert is the first), and nothing else is written.
+    LedgerTransaction.objects.create(
+        kind=TransactionKind.GRANT, idempotency_key=f"gift:{sender.pk}:taken"
+    )
+    entries = Entry.objects.count()
+    error = _refused("validation_error", sender, client_key="taken")
+    assert str(error) == "This client key was already used."
+    assert Entry.objects.count() == entries
+    assert not DailyGiftSpend.objects.exists()
+    assert not GiftTally.objects.exists()
+    assert send(sender, client_key="free").created  # the next key sends as usual
+
+
+def test_gifts_the_same_day_add_up(sender, creator, rose, lion):
+    # The second and third gift update the tally and the daily spend rows (HOT updates in v4).
+    send(sender, gift_slug="lion")
+    send(sender, quantity=3)
+    event = send(sender, gift_slug="lion")
+    tally = GiftTally.objects.get(creator=creator, sender=sender)
+    assert (tally.coins, tally.diamonds, tally.gifts) == (603, 603, 3)
+    assert DailyGiftSpend.objects.get(user=sender).coins == 603
+    assert event.wallet_coins == wallet_get(user=sender).balance == 397
+    assert pending(creator) == 603
 
 
 def _refused(code, sender, **kw):
@@ -183,7 +210,7 @@ def test_few_queries_per_gift(gift_path, sender, creator, rose):
     if gift_path == "sql":
         # One round trip: the function, nothing around it (the test's own transaction adds
         # no savepoint: gift_send opens none on this path).
-        assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v3("], queries
+        assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v4("], queries
         return
     # 4 reads (creator, gift, accounts, the sender's own spending limits) + 6 writes +
     # ledger_post's savepoint pair around the journal insert = 12; the test's own transaction

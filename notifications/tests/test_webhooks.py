@@ -380,7 +380,7 @@ def test_the_sql_gift_with_a_subscriber_is_still_one_round_trip(
     gift(fan, creator_user, client_key="warm")  # the platform accounts exist from here on
     with CaptureQueriesContext(connection) as queries:
         sent = gift(fan, creator_user, client_key="measured")
-    assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v3("], queries
+    assert [q["sql"][:20] for q in queries] == ["SELECT gift_send_v4("], queries
     delivery = WebhookDelivery.objects.get(event__key=f"gift.received:{sent.pk}")
     assert (delivery.endpoint_id, delivery.status) == (endpoint_id, DeliveryStatus.PENDING)
 
