@@ -1,7 +1,7 @@
 """Gift benchmarks of issue #15, run by ``bench/run.py`` (``make bench``).
 
 - ``db_ceiling_gift_fn_tx_per_s``: pgbench calling exactly the SQL a gift runs (one call of
-  ``gift_send_v3``, as ``gifts.services.gift_send`` sends it), 16 clients, simple protocol,
+  ``gift_send_v4``, as ``gifts.services.gift_send`` sends it), 16 clients, simple protocol,
   spread over the bench creators; the like-for-like ceiling of ``service_vs_ceiling``.
 - one sender from 8 connections at once: one wallet row, every coin spent once.
 - open-loop HTTP at fixed rates (``bench/http_open_loop.py``) against ``make serve``'s server.
@@ -79,19 +79,24 @@ def _pgbench(b, db_url: str, script: Path, seconds: float, env_extra: dict | Non
 
 
 def gift_fn_ceiling(b, db_url: str, workdir: Path, senders, handles) -> None:
-    """pgbench calling ``gift_send_v3`` exactly as the service does: durable, then (an extra
+    """pgbench calling ``gift_send_v4`` exactly as the service does: durable, then (an extra
     column only) with ``synchronous_commit=off`` for the session."""
     from django.conf import settings
     from django.db import connection
 
     from gifts.services.one_statement import GIFT_SEND_FUNCTION
 
+    # BENCH_GIFT_FN=gift_send_v3 measures an older version (still in the database: an A/B on
+    # the same schema); BENCH_PGOPTIONS adds server settings to pgbench's sessions (e.g.
+    # "-c commit_delay=100 -c commit_siblings=5"), applied to both of its runs.
+    function = os.environ.get("BENCH_GIFT_FN") or GIFT_SEND_FUNCTION
+    pgoptions = os.environ.get("BENCH_PGOPTIONS", "").strip()
     pool = senders[: b.CFG["workers"] * b.CFG["senders_per_worker"]]
     lo, hi = _contiguous_ids(pool)
     script = workdir / "gift_fn.sql"
     script.write_text(
         GIFT_FN_SCRIPT.format(
-            function=GIFT_SEND_FUNCTION,
+            function=function,
             lo=lo,
             hi=hi,
             creators_max=len(handles) - 1,
@@ -109,25 +114,31 @@ def gift_fn_ceiling(b, db_url: str, workdir: Path, senders, handles) -> None:
             return cursor.fetchone()[0]
 
     before = events()
-    b.log(f"pgbench {GIFT_SEND_FUNCTION}: 16 clients, {b.CFG['pgbench_s']} s, durable")
-    durable = _pgbench(b, db_url, script, b.CFG["pgbench_s"])
+    b.log(f"pgbench {function}: 16 clients, {b.CFG['pgbench_s']} s, durable")
+    options = {"PGOPTIONS": pgoptions} if pgoptions else {}
+    durable = _pgbench(b, db_url, script, b.CFG["pgbench_s"], options)
     made = events() - before
     if made != durable["n"]:
         raise RuntimeError(f"pgbench ran {durable['n']} gift calls but {made} gifts were made")
     b.results["db_ceiling_gift_fn_tx_per_s"] = round(durable["tps"])
     b.CPU["gift_fn_pg"] = durable["pg_cpu_ms"]
     b.CPU["gift_fn_client"] = durable["client_cpu_ms"]
-    b.log(f"pgbench {GIFT_SEND_FUNCTION}: synchronous_commit=off (extra column, not the headline)")
+    b.log(f"pgbench {function}: synchronous_commit=off (extra column, not the headline)")
     fast = _pgbench(
-        b, db_url, script, b.CFG["pgbench_s"], {"PGOPTIONS": "-c synchronous_commit=off"}
+        b,
+        db_url,
+        script,
+        b.CFG["pgbench_s"],
+        {"PGOPTIONS": f"{pgoptions} -c synchronous_commit=off".strip()},
     )
     b.results["db_ceiling_gift_fn_async_commit_tx_per_s"] = round(fast["tps"])
     b.notes.append(
-        f"pgbench {GIFT_SEND_FUNCTION} (16 clients, one call per transaction, spread over "
+        f"pgbench {function} (16 clients, one call per transaction, spread over "
         f"{len(handles)} creators): durable {durable['tps']:.0f}/s, latency "
         f"{durable['latency_ms']} ms, CPU per gift {durable['pg_cpu_ms']:.2f} ms PostgreSQL + "
         f"{durable['client_cpu_ms']:.2f} ms pgbench; with synchronous_commit=off "
         f"{fast['tps']:.0f}/s (not durable: an extra column only)"
+        + (f"; session options {pgoptions!r}" if pgoptions else "")
     )
 
 

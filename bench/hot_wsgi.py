@@ -78,6 +78,40 @@ def gift_environ(*, token: str, body: bytes, key: str, path: str = "/api/v1/gift
     }
 
 
+MONITORED = 50
+
+
+def redis_round_trips(redis, request) -> tuple[float, float]:
+    """(commands the app sent, commands run inside scripts) per request, from Redis's MONITOR
+    over ``MONITORED`` requests: INFO commandstats cannot tell the two apart."""
+    import threading
+
+    start, stop = (f"hot-wsgi-{what}-{uuid.uuid4().hex}" for what in ("start", "stop"))
+    seen = {"app": 0, "lua": 0}
+    counting = threading.Event()
+
+    def listen() -> None:
+        with redis.monitor() as monitor:
+            for command in monitor.listen():
+                if start in command["command"]:
+                    counting.set()  # only what comes between the two markers counts
+                elif stop in command["command"]:
+                    return
+                elif counting.is_set():
+                    seen["lua" if command.get("client_type") == "lua" else "app"] += 1
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    while not counting.is_set():  # MONITOR may not be listening yet: say it again
+        redis.echo(start)
+        counting.wait(0.1)
+    for i in range(MONITORED):
+        request(i)
+    redis.echo(stop)
+    thread.join(10)
+    return seen["app"] / MONITORED, seen["lua"] / MONITORED
+
+
 def main() -> int:
     n = int(next((a for a in sys.argv[1:] if a.isdigit()), "1000"))
     profile = "--profile" in sys.argv
@@ -129,9 +163,14 @@ def main() -> int:
                 )
                 return cursor.fetchone()[0]
 
-        def redis_calls() -> int:
+        def redis_by_command() -> dict[str, int]:
             stats = redis.info("commandstats")
-            return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+            return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+
+        def redis_calls() -> int:
+            return sum(v for k, v in redis_by_command().items() if k != "info")
+
+        by_command0 = redis_by_command()
 
         connection.cursor().execute("SELECT pg_stat_clear_snapshot()")
         x0, r0 = xacts(), redis_calls()
@@ -144,6 +183,12 @@ def main() -> int:
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         pg = b.pg_cpu_s() - pg0
         r1 = redis_calls()
+        by_command = {
+            k: (v - by_command0.get(k, 0)) / n
+            for k, v in redis_by_command().items()
+            if k != "info" and v != by_command0.get(k, 0)
+        }
+        trips, from_scripts = redis_round_trips(redis, lambda i: one(n + i))
         time.sleep(0.6)
         connection.cursor().execute("SELECT pg_stat_clear_snapshot()")
         x1 = xacts()
@@ -151,7 +196,11 @@ def main() -> int:
             f"{n} requests: CPU {cpu / n * 1000:.3f} ms/request, wall {wall / n * 1000:.3f} "
             f"ms/request; PostgreSQL CPU {pg / n * 1000:.3f} ms/request (all its processes); "
             f"PostgreSQL transactions/request {(x1 - x0 - 2) / n:.2f}; "
-            f"Redis commands/request {(r1 - r0 - 1) / n:.2f}; answers {statuses}"
+            f"Redis commands/request {(r1 - r0 - 1) / n:.2f} "
+            f"({', '.join(f'{k} {v:.2f}' for k, v in sorted(by_command.items()))}: INFO "
+            f"commandstats counts the commands a script runs too), of which sent by the app "
+            f"(round trips) {trips:.2f} and run inside a script {from_scripts:.2f} per request "
+            f"(MONITOR over {MONITORED} more requests); answers {statuses}"
         )
         if profile:
             import cProfile

@@ -214,7 +214,14 @@ _POSTMASTER: list[int] = []
 
 def pg_cpu_s() -> float:
     """CPU seconds of every process of our PostgreSQL server (backends and helpers), including
-    the ones that have exited (the postmaster reaps them: its children's time)."""
+    the ones that have exited (the postmaster reaps them: its children's time).
+
+    One consistent snapshot: a backend that exits while ``/proc`` is scanned (clients closing
+    their connections at the end of a window, as the gift_send workers do) would otherwise be
+    in neither the postmaster's reaped time (read before it exited) nor the scan (gone by
+    then), and its whole CPU time would vanish from the total: that made the gift_send step's
+    PostgreSQL CPU per gift negative. So the reaped time is read before and after the scan,
+    and the scan is repeated until no child was reaped meanwhile."""
     if not _POSTMASTER:
         from django.db import connection
 
@@ -222,11 +229,16 @@ def pg_cpu_s() -> float:
             cursor.execute("SELECT pg_backend_pid()")
             _POSTMASTER.append(_ppid(cursor.fetchone()[0]))
     master = _POSTMASTER[0]
-    total = proc_cpu_s(master, reaped=True)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _ppid(int(entry.name)) == master:
-            total += proc_cpu_s(int(entry.name))
-    return total
+    total = 0.0
+    for _attempt in range(50):
+        reaped = proc_cpu_s(master, reaped=True)
+        total = reaped
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _ppid(int(entry.name)) == master:
+                total += proc_cpu_s(int(entry.name))
+        if proc_cpu_s(master, reaped=True) == reaped:
+            return total
+    return total  # children kept exiting all along (never seen): the last scan
 
 
 def children_cpu_s() -> float:
