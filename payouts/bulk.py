@@ -80,14 +80,29 @@ def chunk_create(
     now = timezone.now()
     year_start = now.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     with connection.cursor() as cursor:
+        # No JIT compilation for this transaction: the chunk's statements cost enough to cross
+        # jit_above_cost, and compiling them (~0.2-0.5 s per statement, every chunk) cost more
+        # than it saved (EXPLAIN ANALYZE at 100k creators, BENCHMARKS.md).
+        cursor.execute("SET LOCAL jit = off")
+        # Every statement of a chunk starts from id lists and reads by index. During a batch the
+        # statistics lag the tables it fills (statement lines, payouts, in-payout accounts: empty
+        # at the last analyze, millions of rows a minute later), and the plans made on them read
+        # whole tables once per row (a chunk's statement lines took 120 s once, BENCHMARKS.md):
+        # no sequential scan where an index serves, and no memoizing the per-entry probes (each
+        # entry has its own journal row: every lookup missed).
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_memoize = off")
         # A creator's first payout needs an in-payout account: created for the whole chunk in
-        # one insert, then every account the chunk moves is locked in id order.
+        # one insert, then every account the chunk moves is locked in id order. The existence
+        # test is one index probe per creator (OFFSET 0 keeps it a subplan): as an anti-join,
+        # planned while the statistics still said "no in-payout accounts", it read every
+        # in-payout account once per creator, up to 38 s per chunk late in a 100k batch.
         cursor.execute(
             "INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, is_frozen, "
             "frozen_reason, created_at) SELECT %(in_payout)s, %(unit)s, c.user_id, 0, false, "
             "false, '', %(now)s FROM creators_creator c WHERE c.id = ANY(%(ids)s) AND NOT EXISTS "
             "(SELECT 1 FROM wallets_account a WHERE a.user_id = c.user_id "
-            "AND a.kind = %(in_payout)s) ON CONFLICT DO NOTHING",
+            "AND a.kind = %(in_payout)s OFFSET 0) ON CONFLICT DO NOTHING",
             {
                 "in_payout": AccountKind.DIAMONDS_IN_PAYOUT.value,
                 "unit": UNIT_OF_KIND[AccountKind.DIAMONDS_IN_PAYOUT].value,
@@ -223,48 +238,51 @@ def chunk_create(
 # at, id), like the per-payout version. Sums are cast back to bigint: PostgreSQL's SUM(bigint) is
 # numeric, and numeric arithmetic in the window functions over ~100,000 rows a chunk is slow.
 STATEMENT_SQL = """
-WITH p AS (
-    SELECT p.id AS payout_id, p.creator_id, p.diamonds, p.created_at AS payout_at, c.user_id
+WITH p AS MATERIALIZED (
+    SELECT p.id AS payout_id, p.creator_id, p.diamonds, p.created_at AS payout_at, c.user_id,
+           COALESCE(last.at - %(margin)s::interval, '-infinity') AS since
     FROM payouts_payout p JOIN creators_creator c ON c.id = p.creator_id
+    -- The allocation cursor: the creator's last allocated source entry in a payout that stands.
+    LEFT JOIN LATERAL (
+        SELECT MAX(l.occurred_at) AS at
+        FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
+        WHERE q.creator_id = p.creator_id AND NOT (q.id = ANY(%(ids)s::bigint[]))
+          AND q.status <> ALL(%(void)s) AND l.diamonds > 0
+        OFFSET 0
+    ) last ON true
     WHERE p.id = ANY(%(ids)s::bigint[]) AND c.id = ANY(%(creators)s::bigint[])
 ),
-prior AS (
-    SELECT q.creator_id, l.entry_id, l.diamonds, l.occurred_at
-    FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
-    WHERE q.creator_id = ANY(%(creators)s::bigint[]) AND NOT (q.id = ANY(%(ids)s::bigint[]))
-      AND q.status <> ALL(%(void)s)
-),
-cur AS (
-    SELECT p.payout_id, m.last - %(margin)s::interval AS since
-    FROM p LEFT JOIN (
-        SELECT creator_id, MAX(occurred_at) AS last FROM prior WHERE diamonds > 0
-        GROUP BY creator_id
-    ) m ON m.creator_id = p.creator_id
-),
-taken AS (
-    SELECT prior.entry_id, SUM(prior.diamonds)::bigint AS total
-    FROM prior JOIN p ON p.creator_id = prior.creator_id JOIN cur USING (payout_id)
-    WHERE cur.since IS NULL OR prior.occurred_at >= cur.since
-    GROUP BY prior.entry_id
-),
-acc AS MATERIALIZED (
-    SELECT a.id, a.user_id FROM wallets_account a WHERE a.id = ANY(%(sources)s::bigint[])
-),
+-- From each payout, index probes only (each LATERAL ... OFFSET 0 is a nested loop whatever the
+-- estimates): its creator's source accounts, their entries since the cursor, each entry's
+-- journal row and what earlier lines already took of it. Left to the planner, the joins of a
+-- chunk's ~115,000 entries turned into hash and merge joins over whole tables (every journal
+-- row, every statement line, the entries index from its start) once the statistics moved
+-- during a batch: 10-40 s per chunk at 100,000 creators (BENCHMARKS.md).
 src AS (
     SELECT p.payout_id, p.diamonds, p.payout_at, e.id AS entry_id, e.transaction_id,
            t.kind AS tx_kind, e.amount, e.created_at,
            e.amount - COALESCE(taken.total, 0) AS remaining
     FROM p
-    JOIN cur USING (payout_id)
-    JOIN acc a ON a.user_id = p.user_id
-    JOIN wallets_entry e ON e.account_id = a.id
-                         AND (cur.since IS NULL OR e.created_at >= cur.since)
-    -- The planner joins the journal by hash (one sequential read of it per chunk) or by index
-    -- probes. Forcing the probes (a LATERAL, a scalar subquery) made a 5,000-creator chunk
-    -- twice as slow with 410k journal rows (BENCHMARKS.md): left to the planner.
-    JOIN wallets_ledgertransaction t ON t.id = e.transaction_id
-                                     AND t.kind <> ALL(%(not_sources)s)
-    LEFT JOIN taken ON taken.entry_id = e.id
+    JOIN LATERAL (
+        SELECT a.id FROM wallets_account a
+        WHERE a.user_id = p.user_id AND a.kind = ANY(%(source_kinds)s) OFFSET 0
+    ) a ON true
+    JOIN LATERAL (
+        SELECT e.id, e.transaction_id, e.amount, e.created_at FROM wallets_entry e
+        WHERE e.account_id = a.id AND e.created_at >= p.since OFFSET 0
+    ) e ON true
+    JOIN LATERAL (
+        SELECT t.kind FROM wallets_ledgertransaction t
+        WHERE t.id = e.transaction_id AND t.kind <> ALL(%(not_sources)s) OFFSET 0
+    ) t ON true
+    LEFT JOIN LATERAL (
+        SELECT SUM(l.diamonds)::bigint AS total
+        FROM payouts_payoutstatementline l JOIN payouts_payout q ON q.id = l.payout_id
+        WHERE l.entry_id = e.id AND q.creator_id = p.creator_id
+          AND NOT (q.id = ANY(%(ids)s::bigint[])) AND q.status <> ALL(%(void)s)
+          AND l.occurred_at >= p.since
+        OFFSET 0
+    ) taken ON true
 ),
 kept AS (
     SELECT src.*,
@@ -310,24 +328,15 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
     if not payout_ids:
         return 0
     with connection.cursor() as cursor:
-        # The chunk's creators and source accounts first, by index: every join in the
-        # statement then starts from an id list, never from a whole table (a hash of every
-        # account or creator per chunk made the batch grow quadratically).
+        # The chunk's creators first, by index (the statement starts from id lists).
         cursor.execute("SELECT creator_id FROM payouts_payout WHERE id = ANY(%s)", [payout_ids])
         creator_ids = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SELECT user_id FROM creators_creator WHERE id = ANY(%s)", [creator_ids])
-        user_ids = [row[0] for row in cursor.fetchall()]
-        cursor.execute(
-            "SELECT id FROM wallets_account WHERE user_id = ANY(%s) AND kind = ANY(%s)",
-            [user_ids, _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE])],
-        )
-        sources = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             STATEMENT_SQL,
             {
                 "ids": payout_ids,
                 "creators": creator_ids,
-                "sources": sources,
+                "source_kinds": _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE]),
                 "void": _in(VOID_STATUSES),
                 "margin": f"{int(LATE_COMMIT_MARGIN.total_seconds())} seconds",
                 "not_sources": _in(NOT_SOURCES),

@@ -95,8 +95,8 @@ def check_statement_lines_sum_to_payouts() -> list[str]:
 
 def check_statement_entries_allocated_once() -> list[str]:
     """No ledger entry is paid beyond its amount by payouts that stand (not failed/cancelled),
-    and every line names an existing entry of the payout's own creator with its true amount and
-    transaction (the lines' references into the ledger have no foreign-key constraint)."""
+    and every line names an existing payout and an existing entry of that payout's creator with
+    its true amount and transaction (a line's references carry no foreign-key constraint)."""
     rows = _rows(
         f"SELECT l.entry_id, e.amount, SUM(l.diamonds) FROM {L} l "
         f"JOIN {P} p ON p.id = l.payout_id JOIN {E} e ON e.id = l.entry_id "
@@ -107,13 +107,18 @@ def check_statement_entries_allocated_once() -> list[str]:
     )
     problems = [f"entry {e} of {a} diamonds is allocated {s} by payouts" for e, a, s in rows]
     rows = _rows(
-        f"SELECT l.id FROM {L} l JOIN {P} p ON p.id = l.payout_id "
-        f"JOIN {C} c ON c.id = p.creator_id LEFT JOIN {E} e ON e.id = l.entry_id "
+        f"SELECT l.id, p.id IS NULL FROM {L} l LEFT JOIN {P} p ON p.id = l.payout_id "
+        f"LEFT JOIN {C} c ON c.id = p.creator_id LEFT JOIN {E} e ON e.id = l.entry_id "
         f"LEFT JOIN {A} a ON a.id = e.account_id "
-        f"WHERE e.id IS NULL OR a.user_id <> c.user_id OR e.amount <> l.entry_diamonds "
-        f"OR e.transaction_id <> l.transaction_id LIMIT {LIMIT}"
+        f"WHERE p.id IS NULL OR e.id IS NULL OR a.user_id <> c.user_id "
+        f"OR e.amount <> l.entry_diamonds OR e.transaction_id <> l.transaction_id LIMIT {LIMIT}"
     )
-    problems += [f"statement line {i} does not match its ledger entry" for (i,) in rows]
+    problems += [
+        f"statement line {i} names no payout"
+        if orphan
+        else f"statement line {i} does not match its ledger entry"
+        for i, orphan in rows
+    ]
     return problems
 
 

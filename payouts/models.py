@@ -248,15 +248,20 @@ class PayoutStatementLine(models.Model):
     """
 
     # A payout writes ~20 lines; the weekly batch writes millions (issue #16). Each foreign-key
-    # check locks the row it points at (FOR KEY SHARE: a write and a WAL record per line), so
-    # the references into the ledger carry no database constraint: ledger entries and journal
-    # rows can never be deleted (a trigger refuses it), the lines are only ever written from a
-    # join with those entries, and ``verify_ledger`` checks that every line names an existing
-    # entry of its payout's creator with its true amount and transaction. No redundant indexes
-    # either: (payout, position) serves the payout's lookups, ``statementline_entry`` the
-    # entry's.
+    # check is a query per line (and locks the row it points at), so no reference of a line
+    # carries a database constraint: ledger entries and journal rows can never be deleted (a
+    # trigger refuses it), payouts are never deleted either (``PROTECT`` refuses it while they
+    # have lines), the lines are only ever written from a join with their payout and entries,
+    # and ``verify_ledger`` checks that every line names an existing payout and an existing
+    # entry of that payout's creator with its true amount and transaction. Three indexes per
+    # line, no redundant one: (payout, position) serves the payout's lookups, the unique
+    # (entry, payout) the entry's.
     payout = models.ForeignKey(
-        Payout, on_delete=models.PROTECT, related_name="statement_lines", db_index=False
+        Payout,
+        on_delete=models.PROTECT,
+        related_name="statement_lines",
+        db_index=False,
+        db_constraint=False,
     )
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=24, choices=StatementLineKind.choices)
@@ -286,12 +291,14 @@ class PayoutStatementLine(models.Model):
             models.UniqueConstraint(
                 fields=["payout", "position"], name="statementline_unique_position"
             ),
-            models.UniqueConstraint(fields=["payout", "entry"], name="statementline_entry_once"),
+            # Entry first: it is also the index of an entry's lines (a gift's trace).
+            models.UniqueConstraint(
+                fields=["entry", "payout"], name="statementline_entry_once_per_payout"
+            ),
             models.CheckConstraint(
                 condition=~Q(diamonds=0), name="statementline_diamonds_non_zero"
             ),
         ]
-        indexes = [models.Index(fields=["entry"], name="statementline_entry")]
 
     def __str__(self) -> str:
         return f"payout {self.payout_id} line {self.position}: {self.diamonds:+d}"

@@ -16,6 +16,7 @@ from unittest import mock
 import pytest
 from django.apps import apps
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from creators.services import earnings_release
@@ -378,3 +379,26 @@ def test_a_statement_line_naming_a_missing_entry_fails_verify_ledger():
         "does not match its ledger entry"
         in failures["statement lines allocate each entry at most once"][0]
     )
+
+
+def test_a_statement_line_naming_a_missing_payout_fails_verify_ledger():
+    # Nor does the line's reference to its payout (a query per line of the batch): deleting a
+    # payout that has lines is refused by PROTECT, and verify_ledger catches an orphan line.
+    creator = make_payout_creator(3000)
+    payout_batch_run(set_based=True)
+    (payout,) = Payout.objects.filter(creator=creator)
+    line = payout.statement_lines.first()
+    assert line is not None
+    with pytest.raises(ProtectedError) as refused:
+        payout.delete()
+    assert line in refused.value.protected_objects
+    line.pk = None
+    line.payout_id = payout.pk + 10_000_000
+    line.save()
+
+    failures = _ledger_failures(gifts=False)
+
+    assert list(failures) == ["statement lines allocate each entry at most once"]
+    assert failures["statement lines allocate each entry at most once"] == [
+        f"statement line {line.pk} names no payout"
+    ]
