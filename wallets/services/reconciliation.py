@@ -177,8 +177,12 @@ def _reconcile_failed_events(run: ReconciliationRun, counts: Counter[str]) -> No
 
 
 # PaymentIntents read from the database together (one query for their recharges, one for
-# their ledger credits) and credited together: Stripe's largest list page.
-RECONCILE_PAGE = 100
+# their ledger credits) and credited together in one transaction. Stripe lists 100 at a time
+# (the gateway pages through them); our page is five of those. Measured on 10,000 lost
+# payments, durable, quiet machine (make bench BENCH=reconcile): 100 a page 4.43 s, rerun
+# 1.11 s; 500 a page 2.78 s, rerun 0.53 s; 1,000 no faster (2.96 s, 0.48 s). A page's
+# transaction locks at most 500 wallets (in id order) for ~0.1 s.
+RECONCILE_PAGE = 500
 
 
 _Item = TypeVar("_Item")
