@@ -55,6 +55,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.pgbouncer import PgBouncer, install_pgbouncer, pgbouncer_binary  # noqa: E402
+
 BIN = REPO / ".venv" / "bin"
 if not BIN.is_dir():
     BIN = Path(sys.executable).parent
@@ -116,7 +118,6 @@ WORKERS = int(os.environ.get("CHAOS_WORKERS", "1" if QUICK else "2"))
 _POOL_MODES = {"": None, "0": None, "1": "transaction", "transaction": "transaction",
                "session": "session"}  # fmt: skip
 PGBOUNCER_MODE = _POOL_MODES[os.environ.get("CHAOS_PGBOUNCER", "0" if QUICK else "session")]
-PGBOUNCER = PGBOUNCER_MODE is not None
 # CHAOS_FAULTS=0: the same load without any fault, to measure what limits the op rate.
 NO_FAULTS = os.environ.get("CHAOS_FAULTS", "1") == "0"
 
@@ -509,120 +510,6 @@ class PrivateStripe:
             self.proc.wait()
 
 
-class Bouncer:
-    """PgBouncer (as docs/operations.md sets it up for many web hosts; pooling per
-    ``PGBOUNCER_MODE``) in front of the run's PostgreSQL; restartable (a fault of its own)."""
-
-    INI = """
-[databases]
-{db} = host={host} port={port} dbname={db} user={user}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {listen}
-unix_socket_dir =
-auth_type = trust
-auth_file = {dir}/userlist.txt
-pool_mode = {mode}
-default_pool_size = {pool}
-max_client_conn = 1000
-ignore_startup_parameters = extra_float_digits,options
-server_reset_query = {reset}
-server_login_retry = 1
-logfile = {dir}/pgbouncer.log
-pidfile = {dir}/pgbouncer.pid
-"""
-
-    def __init__(self, pg: Postgres) -> None:
-        self.pg = pg
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        # PgBouncer refuses to run as root: its files go where the postgres user reads them.
-        self.dir = Path(tempfile.mkdtemp(prefix="applause-chaos-pgbouncer."))
-
-    def url(self) -> str:
-        return f"postgres://{self.pg.user}@127.0.0.1:{self.port}/{self.pg.db}"
-
-    def start(self) -> None:
-        binary = pgbouncer_binary()
-        (self.dir / "userlist.txt").write_text(f'"{self.pg.user}" ""\n')
-        ini = self.dir / "pgbouncer.ini"
-        ini.write_text(
-            self.INI.format(
-                db=self.pg.db,
-                host=self.pg.host,
-                port=self.pg.port,
-                user=self.pg.user,
-                listen=self.port,
-                dir=self.dir,
-                mode=PGBOUNCER_MODE,
-                # Session pooling must reset a server connection before lending it to the
-                # next client (PgBouncer's default DISCARD ALL): a web worker killed while it
-                # held a session advisory lock left it on the pooled connection otherwise,
-                # and that purchase answered 503 service_busy for good (the first default run
-                # with session pooling found it). Transaction pooling needs none.
-                reset="" if PGBOUNCER_MODE == "transaction" else "DISCARD ALL",
-                # Session pooling lends a server connection per client connection for its
-                # whole life: room for every web thread and worker process of the run.
-                pool=20 if PGBOUNCER_MODE == "transaction" else 60,
-            )
-        )
-        cmd = [binary, str(ini)]
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            for path in self.dir.iterdir():
-                shutil.chown(path, "postgres", "postgres")
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd="/",
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while not port_answers(self.port):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"pgbouncer did not start (see {self.dir}/pgbouncer.log)")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM to PgBouncer itself (runuser passes nothing on): immediate shutdown, every
-        client and server connection dropped."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int((self.dir / "pgbouncer.pid").read_text().split()[0]), signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def pgbouncer_binary() -> str:
-    """Debian's pgbouncer, installed with apt-get (as scripts/with_services.sh installs the
-    other services, under its lock) when it is missing."""
-    for path in ("/usr/sbin/pgbouncer", shutil.which("pgbouncer")):
-        if path and Path(path).exists():
-            return path
-    log("installing pgbouncer (apt-get)")
-    script = (
-        "flock -w 900 9 && DEBIAN_FRONTEND=noninteractive apt-get update -qq && "
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer"
-    )
-    subprocess.run(
-        ["bash", "-c", f"({script}) 9>/tmp/applause-apt.lock"], check=True, capture_output=True
-    )
-    return "/usr/sbin/pgbouncer"
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -633,7 +520,21 @@ class Chaos:
         self.ports = [free_port() for _ in range(SERVERS)]
         self.bases = [f"http://127.0.0.1:{port}" for port in self.ports]
         self.base = self.bases[0]  # the one Stripe's webhooks are registered to
-        self.bouncer = Bouncer(self.pg) if PGBOUNCER else None
+        # PgBouncer (as docs/operations.md sets it up for many web hosts; pooling per
+        # PGBOUNCER_MODE) in front of the run's PostgreSQL; restarted among the faults. Session
+        # pooling lends a server connection per client connection for its whole life: room for
+        # every web thread and worker process of the run.
+        self.bouncer = (
+            PgBouncer(
+                host=self.pg.host,
+                port=self.pg.port,
+                user=self.pg.user,
+                mode=PGBOUNCER_MODE,
+                pool=20 if PGBOUNCER_MODE == "transaction" else 60,
+            )
+            if PGBOUNCER_MODE is not None
+            else None
+        )
         self.webs: list[Proc] = []
         self.workers: list[Proc] = []
         self.webhook_id = f"chaos{os.getpid()}"
@@ -667,7 +568,7 @@ class Chaos:
         PostgreSQL)."""
         env = self.env()
         if self.bouncer is not None:
-            env["DATABASE_URL"] = self.bouncer.url()
+            env["DATABASE_URL"] = self.bouncer.url(self.pg.db)
             if PGBOUNCER_MODE == "transaction":
                 env["DATABASE_DIRECT_URL"] = self.pg.url()
         return env
@@ -724,6 +625,9 @@ class Chaos:
         django.setup()
         self.seed()
         if self.bouncer is not None:
+            if pgbouncer_binary() is None:
+                log("installing pgbouncer (apt-get)")
+                install_pgbouncer()
             self.bouncer.start()
         for n, port in enumerate(self.ports):
             self.webs.append(
@@ -1794,7 +1698,7 @@ class Chaos:
         for proc in (*self.webs, *self.workers):
             proc.kill()
         if self.bouncer is not None:
-            self.bouncer.cleanup()
+            self.bouncer.close(keep_log=WORK / "pgbouncer.log")  # kept with the run's logs
         try:
             from django.db import connections
 

@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import urllib.request
 from pathlib import Path
+
+from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
 GIFT_FN_SCRIPT = r"""
 \set sender random({lo}, {hi})
@@ -482,85 +482,26 @@ def two_servers(b, workdir: Path, senders, handles) -> None:
 
 # --------------------------------------------------------------- PgBouncer
 
-PGBOUNCER_INI = """
-[databases]
-{dbname} = host={host} port={port} dbname={dbname} user={user}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {listen}
-unix_socket_dir =
-auth_type = trust
-auth_file = {workdir}/userlist.txt
-pool_mode = transaction
-default_pool_size = {pool}
-max_client_conn = 1000
-ignore_startup_parameters = extra_float_digits,options
-server_reset_query =
-logfile = {workdir}/pgbouncer.log
-pidfile = {workdir}/pgbouncer.pid
-"""
-
-
-def pgbouncer_binary() -> str | None:
-    for path in ("/usr/sbin/pgbouncer", shutil.which("pgbouncer")):
-        if path and Path(path).exists():
-            return path
-    return None
-
 
 def http_through_pgbouncer(b, workdir: Path, db_url: str, senders, handles) -> None:
     """The HTTP load with the web workers connected to PgBouncer (transaction pooling, fewer
     server connections than web threads), as many web servers would share one PostgreSQL."""
-    binary = pgbouncer_binary()
-    if binary is None:
+    if pgbouncer_binary() is None:
         raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
     _tokens(b, workdir, senders, handles)
     params = b.pg_params(db_url)
-    listen = b.free_port()
     pool = 8
-    # PgBouncer refuses to run as root: its files go where the postgres user can read them.
-    bouncer_dir = Path(tempfile.mkdtemp(prefix="applause-pgbouncer."))
-    (bouncer_dir / "userlist.txt").write_text(f'"{params["user"]}" ""\n')
-    ini = bouncer_dir / "pgbouncer.ini"
-    ini.write_text(
-        PGBOUNCER_INI.format(
-            dbname=params["dbname"],
-            host=params["host"],
-            port=params["port"],
-            user=params["user"],
-            listen=listen,
-            workdir=bouncer_dir,
-            pool=pool,
-        )
+    bouncer = PgBouncer(
+        host=params["host"], port=params["port"], user=params["user"], mode="transaction", pool=pool
     )
-    shutil.chown(bouncer_dir, "postgres", "postgres")
-    for path in bouncer_dir.iterdir():
-        shutil.chown(path, "postgres", "postgres")
-    bouncer = subprocess.Popen(
-        ["runuser", "-u", "postgres", "--", binary, str(ini)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(1.0)
-        if bouncer.poll() is not None:
-            raise RuntimeError("pgbouncer did not start")
-        url = f"postgres://{params['user']}@127.0.0.1:{listen}/{params['dbname']}"
-        server = Server(b, workdir, "pgbouncer", {"DATABASE_URL": url})
+    with bouncer:
+        server = Server(b, workdir, "pgbouncer", {"DATABASE_URL": bouncer.url(params["dbname"])})
         try:
             rate = CFG["open_headline_rate"]
             b.log(f"pgbouncer: {rate}/s through transaction pooling ({pool} server connections)")
             d = _load(b, workdir, [server], rate)
         finally:
             server.stop()
-    finally:
-        bouncer.send_signal(signal.SIGTERM)
-        try:
-            bouncer.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            bouncer.kill()
-        shutil.rmtree(bouncer_dir, ignore_errors=True)
     OPEN_LOOP.append(d)
     b.results["pgbouncer_http_gifts_per_s"] = round(d["achieved_per_s"])
     b.results["pgbouncer_http_p99_ms"] = d["p99_ms"]

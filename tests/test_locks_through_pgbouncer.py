@@ -98,25 +98,24 @@ def children(request):
     # Session pooling lends a server connection per client connection: room for both
     # processes' connections and their lock connections.
     pool = 1 if mode == "transaction" else 8
-    bouncer = PgBouncer(host=host, port=port, user=db["USER"], mode=mode, pool=pool)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER",)}
-    env.pop("DATABASE_DIRECT_URL", None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        APPLAUSE_TESTING="1",
-        DATABASE_URL=_url(host="127.0.0.1", port=bouncer.port, settings_dict=db),
-        CONN_MAX_AGE="60",
-    )
-    if mode == "transaction":
-        env["DATABASE_DIRECT_URL"] = _url(host=host, port=port, settings_dict=db)
-    made: list[Child] = []
-    try:
-        made += [Child(env), Child(env)]
-        yield made
-    finally:
-        for child in made:
-            child.close()
-        bouncer.close()
+    with PgBouncer(host=host, port=port, user=db["USER"], mode=mode, pool=pool) as bouncer:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER",)}
+        env.pop("DATABASE_DIRECT_URL", None)
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            APPLAUSE_TESTING="1",
+            DATABASE_URL=_url(host="127.0.0.1", port=bouncer.port, settings_dict=db),
+            CONN_MAX_AGE="60",
+        )
+        if mode == "transaction":
+            env["DATABASE_DIRECT_URL"] = _url(host=host, port=port, settings_dict=db)
+        made: list[Child] = []
+        try:
+            made += [Child(env), Child(env)]
+            yield made
+        finally:
+            for child in made:
+                child.close()
 
 
 def test_session_locks_through_pgbouncer(children):
