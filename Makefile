@@ -14,7 +14,7 @@ help:
 	@echo "make run      - local dev: migrate, seed, web + celery + localstripe (Ctrl-C stops all)"
 	@echo "make test     - lint, types, migrations/schema checks and pytest on throwaway services"
 	@echo "make test-fast - the same checks, pytest without browser and slow tests (~1:40 quiet)"
-	@echo "make serve    - production web server (gunicorn threaded workers, DEBUG off)"
+	@echo "make serve    - production web server (gunicorn threaded workers, or WEB_SERVER=granian; DEBUG off)"
 	@echo "make worker   - celery worker;  make beat - celery beat (database scheduler)"
 	@echo "make bench    - benchmarks;     make chaos - failure-injection run"
 	@echo "make lint     - ruff check + format check;  make fmt - ruff format + fix"
@@ -62,7 +62,7 @@ run: venv
 
 # Production web server on the configured services. Never migrates.
 serve: venv
-	DEBUG=0 $(VENV)/bin/gunicorn -c config/gunicorn.conf.py
+	DEBUG=0 $(PY) scripts/serve.py
 
 worker: venv
 	DEBUG=0 $(VENV)/bin/celery -A config worker -l info --concurrency $(CORES)

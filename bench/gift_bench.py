@@ -250,7 +250,8 @@ def one_sender_eight_connections(b, handles) -> None:
 
 
 class Server:
-    """``make serve``'s server (gunicorn, config/gunicorn.conf.py) on a free port."""
+    """``make serve``'s server (scripts/serve.py: gunicorn, or ``WEB_SERVER=granian``) on a free
+    port."""
 
     def __init__(self, b, workdir: Path, name: str, env_extra: dict | None = None):
         self.b = b
@@ -261,9 +262,11 @@ class Server:
         env.update(DEBUG="0", THROTTLE_MONEY="off", LOG_LEVEL="WARNING", PORT=str(self.port))
         env.update(env_extra or {})
         self.workers = int(env.get("WEB_WORKERS") or (os.cpu_count() or 1) + 1)
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (open while gunicorn runs)
-        cmd = [str(gunicorn), "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
+        env["HOST"] = "127.0.0.1"
+        self.kind = env.get("WEB_SERVER") or "gunicorn"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (open while the server runs)
+        # Exactly what make serve runs (scripts/serve.py replaces itself with the server).
+        cmd = [sys.executable, "scripts/serve.py"]
         self.proc = subprocess.Popen(cmd, cwd=b.REPO, env=env, stdout=self._log, stderr=self._log)
         deadline = time.time() + 90
         while True:
@@ -278,7 +281,8 @@ class Server:
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
                 self.stop()
-                raise RuntimeError(f"gunicorn did not come up: {self.log_path.read_text()[-2000:]}")
+                tail = self.log_path.read_text()[-2000:]
+                raise RuntimeError(f"{self.kind} did not come up: {tail}")
             time.sleep(0.3)
         time.sleep(1.0)
 
@@ -388,30 +392,45 @@ def _held(d: dict) -> bool:
     )
 
 
-def http_open_loop(b, workdir: Path, senders, handles) -> None:
-    """Fixed arrival rates against one ``make serve`` server, the throttle configured off."""
+def http_open_loop(b, workdir: Path, senders, handles, *, web_server: str = "") -> None:
+    """Fixed arrival rates against one ``make serve`` server, the throttle configured off.
+    ``web_server="granian"``: the same against ``WEB_SERVER=granian`` (its own keys)."""
     _tokens(b, workdir, senders, handles)
-    server = Server(b, workdir, "one")
+    env = {"WEB_SERVER": web_server} if web_server else {}
+    server = Server(b, workdir, web_server or "one", env)
+    label = f"one server, {server.kind}, {server.workers} workers"
     rows = []
     try:
         held = 0.0
         for rate in CFG["open_rates"]:
-            b.log(f"http open loop: {rate}/s for {CFG['open_s']} s ({server.workers} workers)")
-            d = _load(b, workdir, [server], rate, spy=rate == CFG["open_headline_rate"])
-            rows.append(_row(f"one server, {server.workers} workers", d))
+            b.log(f"http open loop: {rate}/s for {CFG['open_s']} s ({label})")
+            headline = rate == CFG["open_headline_rate"]
+            d = _load(b, workdir, [server], rate, spy=headline and not web_server)
+            rows.append(_row(label, d))
             OPEN_LOOP.append(d)
             if _held(d):
                 held = max(held, rate)
-            b.notes.append(f"open loop {rate}/s: answers {d['statuses']}")
-            if rate == CFG["open_headline_rate"]:
+            b.notes.append(f"open loop {rate}/s ({server.kind}): answers {d['statuses']}")
+            if headline and web_server:
+                b.results[f"{web_server}_http_p99_ms"] = d["p99_ms"]
+                b.results[f"{web_server}_http_errors"] = d["errors"]
+                b.CPU[f"http_web_{web_server}"] = d["web_cpu_ms"]
+            elif headline:
                 b.CPU["http_web"], b.CPU["http_pg"] = d["web_cpu_ms"], d["pg_cpu_ms"]
                 b.CPU["http_client"] = d["client_cpu_ms_per_request"]
                 b.results["http_p99_ms"] = d["p99_ms"]
                 b.results["http_errors"] = d["errors"]
                 b.results["web_peak_rss_mb"] = d["peak_rss_mb"]
-        b.results["http_gifts_per_s"] = round(held)
+        b.results[f"{web_server}_http_gifts_per_s" if web_server else "http_gifts_per_s"] = round(
+            held
+        )
     finally:
         server.stop()
+    if web_server:
+        b.sections["open-loop HTTP"] = (
+            b.sections.get("open-loop HTTP", TABLE_HEAD) + "\n" + "\n".join(rows)
+        )
+        return
     b.sections["open-loop HTTP"] = (
         "`POST /api/v1/gifts/send/`, open loop (requests started on schedule whatever the "
         "answers; latency from the moment each was due), "
@@ -515,8 +534,12 @@ def http_through_pgbouncer(b, workdir: Path, db_url: str, senders, handles) -> N
 
 # --------------------------------------------------------------- web server variants
 
-# (worker class, workers, threads): make serve's default first. BENCH_WEB_VARIANTS=1 runs them.
-WEB_VARIANTS = [("gthread", 3, 4), ("gthread", 2, 8), ("gthread", 5, 2), ("sync", 5, 1)]
+# (gunicorn worker class or granian, workers, threads): make serve's default first.
+# BENCH_WEB_VARIANTS=1 runs them.
+WEB_VARIANTS = [
+    ("gthread", 3, 4), ("gthread", 2, 8), ("gthread", 5, 2), ("sync", 5, 1),
+    ("granian", 3, 8), ("granian", 3, 4), ("granian", 2, 8),
+]  # fmt: skip
 
 
 def web_variants(b, workdir: Path, senders, handles) -> None:
@@ -525,7 +548,8 @@ def web_variants(b, workdir: Path, senders, handles) -> None:
     rate = CFG["open_headline_rate"]
     rows = []
     for klass, workers, threads in WEB_VARIANTS:
-        env = {"WEB_WORKERS": str(workers), "WEB_THREADS": str(threads), "WEB_CLASS": klass}
+        env = {"WEB_WORKERS": str(workers), "WEB_THREADS": str(threads)}
+        env.update({"WEB_SERVER": klass} if klass == "granian" else {"WEB_CLASS": klass})
         server = Server(b, workdir, f"{klass}-{workers}x{threads}", env)
         try:
             b.log(f"web variant {klass} {workers} workers x {threads} threads at {rate}/s")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -105,6 +106,9 @@ KEYS = [
     "http_p99_ms",
     "http_errors",
     "web_peak_rss_mb",
+    "granian_http_gifts_per_s",
+    "granian_http_p99_ms",
+    "granian_http_errors",
     "two_servers_gifts_per_s",
     "two_servers_totals_ok",
     "pgbouncer_http_gifts_per_s",
@@ -130,6 +134,7 @@ TARGETS = {
     "two_servers_totals_ok": (">=", 1),
     "one_sender_double_spend": ("<=", 0),
     "pgbouncer_http_errors": ("<=", 0),
+    "granian_http_errors": ("<=", 0),
 }
 KEYS += [key for key in BULK_KEYS if key not in KEYS]
 TARGETS.update(BULK_TARGETS)
@@ -1287,6 +1292,9 @@ def main() -> int:
         _step("verify_ledger", ("ledger_ok",), verify_ledger)
         http_keys = ("http_gifts_per_s", "http_p99_ms", "http_errors", "web_peak_rss_mb")
         _step("http", http_keys, gift_bench.http_open_loop, this, workdir, senders, handles)
+        granian_keys = ("granian_http_gifts_per_s", "granian_http_p99_ms", "granian_http_errors")
+        granian = functools.partial(gift_bench.http_open_loop, web_server="granian")
+        _step("granian", granian_keys, granian, this, workdir, senders, handles)
         _step("two servers", ("two_servers_gifts_per_s", "two_servers_totals_ok"),
               gift_bench.two_servers, this, workdir, senders, handles)  # fmt: skip
         _step("pgbouncer", ("pgbouncer_http_gifts_per_s", "pgbouncer_http_p99_ms",

@@ -334,11 +334,13 @@ def test_async_stream_slot_comes_back_when_the_client_goes_away(asgi_server, sta
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("web_server", ["gunicorn", "granian"])
 def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
-    transactional_db, settings
+    transactional_db, settings, web_server
 ):
-    """gunicorn (config/gunicorn.conf.py), one worker with two threads: one overlay may hold a
-    thread, a second is refused, and the API still answers beside it."""
+    """make serve's server (scripts/serve.py: gunicorn or granian), one worker with two
+    threads: one overlay may hold a thread, a second is refused, and the API still answers
+    beside it."""
     import subprocess
     import sys
     from pathlib import Path
@@ -357,6 +359,9 @@ def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
         "SECRET_KEY": "live-test-" + uuid.uuid4().hex * 2,
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
+        "WEB_SERVER": web_server,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
         "WEB_WORKERS": "1",
         "WEB_THREADS": "2",
         "LOG_LEVEL": "WARNING",
@@ -365,9 +370,8 @@ def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
         "THROTTLE_LIVE_OPEN": "100000/min",
     }
     env.pop("LIVE_SYNC_STREAMS_MAX", None)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
-        [str(gunicorn), "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        [sys.executable, "scripts/serve.py"],
         env=env,
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.DEVNULL,
@@ -379,7 +383,7 @@ def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
         return _get(port, path)
 
     try:
-        assert _wait_until(lambda: get("/healthz")[0] == 200, 30), "gunicorn did not start"
+        assert _wait_until(lambda: get("/healthz")[0] == 200, 30), f"{web_server} did not start"
         overlay = SSEClient(port, STREAM)
         try:
             assert overlay.next(timeout=5)["event"] == "hello"
@@ -392,7 +396,7 @@ def test_under_the_production_server_open_overlays_leave_threads_for_the_api(
             assert time.monotonic() - started < 5
         finally:
             overlay.close()
-        # Once the overlay is gone (gunicorn notices when a heartbeat write fails), a new one
+        # Once the overlay is gone (the server notices when a heartbeat write fails), a new one
         # is let in.
         assert _wait_until(lambda: _opens(port), 20)
     finally:
