@@ -571,6 +571,7 @@ class Chaos:
             env["DATABASE_URL"] = self.bouncer.url(self.pg.db)
             if PGBOUNCER_MODE == "transaction":
                 env["DATABASE_DIRECT_URL"] = self.pg.url()
+                env["DATABASE_POOL_MODE"] = "transaction"
         return env
 
     def env(self) -> dict[str, str]:

@@ -514,7 +514,12 @@ def http_through_pgbouncer(b, workdir: Path, db_url: str, senders, handles) -> N
         host=params["host"], port=params["port"], user=params["user"], mode="transaction", pool=pool
     )
     with bouncer:
-        server = Server(b, workdir, "pgbouncer", {"DATABASE_URL": bouncer.url(params["dbname"])})
+        server = Server(
+            b,
+            workdir,
+            "pgbouncer",
+            {"DATABASE_URL": bouncer.url(params["dbname"]), "DATABASE_POOL_MODE": "transaction"},
+        )
         try:
             rate = CFG["open_headline_rate"]
             b.log(f"pgbouncer: {rate}/s through transaction pooling ({pool} server connections)")

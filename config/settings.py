@@ -129,6 +129,19 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+    # How DATABASE_URL is pooled: "session" (PostgreSQL itself, or PgBouncer in session mode)
+    # or "transaction" (PgBouncer in transaction mode). Transaction pooling may run each
+    # statement outside a transaction on another server connection, where a server-side
+    # cursor held across them (QuerySet.iterator() outside atomic()) does not exist: Django's
+    # documented remedy is DISABLE_SERVER_SIDE_CURSORS (.iterator() then reads the whole
+    # result at once). The app's bulk reads page with keysets (config/keyset.py) and work
+    # either way; this makes any other .iterator() safe too.
+    DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="session")
+    if DATABASE_POOL_MODE not in ("session", "transaction"):
+        raise ImproperlyConfigured(
+            f"DATABASE_POOL_MODE={DATABASE_POOL_MODE!r}: one of 'session', 'transaction'"
+        )
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_POOL_MODE == "transaction"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES:
     # The lock connection (wallets/services/locks.py): the session advisory locks held across

@@ -17,11 +17,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from config.keyset import keyset
 from gifts.models import GiftEvent
 
 # How far back to look for a combo still open at a resume point (several windows: a late
 # commit can stamp an event slightly before one already seen).
 RESUME_LOOKBACK_WINDOWS = 3
+# A combo chain's events read a query at a time, newest first.
+CHAIN_PAGE = 200
 
 
 def combo_window() -> timedelta:
@@ -116,12 +119,18 @@ def tracker_at(*, creator_id: int, live_id: str, upto_id: int) -> ComboTracker:
     for sender_id, gift_id in sorted(keys):
         chain = []
         newer_at = None
-        rows = (
-            base.filter(sender_id=sender_id, gift_id=gift_id)
-            .order_by("-pk")
-            .values_list("pk", "quantity", "coins", "created_at")
+        # Newest first, CHAIN_PAGE a query (keyset, not a server-side cursor: the live feed
+        # runs outside a transaction, and behind PgBouncer's transaction pooling a cursor is
+        # gone by the next fetch, #23); the chain usually ends within the first page.
+        rows = keyset(
+            base.filter(sender_id=sender_id, gift_id=gift_id).values_list(
+                "pk", "quantity", "coins", "created_at"
+            ),
+            order=("-pk",),
+            size=CHAIN_PAGE,
+            key=lambda row: (row[0],),
         )
-        for pk, quantity, coins, created_at in rows.iterator(chunk_size=200):
+        for pk, quantity, coins, created_at in rows:
             if newer_at is not None and newer_at - created_at > combo_window():
                 break
             chain.append((pk, quantity, coins, created_at))

@@ -42,6 +42,7 @@ max_client_conn = 1000
 ignore_startup_parameters = extra_float_digits,options
 server_reset_query = {reset}
 server_login_retry = 1
+server_round_robin = {round_robin}
 logfile = {dir}/pgbouncer.log
 pidfile = {dir}/pgbouncer.pid
 """
@@ -88,13 +89,18 @@ def _answers(port: int) -> bool:
 
 class PgBouncer:
     """One PgBouncer on a free port of 127.0.0.1 in ``mode`` pooling ("transaction" or
-    "session") with ``pool`` server connections per database and user."""
+    "session") with ``pool`` server connections per database and user. ``round_robin``: lend
+    the idle server connections in turn (``server_round_robin = 1``) instead of the most
+    recently used one first, so that one client's consecutive transactions land on different
+    server connections, as they do on a busy pool."""
 
-    def __init__(self, *, host: str, port: int, user: str, mode: str, pool: int) -> None:
+    def __init__(
+        self, *, host: str, port: int, user: str, mode: str, pool: int, round_robin: bool = False
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"pool mode {mode!r}: one of {MODES}")
         self.host, self.server_port, self.user = host, port, user
-        self.mode, self.pool = mode, pool
+        self.mode, self.pool, self.round_robin = mode, pool, round_robin
         self.port = _free_port()
         # PgBouncer refuses to run as root: as root it runs as the postgres user, which owns
         # this directory (ini, userlist, log, pidfile).
@@ -121,6 +127,7 @@ class PgBouncer:
                 dir=self.dir,
                 mode=self.mode,
                 pool=self.pool,
+                round_robin=int(self.round_robin),
                 # Session pooling must reset a server connection before lending it to the next
                 # client (PgBouncer's default DISCARD ALL): a process killed while it held a
                 # session advisory lock leaves it on the pooled connection otherwise (make

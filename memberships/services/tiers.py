@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from config.errors import InvalidInput
+from config.keyset import keyset_pages
 from creators.models import Creator
 from memberships.models import (
     RENEWING_STATUSES,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 NAME_MAX = 60
 PERKS_MAX = 500
+# A price change's notices: members read and written a page at a time.
+NOTICE_PAGE = 2000
 
 
 def _clean_tier_fields(*, name=None, coins_per_month=None, perks=None) -> dict:
@@ -121,29 +124,33 @@ def tier_update(
         effective = tier.price_effective_at
         members = Membership.objects.filter(
             Q(tier=tier) | Q(next_tier=tier), status__in=RENEWING_STATUSES, renews=True
+        ).values_list("pk", flat=True)
+        message = (
+            f"{tier.name} changes from {old_price:,} to {tier.coins_per_month:,} "
+            f"coins a month from your first renewal on or after "
+            f"{effective:%Y-%m-%d %H:%M} UTC."
         )
-        MembershipEvent.objects.bulk_create(
-            [
-                MembershipEvent(
-                    membership_id=membership_id,
-                    tier=tier,
-                    kind=EventKind.PRICE_CHANGE,
-                    actor=actor,
-                    notify=True,
-                    message=(
-                        f"{tier.name} changes from {old_price:,} to {tier.coins_per_month:,} "
-                        f"coins a month from your first renewal on or after "
-                        f"{effective:%Y-%m-%d %H:%M} UTC."
-                    ),
-                    detail={
-                        "old": old_price,
-                        "new": tier.coins_per_month,
-                        "effective_at": effective.isoformat() if effective else None,
-                    },
-                    created_at=now,
-                )
-                for membership_id in members.values_list("pk", flat=True).iterator()
-            ],
-            batch_size=2000,
-        )
+        detail = {
+            "old": old_price,
+            "new": tier.coins_per_month,
+            "effective_at": effective.isoformat() if effective else None,
+        }
+        # A page of members at a time (keyset: no server-side cursor, and memory bounded
+        # however many members a tier has).
+        for page in keyset_pages(members, size=NOTICE_PAGE, key=lambda pk: (pk,)):
+            MembershipEvent.objects.bulk_create(
+                [
+                    MembershipEvent(
+                        membership_id=membership_id,
+                        tier=tier,
+                        kind=EventKind.PRICE_CHANGE,
+                        actor=actor,
+                        notify=True,
+                        message=message,
+                        detail=detail,
+                        created_at=now,
+                    )
+                    for membership_id in page
+                ]
+            )
     return tier

@@ -16,6 +16,7 @@ from djmoney.money import Money
 
 from accounts.audit import audit_record
 from config.errors import InsufficientFunds
+from config.keyset import keyset
 from creators.models import Creator
 from payouts.bulk import batch_chunks
 from payouts.models import (
@@ -188,15 +189,18 @@ def _batch_run(*, actor: User | None, set_based: bool) -> BatchResult:
             on_chunk([pid for pid, _d, status in rows if status == PayoutStatus.REQUESTED])
 
     # Left by an earlier run (a crash, a lost worker): sent again with their original keys.
+    # Read in keyset pages, not through .iterator()'s server-side cursor (PgBouncer, #23).
     created_now = set(result.created)
     stuck = [
         pk
-        for pk in Payout.objects.filter(
-            Q(status=PayoutStatus.REQUESTED) | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
+        for pk in keyset(
+            Payout.objects.filter(
+                Q(status=PayoutStatus.REQUESTED)
+                | Q(status=PayoutStatus.PROCESSING, rail=Rail.STRIPE)
+            ).values_list("pk", flat=True),
+            size=10000,
+            key=lambda pk: (pk,),
         )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .iterator(chunk_size=10000)
         if pk not in created_now
     ]
     result.resent = len(stuck)

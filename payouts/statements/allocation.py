@@ -29,6 +29,7 @@ from datetime import timedelta
 
 from django.db.models import Max, Sum
 
+from config.keyset import keyset
 from payouts.models import Payout, PayoutStatementLine, PayoutStatus, StatementLineKind
 from wallets.models import Account, AccountKind, Entry, TransactionKind
 
@@ -44,6 +45,8 @@ VOID_STATUSES = [PayoutStatus.FAILED, PayoutStatus.CANCELLED]
 # source entry stamped shortly before the last allocated one may have committed after that
 # allocation. Rescanning this far back picks such stragglers up (each is still taken once).
 LATE_COMMIT_MARGIN = timedelta(hours=1)
+# Source entries read a query at a time.
+ALLOCATE_PAGE = 5000
 
 LINE_KIND: dict[str, StatementLineKind] = {
     TransactionKind.GIFT: StatementLineKind.GIFT,
@@ -89,13 +92,17 @@ def statement_allocate(*, payout: Payout) -> list[PayoutStatementLine]:
         taken.values("entry_id").annotate(total=Sum("diamonds")).values_list("entry_id", "total")
     )
 
-    rows = entries.order_by("created_at", "id").values_list(
-        "id", "transaction_id", "transaction__kind", "amount", "created_at"
+    # Oldest first, a page of ALLOCATE_PAGE a query (keyset: no server-side cursor, #23).
+    rows = keyset(
+        entries.values_list("id", "transaction_id", "transaction__kind", "amount", "created_at"),
+        order=("created_at", "id"),
+        size=ALLOCATE_PAGE,
+        key=lambda row: (row[4], row[0]),
     )
     # Every clawback (or negative adjustment) made before this payout is on it, whole; the
     # positive entries then fill it oldest first, the last one possibly in part.
     unallocated = []
-    for entry_id, transaction_id, tx_kind, amount, created_at in rows.iterator(chunk_size=5000):
+    for entry_id, transaction_id, tx_kind, amount, created_at in rows:
         left = amount - already.get(entry_id, 0)
         if left != 0 and (left > 0 or created_at <= payout.created_at):
             unallocated.append((entry_id, transaction_id, tx_kind, amount, created_at, left))

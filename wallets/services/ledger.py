@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.client_address import ClientRequest
 from config.errors import DomainError, InsufficientFunds, InvalidInput, WalletFrozen
+from config.keyset import keyset
 from wallets.models import (
     HOT_KINDS,
     NON_NEGATIVE_KINDS,
@@ -252,10 +253,17 @@ def account_rollup(*, account_id: int) -> Account:
     return account
 
 
+ROLLUP_PAGE = 1000
+
+
 def hot_accounts_rollup() -> int:
     """Roll up every hot account that has entries since its checkpoint. Safe to run twice."""
     count = 0
-    for account_id in Account.objects.filter(is_hot=True).values_list("pk", flat=True).iterator():
+    # One per creator (their pending diamonds) besides the platform's: read in keyset pages
+    # (a server-side cursor held across the rollups' transactions does not survive
+    # PgBouncer's transaction pooling, #23).
+    hot = Account.objects.filter(is_hot=True).values_list("pk", flat=True)
+    for account_id in keyset(hot, size=ROLLUP_PAGE, key=lambda pk: (pk,)):
         account_rollup(account_id=account_id)
         count += 1
     return count

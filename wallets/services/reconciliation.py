@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Min
 from django.utils import timezone
 
+from config.keyset import keyset
 from wallets import stripe_gateway as gateway
 from wallets.models import (
     CREDITED_STATUSES,
@@ -162,8 +163,9 @@ def _reconcile_refund(
 def _reconcile_failed_events(run: ReconciliationRun, counts: Counter[str]) -> None:
     """Webhook events whose application raised (stored unprocessed by the webhook): each is a
     discrepancy until a redelivery applies it and staff close it."""
-    failed = StripeEvent.objects.filter(processed_at__isnull=True).order_by("received_at")
-    for event in failed.iterator():
+    failed = StripeEvent.objects.filter(processed_at__isnull=True)
+    # Oldest first, in keyset pages (no server-side cursor: PgBouncer's transaction pooling).
+    for event in keyset(failed, order=("received_at", "pk"), size=RECONCILE_PAGE):
         counts["failed_events"] += 1
         _, created = discrepancy_record(
             kind="webhook_event_failed",
