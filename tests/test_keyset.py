@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -62,3 +64,22 @@ def test_an_empty_result_and_a_bad_size():
     assert list(keyset(StripeEvent.objects.all(), size=3)) == []
     with pytest.raises(ValueError, match="at least 1"):
         list(keyset(StripeEvent.objects.all(), size=0))
+
+
+def test_app_code_uses_no_server_side_cursor():
+    """``QuerySet.iterator()`` outside ``atomic()`` breaks behind PgBouncer's transaction
+    pooling (and with ``DATABASE_POOL_MODE=transaction`` reads everything at once): the app
+    pages with ``config.keyset`` instead. Migrations and tests are exempt."""
+    root = Path(__file__).resolve().parent.parent
+    apps = [p.parent for p in root.glob("*/apps.py")] + [root / "config"]
+    found = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for app in apps
+        for path in sorted(app.rglob("*.py"))
+        if not {"tests", "migrations"} & set(path.relative_to(app).parts)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "iterator"
+    ]
+    assert not found, f"QuerySet.iterator() (page with config.keyset instead): {found}"
