@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wallets.ledger_checks import LIMIT, _rows
+from wallets.ledger_checks import _first, _rows
 
 # Gift events whose coins were held for an all-or-nothing goal: their own transaction moves
 # the coins to the goal holding account, and the goal's settlement pays them (met) or refunds
@@ -17,14 +17,14 @@ def check_gift_diamonds() -> list[str]:
     (and by met all-or-nothing goals' settlements)."""
     problems = [
         f"gift event {event}: {diamonds} diamonds but its transaction credits {credited}"
-        for event, diamonds, credited in _rows(
+        for event, diamonds, credited in _first(
             f"SELECT g.id, CASE WHEN {HELD} THEN 0 ELSE g.diamonds END, "
             "COALESCE(SUM(e.amount), 0) FROM gifts_giftevent g "
             "LEFT JOIN wallets_entry e ON e.transaction_id = g.transaction_id "
             " AND e.account_id IN (SELECT id FROM wallets_account WHERE kind = 'diamonds_pending') "
             "GROUP BY g.id, g.diamonds, g.goal_id "
             f"HAVING CASE WHEN {HELD} THEN 0 ELSE g.diamonds END <> COALESCE(SUM(e.amount), 0) "
-            f"ORDER BY g.id LIMIT {LIMIT}"
+            "ORDER BY g.id"
         )
     ]
     ((events, credited),) = _rows(
@@ -54,9 +54,9 @@ def check_gift_coins() -> list[str]:
         problems.append(f"gift events hold {events} coins but gifts spent {spent}")
     problems += [
         f"gift transaction {tx} has no gift event"
-        for (tx,) in _rows(
+        for (tx,) in _first(
             "SELECT t.id FROM wallets_ledgertransaction t WHERE t.kind = 'gift' AND NOT EXISTS "
-            f"(SELECT 1 FROM gifts_giftevent g WHERE g.transaction_id = t.id) LIMIT {LIMIT}"
+            "(SELECT 1 FROM gifts_giftevent g WHERE g.transaction_id = t.id)"
         )
     ]
     return problems
@@ -90,7 +90,7 @@ def check_goal_holding() -> list[str]:
         )
     problems += [
         f"goal {goal} ({status}): its gifts hold {coins} coins but its settlement moved {moved}"
-        for goal, status, coins, moved in _rows(
+        for goal, status, coins, moved in _first(
             "SELECT o.id, o.status, "
             " (SELECT COALESCE(SUM(g.coins), 0) FROM gifts_giftevent g WHERE g.goal_id = o.id) "
             "  AS coins, "
@@ -101,16 +101,15 @@ def check_goal_holding() -> list[str]:
             " AND (SELECT COALESCE(SUM(g.coins), 0) FROM gifts_giftevent g WHERE g.goal_id = o.id)"
             "  <> (SELECT COALESCE(-SUM(e.amount), 0) FROM wallets_entry e "
             "  JOIN wallets_account a ON a.id = e.account_id WHERE a.kind = 'goal_holding' "
-            f"  AND e.transaction_id = o.settlement_id) ORDER BY o.id LIMIT {LIMIT}"
+            "  AND e.transaction_id = o.settlement_id) ORDER BY o.id"
         )
     ]
     problems += [
         f"goal {goal} has {n} settlement transactions"
-        for goal, n in _rows(
+        for goal, n in _first(
             "SELECT reference, COUNT(*) "
             "FROM wallets_ledgertransaction WHERE kind IN ('goal_met', 'goal_refund') "
             "GROUP BY 1 HAVING COUNT(*) > 1 "
-            f"LIMIT {LIMIT}"
         )
     ]
     return problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wallets.ledger_checks import LIMIT, _rows
+from wallets.ledger_checks import _first
 
 
 def check_membership_transactions() -> list[str]:
@@ -11,7 +11,7 @@ def check_membership_transactions() -> list[str]:
     problems = [
         f"membership transaction {tx}: charges say {coins} coins / {diamonds} diamonds, "
         f"entries say {debited} / {credited}"
-        for tx, coins, diamonds, debited, credited in _rows(
+        for tx, coins, diamonds, debited, credited in _first(
             "SELECT t.id, c.coins, c.diamonds, COALESCE(e.debited, 0), COALESCE(e.credited, 0) "
             "FROM wallets_ledgertransaction t "
             "LEFT JOIN (SELECT transaction_id, SUM(coins) AS coins, SUM(diamonds) AS diamonds "
@@ -26,15 +26,15 @@ def check_membership_transactions() -> list[str]:
             "  ON e.transaction_id = t.id "
             "WHERE t.kind = 'membership' AND (c.coins IS NULL "
             "  OR c.coins <> COALESCE(e.debited, 0) OR c.diamonds <> COALESCE(e.credited, 0)) "
-            f"ORDER BY t.id LIMIT {LIMIT}"
+            "ORDER BY t.id"
         )
     ]
     problems += [
         f"membership charge {charge} points at transaction {tx} of kind {kind}"
-        for charge, tx, kind in _rows(
+        for charge, tx, kind in _first(
             "SELECT c.id, t.id, t.kind FROM memberships_membershipcharge c "
             "JOIN wallets_ledgertransaction t ON t.id = c.transaction_id "
-            f"WHERE t.kind <> 'membership' LIMIT {LIMIT}"
+            "WHERE t.kind <> 'membership'"
         )
     ]
     return problems
@@ -45,19 +45,18 @@ def check_months_paid_once() -> list[str]:
     (one debit per period)."""
     problems = [
         f"membership {m}: {months} months but {charges} charges"
-        for m, months, charges in _rows(
+        for m, months, charges in _first(
             "SELECT m.id, m.months, COUNT(c.id) FROM memberships_membership m "
             "LEFT JOIN memberships_membershipcharge c ON c.membership_id = m.id "
-            f"GROUP BY m.id, m.months HAVING m.months <> COUNT(c.id) LIMIT {LIMIT}"
+            "GROUP BY m.id, m.months HAVING m.months <> COUNT(c.id)"
         )
     ]
     problems += [
         f"membership {m}: charges {a} and {b} pay overlapping periods"
-        for m, a, b in _rows(
+        for m, a, b in _first(
             "SELECT a.membership_id, a.id, b.id FROM memberships_membershipcharge a "
             "JOIN memberships_membershipcharge b ON b.membership_id = a.membership_id "
             " AND b.id > a.id AND b.period_start < a.period_end AND a.period_start < b.period_end "
-            f"LIMIT {LIMIT}"
         )
     ]
     return problems

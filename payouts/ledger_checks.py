@@ -9,9 +9,9 @@ from django.db import connection
 
 from creators.models import Creator
 from payouts.models import OPEN_STATUSES, Payout, PayoutStatementLine, PayoutStatus
+from wallets.ledger_checks import _first
 from wallets.models import Account, AccountKind, Entry, LedgerTransaction
 
-LIMIT = 20
 P = Payout._meta.db_table
 A = Account._meta.db_table
 E = Entry._meta.db_table
@@ -42,19 +42,18 @@ def check_paid_out_matches_payouts() -> list[str]:
 
 
 def check_one_paid_transaction_per_paid_payout() -> list[str]:
-    rows = _rows(
+    rows = _first(
         f"SELECT p.id, p.status, COUNT(t.id) FROM {P} p LEFT JOIN {T} t "
-        f"  ON t.idempotency_key = 'payout-paid:' || p.id "
-        f"GROUP BY p.id, p.status "
-        f"HAVING (p.status = %s AND COUNT(t.id) <> 1) OR (p.status <> %s AND COUNT(t.id) > 0) "
-        f"ORDER BY p.id LIMIT {LIMIT}",
+        "  ON t.idempotency_key = 'payout-paid:' || p.id "
+        "GROUP BY p.id, p.status "
+        "HAVING (p.status = %s AND COUNT(t.id) <> 1) OR (p.status <> %s AND COUNT(t.id) > 0) "
+        "ORDER BY p.id",
         [PayoutStatus.PAID.value, PayoutStatus.PAID.value],
     )
     problems = [f"payout {p} ({s}) has {n} payout-paid transactions" for p, s, n in rows]
-    orphans = _rows(
+    orphans = _first(
         f"SELECT t.idempotency_key FROM {T} t WHERE t.idempotency_key LIKE 'payout-paid:%%' "
         f"AND NOT EXISTS (SELECT 1 FROM {P} p WHERE t.idempotency_key = 'payout-paid:' || p.id) "
-        f"LIMIT {LIMIT}"
     )
     problems += [f"{key} names no payout" for (key,) in orphans]
     return problems
@@ -62,15 +61,15 @@ def check_one_paid_transaction_per_paid_payout() -> list[str]:
 
 def check_in_payout_matches_open_payouts() -> list[str]:
     placeholders = ", ".join(["%s"] * len(OPEN_STATUSES))
-    rows = _rows(
-        f"SELECT u.user_id, COALESCE(a.balance, 0), COALESCE(o.diamonds, 0) FROM "
+    rows = _first(
+        "SELECT u.user_id, COALESCE(a.balance, 0), COALESCE(o.diamonds, 0) FROM "
         f"(SELECT user_id FROM {A} WHERE kind = %s "
         f" UNION SELECT c.user_id FROM {P} p JOIN {C} c ON c.id = p.creator_id) u "
         f"LEFT JOIN {A} a ON a.user_id = u.user_id AND a.kind = %s "
         f"LEFT JOIN (SELECT c.user_id, SUM(p.diamonds) AS diamonds FROM {P} p "
         f"  JOIN {C} c ON c.id = p.creator_id "
         f"  WHERE p.status IN ({placeholders}) GROUP BY c.user_id) o ON o.user_id = u.user_id "
-        f"WHERE COALESCE(a.balance, 0) <> COALESCE(o.diamonds, 0) LIMIT {LIMIT}",
+        "WHERE COALESCE(a.balance, 0) <> COALESCE(o.diamonds, 0)",
         [
             AccountKind.DIAMONDS_IN_PAYOUT.value,
             AccountKind.DIAMONDS_IN_PAYOUT.value,
@@ -85,10 +84,10 @@ def check_in_payout_matches_open_payouts() -> list[str]:
 
 def check_statement_lines_sum_to_payouts() -> list[str]:
     """Every payout's statement lines add up to its diamonds (payouts/statements/allocation.py)."""
-    rows = _rows(
+    rows = _first(
         f"SELECT p.id, p.diamonds, COALESCE(SUM(l.diamonds), 0) FROM {P} p "
         f"LEFT JOIN {L} l ON l.payout_id = p.id GROUP BY p.id, p.diamonds "
-        f"HAVING p.diamonds <> COALESCE(SUM(l.diamonds), 0) ORDER BY p.id LIMIT {LIMIT}"
+        "HAVING p.diamonds <> COALESCE(SUM(l.diamonds), 0) ORDER BY p.id"
     )
     return [f"payout {p}: {d} diamonds but its statement lines sum to {s}" for p, d, s in rows]
 
@@ -97,21 +96,21 @@ def check_statement_entries_allocated_once() -> list[str]:
     """No ledger entry is paid beyond its amount by payouts that stand (not failed/cancelled),
     and every line names an existing payout and an existing entry of that payout's creator with
     its true amount and transaction (a line's references carry no foreign-key constraint)."""
-    rows = _rows(
+    rows = _first(
         f"SELECT l.entry_id, e.amount, SUM(l.diamonds) FROM {L} l "
         f"JOIN {P} p ON p.id = l.payout_id JOIN {E} e ON e.id = l.entry_id "
-        f"WHERE p.status NOT IN (%s, %s) GROUP BY l.entry_id, e.amount "
-        f"HAVING (e.amount > 0 AND (SUM(l.diamonds) > e.amount OR SUM(l.diamonds) < 0)) "
-        f"OR (e.amount < 0 AND SUM(l.diamonds) <> e.amount) LIMIT {LIMIT}",
+        "WHERE p.status NOT IN (%s, %s) GROUP BY l.entry_id, e.amount "
+        "HAVING (e.amount > 0 AND (SUM(l.diamonds) > e.amount OR SUM(l.diamonds) < 0)) "
+        "OR (e.amount < 0 AND SUM(l.diamonds) <> e.amount)",
         VOID,
     )
     problems = [f"entry {e} of {a} diamonds is allocated {s} by payouts" for e, a, s in rows]
-    rows = _rows(
+    rows = _first(
         f"SELECT l.id, p.id IS NULL FROM {L} l LEFT JOIN {P} p ON p.id = l.payout_id "
         f"LEFT JOIN {C} c ON c.id = p.creator_id LEFT JOIN {E} e ON e.id = l.entry_id "
         f"LEFT JOIN {A} a ON a.id = e.account_id "
-        f"WHERE p.id IS NULL OR e.id IS NULL OR a.user_id <> c.user_id "
-        f"OR e.amount <> l.entry_diamonds OR e.transaction_id <> l.transaction_id LIMIT {LIMIT}"
+        "WHERE p.id IS NULL OR e.id IS NULL OR a.user_id <> c.user_id "
+        "OR e.amount <> l.entry_diamonds OR e.transaction_id <> l.transaction_id"
     )
     problems += [
         f"statement line {i} names no payout"
