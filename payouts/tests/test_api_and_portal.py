@@ -187,3 +187,34 @@ def test_admin_csv_export_and_mark_paid_record_the_actor():
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID
     assert payout.events.last().actor == admin_user
+
+
+def test_admin_csv_export_reads_the_payouts_a_page_at_a_time_as_it_streams(monkeypatch):
+    """Streamed in keyset pages (``WHERE id > last ORDER BY id LIMIT n``, one query each, no
+    server-side cursor): never the whole bank run in memory, and fine through PgBouncer."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from payouts import admin as payouts_admin
+    from staff.tests.factories import staff_user, verified_client
+
+    monkeypatch.setattr(payouts_admin, "EXPORT_PAGE", 2)
+    for i in range(5):
+        make_payout_creator(4000 + i)
+    make_payout_creator(4000, rail=Rail.STRIPE, stripe_account_id="acct_pages")
+    payout_batch_run()
+    manual = list(Payout.objects.filter(rail=Rail.MANUAL).order_by("pk"))
+    everyone = Payout.objects.values_list("pk", flat=True)
+    client = verified_client(staff_user(is_superuser=True))
+    response = client.post(
+        "/admin/payouts/payout/",
+        {"action": "export_csv_action", "_selected_action": list(everyone)},
+    )
+    with CaptureQueriesContext(connection) as queries:
+        lines = b"".join(response.streaming_content).decode().splitlines()
+
+    assert [line.split(",")[0] for line in lines[1:]] == [str(p.pk) for p in manual]
+    assert [line.split(",")[4] for line in lines[1:]] == [str(p.amount.amount) for p in manual]
+    pages = [q["sql"] for q in queries if 'FROM "payouts_payout"' in q["sql"]]
+    assert len(pages) == 3  # 2 + 2 + 1 rows
+    assert all("LIMIT 2" in sql and "DECLARE" not in sql for sql in pages)
