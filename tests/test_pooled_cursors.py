@@ -124,7 +124,8 @@ def pooled():
         _warm(url)
 
         def start(**extra: str) -> Child:
-            env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+            # PYTEST_XDIST_WORKER kept: the child uses this worker's own Redis database.
+            env = dict(os.environ)
             env.pop("DATABASE_POOL_MODE", None)
             env.update(
                 DJANGO_SETTINGS_MODULE="config.settings",
