@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import runpy
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -83,3 +85,18 @@ def test_app_code_uses_no_server_side_cursor():
         and node.func.attr == "iterator"
     ]
     assert not found, f"QuerySet.iterator() (page with config.keyset instead): {found}"
+
+
+def test_database_pool_mode_turns_server_side_cursors_off_for_transaction_pooling(monkeypatch):
+    settings_py = str(Path(__file__).resolve().parent.parent / "config" / "settings.py")
+    monkeypatch.setenv("DATABASE_URL", "postgres://applause@127.0.0.1:5432/applause")
+    monkeypatch.delenv("DATABASE_POOL_MODE", raising=False)
+    default = runpy.run_path(settings_py)["DATABASES"]["default"]
+    assert default["DISABLE_SERVER_SIDE_CURSORS"] is False
+    for mode, disabled in (("session", False), ("transaction", True)):
+        monkeypatch.setenv("DATABASE_POOL_MODE", mode)
+        databases = runpy.run_path(settings_py)["DATABASES"]
+        assert databases["default"]["DISABLE_SERVER_SIDE_CURSORS"] is disabled
+    monkeypatch.setenv("DATABASE_POOL_MODE", "statement")
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_POOL_MODE='statement'"):
+        runpy.run_path(settings_py)
