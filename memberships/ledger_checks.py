@@ -12,21 +12,24 @@ def check_membership_transactions() -> list[str]:
         f"membership transaction {tx}: charges say {coins} coins / {diamonds} diamonds, "
         f"entries say {debited} / {credited}"
         for tx, coins, diamonds, debited, credited in _first(
-            "SELECT t.id, c.coins, c.diamonds, COALESCE(e.debited, 0), COALESCE(e.credited, 0) "
-            "FROM wallets_ledgertransaction t "
-            "LEFT JOIN (SELECT transaction_id, SUM(coins) AS coins, SUM(diamonds) AS diamonds "
-            "  FROM memberships_membershipcharge GROUP BY transaction_id) c "
-            "  ON c.transaction_id = t.id "
-            "LEFT JOIN (SELECT e.transaction_id, "
-            "  -SUM(CASE WHEN a.kind = 'wallet' THEN e.amount ELSE 0 END) AS debited, "
-            "  SUM(CASE WHEN a.kind = 'diamonds_pending' THEN e.amount ELSE 0 END) AS credited "
+            # Each membership transaction, its charges and its entries side by side in one
+            # GROUP BY: no join between aggregated sets, which stale statistics (100k renewals
+            # the planner has not seen) turned into a nested loop over both (issue #16).
+            "SELECT tx, CASE WHEN SUM(n) > 0 THEN SUM(coins) END, "
+            " CASE WHEN SUM(n) > 0 THEN SUM(diamonds) END, SUM(debited), SUM(credited) FROM ("
+            " SELECT t.id AS tx, 1 AS is_tx, 0 AS n, 0 AS coins, 0 AS diamonds, 0 AS debited, "
+            "  0 AS credited FROM wallets_ledgertransaction t WHERE t.kind = 'membership' "
+            " UNION ALL SELECT c.transaction_id, 0, 1, c.coins, c.diamonds, 0, 0 "
+            "  FROM memberships_membershipcharge c "
+            " UNION ALL SELECT e.transaction_id, 0, 0, 0, 0, "
+            "  CASE WHEN a.kind = 'wallet' THEN -e.amount ELSE 0 END, "
+            "  CASE WHEN a.kind = 'diamonds_pending' THEN e.amount ELSE 0 END "
             "  FROM wallets_entry e JOIN wallets_account a ON a.id = e.account_id "
             "  JOIN wallets_ledgertransaction x ON x.id = e.transaction_id "
-            "  WHERE x.kind = 'membership' GROUP BY e.transaction_id) e "
-            "  ON e.transaction_id = t.id "
-            "WHERE t.kind = 'membership' AND (c.coins IS NULL "
-            "  OR c.coins <> COALESCE(e.debited, 0) OR c.diamonds <> COALESCE(e.credited, 0)) "
-            "ORDER BY t.id"
+            "  WHERE x.kind = 'membership') m "
+            "GROUP BY tx HAVING MAX(is_tx) = 1 AND (SUM(n) = 0 "
+            "  OR SUM(coins) <> SUM(debited) OR SUM(diamonds) <> SUM(credited)) "
+            "ORDER BY tx"
         )
     ]
     problems += [

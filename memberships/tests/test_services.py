@@ -433,6 +433,31 @@ def test_verify_ledger_covers_membership_money():
     assert dict(run_checks())["each membership month paid once"]
 
 
+def test_verify_ledger_names_membership_transactions_the_charges_do_not_match():
+    creator = make_creator("mismatch")
+    tier = make_tier(creator, coins=100)
+    membership = join(fund(UserFactory(), 1000), creator, tier).membership
+    charge = MembershipCharge.objects.get(membership=membership)
+    name = "membership charges = membership transactions"
+    assert dict(run_checks())[name] == []
+    # Diamonds the entries did not credit.
+    MembershipCharge.objects.filter(pk=charge.pk).update(diamonds=charge.diamonds + 1)
+    (problem,) = dict(run_checks())[name]
+    assert f"membership transaction {charge.transaction_id}: charges say 100 coins" in problem
+    assert "entries say 100 / 100" in problem
+    # A membership transaction with no charge rows at all (the charge moved to another one).
+    other = LedgerTransaction.objects.exclude(kind=TransactionKind.MEMBERSHIP).first()
+    MembershipCharge.objects.filter(pk=charge.pk).update(
+        diamonds=charge.diamonds, transaction_id=other.pk
+    )
+    problems = dict(run_checks())[name]
+    assert any(
+        f"membership transaction {charge.transaction_id}: charges say None coins" in p
+        for p in problems
+    )
+    assert any(f"points at transaction {other.pk} of kind {other.kind}" in p for p in problems)
+
+
 def test_entries_of_a_membership_month_look_like_a_gift():
     creator = make_creator("entries")
     tier = make_tier(creator, coins=120)
