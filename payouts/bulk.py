@@ -39,7 +39,13 @@ from djmoney.money import Money
 from payouts.models import OPEN_STATUSES, Payout, PayoutBatch, PayoutStatus, Rail, TaxFormStatus
 from payouts.statements import LATE_COMMIT_MARGIN, NOT_SOURCES, VOID_STATUSES
 from wallets.models import UNIT_OF_KIND, AccountKind, TransactionKind
-from wallets.services.bulk import Move, accounts_lock, chunks_in_parallel, ledger_move_bulk
+from wallets.services.bulk import (
+    Move,
+    accounts_lock,
+    chunks_in_parallel,
+    int_array,
+    ledger_move_bulk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,9 @@ def chunk_create(
     Must run inside ``transaction.atomic`` (the chunk's transaction).
     """
     now = timezone.now()
+    # Id lists go to PostgreSQL as array literals (``int_array``: one join, not psycopg's
+    # per-element adaptation).
+    ids_array = int_array(creator_ids)
     year_start = now.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     with connection.cursor() as cursor:
         # No JIT compilation for this transaction: the chunk's statements cost enough to cross
@@ -100,24 +109,27 @@ def chunk_create(
         cursor.execute(
             "INSERT INTO wallets_account (kind, unit, user_id, balance, is_hot, is_frozen, "
             "frozen_reason, created_at) SELECT %(in_payout)s, %(unit)s, c.user_id, 0, false, "
-            "false, '', %(now)s FROM creators_creator c WHERE c.id = ANY(%(ids)s) AND NOT EXISTS "
+            "false, '', %(now)s FROM creators_creator c WHERE c.id = ANY(%(ids)s::bigint[]) "
+            "AND NOT EXISTS "
             "(SELECT 1 FROM wallets_account a WHERE a.user_id = c.user_id "
             "AND a.kind = %(in_payout)s OFFSET 0) ON CONFLICT DO NOTHING",
             {
                 "in_payout": AccountKind.DIAMONDS_IN_PAYOUT.value,
                 "unit": UNIT_OF_KIND[AccountKind.DIAMONDS_IN_PAYOUT].value,
                 "now": now,
-                "ids": creator_ids,
+                "ids": ids_array,
             },
         )
         # Two index reads by id lists (a join here lets the planner hash every account).
-        cursor.execute("SELECT user_id, id FROM creators_creator WHERE id = ANY(%s)", [creator_ids])
+        cursor.execute(
+            "SELECT user_id, id FROM creators_creator WHERE id = ANY(%s::bigint[])", [ids_array]
+        )
         creator_of_user = dict(cursor.fetchall())
         cursor.execute(
             "SELECT user_id, id, kind FROM wallets_account "
-            "WHERE user_id = ANY(%s) AND kind IN (%s, %s)",
+            "WHERE user_id = ANY(%s::bigint[]) AND kind IN (%s, %s)",
             [
-                list(creator_of_user),
+                int_array(creator_of_user),
                 AccountKind.DIAMONDS_AVAILABLE.value,
                 AccountKind.DIAMONDS_IN_PAYOUT.value,
             ],
@@ -139,7 +151,8 @@ def chunk_create(
                 FROM creators_creator c
                 JOIN payouts_payoutmethod m ON m.creator_id = c.id AND m.is_verified
                 JOIN wallets_account a ON a.user_id = c.user_id AND a.kind = %(available)s
-                WHERE c.id = ANY(%(ids)s) AND a.id = ANY(%(locked)s) AND c.is_active
+                WHERE c.id = ANY(%(ids)s::bigint[]) AND a.id = ANY(%(locked)s::bigint[])
+                  AND c.is_active
                   AND a.balance >= %(minimum)s
                   AND NOT EXISTS (
                       SELECT 1 FROM payouts_payout p
@@ -180,8 +193,8 @@ def chunk_create(
                 "stripe": Rail.STRIPE.value,
                 "value": settings.DIAMOND_VALUE,
                 "available": AccountKind.DIAMONDS_AVAILABLE.value,
-                "ids": creator_ids,
-                "locked": list(locked),
+                "ids": ids_array,
+                "locked": int_array(locked),
                 "minimum": minimum,
                 "open": _in(OPEN_STATUSES),
                 "approval": approval_above.amount,
@@ -207,9 +220,10 @@ def chunk_create(
         cursor.execute(
             "INSERT INTO payouts_payoutevent (payout_id, from_status, to_status, actor_id, note, "
             "created_at) SELECT id, '', status, %s, left(hold_reason, 500), %s "
-            "FROM payouts_payout WHERE id = ANY(%s)",
-            [actor_id, now, payout_ids],
+            "FROM payouts_payout WHERE id = ANY(%s::bigint[])",
+            [actor_id, now, int_array(payout_ids)],
         )
+    currency = settings.PAYOUT_CURRENCY  # once, not a lazy settings lookup per payout
     ledger_move_bulk(
         kind=TransactionKind.PAYOUT_CREATED,
         moves=[
@@ -218,7 +232,7 @@ def chunk_create(
                 debit=accounts[creator_id][AccountKind.DIAMONDS_AVAILABLE],
                 credit=accounts[creator_id][AccountKind.DIAMONDS_IN_PAYOUT],
                 amount=diamonds,
-                memo=f"Payout #{payout_id} ({_money_label(amount, settings.PAYOUT_CURRENCY)})",
+                memo=f"Payout #{payout_id} ({_money_label(amount, currency)})",
                 reference=f"payout:{payout_id}",
             )
             for payout_id, creator_id, diamonds, amount, _status, _hold in created
@@ -333,13 +347,16 @@ def statement_allocate_bulk(*, payout_ids: list[int]) -> int:
         return 0
     with connection.cursor() as cursor:
         # The chunk's creators first, by index (the statement starts from id lists).
-        cursor.execute("SELECT creator_id FROM payouts_payout WHERE id = ANY(%s)", [payout_ids])
+        ids_array = int_array(payout_ids)
+        cursor.execute(
+            "SELECT creator_id FROM payouts_payout WHERE id = ANY(%s::bigint[])", [ids_array]
+        )
         creator_ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             STATEMENT_SQL,
             {
-                "ids": payout_ids,
-                "creators": creator_ids,
+                "ids": ids_array,
+                "creators": int_array(creator_ids),
                 "source_kinds": _in([AccountKind.DIAMONDS_PENDING, AccountKind.DIAMONDS_AVAILABLE]),
                 "void": _in(VOID_STATUSES),
                 "margin": f"{int(LATE_COMMIT_MARGIN.total_seconds())} seconds",

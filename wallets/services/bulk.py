@@ -14,11 +14,14 @@ not applied twice. The non-negative CHECK constraints stay behind the cold balan
 
 from __future__ import annotations
 
+import json
+import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import connection, connections
@@ -50,6 +53,33 @@ class LockedAccount:
     is_hot: bool
 
 
+def _int_text(value: int | Decimal | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, Decimal):  # an integral SUM() read back from PostgreSQL
+        if value != value.to_integral_value():
+            raise ValueError(f"{value} is not an integer")
+        return str(int(value))
+    return str(operator.index(value))
+
+
+def int_array(values: Iterable[int | Decimal | None]) -> str:
+    """``values`` as one PostgreSQL array literal (``None`` is NULL), for a ``%s::bigint[]``
+    parameter. psycopg adapts a Python list element by element (~1 µs each, a regex per
+    element): a chunk of the payout batch passes ~150,000 ids and amounts, 2-3 s of Python CPU
+    over a 100,000-creator batch; one ``join`` costs a fraction of that. Only integers go in
+    (integral ``Decimal`` sums too; anything else raises), so the literal cannot be malformed."""
+    return "{" + ",".join(map(_int_text, values)) + "}"
+
+
+def text_rows_json(rows: Iterable[tuple[str, ...]]) -> str:
+    """Rows of strings as one JSON array of arrays, for ``json_array_elements(%s::json)``
+    (``r->>0``, ``r->>1``, …): the text counterpart of ``int_array`` (the C JSON encoder
+    instead of psycopg's per-element quoting). Order is kept: PostgreSQL returns the elements
+    in array order."""
+    return json.dumps([list(r) for r in rows], ensure_ascii=False)
+
+
 def bulk_supported() -> bool:
     """The set-based paths need PostgreSQL (``unnest``, ``FOR NO KEY UPDATE``, ``ON CONFLICT``);
     SQLite (``make run``) keeps the per-item services."""
@@ -68,8 +98,8 @@ def accounts_lock(*, account_ids: list[int]) -> dict[int, LockedAccount]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, user_id, kind, balance, is_hot FROM {Account._meta.db_table} "  # noqa: S608 (the model's table; values are parameters)
-            "WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-            [sorted(set(account_ids))],
+            "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+            [int_array(sorted(set(account_ids)))],
         )
         return {row[0]: LockedAccount(*row) for row in cursor.fetchall()}
 
@@ -93,16 +123,14 @@ def ledger_move_bulk(
         cursor.execute(
             "INSERT INTO wallets_ledgertransaction "
             "(kind, idempotency_key, actor_id, memo, reference, reverses_id, created_at) "
-            "SELECT %s, k, %s, m, r, NULL, %s "
-            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(k, m, r) "
+            "SELECT %s, t.r->>0, %s, t.r->>1, t.r->>2, NULL, %s "
+            "FROM json_array_elements(%s::json) AS t(r) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
             [
                 kind,
                 actor_id,
                 now,
-                [m.idempotency_key for m in moves],
-                [m.memo[:500] for m in moves],
-                [m.reference[:100] for m in moves],
+                text_rows_json((m.idempotency_key, m.memo[:500], m.reference[:100]) for m in moves),
             ],
         )
         written = {key: tx_id for tx_id, key in cursor.fetchall()}
@@ -124,7 +152,7 @@ def ledger_move_bulk(
             # ``a.id = ANY``: read the accounts by index (a bare join hashed every account).
             "WHERE a.id = d.id AND a.id = ANY(%s::bigint[]) AND NOT a.is_hot "
             "RETURNING a.id, a.balance",
-            [ids, [deltas[i] for i in ids], ids],
+            [int_array(ids), int_array(deltas[i] for i in ids), int_array(ids)],
         )
         balances = dict(cursor.fetchall())
         shared = [i for i in balances if uses[i] > 1]
@@ -144,7 +172,7 @@ def ledger_move_bulk(
             "created_at) SELECT t, a, x, b, %s "
             "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
             "AS e(t, a, x, b)",
-            [now, tx_ids, account_ids, amounts, after],
+            [now, int_array(tx_ids), int_array(account_ids), int_array(amounts), int_array(after)],
         )
     return written
 
