@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import operator
+import queue
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -203,33 +204,66 @@ def chunks_in_parallel(
             after = ids[-1]
         return
 
-    def run(ids: list[int]) -> T:
+    # ``workers`` long-lived threads, each on one database connection from its first chunk to
+    # its last, closed when it runs out of chunks: a new backend per chunk started with cold
+    # catalog and plan caches (~0.1-0.2 s of PostgreSQL CPU per 5,000-creator payout chunk).
+    lock = threading.Lock()
+    finished: queue.Queue[tuple[list[int], bool, Any]] = queue.Queue()
+    state: dict[str, Any] = {"after": 0, "exhausted": False, "stop": False}
+
+    def take() -> list[int]:
+        with lock:
+            if state["exhausted"] or state["stop"]:
+                return []
+            ids = next_chunk(state["after"])
+            if not ids:
+                state["exhausted"] = True
+                return []
+            state["after"] = ids[-1]
+            return ids
+
+    def worker() -> None:
         try:
-            return work(ids)
+            while ids := take():
+                # A connection an earlier chunk broke is replaced, not reused.
+                if connection.connection is not None and connection.errors_occurred:
+                    if connection.is_usable():
+                        connection.errors_occurred = False
+                    else:
+                        connection.close()
+                try:
+                    finished.put((ids, True, work(ids)))
+                except BaseException as exc:  # handed to the caller's thread, raised there
+                    with lock:
+                        state["stop"] = True
+                    finished.put((ids, False, exc))
         finally:
             connections.close_all()  # this thread's connections only
 
-    running: dict[Future[Any], list[int]] = {}
-    after = 0
-    exhausted = False
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-chunk") as pool:
-        try:
-            while True:
-                while not exhausted and len(running) < workers:
-                    ids = next_chunk(after)
-                    if not ids:
-                        exhausted = True
-                        break
-                    running[pool.submit(run, ids)] = ids
-                    after = ids[-1]
-                if not running:
-                    return
-                done, _pending = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: running[f][0]):
-                    ids = running.pop(future)
-                    yield ids, future.result()
-        finally:
-            wait(running)  # never leave a chunk running behind an error
+    threads = [
+        threading.Thread(target=worker, name=f"bulk-chunk-{n}", daemon=True) for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    error: BaseException | None = None
+    try:
+        while any(thread.is_alive() for thread in threads) or not finished.empty():
+            try:
+                ids, ok, outcome = finished.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if not ok:
+                error = error or outcome
+                continue
+            if error is None:
+                yield ids, outcome
+    finally:
+        with lock:
+            state["stop"] = True  # the caller stopped early or a chunk failed: no new chunks
+        for thread in threads:
+            thread.join()  # never leave a chunk running behind an error
+    if error is not None:
+        raise error
 
 
 # --- Many-leg transactions (the membership renewal run) -------------------------------------

@@ -93,3 +93,66 @@ def test_moves_post_journal_rows_entries_and_balances_once():
         300,
     ]
     assert [p for _name, check in CORE_CHECKS for p in check()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_chunks_keep_one_connection_per_worker_and_close_it_at_the_end():
+    import threading
+    import time
+
+    from django.db import connection as caller
+
+    from wallets.services.bulk import chunks_in_parallel
+
+    chunks = [[n, n + 1] for n in range(1, 20, 2)]  # 10 chunks of 2 ids
+
+    def next_chunk(after: int) -> list[int]:
+        return next((c for c in chunks if c[0] > after), [])
+
+    def work(ids: list[int]) -> tuple[int, int]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return threading.get_ident(), cursor.fetchone()[0]
+
+    done = list(chunks_in_parallel(next_chunk=next_chunk, work=work, workers=2))
+
+    assert sorted(ids for ids, _result in done) == chunks
+    backend_of_thread: dict[int, set[int]] = {}
+    for _ids, (thread, backend) in done:
+        backend_of_thread.setdefault(thread, set()).add(backend)
+    assert threading.get_ident() not in backend_of_thread
+    assert 1 <= len(backend_of_thread) <= 2
+    # One backend per worker thread for all its chunks (no new connection per chunk) ...
+    assert all(len(backends) == 1 for backends in backend_of_thread.values())
+    backends = [b for bs in backend_of_thread.values() for b in bs]
+    # ... and closed once the run is over (a backend leaves pg_stat_activity as it exits, just
+    # after its client hangs up: polled, not slept on).
+    deadline = time.monotonic() + 10
+    with caller.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [backends])
+            left = cursor.fetchone()[0]
+            if left == 0 or time.monotonic() > deadline:
+                break
+    assert left == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_parallel_chunk_stops_new_chunks_and_is_raised():
+    from wallets.services.bulk import chunks_in_parallel
+
+    started: list[int] = []
+
+    def next_chunk(after: int) -> list[int]:
+        return [after + 1] if after < 50 else []
+
+    def work(ids: list[int]) -> int:
+        started.append(ids[0])
+        if ids[0] == 3:
+            raise RuntimeError("chunk 3 broke")
+        return ids[0]
+
+    with pytest.raises(RuntimeError, match="chunk 3 broke"):
+        list(chunks_in_parallel(next_chunk=next_chunk, work=work, workers=2))
+    assert 3 in started
+    assert len(started) < 10  # no new chunks after the failure (at most the running ones)
