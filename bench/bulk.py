@@ -409,9 +409,12 @@ def seed(*, creators: int, gifts: int, viewers: int) -> None:
 
 
 def ledger_failures() -> dict:
-    from wallets.ledger_checks import run_checks
+    from wallets.ledger_checks import run_checks_timed
 
-    return {name: failures[:3] for name, failures in run_checks() if failures}
+    results = run_checks_timed()
+    slowest = sorted(results, key=lambda r: -r[2])[:5]
+    log("verify_ledger slowest checks: " + ", ".join(f"{n} {s:.1f} s" for n, _p, s in slowest))
+    return {name: failures[:3] for name, failures, _seconds in results if failures}
 
 
 def measure() -> dict:
