@@ -92,13 +92,20 @@ def check_statement_lines_sum_to_payouts() -> list[str]:
 def check_statement_entries_allocated_once() -> list[str]:
     """No ledger entry is paid beyond its amount by payouts that stand (not failed/cancelled),
     and every line names an existing payout and an existing entry of that payout's creator with
-    its true amount and transaction (a line's references carry no foreign-key constraint)."""
+    its true amount and transaction (a line's references carry no foreign-key constraint).
+
+    The first query reads each entry's amount from its lines (``entry_diamonds``), not from
+    the ledger: the second proves every line carries its entry's true amount, and when one
+    does not the check fails anyway, so the verdict is the same as joining the entries, and
+    the check hashes the ledger's millions of entries once instead of twice (issue #16).
+    """
     rows = _first(
-        f"SELECT l.entry_id, e.amount, SUM(l.diamonds) FROM {L} l "
-        f"JOIN {P} p ON p.id = l.payout_id JOIN {E} e ON e.id = l.entry_id "
-        "WHERE p.status NOT IN (%s, %s) GROUP BY l.entry_id, e.amount "
-        "HAVING (e.amount > 0 AND (SUM(l.diamonds) > e.amount OR SUM(l.diamonds) < 0)) "
-        "OR (e.amount < 0 AND SUM(l.diamonds) <> e.amount)",
+        f"SELECT l.entry_id, l.entry_diamonds, SUM(l.diamonds) FROM {L} l "
+        f"JOIN {P} p ON p.id = l.payout_id "
+        "WHERE p.status NOT IN (%s, %s) GROUP BY l.entry_id, l.entry_diamonds "
+        "HAVING (l.entry_diamonds > 0 "
+        " AND (SUM(l.diamonds) > l.entry_diamonds OR SUM(l.diamonds) < 0)) "
+        "OR (l.entry_diamonds < 0 AND SUM(l.diamonds) <> l.entry_diamonds)",
         VOID,
     )
     problems = [f"entry {e} of {a} diamonds is allocated {s} by payouts" for e, a, s in rows]

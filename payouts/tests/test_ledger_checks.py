@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from accounts.tests.factories import UserFactory
-from payouts.models import Payout
+from payouts.models import Payout, PayoutStatementLine, PayoutStatus
 from payouts.services import payout_batch_run
 from payouts.tests.factories import make_payout_creator
 from wallets.ledger_checks import run_checks
@@ -51,3 +51,19 @@ def test_open_payout_whose_diamonds_sit_in_someone_elses_account_is_named():
             f"user {stranger.pk}: {payout.diamonds} diamonds in payout but open payouts hold 0",
         ]
     )
+
+
+def test_an_entry_paid_beyond_its_amount_is_named():
+    creator = make_payout_creator(3000)
+    payout_batch_run(set_based=True)
+    line = PayoutStatementLine.objects.get(payout__creator=creator)
+    name = "statement lines allocate each entry at most once"
+    assert dict(run_checks())[name] == []
+    PayoutStatementLine.objects.filter(pk=line.pk).update(diamonds=line.entry_diamonds + 1)
+    assert dict(run_checks())[name] == [
+        f"entry {line.entry_id} of {line.entry_diamonds} diamonds is allocated "
+        f"{line.entry_diamonds + 1} by payouts"
+    ]
+    # The lines of a payout that no longer stands allocate nothing.
+    Payout.objects.filter(pk=line.payout_id).update(status=PayoutStatus.FAILED)
+    assert dict(run_checks())[name] == []
