@@ -252,18 +252,24 @@ def chunk_create(
 # at, id), like the per-payout version. Sums are cast back to bigint: PostgreSQL's SUM(bigint) is
 # numeric, and numeric arithmetic in the window functions over ~100,000 rows a chunk is slow.
 STATEMENT_SQL = """
-WITH p AS MATERIALIZED (
+-- The allocation cursor of each of the chunk's creators: the last allocated source entry in a
+-- payout of theirs that stands. Read once per chunk for the whole id list, not probed once per
+-- payout: planned on statistics taken while the payouts table was still empty (a first batch,
+-- before autovacuum catches up), a per-payout probe became a walk of the payouts' primary key
+-- for every payout, and one chunk ran for minutes (3 workers, 2026-11-30). Read once, a bad
+-- plan costs one pass over the table.
+WITH last AS MATERIALIZED (
+    SELECT q.creator_id, MAX(l.occurred_at) AS at
+    FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
+    WHERE q.creator_id = ANY(%(creators)s::bigint[]) AND NOT (q.id = ANY(%(ids)s::bigint[]))
+      AND q.status <> ALL(%(void)s) AND l.diamonds > 0
+    GROUP BY q.creator_id
+),
+p AS MATERIALIZED (
     SELECT p.id AS payout_id, p.creator_id, p.diamonds, p.created_at AS payout_at, c.user_id,
            COALESCE(last.at - %(margin)s::interval, '-infinity') AS since
     FROM payouts_payout p JOIN creators_creator c ON c.id = p.creator_id
-    -- The allocation cursor: the creator's last allocated source entry in a payout that stands.
-    LEFT JOIN LATERAL (
-        SELECT MAX(l.occurred_at) AS at
-        FROM payouts_payout q JOIN payouts_payoutstatementline l ON l.payout_id = q.id
-        WHERE q.creator_id = p.creator_id AND NOT (q.id = ANY(%(ids)s::bigint[]))
-          AND q.status <> ALL(%(void)s) AND l.diamonds > 0
-        OFFSET 0
-    ) last ON true
+    LEFT JOIN last ON last.creator_id = p.creator_id
     WHERE p.id = ANY(%(ids)s::bigint[]) AND c.id = ANY(%(creators)s::bigint[])
 ),
 -- From each payout, index probes only (each LATERAL ... OFFSET 0 is a nested loop whatever the
