@@ -261,6 +261,7 @@ def test_sigkill_in_the_middle_of_a_chunk_then_rerun_pays_everyone_once(transact
 
     env = _env("http://127.0.0.1:9")  # no Stripe: manual payouts only
     env["PAYOUT_BATCH_CHUNK"] = "3"
+    env["PAYOUT_BATCH_WORKERS"] = "2"  # what the assertions below count on, on any machine
     creators = [make_payout_creator(2000 + 100 * i) for i in range(8)]
     # A creator of the second chunk: the chunk's new payout row checks its foreign key to this
     # creator at COMMIT (Django's constraints are deferred), so the chunk is fully written when
