@@ -60,9 +60,29 @@ def command(env: Mapping[str, str], extra: list[str] | None = None) -> list[str]
     ]  # fmt: skip
 
 
+def refuse_unsafe_production() -> None:
+    """The check ``config.wsgi`` runs in every worker, run once before the server starts: a
+    refused setting stops ``make serve`` at once with the reason, instead of a server that
+    keeps respawning workers which fail to boot (granian retries for ~30 s)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    try:
+        django.setup()
+        from wallets.checks import refuse_unsafe_production as check
+
+        check()
+    except ImproperlyConfigured as refused:
+        sys.exit(str(refused))
+
+
 def main() -> None:
     argv = command(os.environ, extra=sys.argv[1:])
     os.chdir(REPO)
+    refuse_unsafe_production()
     os.execv(argv[0], argv)  # noqa: S606 (our own argv, no shell)
 
 

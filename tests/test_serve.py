@@ -166,3 +166,32 @@ def test_make_serve_takes_a_gift_once_and_refuses_bad_input(transactional_db, tm
         server.wait()
         log.close()
     assert wallet_get(user=sender).balance == 80
+
+
+@pytest.mark.parametrize("web_server", ["gunicorn", "granian"])
+def test_a_refused_production_setting_stops_make_serve_at_once(web_server):
+    """The public development Stripe values with DEBUG off: the launcher refuses before any
+    server starts (granian alone would respawn failing workers for ~30 s)."""
+    dropped = ("APPLAUSE_TESTING", "STRIPE_API_BASE", "STRIPE_ALLOW_LOCALSTRIPE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(
+        DEBUG="0",
+        WEB_SERVER=web_server,
+        SECRET_KEY="serve-test-" + uuid.uuid4().hex * 2,
+        ALLOWED_HOSTS="127.0.0.1",
+        PORT=str(free_port()),
+        STRIPE_API_BASE="http://127.0.0.1:8420",
+    )
+    started = time.monotonic()
+    refused = subprocess.run(
+        [sys.executable, "scripts/serve.py"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "Refusing to start with DEBUG off" in refused.stderr
+    assert "STRIPE_API_BASE" in refused.stderr
+    assert time.monotonic() - started < 30
