@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import select
+import signal
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from knox.models import AuthToken
@@ -77,3 +82,51 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def postgres_url(*, host: str, port: int, settings_dict: dict[str, Any]) -> str:
+    """A ``DATABASE_URL`` for the test database (``settings_dict``) at ``host``:``port`` (the
+    server itself, or a pooler in front of it)."""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+    return f"postgres://{settings_dict['USER']}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+class LineChild:
+    """A process a test drives one line at a time: ``python -m MODULE`` reads one command per
+    line on stdin and answers each with one line on stdout."""
+
+    def __init__(self, module: str, env: dict[str, str], *, timeout: float) -> None:
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    def read_line(self) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        assert ready, "the child did not answer"
+        line = self.proc.stdout.readline()
+        assert line, f"the child died (exit {self.proc.poll()})"
+        return line
+
+    def send_line(self, text: str) -> str:
+        """Send one command line; its answer line."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self.read_line()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()

@@ -14,62 +14,23 @@ through PgBouncer as well.
 from __future__ import annotations
 
 import os
-import select
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from tests.helpers import LineChild, postgres_url
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 
-
-class Child:
+class Child(LineChild):
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.lock_child"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        assert self._answer() == "ready"
-
-    def _answer(self, timeout: float = 60) -> str:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, "the child did not answer"
-        line = self.proc.stdout.readline()
-        assert line, f"the child died (exit {self.proc.poll()})"
-        return line.strip()
+        super().__init__("tests.lock_child", env, timeout=60)
+        assert self.read_line().strip() == "ready"
 
     def __call__(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._answer()
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-def _url(*, host: str, port: int, settings_dict: dict) -> str:
-    password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
-    return f"postgres://{settings_dict['USER']}{password}@{host}:{port}/{settings_dict['NAME']}"
+        return self.send_line(command).strip()
 
 
 def advisory_locks_held() -> int:
@@ -104,11 +65,11 @@ def children(request):
         env.update(
             DJANGO_SETTINGS_MODULE="config.settings",
             APPLAUSE_TESTING="1",
-            DATABASE_URL=_url(host="127.0.0.1", port=bouncer.port, settings_dict=db),
+            DATABASE_URL=postgres_url(host="127.0.0.1", port=bouncer.port, settings_dict=db),
             CONN_MAX_AGE="60",
         )
         if mode == "transaction":
-            env["DATABASE_DIRECT_URL"] = _url(host=host, port=port, settings_dict=db)
+            env["DATABASE_DIRECT_URL"] = postgres_url(host=host, port=port, settings_dict=db)
         made: list[Child] = []
         try:
             made += [Child(env), Child(env)]

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import subprocess
-import sys
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -37,36 +33,20 @@ from memberships.models import EventKind, MembershipEvent
 from memberships.tests.factories import join, make_tier
 from payouts.models import Payout, PayoutStatementLine, PayoutStatus
 from payouts.tests.factories import VALID_IBAN, give_available_diamonds, make_payout_creator
+from tests.helpers import LineChild, postgres_url
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from wallets.models import Account, AccountKind, Discrepancy, StripeEvent
 from wallets.services import account_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 POOL = 4
 
 
-class Child:
+class Child(LineChild):
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.pooled_child"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        assert self._answer() == {"ok": "ready"}
-
-    def _answer(self, timeout: float = 120) -> dict:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, "the child did not answer"
-        line = self.proc.stdout.readline()
-        assert line, f"the child died (exit {self.proc.poll()})"
-        return json.loads(line)
+        super().__init__("tests.pooled_child", env, timeout=120)
+        assert json.loads(self.read_line()) == {"ok": "ready"}
 
     def __call__(self, *command: object) -> object:
         """The command's answer; fails the test with the child's error if it raised."""
@@ -75,20 +55,7 @@ class Child:
         return answer["ok"]
 
     def raw(self, *command: object) -> dict:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(" ".join(str(part) for part in command) + "\n")
-        self.proc.stdin.flush()
-        return self._answer()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-def _url(*, host: str, port: int, settings_dict: dict) -> str:
-    password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
-    return f"postgres://{settings_dict['USER']}{password}@{host}:{port}/{settings_dict['NAME']}"
+        return json.loads(self.send_line(" ".join(str(part) for part in command)))
 
 
 def _warm(url: str) -> None:
@@ -120,7 +87,7 @@ def pooled():
                 round_robin=True,
             )
         )
-        url = _url(host="127.0.0.1", port=bouncer.port, settings_dict=db)
+        url = postgres_url(host="127.0.0.1", port=bouncer.port, settings_dict=db)
         _warm(url)
 
         def start(**extra: str) -> Child:
@@ -132,7 +99,7 @@ def pooled():
                 APPLAUSE_TESTING="1",
                 SECRET_KEY=os.environ.get("SECRET_KEY") or "x" * 50,
                 DATABASE_URL=url,
-                DATABASE_DIRECT_URL=_url(host=host, port=port, settings_dict=db),
+                DATABASE_DIRECT_URL=postgres_url(host=host, port=port, settings_dict=db),
                 CONN_MAX_AGE="60",
                 **extra,
             )
